@@ -1,0 +1,67 @@
+//! Skiff's kernel command line: space-separated `key=value` words (a bare
+//! `key` means `key=`), read once at boot from fw_cfg (`opt/skiff/cmdline`).
+//!
+//! Known keys:
+//! - `mode=run|test`: serve (the default), or run the in-kernel tests and exit.
+//! - `log=error|warn|info|debug|trace`: the log level (default `info`).
+//! - `ktest.inject=fail|panic|fault|hang`: make test mode misbehave on purpose,
+//!   so that the harness can show it notices (see `xtask/src/qemu.rs`).
+
+use spin::Once;
+
+use crate::fw_cfg::FwCfg;
+
+/// The fw_cfg file that holds the command line.
+const FW_CFG_FILE: &str = "opt/skiff/cmdline";
+/// Longer command lines are cut here (and the cut is logged).
+const MAX_LEN: usize = 512;
+
+/// The kernel command line.
+pub struct Cmdline {
+    buf: [u8; MAX_LEN],
+    len: usize,
+    /// The source was longer than `MAX_LEN` and was cut.
+    pub truncated: bool,
+}
+
+static CMDLINE: Once<Cmdline> = Once::new();
+
+impl Cmdline {
+    /// Builds a command line from `text` (cut at `MAX_LEN` bytes).
+    pub fn from_bytes(text: &[u8]) -> Self {
+        let mut buf = [0u8; MAX_LEN];
+        let len = text.len().min(MAX_LEN);
+        buf[..len].copy_from_slice(&text[..len]);
+        Cmdline { buf, len, truncated: text.len() > MAX_LEN }
+    }
+
+    /// The whole line; a line that is not UTF-8 reads as empty.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("").trim()
+    }
+
+    /// The value of the last `key=value` for `key`; `Some("")` for a bare `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.as_str()
+            .split_ascii_whitespace()
+            .filter_map(|word| match word.split_once('=') {
+                Some((k, v)) => (k == key).then_some(v),
+                None => (word == key).then_some(""),
+            })
+            .last()
+    }
+}
+
+/// Reads the command line from fw_cfg (empty if there is none). Runs once;
+/// later calls return the first result.
+pub fn get() -> &'static Cmdline {
+    CMDLINE.call_once(|| {
+        // One byte more than we keep, to notice a line that was too long.
+        let mut buf = [0u8; MAX_LEN + 1];
+        let len = FwCfg::probe().and_then(|mut fw| fw.read_file(FW_CFG_FILE, &mut buf)).unwrap_or(0);
+        // QEMU's `string=` items carry no NUL, `file=` items may end in a newline.
+        let text = &buf[..len];
+        let text = text.split(|&b| b == 0).next().unwrap_or(text);
+        Cmdline::from_bytes(text)
+    })
+}

@@ -1,0 +1,122 @@
+//! Skiff: a unikernel that boots straight into a TCP/IP stack.
+//!
+//! `kernel_main` brings the machine up in a fixed order, each step logged on
+//! the serial port, then either serves (`mode=run`, the default) or runs the
+//! in-kernel tests and exits (`mode=test`). The order matters: the console
+//! first so that everything after can report, the GDT/IDT so that faults are
+//! caught, memory and the heap, then the clock and the APIC that depend on it.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+mod allocator;
+mod apic;
+mod clock;
+mod cmdline;
+mod fw_cfg;
+mod gdt;
+mod interrupts;
+mod ktest;
+mod logger;
+mod memory;
+mod qemu;
+mod serial;
+
+use core::panic::PanicInfo;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::{BootInfo, entry_point};
+use log::LevelFilter;
+
+use crate::qemu::ExitCode;
+
+/// Asks the bootloader to map all physical memory (at an address it picks) and
+/// for a stack big enough for the network stack's deeper call chains.
+const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.kernel_stack_size = 256 * 1024;
+    config
+};
+
+entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+/// Facts from boot that later stages need.
+pub struct BootFacts {
+    /// Physical address of the ACPI RSDP, if the firmware has ACPI.
+    pub rsdp_addr: Option<u64>,
+}
+
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    serial::init();
+    let cmdline = cmdline::get();
+    let level = match cmdline.get("log") {
+        Some("error") => LevelFilter::Error,
+        Some("warn") => LevelFilter::Warn,
+        Some("debug") => LevelFilter::Debug,
+        Some("trace") => LevelFilter::Trace,
+        _ => LevelFilter::Info,
+    };
+    logger::init(level);
+    log::info!("Skiff {} booting; command line: \"{}\"", env!("CARGO_PKG_VERSION"), cmdline.as_str());
+    if cmdline.truncated {
+        log::warn!("command line cut to {} bytes", cmdline.as_str().len());
+    }
+
+    gdt::init();
+    interrupts::init();
+
+    let memory = match memory::init(&boot_info.memory_regions, boot_info.physical_memory_offset.into_option()) {
+        Ok(memory) => memory,
+        Err(e) => panic!("memory set-up failed: {e}"),
+    };
+    allocator::init(&memory);
+
+    clock::init();
+    if let Err(e) = apic::init() {
+        panic!("local APIC set-up failed: {e}");
+    }
+    x86_64::instructions::interrupts::enable();
+
+    let facts = BootFacts { rsdp_addr: boot_info.rsdp_addr.into_option() };
+    match facts.rsdp_addr {
+        Some(addr) => log::info!("ACPI RSDP at {addr:#x}"),
+        None => log::warn!("no ACPI RSDP from the firmware"),
+    }
+    let heap = allocator::stats();
+    let (frames, frames_free) = memory::frame_stats();
+    log::info!(
+        "boot complete in {} ms: heap {} KiB of {} MiB in use, {frames} frames used, {} MiB free",
+        clock::now().as_millis(),
+        heap.in_use >> 10,
+        heap.size >> 20,
+        frames_free >> 20
+    );
+
+    match cmdline.get("mode") {
+        Some("test") => ktest::run(cmdline.get("ktest.inject")),
+        None | Some("run") => {}
+        Some(other) => log::warn!("unknown mode \"{other}\", serving instead"),
+    }
+    println!("Skiff is up. Nothing to serve yet: the network driver comes next. Idling.");
+    idle()
+}
+
+/// Sleeps until the next interrupt, forever.
+fn idle() -> ! {
+    loop {
+        // `sti; hlt` as one step: an interrupt cannot slip in between them.
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    x86_64::instructions::interrupts::disable();
+    serial::write_fmt_emergency(format_args!("\nKERNEL PANIC at {} ms: {info}\n", clock::now().as_millis()));
+    ktest::report_panic();
+    qemu::exit(ExitCode::Panic)
+}
