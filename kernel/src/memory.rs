@@ -19,8 +19,9 @@ use x86_64::structures::paging::{
 };
 use x86_64::{PhysAddr, VirtAddr};
 
-/// The most usable regions kept; firmware maps seen under QEMU have under 10.
-const MAX_REGIONS: usize = 64;
+/// The most usable regions kept, after merging neighbours. OVMF's map has
+/// about 70 entries, most of them adjacent; merged, under ten remain.
+const MAX_REGIONS: usize = 128;
 /// The heap gets half of usable memory (the rest is for page tables and, later,
 /// what the network needs outside the heap), but no more than its region holds.
 const HEAP_SHARE_DIVISOR: u64 = 2;
@@ -151,9 +152,14 @@ pub fn init(regions: &MemoryRegions, phys_offset: Option<u64>) -> Result<MemoryI
             continue;
         }
         total += end - start;
-        if count < MAX_REGIONS {
+        if count > 0 && usable[count - 1].end == start {
+            usable[count - 1].end = end;
+        } else if count < MAX_REGIONS {
             usable[count] = PhysRange { start, end };
             count += 1;
+        } else {
+            log::warn!("memory map: more than {MAX_REGIONS} usable regions, {:#x}..{:#x} unused", start, end);
+            total -= end - start;
         }
     }
 

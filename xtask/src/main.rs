@@ -1,1 +1,105 @@
-fn main(){}
+//! `cargo xtask`: build, boot and test Skiff.
+//!
+//! - `cargo xtask build`: the kernel ELF and its BIOS and UEFI disk images.
+//! - `cargo xtask run`: build, then boot under QEMU with the serial console on
+//!   this terminal (Ctrl-A X quits).
+//! - `cargo xtask qemu`: every test: host unit tests of all crates, then the
+//!   kernel's own tests booted on each firmware and machine, then a check that
+//!   the harness notices failures, panics, faults and hangs.
+//!
+//! Each command first runs `scripts/setup.sh`, which installs what is missing.
+
+mod build;
+mod qemu;
+mod suite;
+mod ui;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::qemu::{Firmware, Machine};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, boot and test Skiff")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the kernel and its BIOS and UEFI disk images.
+    Build,
+    /// Build, then boot Skiff under QEMU with its console on this terminal.
+    Run {
+        /// Boot the UEFI image with OVMF (q35 only) instead of the BIOS image.
+        #[arg(long)]
+        uefi: bool,
+        /// QEMU machine type.
+        #[arg(long, value_enum, default_value_t = Machine::Q35)]
+        machine: Machine,
+        /// Guest memory, in QEMU's syntax (128M, 1G).
+        #[arg(long, default_value = qemu::DEFAULT_MEMORY)]
+        memory: String,
+        /// Wait for a debugger on localhost:1234 before the first instruction.
+        #[arg(long)]
+        gdb: bool,
+        /// Kernel command line (see kernel/src/cmdline.rs), e.g. "log=debug".
+        #[arg(long, default_value = "")]
+        cmdline: String,
+    },
+    /// Run every test: host unit tests, then the kernel's tests under QEMU.
+    Qemu {
+        /// Run only the boots whose name contains this (host tests still run).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Seconds before a boot that has not finished counts as hung.
+        #[arg(long, default_value_t = suite::BOOT_TIMEOUT_SECS)]
+        timeout: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = setup().and_then(|()| match cli.command {
+        Cmd::Build => build::build().map(|artifacts| artifacts.print()),
+        Cmd::Run { uefi, machine, memory, gdb, cmdline } => build::build().and_then(|artifacts| {
+            let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
+            let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, ..qemu::Boot::default() };
+            qemu::run_interactive(&artifacts, &boot)
+        }),
+        Cmd::Qemu { filter, timeout } => suite::run(filter.as_deref(), timeout),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            ui::error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors are messages for a person: what failed and what to do about it.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// The workspace root (the parent of this crate's directory).
+pub fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// Installs what is missing (QEMU, OVMF, toolchains); fast when all is there.
+fn setup() -> Result<()> {
+    let step = ui::Step::start("checking set-up (scripts/setup.sh)");
+    let status = Command::new("bash")
+        .arg(root().join("scripts/setup.sh"))
+        .status()
+        .map_err(|e| format!("cannot run scripts/setup.sh: {e}"))?;
+    if !status.success() {
+        return Err(format!("scripts/setup.sh failed ({status}); its output above says why"));
+    }
+    step.done();
+    Ok(())
+}

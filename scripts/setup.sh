@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what Skiff's build and tests need, and only what is missing:
+#   - QEMU and OVMF from Debian (apt-get update, then apt-get install);
+#   - the Rust toolchains, components and targets named by rust-toolchain.toml
+#     (kernel, libraries, xtask) and boot/rust-toolchain.toml (image builder).
+# rustup installs nothing by itself on these machines (RUSTUP_AUTO_INSTALL=0),
+# so this script does it. Idempotent; quiet and quick when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '    setup: %s\n' "$*" >&2; }
+
+# --- Debian packages ---------------------------------------------------------
+missing=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] && [ -e /usr/share/OVMF/OVMF_VARS_4M.fd ] || missing+=(ovmf)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    log "installing ${missing[*]} with apt-get"
+    "${sudo[@]}" apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+# --- Rust toolchains ---------------------------------------------------------
+# Prints the TOML array or string value of KEY in the [toolchain] table of FILE,
+# one item per line (these files are simple: one key per line).
+toml_list() {
+    sed -n "s/^$2 *= *//p" "$1" | tr -d '[]",' | tr ' ' '\n' | sed '/^$/d'
+}
+
+for file in rust-toolchain.toml boot/rust-toolchain.toml; do
+    channel=$(toml_list "$file" channel)
+    profile=$(toml_list "$file" profile)
+    if ! rustup run "$channel" rustc --version >/dev/null 2>&1; then
+        log "installing Rust toolchain $channel (for $file)"
+        rustup toolchain install "$channel" --profile "${profile:-minimal}" --no-self-update
+    fi
+    components=$(toml_list "$file" components)
+    if [ -n "$components" ]; then
+        installed=$(rustup component list --installed --toolchain "$channel")
+        want=()
+        for c in $components; do
+            # rustup lists "llvm-tools-preview" as "llvm-tools"
+            grep -Eq "^${c%-preview}(-|$)" <<<"$installed" || want+=("$c")
+        done
+        if [ ${#want[@]} -gt 0 ]; then
+            log "adding ${want[*]} to $channel"
+            rustup component add --toolchain "$channel" "${want[@]}"
+        fi
+    fi
+    targets=$(toml_list "$file" targets)
+    if [ -n "$targets" ]; then
+        installed=$(rustup target list --installed --toolchain "$channel")
+        for t in $targets; do
+            if ! grep -qx "$t" <<<"$installed"; then
+                log "adding target $t to $channel"
+                rustup target add --toolchain "$channel" "$t"
+            fi
+        done
+    fi
+done

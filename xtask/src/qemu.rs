@@ -1,0 +1,320 @@
+//! Starting QEMU: the command line for each firmware and machine, the
+//! interactive run, and captured boots for the tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::build::Artifacts;
+use crate::{Result, root};
+
+pub const DEFAULT_MEMORY: &str = "128M";
+/// QEMU's `isa-debug-exit` device, at the port the kernel writes (kernel/src/qemu.rs).
+const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
+/// The fw_cfg file the kernel reads its command line from (kernel/src/cmdline.rs).
+const CMDLINE_FW_CFG: &str = "opt/skiff/cmdline";
+/// Debian's `ovmf` package: firmware code and a template of its variable store.
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Machine {
+    /// The modern chipset: PCIe, ECAM (MCFG).
+    Q35,
+    /// The i440FX PC: legacy PCI, port-I/O configuration only.
+    Pc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS, booting the MBR image.
+    Bios,
+    /// OVMF, booting the GPT/ESP image.
+    Uefi,
+}
+
+/// One way of booting the kernel.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub firmware: Firmware,
+    pub machine: Machine,
+    pub memory: String,
+    /// The kernel command line.
+    pub cmdline: String,
+    /// Wait for gdb on localhost:1234.
+    pub gdb: bool,
+}
+
+impl Default for Boot {
+    fn default() -> Self {
+        Boot { firmware: Firmware::Bios, machine: Machine::Q35, memory: DEFAULT_MEMORY.into(), cmdline: String::new(), gdb: false }
+    }
+}
+
+/// How a boot ended, from QEMU's exit status (see kernel/src/qemu.rs for the codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The kernel shut down cleanly (test mode: every test passed).
+    Success,
+    /// An in-kernel test failed.
+    TestsFailed,
+    /// The kernel panicked.
+    Panicked,
+    /// A CPU exception stopped the kernel.
+    CpuException,
+    /// The harness killed QEMU after its time limit.
+    TimedOut,
+    /// QEMU ended some other way: its own error, a signal, a triple fault
+    /// (`-no-reboot` turns the reset into a plain exit).
+    Other(Option<i32>),
+}
+
+impl Outcome {
+    /// Decodes QEMU's exit status: `isa-debug-exit` turns the kernel's value
+    /// `v` into `(v << 1) | 1`.
+    pub fn from_exit_code(code: Option<i32>) -> Outcome {
+        match code {
+            Some(33) => Outcome::Success,
+            Some(35) => Outcome::TestsFailed,
+            Some(37) => Outcome::Panicked,
+            Some(39) => Outcome::CpuException,
+            other => Outcome::Other(other),
+        }
+    }
+
+    fn from_status(status: ExitStatus) -> Outcome {
+        Outcome::from_exit_code(status.code())
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Outcome::Success => write!(f, "clean exit"),
+            Outcome::TestsFailed => write!(f, "in-kernel tests failed"),
+            Outcome::Panicked => write!(f, "kernel panic"),
+            Outcome::CpuException => write!(f, "CPU exception"),
+            Outcome::TimedOut => write!(f, "timed out (hung)"),
+            Outcome::Other(Some(code)) => write!(f, "QEMU exited with status {code}"),
+            Outcome::Other(None) => write!(f, "QEMU was killed by a signal"),
+        }
+    }
+}
+
+/// QEMU's arguments for `boot`. `workdir` holds per-boot files (the UEFI
+/// variable store), so that boots can run side by side.
+pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<Vec<String>> {
+    let machine = match boot.machine {
+        Machine::Q35 => "q35",
+        Machine::Pc => "pc",
+    };
+    let mut args: Vec<String> = vec![
+        "-machine".into(),
+        machine.into(),
+        // TCG's "max" CPU has RDRAND, which later network code seeds from.
+        "-cpu".into(),
+        "max".into(),
+        "-m".into(),
+        boot.memory.clone(),
+        "-display".into(),
+        "none".into(),
+        "-no-reboot".into(),
+        "-device".into(),
+        DEBUG_EXIT_DEVICE.into(),
+    ];
+    let image = match boot.firmware {
+        Firmware::Bios => &artifacts.bios_image,
+        Firmware::Uefi => {
+            if boot.machine != Machine::Q35 {
+                return Err("UEFI boots use -machine q35 (OVMF's 4M build wants SMM-capable q35)".into());
+            }
+            if !Path::new(OVMF_CODE).exists() {
+                return Err(format!("{OVMF_CODE} is missing: run scripts/setup.sh (it installs the ovmf package)"));
+            }
+            std::fs::create_dir_all(workdir).map_err(|e| format!("cannot create {}: {e}", workdir.display()))?;
+            let vars = workdir.join("OVMF_VARS.fd");
+            std::fs::copy(OVMF_VARS, &vars).map_err(|e| format!("cannot copy {OVMF_VARS}: {e}"))?;
+            args.push("-drive".into());
+            args.push(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"));
+            args.push("-drive".into());
+            args.push(format!("if=pflash,format=raw,file={}", vars.display()));
+            &artifacts.uefi_image
+        }
+    };
+    // snapshot=on: the image is never written, so boots can share it.
+    args.push("-drive".into());
+    args.push(format!("format=raw,snapshot=on,file={}", image.display()));
+    if !boot.cmdline.is_empty() {
+        args.push("-fw_cfg".into());
+        args.push(format!("name={CMDLINE_FW_CFG},string={}", escape_option(&boot.cmdline)));
+    }
+    if boot.gdb {
+        args.extend(["-s".into(), "-S".into()]);
+    }
+    Ok(args)
+}
+
+/// QEMU option values double their commas.
+pub fn escape_option(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+/// The command as a person would type it, to re-run a failed boot by hand.
+pub fn shell_line(args: &[String]) -> String {
+    let quote = |a: &String| {
+        if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=,./:".contains(c)) { a.clone() } else { format!("'{a}'") }
+    };
+    std::iter::once("qemu-system-x86_64".to_string()).chain(args.iter().map(quote)).collect::<Vec<_>>().join(" ")
+}
+
+/// Boots with the serial console on this terminal, until the guest or the user ends it.
+pub fn run_interactive(artifacts: &Artifacts, boot: &Boot) -> Result<()> {
+    let mut args = arguments(artifacts, boot, &root().join("target/qemu/run"))?;
+    // mon:stdio multiplexes the QEMU monitor on the console: Ctrl-A X quits, Ctrl-A C toggles.
+    args.extend(["-serial".into(), "mon:stdio".into()]);
+    eprintln!("==> booting: {}", shell_line(&args));
+    eprintln!("    (Ctrl-A X quits QEMU)");
+    if boot.gdb {
+        eprintln!("    waiting for gdb: gdb {} -ex 'target remote :1234'", artifacts.kernel_elf.display());
+    }
+    let status = Command::new("qemu-system-x86_64").args(&args).status().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    match Outcome::from_status(status) {
+        Outcome::Success => Ok(()),
+        Outcome::Other(Some(0)) => Ok(()), // quit from the monitor
+        outcome => Err(format!("the guest stopped: {outcome}")),
+    }
+}
+
+/// What a captured boot did.
+pub struct Report {
+    pub outcome: Outcome,
+    /// Everything QEMU printed: serial output, then QEMU's own errors.
+    pub lines: Vec<String>,
+    pub command_line: String,
+    pub elapsed: Duration,
+}
+
+/// QEMU, killed when dropped, so that no error path leaves one running.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Boots with serial output captured, and stops QEMU after `timeout`.
+pub fn run_captured(artifacts: &Artifacts, boot: &Boot, workdir: &Path, timeout: Duration) -> Result<Report> {
+    let mut args = arguments(artifacts, boot, workdir)?;
+    args.extend(["-serial".into(), "stdio".into(), "-monitor".into(), "none".into()]);
+    let command_line = shell_line(&args);
+    let started = Instant::now();
+    let child = Command::new("qemu-system-x86_64")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let mut qemu = Guard(child);
+
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let readers: Vec<_> = [
+        qemu.0.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        qemu.0.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        let lines = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).split(b'\n').map_while(std::result::Result::ok) {
+                let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                if let Ok(mut lines) = lines.lock() {
+                    lines.push(line);
+                }
+            }
+        })
+    })
+    .collect();
+
+    let outcome = loop {
+        match qemu.0.try_wait() {
+            Ok(Some(status)) => break Outcome::from_status(status),
+            Ok(None) if started.elapsed() >= timeout => break Outcome::TimedOut,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("cannot wait for QEMU: {e}")),
+        }
+    };
+    let elapsed = started.elapsed();
+    drop(qemu); // kills it if it timed out, which closes the pipes
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    Ok(Report { outcome, lines, command_line, elapsed })
+}
+
+/// Where a named boot keeps its files.
+pub fn workdir(name: &str) -> PathBuf {
+    root().join("target/qemu").join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifacts() -> Artifacts {
+        Artifacts {
+            kernel_elf: "k.elf".into(),
+            kernel_stripped: "k".into(),
+            bios_image: "bios.img".into(),
+            uefi_image: "uefi.img".into(),
+        }
+    }
+
+    #[test]
+    fn exit_codes_decode_as_the_kernel_encodes_them() {
+        assert_eq!(Outcome::from_exit_code(Some((0x10 << 1) | 1)), Outcome::Success);
+        assert_eq!(Outcome::from_exit_code(Some((0x11 << 1) | 1)), Outcome::TestsFailed);
+        assert_eq!(Outcome::from_exit_code(Some((0x12 << 1) | 1)), Outcome::Panicked);
+        assert_eq!(Outcome::from_exit_code(Some((0x13 << 1) | 1)), Outcome::CpuException);
+        assert_eq!(Outcome::from_exit_code(Some(0)), Outcome::Other(Some(0)));
+        assert_eq!(Outcome::from_exit_code(Some(1)), Outcome::Other(Some(1)));
+        assert_eq!(Outcome::from_exit_code(None), Outcome::Other(None));
+    }
+
+    #[test]
+    fn bios_boot_has_debug_exit_snapshot_drive_and_cmdline() {
+        let boot = Boot { machine: Machine::Pc, cmdline: "mode=test a=b,c".into(), ..Boot::default() };
+        let args = arguments(&artifacts(), &boot, Path::new("/nonexistent")).unwrap();
+        let joined = args.join(" ");
+        assert!(joined.contains("-machine pc"), "{joined}");
+        assert!(joined.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x04"), "{joined}");
+        assert!(joined.contains("-drive format=raw,snapshot=on,file=bios.img"), "{joined}");
+        assert!(joined.contains("-fw_cfg name=opt/skiff/cmdline,string=mode=test a=b,,c"), "{joined}");
+        assert!(!joined.contains("pflash") && !joined.contains(" -S"), "{joined}");
+    }
+
+    #[test]
+    fn uefi_boot_refuses_the_pc_machine() {
+        let boot = Boot { firmware: Firmware::Uefi, machine: Machine::Pc, ..Boot::default() };
+        assert!(arguments(&artifacts(), &boot, Path::new("/nonexistent")).is_err());
+    }
+
+    #[test]
+    fn gdb_boot_waits_for_the_debugger() {
+        let boot = Boot { gdb: true, ..Boot::default() };
+        let args = arguments(&artifacts(), &boot, Path::new("/nonexistent")).unwrap();
+        assert!(args.ends_with(&["-s".to_string(), "-S".to_string()]), "{args:?}");
+    }
+
+    #[test]
+    fn shell_line_quotes_what_a_shell_would_split() {
+        let line = shell_line(&["-m".into(), "128M".into(), "name=x,string=mode=test log=debug".into()]);
+        assert_eq!(line, "qemu-system-x86_64 -m 128M 'name=x,string=mode=test log=debug'");
+    }
+}

@@ -1,0 +1,293 @@
+//! `cargo xtask qemu`: the whole test suite.
+//!
+//! 1. Host unit tests of the libraries and of xtask.
+//! 2. The kernel's own tests (`mode=test`), booted from BIOS on q35 and pc and
+//!    from UEFI on q35. A boot passes only if QEMU exits with the kernel's
+//!    success code *and* the kernel printed a summary with no failure.
+//! 3. The harness checks itself: the kernel is told to fail a test, panic,
+//!    fault and hang, and each of those boots must be judged a failure, for
+//!    the right reason. A harness that passed everything would fail here.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::build::{self, Artifacts};
+use crate::qemu::{self, Boot, Firmware, Machine, Outcome, Report};
+use crate::{Result, root, ui};
+
+/// Default per-boot limit. A UEFI boot with the tests takes about 5 s under
+/// TCG here; the limit only has to catch a hang, so it is generous.
+pub const BOOT_TIMEOUT_SECS: u64 = 120;
+/// The limit for the boot that hangs on purpose: its BIOS boot and tests take
+/// about 1 s, so 20 s is far from any flake and keeps the suite short.
+const HANG_TIMEOUT: Duration = Duration::from_secs(20);
+/// Serial lines shown when a boot fails.
+const TAIL_LINES: usize = 40;
+
+/// What a boot must do to pass.
+#[derive(Clone, Debug)]
+pub enum Expect {
+    /// Exit cleanly after every in-kernel test passed.
+    AllTestsPass,
+    /// Be rejected by the `AllTestsPass` check, end with `outcome`, and print
+    /// each of `lines` (as substrings).
+    Rejected { outcome: Outcome, lines: &'static [&'static str] },
+}
+
+struct Case {
+    name: &'static str,
+    boot: Boot,
+    expect: Expect,
+    timeout: Duration,
+}
+
+fn cases(timeout: Duration) -> Vec<Case> {
+    let test_boot = |firmware, machine| Boot { firmware, machine, cmdline: "mode=test".into(), ..Boot::default() };
+    let inject = |what: &str| Boot { cmdline: format!("mode=test ktest.inject={what}"), ..Boot::default() };
+    vec![
+        // First, so that its wait overlaps the other boots.
+        Case {
+            name: "harness-notices-hang",
+            boot: inject("hang"),
+            expect: Expect::Rejected { outcome: Outcome::TimedOut, lines: &["ktest: running"] },
+            timeout: HANG_TIMEOUT.min(timeout),
+        },
+        Case { name: "bios-q35", boot: test_boot(Firmware::Bios, Machine::Q35), expect: Expect::AllTestsPass, timeout },
+        Case { name: "bios-pc", boot: test_boot(Firmware::Bios, Machine::Pc), expect: Expect::AllTestsPass, timeout },
+        Case { name: "uefi-q35", boot: test_boot(Firmware::Uefi, Machine::Q35), expect: Expect::AllTestsPass, timeout },
+        Case {
+            name: "harness-notices-failed-test",
+            boot: inject("fail"),
+            expect: Expect::Rejected {
+                outcome: Outcome::TestsFailed,
+                lines: &["ktest: injected_failure ... FAILED", " passed, 1 failed"],
+            },
+            timeout,
+        },
+        Case {
+            name: "harness-notices-panic",
+            boot: inject("panic"),
+            expect: Expect::Rejected {
+                outcome: Outcome::Panicked,
+                lines: &["KERNEL PANIC", "injected panic", "ktest: injected_panic ... PANICKED"],
+            },
+            timeout,
+        },
+        Case {
+            name: "harness-notices-page-fault",
+            boot: inject("fault"),
+            expect: Expect::Rejected {
+                outcome: Outcome::CpuException,
+                lines: &["EXCEPTION: page fault (vector 14)", "faulting address 0x00007e57dead0000"],
+            },
+            timeout,
+        },
+    ]
+}
+
+/// The kernel's closing line, "ktest: N passed, M failed", as (N, M).
+pub fn ktest_summary(lines: &[String]) -> Option<(u32, u32)> {
+    lines.iter().rev().find_map(|line| {
+        let rest = line.strip_prefix("ktest: ")?.strip_suffix(" failed")?;
+        let (passed, failed) = rest.split_once(" passed, ")?;
+        Some((passed.parse().ok()?, failed.parse().ok()?))
+    })
+}
+
+/// Judges a boot. `Err` says why it does not meet `expect`.
+pub fn check(report: &Report, expect: &Expect) -> std::result::Result<String, String> {
+    match expect {
+        Expect::AllTestsPass => {
+            if report.outcome != Outcome::Success {
+                return Err(format!("expected a clean exit, got: {}", report.outcome));
+            }
+            match ktest_summary(&report.lines) {
+                Some((passed, 0)) if passed > 0 => Ok(format!("{passed} kernel tests passed")),
+                Some((passed, failed)) => Err(format!("kernel reported {passed} passed, {failed} failed")),
+                None => Err("the kernel printed no test summary".into()),
+            }
+        }
+        Expect::Rejected { outcome, lines } => {
+            if let Ok(why) = check(report, &Expect::AllTestsPass) {
+                return Err(format!("the harness accepted a broken boot ({why})"));
+            }
+            if report.outcome != *outcome {
+                return Err(format!("expected {outcome}, got {}", report.outcome));
+            }
+            if let Some(missing) = lines.iter().find(|want| !report.lines.iter().any(|l| l.contains(*want))) {
+                return Err(format!("expected the output to contain {missing:?}"));
+            }
+            Ok(format!("rejected: {}", report.outcome))
+        }
+    }
+}
+
+pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
+    let suite_started = Instant::now();
+    host_tests()?;
+    let artifacts = build::build()?;
+    artifacts.print();
+
+    let cases: Vec<Case> = cases(Duration::from_secs(timeout_secs))
+        .into_iter()
+        .filter(|c| filter.is_none_or(|f| c.name.contains(f)))
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(cases.len()).max(1);
+    let step = ui::Step::start(format!("booting {} QEMU test runs, {workers} at a time (TCG)", cases.len()));
+    let failures = run_cases(&artifacts, &cases, workers);
+    step.done();
+
+    let passed = cases.len() - failures;
+    eprintln!("\nall tests took {:.1} s", suite_started.elapsed().as_secs_f64());
+    println!("qemu: {passed} passed, {failures} failed");
+    if failures == 0 { Ok(()) } else { Err(format!("{failures} QEMU test run(s) failed (details above)")) }
+}
+
+/// Runs the unit tests of everything that builds for the host.
+fn host_tests() -> Result<()> {
+    let step = ui::Step::start("host unit tests (cargo test -p skiff-drivers -p skiff-net -p xtask)");
+    let status = build::cargo(&root())
+        .args(["test", "--package", "skiff-drivers", "--package", "skiff-net", "--package", "xtask"])
+        .status()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    if !status.success() {
+        return Err("host unit tests failed (see above)".into());
+    }
+    step.done();
+    Ok(())
+}
+
+/// Boots every case, `workers` at a time; returns how many failed.
+fn run_cases(artifacts: &Artifacts, cases: &[Case], workers: usize) -> usize {
+    let next = AtomicUsize::new(0);
+    let failures = AtomicUsize::new(0);
+    let print = Mutex::new(());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                while let Some(case) = cases.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let result = qemu::run_captured(artifacts, &case.boot, &qemu::workdir(case.name), case.timeout);
+                    let _guard = print.lock();
+                    match result {
+                        Ok(report) => match check(&report, &case.expect) {
+                            Ok(what) => eprintln!("    PASS {:30} {what} ({:.1} s)", case.name, report.elapsed.as_secs_f64()),
+                            Err(why) => {
+                                failures.fetch_add(1, Ordering::SeqCst);
+                                print_failure(case.name, &why, &report);
+                            }
+                        },
+                        Err(e) => {
+                            failures.fetch_add(1, Ordering::SeqCst);
+                            eprintln!("    FAIL {}: {e}", case.name);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    failures.into_inner()
+}
+
+fn print_failure(name: &str, why: &str, report: &Report) {
+    eprintln!("    FAIL {name}: {why} ({:.1} s)", report.elapsed.as_secs_f64());
+    let skip = report.lines.len().saturating_sub(TAIL_LINES);
+    eprintln!("    --- last {} lines of output ---", report.lines.len() - skip);
+    for line in &report.lines[skip..] {
+        eprintln!("    | {line}");
+    }
+    eprintln!("    --- re-run by hand with:\n    {}", report.command_line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcome: Outcome, lines: &[&str]) -> Report {
+        Report {
+            outcome,
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+            command_line: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn summary_is_parsed_from_the_last_summary_line() {
+        let lines: Vec<String> =
+            ["ktest: running 3 tests", "ktest: a ... ok (0 ms)", "ktest: 3 passed, 0 failed"].map(String::from).into();
+        assert_eq!(ktest_summary(&lines), Some((3, 0)));
+        assert_eq!(ktest_summary(&["ktest: 2 passed, 1 failed".to_string()]), Some((2, 1)));
+        assert_eq!(ktest_summary(&["ktest: x passed, 1 failed".to_string()]), None);
+        assert_eq!(ktest_summary(&[]), None);
+    }
+
+    #[test]
+    fn a_clean_exit_with_all_tests_passed_passes() {
+        let r = report(Outcome::Success, &["ktest: 10 passed, 0 failed"]);
+        assert!(check(&r, &Expect::AllTestsPass).is_ok());
+    }
+
+    #[test]
+    fn a_clean_exit_without_a_summary_fails() {
+        // A kernel that exits "successfully" without running its tests must not pass.
+        let r = report(Outcome::Success, &["Skiff is up."]);
+        assert!(check(&r, &Expect::AllTestsPass).is_err());
+        let r = report(Outcome::Success, &["ktest: 0 passed, 0 failed"]);
+        assert!(check(&r, &Expect::AllTestsPass).is_err());
+    }
+
+    #[test]
+    fn a_failure_summary_fails_even_with_a_clean_exit() {
+        let r = report(Outcome::Success, &["ktest: 9 passed, 1 failed"]);
+        assert!(check(&r, &Expect::AllTestsPass).is_err());
+    }
+
+    #[test]
+    fn every_bad_outcome_fails() {
+        for outcome in [
+            Outcome::TestsFailed,
+            Outcome::Panicked,
+            Outcome::CpuException,
+            Outcome::TimedOut,
+            Outcome::Other(Some(1)),
+            Outcome::Other(None),
+        ] {
+            let r = report(outcome, &["ktest: 10 passed, 0 failed"]);
+            assert!(check(&r, &Expect::AllTestsPass).is_err(), "{outcome:?} accepted");
+        }
+    }
+
+    #[test]
+    fn rejected_expectation_needs_the_right_outcome_and_lines() {
+        let expect = Expect::Rejected { outcome: Outcome::Panicked, lines: &["KERNEL PANIC"] };
+        assert!(check(&report(Outcome::Panicked, &["KERNEL PANIC at 3 ms"]), &expect).is_ok());
+        assert!(check(&report(Outcome::Panicked, &["something else"]), &expect).is_err());
+        assert!(check(&report(Outcome::TimedOut, &["KERNEL PANIC"]), &expect).is_err());
+        // A boot that passes can never satisfy a Rejected expectation.
+        let expect = Expect::Rejected { outcome: Outcome::Success, lines: &[] };
+        assert!(check(&report(Outcome::Success, &["ktest: 1 passed, 0 failed"]), &expect).is_err());
+    }
+
+    #[test]
+    fn the_matrix_covers_three_boot_paths_and_four_failure_kinds() {
+        let cases = cases(Duration::from_secs(BOOT_TIMEOUT_SECS));
+        let paths: Vec<_> = cases
+            .iter()
+            .filter(|c| matches!(c.expect, Expect::AllTestsPass))
+            .map(|c| (c.boot.firmware, c.boot.machine))
+            .collect();
+        assert_eq!(
+            paths,
+            [(Firmware::Bios, Machine::Q35), (Firmware::Bios, Machine::Pc), (Firmware::Uefi, Machine::Q35)]
+        );
+        let outcomes: Vec<_> = cases
+            .iter()
+            .filter_map(|c| match c.expect {
+                Expect::Rejected { outcome, .. } => Some(outcome),
+                Expect::AllTestsPass => None,
+            })
+            .collect();
+        assert_eq!(outcomes, [Outcome::TimedOut, Outcome::TestsFailed, Outcome::Panicked, Outcome::CpuException]);
+    }
+}
