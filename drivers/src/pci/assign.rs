@@ -1,0 +1,116 @@
+//! Giving addresses to BARs that the firmware left unassigned.
+//!
+//! Firmware normally assigns every BAR, but it may skip devices it does not
+//! boot from, or run out of its own window. A BAR is unassigned when its
+//! address reads back as zero while it has a size. Skiff then takes the next
+//! naturally aligned range from an address window (the kernel picks one above
+//! everything already assigned) and programs the BAR.
+
+use core::fmt;
+
+use virtio_drivers::transport::pci::bus::{BarInfo, ConfigurationAccess, DeviceFunction, MemoryBarType, PciRoot};
+
+use super::scan::Function;
+
+/// A range of bus addresses to hand out, `[next, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressWindow {
+    /// The lowest address not yet handed out.
+    pub next: u64,
+    /// One past the last usable address.
+    pub end: u64,
+}
+
+impl AddressWindow {
+    /// Takes `size` bytes aligned to `size` (BARs are naturally aligned; a BAR's size is a power of two).
+    pub fn take(&mut self, size: u64) -> Option<u64> {
+        if !size.is_power_of_two() {
+            return None;
+        }
+        let start = self.next.checked_next_multiple_of(size)?;
+        let end = start.checked_add(size)?;
+        if end > self.end {
+            return None;
+        }
+        self.next = end;
+        Some(start)
+    }
+}
+
+/// Why a BAR could not be assigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssignError {
+    /// The window has no aligned room for a BAR of this size.
+    NoRoom {
+        /// Which BAR.
+        bar: u8,
+        /// Its size in bytes.
+        size: u64,
+    },
+}
+
+impl fmt::Display for AssignError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            AssignError::NoRoom { bar, size } => write!(f, "no room for BAR {bar} ({size:#x} bytes) in the window"),
+        }
+    }
+}
+
+/// Assigns every unassigned BAR of `function`: memory BARs from `memory`
+/// (32-bit BARs only below 4 GiB), I/O BARs from `io`. Updates
+/// `function.bars` and returns how many BARs were assigned.
+pub fn assign_missing_bars<C: ConfigurationAccess>(
+    root: &mut PciRoot<C>,
+    function: &mut Function,
+    memory: &mut AddressWindow,
+    io: &mut AddressWindow,
+) -> Result<usize, AssignError> {
+    let mut assigned = 0;
+    for index in 0..function.bars.len() {
+        let bar = index as u8;
+        match function.bars[index] {
+            Some(BarInfo::Memory { address: 0, size, address_type, prefetchable }) if size > 0 => {
+                let address = memory.take(size).ok_or(AssignError::NoRoom { bar, size })?;
+                match address_type {
+                    MemoryBarType::Width64 => root.set_bar_64(function.address, bar, address),
+                    _ if address + size <= 1 << 32 => root.set_bar_32(function.address, bar, address as u32),
+                    _ => return Err(AssignError::NoRoom { bar, size }),
+                }
+                function.bars[index] = Some(BarInfo::Memory { address, size, address_type, prefetchable });
+                log_assigned(function.address, bar, address, size);
+                assigned += 1;
+            }
+            Some(BarInfo::IO { address: 0, size }) if size > 0 => {
+                let address = io.take(u64::from(size)).ok_or(AssignError::NoRoom { bar, size: u64::from(size) })?;
+                root.set_bar_32(function.address, bar, address as u32);
+                function.bars[index] = Some(BarInfo::IO { address: address as u32, size });
+                log_assigned(function.address, bar, address, u64::from(size));
+                assigned += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(assigned)
+}
+
+fn log_assigned(function: DeviceFunction, bar: u8, address: u64, size: u64) {
+    log::info!("pci {function}: BAR {bar} was unassigned, now {address:#x}+{size:#x}");
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn window_aligns_naturally_and_refuses_overflow() {
+        let mut w = AddressWindow { next: 0x1001, end: 0x10000 };
+        assert_eq!(w.take(0x1000), Some(0x2000));
+        assert_eq!(w.take(0x4000), Some(0x4000));
+        assert_eq!(w.take(0x8000), Some(0x8000));
+        assert_eq!(w.take(0x10), None, "window is full");
+        assert_eq!(w.take(3), None, "sizes are powers of two");
+        let mut top = AddressWindow { next: u64::MAX - 0x10, end: u64::MAX };
+        assert_eq!(top.take(0x100), None);
+    }
+}
