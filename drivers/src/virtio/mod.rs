@@ -1,1 +1,18 @@
-//! Virtio.
+//! Virtio: the queue, the legacy PCI transport, and the network device.
+//!
+//! The modern PCI transport is `virtio-drivers`' `PciTransport`; the legacy
+//! one (for `disable-modern=on` devices, which have no virtio capabilities) is
+//! [`legacy::LegacyTransport`]. Both implement `virtio_drivers::transport::Transport`,
+//! and [`net::VirtioNet`] works over either.
+//!
+//! Ref: Virtual I/O Device (VIRTIO) Version 1.2 (the "virtio spec").
+
+pub mod legacy;
+pub mod net;
+pub mod queue;
+
+#[cfg(test)]
+pub(crate) mod fake;
+
+pub use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+pub use virtio_drivers::{BufferDirection, Hal, PhysAddr};

@@ -1,0 +1,220 @@
+//! Host-side fakes: a `Hal` over the process heap (physical address =
+//! pointer), a `Transport` with settable features and config, and a device
+//! end that reads and writes the rings the way a (possibly hostile) device
+//! would.
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::cell::RefCell;
+use std::ptr::NonNull;
+use std::rc::Rc;
+
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// DMA memory from the heap; a buffer's "physical" address is its pointer.
+pub struct FakeHal;
+
+// SAFETY: allocations are page-aligned, zeroed, and live until dma_dealloc;
+// addresses handed to the fake device are real pointers into them.
+unsafe impl Hal for FakeHal {
+    fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        let layout = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).expect("layout");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
+        (ptr.as_ptr() as PhysAddr, ptr)
+    }
+
+    unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
+        let layout = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).expect("layout");
+        // SAFETY: `vaddr` came from dma_alloc with the same layout.
+        unsafe { dealloc(vaddr.as_ptr(), layout) };
+        0
+    }
+
+    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+        NonNull::new(paddr as *mut u8).expect("null MMIO address")
+    }
+
+    unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
+        buffer.as_ptr().cast::<u8>() as PhysAddr
+    }
+
+    unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
+}
+
+/// Where the driver put a queue.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueAddresses {
+    pub size: u16,
+    pub desc: PhysAddr,
+    pub avail: PhysAddr,
+    pub used: PhysAddr,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub device_features: u64,
+    pub driver_features: u64,
+    pub status: u32,
+    /// Status bits the device refuses to keep (to fake a device that rejects features).
+    pub refuse_status: u32,
+    pub config: Vec<u8>,
+    pub generation: u32,
+    pub queue_max: u32,
+    pub legacy: bool,
+    pub queues: Vec<Option<QueueAddresses>>,
+    pub notifications: Vec<u16>,
+    pub isr: u32,
+}
+
+/// A transport whose state the test keeps a handle on.
+#[derive(Clone)]
+pub struct FakeTransport(pub Rc<RefCell<State>>);
+
+impl FakeTransport {
+    pub fn new(device_features: u64, config: Vec<u8>, queue_max: u32) -> Self {
+        FakeTransport(Rc::new(RefCell::new(State {
+            device_features,
+            config,
+            queue_max,
+            queues: vec![None; 2],
+            ..State::default()
+        })))
+    }
+
+    pub fn queue(&self, index: u16) -> QueueAddresses {
+        self.0.borrow().queues[usize::from(index)].expect("queue not set up")
+    }
+}
+
+impl Transport for FakeTransport {
+    fn device_type(&self) -> DeviceType {
+        DeviceType::Network
+    }
+    fn read_device_features(&mut self) -> u64 {
+        self.0.borrow().device_features
+    }
+    fn write_driver_features(&mut self, driver_features: u64) {
+        self.0.borrow_mut().driver_features = driver_features;
+    }
+    fn max_queue_size(&mut self, _queue: u16) -> u32 {
+        self.0.borrow().queue_max
+    }
+    fn notify(&mut self, queue: u16) {
+        self.0.borrow_mut().notifications.push(queue);
+    }
+    fn get_status(&self) -> DeviceStatus {
+        DeviceStatus::from_bits_truncate(self.0.borrow().status)
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        let mut s = self.0.borrow_mut();
+        s.status = status.bits() & !s.refuse_status;
+    }
+    fn set_guest_page_size(&mut self, _guest_page_size: u32) {}
+    fn requires_legacy_layout(&self) -> bool {
+        self.0.borrow().legacy
+    }
+    fn queue_set(&mut self, queue: u16, size: u32, desc: PhysAddr, avail: PhysAddr, used: PhysAddr) {
+        self.0.borrow_mut().queues[usize::from(queue)] = Some(QueueAddresses { size: size as u16, desc, avail, used });
+    }
+    fn queue_unset(&mut self, queue: u16) {
+        self.0.borrow_mut().queues[usize::from(queue)] = None;
+    }
+    fn queue_used(&mut self, queue: u16) -> bool {
+        self.0.borrow().queues[usize::from(queue)].is_some()
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        InterruptStatus::from_bits_truncate(std::mem::take(&mut self.0.borrow_mut().isr))
+    }
+    fn read_config_generation(&self) -> u32 {
+        self.0.borrow().generation
+    }
+    fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> virtio_drivers::Result<T> {
+        let s = self.0.borrow();
+        let bytes = s.config.get(offset..offset + size_of::<T>()).ok_or(virtio_drivers::Error::ConfigSpaceTooSmall)?;
+        T::read_from_bytes(bytes).map_err(|_| virtio_drivers::Error::ConfigSpaceTooSmall)
+    }
+    fn write_config_space<T: IntoBytes + Immutable>(&mut self, offset: usize, value: T) -> virtio_drivers::Result<()> {
+        let mut s = self.0.borrow_mut();
+        let bytes = s.config.get_mut(offset..offset + size_of::<T>()).ok_or(virtio_drivers::Error::ConfigSpaceTooSmall)?;
+        bytes.copy_from_slice(value.as_bytes());
+        Ok(())
+    }
+}
+
+/// The device end of one queue: reads what the driver made available and
+/// writes used entries, including ones no correct device would write.
+pub struct DeviceQueue {
+    pub q: QueueAddresses,
+    seen_avail: u16,
+}
+
+impl DeviceQueue {
+    pub fn new(q: QueueAddresses) -> Self {
+        DeviceQueue { q, seen_avail: 0 }
+    }
+
+    fn read<T: Copy>(addr: PhysAddr) -> T {
+        // SAFETY: the fake Hal's "physical" addresses are pointers into live,
+        // aligned ring memory owned by the queue under test.
+        unsafe { (addr as *const T).read_volatile() }
+    }
+
+    fn write<T: Copy>(addr: PhysAddr, value: T) {
+        // SAFETY: as in `read`.
+        unsafe { (addr as *mut T).write_volatile(value) }
+    }
+
+    /// Descriptor ids made available since the last call.
+    pub fn take_avail(&mut self) -> Vec<u16> {
+        let idx: u16 = Self::read(self.q.avail + 2);
+        let mut ids = Vec::new();
+        while self.seen_avail != idx {
+            let slot = u64::from(self.seen_avail % self.q.size);
+            ids.push(Self::read(self.q.avail + 4 + 2 * slot));
+            self.seen_avail = self.seen_avail.wrapping_add(1);
+        }
+        ids
+    }
+
+    /// A descriptor's (addr, len, flags).
+    pub fn descriptor(&self, id: u16) -> (PhysAddr, u32, u16) {
+        let d = self.q.desc + 16 * u64::from(id);
+        (Self::read(d), Self::read(d + 8), Self::read(d + 12))
+    }
+
+    /// Appends a used entry, valid or not.
+    pub fn put_used(&mut self, id: u32, len: u32) {
+        let idx: u16 = Self::read(self.q.used + 2);
+        let slot = u64::from(idx % self.q.size);
+        Self::write(self.q.used + 4 + 8 * slot, id);
+        Self::write(self.q.used + 8 + 8 * slot, len);
+        Self::write(self.q.used + 2, idx.wrapping_add(1));
+    }
+
+    /// Copies `bytes` into descriptor `id`'s buffer (as much as fits).
+    pub fn fill(&self, id: u16, bytes: &[u8]) {
+        let (addr, len, _) = self.descriptor(id);
+        let n = bytes.len().min(len as usize);
+        // SAFETY: the descriptor points into the driver's live buffer memory of `len` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, n) };
+    }
+
+    /// The bytes of descriptor `id`'s buffer.
+    pub fn contents(&self, id: u16) -> Vec<u8> {
+        let (addr, len, _) = self.descriptor(id);
+        // SAFETY: as in `fill`.
+        unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize).to_vec() }
+    }
+
+    /// Sets the used ring's `avail_event` (EVENT_IDX) or `flags`.
+    pub fn set_avail_event(&self, value: u16) {
+        Self::write(self.q.used + 4 + 8 * u64::from(self.q.size), value);
+    }
+
+    /// The driver's `used_event` (EVENT_IDX) and available-ring flags.
+    pub fn used_event_and_flags(&self) -> (u16, u16) {
+        (Self::read(self.q.avail + 4 + 2 * u64::from(self.q.size)), Self::read(self.q.avail))
+    }
+}

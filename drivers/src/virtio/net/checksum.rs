@@ -1,0 +1,364 @@
+//! Internet checksums for TCP and UDP, as checksum offload needs them.
+//!
+//! With CSUM the device finishes what the driver starts: the driver writes
+//! the pseudo-header sum into the checksum field and says where the L4 header
+//! starts; the device sums from there to the end and stores the result. With
+//! GUEST_CSUM the device may hand the driver such half-done packets, which the
+//! driver completes the same way before the stack sees them.
+//!
+//! Every length here comes from the packet, so every one is checked before use.
+//!
+//! Ref: RFC 1071 (computing the checksum), RFC 768 and 9293 (UDP and TCP
+//! pseudo-headers), RFC 8200 8.1 (IPv6 pseudo-header), virtio spec 5.1.6.2.
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86DD;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERNET_HEADER: usize = 14;
+const VLAN_TAG: usize = 4;
+const IPV4_MIN_HEADER: usize = 20;
+const IPV6_HEADER: usize = 40;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+/// Offset of the checksum field in a TCP header.
+pub const TCP_CSUM_OFFSET: u16 = 16;
+/// Offset of the checksum field in a UDP header.
+pub const UDP_CSUM_OFFSET: u16 = 6;
+const TCP_MIN_HEADER: usize = 20;
+const UDP_HEADER: usize = 8;
+
+/// Adds `data` as big-endian 16-bit words to `acc` (an odd last byte is padded with zero).
+pub fn sum(data: &[u8], mut acc: u64) -> u64 {
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    acc
+}
+
+/// Folds a sum to 16 bits, carries added back in (ones' complement addition).
+pub fn fold(mut acc: u64) -> u16 {
+    while acc > 0xFFFF {
+        acc = (acc & 0xFFFF) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The transport protocol of a frame's payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Transport {
+    /// Where the checksum sits in this protocol's header.
+    pub fn csum_offset(self) -> u16 {
+        match self {
+            Transport::Tcp => TCP_CSUM_OFFSET,
+            Transport::Udp => UDP_CSUM_OFFSET,
+        }
+    }
+}
+
+/// Where a frame's TCP or UDP segment is, and its pseudo-header sum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// Offset of the TCP/UDP header in the frame.
+    pub start: usize,
+    /// Length of the segment (header and payload), from the IP header; the
+    /// frame may carry Ethernet padding after it.
+    pub len: usize,
+    /// Unfolded sum of the pseudo-header.
+    pub pseudo_sum: u64,
+}
+
+impl Segment {
+    /// Offset of the checksum field in the frame.
+    pub fn csum_at(&self) -> usize {
+        self.start + usize::from(self.transport.csum_offset())
+    }
+}
+
+/// Finds the TCP or UDP segment in an Ethernet frame (optionally with one
+/// VLAN tag) carrying IPv4 (unfragmented) or IPv6 (no extension headers).
+/// `None` for anything else, or for lengths that do not add up.
+pub fn find_segment(frame: &[u8]) -> Option<Segment> {
+    let be16 = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let mut ip = ETHERNET_HEADER;
+    let mut ethertype = be16(12)?;
+    if ethertype == ETHERTYPE_VLAN {
+        ethertype = be16(16)?;
+        ip += VLAN_TAG;
+    }
+    let (transport, start, len, pseudo_sum) = match ethertype {
+        ETHERTYPE_IPV4 => {
+            let header = frame.get(ip..ip + IPV4_MIN_HEADER)?;
+            let ihl = usize::from(header[0] & 0x0F) * 4;
+            let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+            let fragment = u16::from_be_bytes([header[6], header[7]]) & 0x3FFF; // MF flag and offset
+            if header[0] >> 4 != 4 || ihl < IPV4_MIN_HEADER || total < ihl || fragment != 0 {
+                return None;
+            }
+            let len = total - ihl;
+            let pseudo = sum(&header[12..20], u64::from(header[9]) + len as u64);
+            (header[9], ip + ihl, len, pseudo)
+        }
+        ETHERTYPE_IPV6 => {
+            let header = frame.get(ip..ip + IPV6_HEADER)?;
+            if header[0] >> 4 != 6 {
+                return None;
+            }
+            let len = usize::from(u16::from_be_bytes([header[4], header[5]]));
+            let pseudo = sum(&header[8..40], u64::from(header[6]) + len as u64);
+            (header[6], ip + IPV6_HEADER, len, pseudo)
+        }
+        _ => return None,
+    };
+    let (transport, min_header) = match transport {
+        PROTO_TCP => (Transport::Tcp, TCP_MIN_HEADER),
+        PROTO_UDP => (Transport::Udp, UDP_HEADER),
+        _ => return None,
+    };
+    if len < min_header || start.checked_add(len)? > frame.len() {
+        return None;
+    }
+    Some(Segment { transport, start, len, pseudo_sum })
+}
+
+/// Prepares a frame for the device to checksum: writes the folded
+/// pseudo-header sum into the checksum field and returns the header's
+/// `(csum_start, csum_offset)`. `None` if the frame is not TCP/UDP we can
+/// describe (the caller then checksums in software, or not at all).
+pub fn prepare_offload(frame: &mut [u8]) -> Option<(u16, u16)> {
+    let segment = find_segment(frame)?;
+    // The device sums to the end of the buffer, so the segment must end there.
+    if segment.start + segment.len != frame.len() {
+        return None;
+    }
+    let at = segment.csum_at();
+    frame[at..at + 2].copy_from_slice(&fold(segment.pseudo_sum).to_be_bytes());
+    Some((u16::try_from(segment.start).ok()?, segment.transport.csum_offset()))
+}
+
+/// Completes a partial checksum as a device would: sums from `start` to
+/// `end` (the field holds the pseudo-header sum) and stores the result at
+/// `start + offset`. A zero result is stored as 0xFFFF, its equal in ones'
+/// complement, since zero means "no checksum" to UDP. Returns `false`, and
+/// changes nothing, if the offsets do not fit in `frame[..end]`.
+pub fn complete(frame: &mut [u8], start: usize, offset: usize, end: usize) -> bool {
+    let Some(at) = start.checked_add(offset) else { return false };
+    if end > frame.len() || start >= end || at.checked_add(2).is_none_or(|e| e > end) {
+        return false;
+    }
+    let value = !fold(sum(&frame[start..end], 0));
+    let value = if value == 0 { 0xFFFF } else { value };
+    frame[at..at + 2].copy_from_slice(&value.to_be_bytes());
+    true
+}
+
+/// Computes a frame's TCP/UDP checksum in software. Returns `false` if the
+/// frame is not TCP/UDP we can describe (it is then sent as it is).
+pub fn fill_in_software(frame: &mut [u8]) -> bool {
+    let Some(segment) = find_segment(frame) else { return false };
+    let at = segment.csum_at();
+    frame[at..at + 2].copy_from_slice(&fold(segment.pseudo_sum).to_be_bytes());
+    complete(frame, segment.start, usize::from(segment.transport.csum_offset()), segment.start + segment.len)
+}
+
+/// Checks a frame's TCP/UDP checksum: `Some(true)` if it is right (or a UDP
+/// datagram without one), `Some(false)` if wrong, `None` if the frame is not
+/// TCP/UDP we can describe.
+pub fn verify(frame: &[u8]) -> Option<bool> {
+    let segment = find_segment(frame)?;
+    let at = segment.csum_at();
+    if segment.transport == Transport::Udp && frame[at..at + 2] == [0, 0] {
+        return Some(true);
+    }
+    Some(fold(sum(&frame[segment.start..segment.start + segment.len], segment.pseudo_sum)) == 0xFFFF)
+}
+
+#[cfg(test)]
+pub(crate) mod test {
+    use super::*;
+
+    /// RFC 1071, section 3's worked example.
+    #[test]
+    fn sum_matches_rfc_1071_example() {
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(&data, 0)), 0xddf2);
+        assert_eq!(fold(sum(&[0xab], 0)), 0xab00, "odd byte padded on the right");
+    }
+
+    /// A checksum computed the slow, obvious way: build the pseudo-header as
+    /// bytes, append the segment with its checksum zeroed, sum and invert.
+    fn reference_checksum(src: &[u8], dst: &[u8], proto: u8, segment: &[u8], csum_at: usize) -> u16 {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(src);
+        bytes.extend_from_slice(dst);
+        if src.len() == 4 {
+            bytes.extend_from_slice(&[0, proto]);
+            bytes.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+        } else {
+            bytes.extend_from_slice(&(segment.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&[0, 0, 0, proto]);
+        }
+        let mut seg = segment.to_vec();
+        seg[csum_at] = 0;
+        seg[csum_at + 1] = 0;
+        bytes.extend_from_slice(&seg);
+        if bytes.len() % 2 == 1 {
+            bytes.push(0);
+        }
+        let mut acc: u32 = 0;
+        for w in bytes.chunks(2) {
+            acc += u32::from(w[0]) << 8 | u32::from(w[1]);
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !(acc as u16)
+    }
+
+    /// An Ethernet + IPv4 + UDP frame with `payload`, checksum field zero.
+    pub(crate) fn udp4_frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x52, 0x54, 0, 0xab, 0xcd, 0xef, 0x08, 0x00];
+        let total = (20 + 8 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[10, 0, 2, 15, 10, 0, 2, 2]);
+        let udp_len = (8 + payload.len()) as u16;
+        f.extend_from_slice(&[0x30, 0x39, 0, 53, (udp_len >> 8) as u8, udp_len as u8, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// An Ethernet + IPv6 + TCP frame (20-byte header) with `payload`.
+    fn tcp6_frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x33, 0x33, 0, 0, 0, 1, 0x52, 0x54, 0, 0xab, 0xcd, 0xef, 0x86, 0xdd];
+        let plen = (20 + payload.len()) as u16;
+        f.extend_from_slice(&[0x60, 0, 0, 0, (plen >> 8) as u8, plen as u8, 6, 64]);
+        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x54, 0, 0xff, 0xfe, 0xab, 0xcd, 0xef]);
+        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&[0x1f, 0x90, 0xc3, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn software_checksum_matches_the_reference_for_udp4_and_tcp6() {
+        for payload in [&b""[..], b"x", b"hello, skiff", &[0xff; 1001]] {
+            let mut f = udp4_frame(payload);
+            assert!(fill_in_software(&mut f));
+            let want = reference_checksum(&f[26..30], &f[30..34], 17, &f[34..], 6);
+            assert_eq!(u16::from_be_bytes([f[40], f[41]]), want, "udp4 payload {}", payload.len());
+            assert_eq!(verify(&f), Some(true));
+
+            let mut f = tcp6_frame(payload);
+            assert!(fill_in_software(&mut f));
+            let want = reference_checksum(&f[22..38], &f[38..54], 6, &f[54..], 16);
+            assert_eq!(u16::from_be_bytes([f[70], f[71]]), want, "tcp6 payload {}", payload.len());
+            assert_eq!(verify(&f), Some(true));
+        }
+    }
+
+    #[test]
+    fn offload_then_device_completion_gives_the_software_result() {
+        for mut f in [udp4_frame(b"partial checksum"), tcp6_frame(b"partial checksum!")] {
+            let mut software = f.clone();
+            assert!(fill_in_software(&mut software));
+            let (start, offset) = prepare_offload(&mut f).expect("offloadable");
+            // What the device does with NEEDS_CSUM: sum from csum_start to the end.
+            let end = f.len();
+            assert!(complete(&mut f, usize::from(start), usize::from(offset), end));
+            assert_eq!(f, software);
+        }
+    }
+
+    #[test]
+    fn a_corrupted_segment_fails_verification() {
+        let mut f = udp4_frame(b"some data");
+        fill_in_software(&mut f);
+        *f.last_mut().unwrap() ^= 0x01;
+        assert_eq!(verify(&f), Some(false));
+    }
+
+    #[test]
+    fn udp_without_checksum_is_valid_and_zero_results_become_ffff() {
+        let f = udp4_frame(b"no checksum");
+        assert_eq!(verify(&f), Some(true), "UDP over IPv4 with checksum 0 means none");
+        // A segment that sums to zero is sent as 0xFFFF.
+        let mut g = vec![0u8; 8];
+        assert!(complete(&mut g, 0, 6, 8));
+        assert_eq!(&g[6..8], &[0xff, 0xff]);
+    }
+
+    #[test]
+    fn padding_after_the_ip_packet_is_not_summed() {
+        let mut f = udp4_frame(b"pad me");
+        fill_in_software(&mut f);
+        f.extend_from_slice(&[0xEE; 10]); // Ethernet padding to the 60-byte minimum
+        assert_eq!(verify(&f), Some(true));
+        assert_eq!(prepare_offload(&mut f), None, "the device would sum the padding");
+    }
+
+    #[test]
+    fn frames_that_do_not_add_up_are_refused_not_trusted() {
+        let good = udp4_frame(b"0123456789");
+        let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        let mut f = good.clone();
+        f[16..18].copy_from_slice(&2000u16.to_be_bytes());
+        cases.push(("IP total length past the frame", f));
+        let mut f = good.clone();
+        f[14] = 0x44;
+        cases.push(("IHL below 5", f));
+        let mut f = good.clone();
+        f[14] = 0x4f;
+        cases.push(("IHL past the total length", f));
+        let mut f = good.clone();
+        f[20] = 0x20;
+        cases.push(("a fragment", f));
+        let mut f = good.clone();
+        f[23] = 1;
+        cases.push(("ICMP", f));
+        cases.push(("truncated IP header", good[..30].to_vec()));
+        cases.push(("empty", Vec::new()));
+        let mut f = good.clone();
+        f[16..18].copy_from_slice(&24u16.to_be_bytes());
+        cases.push(("UDP shorter than its header", f));
+        for (what, f) in cases {
+            assert_eq!(find_segment(&f), None, "{what}");
+            assert_eq!(verify(&f), None, "{what}");
+            let mut g = f.clone();
+            assert!(!fill_in_software(&mut g), "{what}");
+            assert_eq!(g, f, "{what}: changed a frame it could not describe");
+        }
+    }
+
+    #[test]
+    fn complete_refuses_offsets_outside_the_frame() {
+        let mut f = vec![1u8; 40];
+        let before = f.clone();
+        assert!(!complete(&mut f, 40, 0, 40), "start at the end");
+        assert!(!complete(&mut f, 30, 9, 40), "field straddles the end");
+        assert!(!complete(&mut f, usize::MAX, 6, 40), "overflow");
+        assert!(!complete(&mut f, 0, usize::MAX, 40), "overflow");
+        assert!(!complete(&mut f, 0, 6, 41), "end past the frame");
+        assert_eq!(f, before);
+    }
+
+    #[test]
+    fn vlan_tagged_frames_are_understood() {
+        let mut f = udp4_frame(b"tagged");
+        f.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+        assert!(fill_in_software(&mut f));
+        assert_eq!(verify(&f), Some(true));
+        assert_eq!(find_segment(&f).unwrap().start, 14 + 4 + 20);
+    }
+}

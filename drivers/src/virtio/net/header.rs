@@ -1,0 +1,140 @@
+//! `virtio_net_hdr`: the header in front of every frame on both queues.
+//!
+//! ```text
+//! offset  size  field
+//!      0     1  flags        NEEDS_CSUM | DATA_VALID | RSC_INFO
+//!      1     1  gso_type     NONE, TCPV4, UDP, TCPV6, UDP_L4 (| ECN)
+//!      2     2  hdr_len      (little-endian, as all fields)
+//!      4     2  gso_size
+//!      6     2  csum_start   where checksumming starts
+//!      8     2  csum_offset  where, from csum_start, the sum goes
+//!     10     2  num_buffers  only with VERSION_1 or MRG_RXBUF
+//! ```
+//! Legacy devices without MRG_RXBUF use the 10-byte form. Fields are
+//! little-endian for modern devices and native-endian for legacy ones; Skiff
+//! runs on x86, where those agree.
+//!
+//! Ref: virtio spec 5.1.6 (device operation), 5.1.6.2 (packet transmission),
+//! 5.1.6.4 (processing of incoming packets).
+
+use core::fmt;
+
+/// `flags`: the checksum from `csum_start` to the end is not yet computed;
+/// the partial sum (pseudo-header) sits at `csum_start + csum_offset`.
+pub const FLAG_NEEDS_CSUM: u8 = 1;
+/// `flags` (receive only): the device has validated the checksum.
+pub const FLAG_DATA_VALID: u8 = 2;
+/// `gso_type`: not a segmentation-offload packet.
+pub const GSO_NONE: u8 = 0;
+
+/// Header length for modern devices (and legacy ones with MRG_RXBUF).
+pub const MODERN_LEN: usize = 12;
+/// Header length for legacy devices without MRG_RXBUF.
+pub const LEGACY_LEN: usize = 10;
+
+/// A decoded `virtio_net_hdr`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetHeader {
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    /// `GSO_*` value.
+    pub gso_type: u8,
+    /// Length of the headers to replicate per segment (GSO only).
+    pub hdr_len: u16,
+    /// Segment size (GSO only).
+    pub gso_size: u16,
+    /// Offset in the frame where checksumming starts (with NEEDS_CSUM).
+    pub csum_start: u16,
+    /// Offset from `csum_start` where the 16-bit checksum goes (with NEEDS_CSUM).
+    pub csum_offset: u16,
+    /// Buffers this packet spans (MRG_RXBUF); 1 otherwise.
+    pub num_buffers: u16,
+}
+
+/// A header that cannot be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Fewer bytes than the header's length.
+    Truncated {
+        /// Bytes available.
+        len: usize,
+        /// Bytes needed.
+        need: usize,
+    },
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            HeaderError::Truncated { len, need } => write!(f, "virtio-net header truncated: {len} of {need} bytes"),
+        }
+    }
+}
+
+impl NetHeader {
+    /// Decodes a header of `header_len` bytes (`MODERN_LEN` or `LEGACY_LEN`) from the start of `bytes`.
+    pub fn parse(bytes: &[u8], header_len: usize) -> Result<NetHeader, HeaderError> {
+        let b = bytes.get(..header_len).ok_or(HeaderError::Truncated { len: bytes.len(), need: header_len })?;
+        let le = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Ok(NetHeader {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: le(2),
+            gso_size: le(4),
+            csum_start: le(6),
+            csum_offset: le(8),
+            num_buffers: if header_len >= MODERN_LEN { le(10) } else { 1 },
+        })
+    }
+
+    /// Encodes into the first `header_len` bytes of `out`; `out` must be at least that long.
+    pub fn emit(&self, out: &mut [u8], header_len: usize) {
+        let out = &mut out[..header_len];
+        out[0] = self.flags;
+        out[1] = self.gso_type;
+        out[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
+        out[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+        out[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+        out[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+        if header_len >= MODERN_LEN {
+            // Transmit: the driver leaves num_buffers zero (5.1.6.2).
+            out[10..12].copy_from_slice(&0u16.to_le_bytes());
+        }
+    }
+
+    /// A header asking the device to complete a partial checksum.
+    pub fn needs_csum(csum_start: u16, csum_offset: u16) -> NetHeader {
+        NetHeader { flags: FLAG_NEEDS_CSUM, csum_start, csum_offset, ..NetHeader::default() }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn modern_header_round_trips_with_little_endian_fields() {
+        let h = NetHeader { flags: FLAG_NEEDS_CSUM, gso_type: 0, hdr_len: 0x0102, gso_size: 0x0304, csum_start: 34, csum_offset: 16, num_buffers: 0 };
+        let mut buf = [0xAA; 14];
+        h.emit(&mut buf, MODERN_LEN);
+        assert_eq!(&buf[..12], &[1, 0, 0x02, 0x01, 0x04, 0x03, 34, 0, 16, 0, 0, 0]);
+        assert_eq!(buf[12], 0xAA, "wrote past the header");
+        assert_eq!(NetHeader::parse(&buf, MODERN_LEN), Ok(h));
+    }
+
+    #[test]
+    fn legacy_header_is_ten_bytes_and_has_one_buffer() {
+        let h = NetHeader::needs_csum(14 + 20, 6);
+        let mut buf = [0xAA; 12];
+        h.emit(&mut buf, LEGACY_LEN);
+        assert_eq!(&buf[10..], &[0xAA, 0xAA], "legacy header is 10 bytes");
+        let back = NetHeader::parse(&buf, LEGACY_LEN).unwrap();
+        assert_eq!((back.flags, back.csum_start, back.csum_offset, back.num_buffers), (FLAG_NEEDS_CSUM, 34, 6, 1));
+    }
+
+    #[test]
+    fn short_input_is_an_error() {
+        assert_eq!(NetHeader::parse(&[0; 11], MODERN_LEN), Err(HeaderError::Truncated { len: 11, need: 12 }));
+        assert_eq!(NetHeader::parse(&[], LEGACY_LEN), Err(HeaderError::Truncated { len: 0, need: 10 }));
+    }
+}
