@@ -3,5 +3,12 @@
 //! Ref: virtio spec 5.1.
 
 pub mod checksum;
+mod device;
 pub mod features;
 pub mod header;
+
+pub use device::{DEFAULT_MTU, MAX_QUEUE_SIZE, Mac, NetError, NetStats, RxChecksum, RxFrame, TxFrame, VirtioNet, random_mac};
+pub use features::NetFeatures;
+
+#[cfg(test)]
+mod test;

@@ -1,0 +1,594 @@
+//! Skiff's virtio-net device: feature negotiation, the receive and transmit
+//! queues with their buffers, checksum offload, and counters.
+//!
+//! Buffers: each queue has one DMA region cut into `size` slots of
+//! `header + frame` bytes, and descriptor `i` always points at slot `i`. The
+//! receive queue is kept full; a received frame is lent to the caller as a
+//! slice of its slot until the caller gives it back. A frame to send is
+//! written straight into a free transmit slot. Nothing is copied.
+//!
+//! Ref: virtio spec 5.1 (network device), 3.1 (device initialisation).
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
+
+use super::checksum;
+use super::features::NetFeatures;
+use super::header::{FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_NONE, LEGACY_LEN, MODERN_LEN, NetHeader};
+use crate::virtio::queue::{BadUsed, QueueError, SplitQueue};
+
+/// Queue indices (spec 5.1.2): receiveq1 and transmitq1.
+const RX_QUEUE: u16 = 0;
+const TX_QUEUE: u16 = 1;
+/// Largest queue Skiff asks a modern device for. QEMU's default is 256; more
+/// only costs memory (one buffer per descriptor) once bursts fit.
+pub const MAX_QUEUE_SIZE: u16 = 256;
+/// Ethernet header, and an 802.1Q tag a device may leave in place.
+const ETHERNET_HEADER: usize = 14;
+const VLAN_TAG: usize = 4;
+/// The MTU without the MTU feature: Ethernet's.
+pub const DEFAULT_MTU: u16 = 1500;
+/// The smallest MTU IPv4 allows (RFC 791); a device offering less is ignored.
+pub const MIN_MTU: u16 = 68;
+/// The largest MTU Skiff takes from a device: jumbo frames, not 64 KiB ones.
+pub const MAX_MTU: u16 = 9000;
+/// `virtio_net_config` offsets (spec 5.1.4).
+const CONFIG_MAC: usize = 0;
+const CONFIG_STATUS: usize = 6;
+const CONFIG_MTU: usize = 10;
+/// `status` bit: link is up.
+const STATUS_LINK_UP: u16 = 1;
+
+/// What the driver could not accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetError {
+    /// The transport's device is not a network card.
+    NotNetwork(DeviceType),
+    /// The device cleared FEATURES_OK: it cannot work with our feature set.
+    FeaturesRejected,
+    /// A modern transport whose device does not offer VERSION_1.
+    NoVersion1,
+    /// A legacy device that needs the header in its own descriptor (no ANY_LAYOUT).
+    NoAnyLayout,
+    /// A queue could not be set up.
+    Queue(QueueError),
+    /// No DMA memory for the buffers.
+    NoMemory,
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            NetError::NotNetwork(t) => write!(f, "not a network device: {t:?}"),
+            NetError::FeaturesRejected => write!(f, "the device rejected the negotiated features"),
+            NetError::NoVersion1 => write!(f, "a modern device that does not offer VERSION_1"),
+            NetError::NoAnyLayout => write!(f, "a legacy device without ANY_LAYOUT (header in a separate descriptor) is not supported"),
+            NetError::Queue(e) => write!(f, "queue set-up failed: {e}"),
+            NetError::NoMemory => write!(f, "no DMA memory for packet buffers"),
+        }
+    }
+}
+
+/// Counters, each named for what it counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames received and handed to the caller.
+    pub rx_frames: u64,
+    /// Their bytes (Ethernet frames, without the virtio header).
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
+    /// Used entries with an id that is not a descriptor (rx and tx).
+    pub drop_bad_id: u64,
+    /// Used entries for a descriptor not in flight: returned twice (rx and tx).
+    pub drop_not_in_flight: u64,
+    /// Received entries claiming more bytes than the buffer.
+    pub rx_drop_bad_len: u64,
+    /// Received entries shorter than the header plus an Ethernet header.
+    pub rx_drop_short: u64,
+    /// Received headers with offloads we did not negotiate or nonsense offsets.
+    pub rx_drop_bad_header: u64,
+    /// Received frames the device vouched for (DATA_VALID).
+    pub rx_csum_valid: u64,
+    /// Received frames with a partial checksum that the driver completed (NEEDS_CSUM).
+    pub rx_csum_completed: u64,
+    /// Frames sent with the checksum left to the device (CSUM).
+    pub tx_csum_offloaded: u64,
+    /// Frames whose checksum the driver computed because the device could not.
+    pub tx_csum_software: u64,
+    /// Sends refused because every transmit buffer was in flight.
+    pub tx_queue_full: u64,
+    /// Notifications ("kicks") sent to the device.
+    pub kicks: u64,
+    /// Configuration-change events seen.
+    pub config_changes: u64,
+}
+
+/// What the driver knows about a received frame's TCP/UDP checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// The device validated it (DATA_VALID), or sent a partial one that the
+    /// driver completed (NEEDS_CSUM): the stack need not check it.
+    Valid,
+    /// Nothing is known: the stack must check it.
+    Unknown,
+}
+
+/// A received frame, lent to the caller until [`VirtioNet::recycle`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct RxFrame {
+    id: u16,
+    len: usize,
+    /// The checksum's state.
+    pub checksum: RxChecksum,
+}
+
+impl RxFrame {
+    /// The frame's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the frame is empty (never: frames hold at least an Ethernet header).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A transmit buffer being filled.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TxFrame {
+    id: u16,
+    len: usize,
+}
+
+/// One queue's buffers: `count` slots of `slot_len` bytes in one DMA region.
+struct Buffers<H: Hal> {
+    paddr: PhysAddr,
+    base: core::ptr::NonNull<u8>,
+    pages: usize,
+    slot_len: usize,
+    _hal: core::marker::PhantomData<H>,
+}
+
+impl<H: Hal> Buffers<H> {
+    fn new(count: u16, slot_len: usize, direction: BufferDirection) -> Result<Self, NetError> {
+        let pages = (usize::from(count) * slot_len).div_ceil(PAGE_SIZE);
+        let (paddr, base) = H::dma_alloc(pages, direction);
+        if paddr == 0 {
+            return Err(NetError::NoMemory);
+        }
+        Ok(Buffers { paddr, base, pages, slot_len, _hal: core::marker::PhantomData })
+    }
+
+    fn paddr(&self, id: u16) -> PhysAddr {
+        self.paddr + (usize::from(id) * self.slot_len) as u64
+    }
+
+    /// Slot `id`. Callers pass only ids below the queue size, which the
+    /// region was sized for, and only for slots the device does not own.
+    fn slot(&self, id: u16) -> &[u8] {
+        // SAFETY: `id * slot_len + slot_len` is within the region (see above);
+        // the memory is initialised (zeroed by dma_alloc, then written by the
+        // device or us) and not written by the device while we hold it.
+        unsafe { core::slice::from_raw_parts(self.base.as_ptr().add(usize::from(id) * self.slot_len), self.slot_len) }
+    }
+
+    fn slot_mut(&mut self, id: u16) -> &mut [u8] {
+        // SAFETY: as in `slot`, and `&mut self` makes this the only reference.
+        unsafe { core::slice::from_raw_parts_mut(self.base.as_ptr().add(usize::from(id) * self.slot_len), self.slot_len) }
+    }
+}
+
+impl<H: Hal> Drop for Buffers<H> {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `H::dma_alloc` with these pages; the device is
+        // reset before the driver (and so the buffers) is dropped.
+        unsafe { H::dma_dealloc(self.paddr, self.base, self.pages) };
+    }
+}
+
+/// A virtio network device over transport `T`, with DMA memory from `H`.
+pub struct VirtioNet<H: Hal, T: Transport> {
+    transport: T,
+    offered: NetFeatures,
+    features: NetFeatures,
+    mac: [u8; 6],
+    mtu: u16,
+    header_len: usize,
+    link_up: bool,
+    rx: SplitQueue<H>,
+    rx_buffers: Buffers<H>,
+    tx: SplitQueue<H>,
+    tx_buffers: Buffers<H>,
+    tx_free: Vec<u16>,
+    /// Receive buffers the caller gave back, reposted at the next flush.
+    /// Holding them until then means an id the device returns twice within
+    /// a burst is still not in flight, so the queue catches it.
+    rx_returned: Vec<u16>,
+    stats: NetStats,
+}
+
+impl<H: Hal, T: Transport> VirtioNet<H, T> {
+    /// Initialises the device (spec 3.1.1): reset, negotiate features, read
+    /// the configuration, set up both queues, fill the receive queue, and go
+    /// live. `random` seeds a locally administered MAC address if the device
+    /// has none.
+    pub fn new(mut transport: T, random: u64) -> Result<Self, NetError> {
+        let device_type = transport.device_type();
+        if device_type != DeviceType::Network {
+            return Err(NetError::NotNetwork(device_type));
+        }
+        let offered = NetFeatures::from_bits_retain(transport.read_device_features());
+        let legacy = transport.requires_legacy_layout();
+        if !legacy && !offered.contains(NetFeatures::VERSION_1) {
+            return Err(NetError::NoVersion1);
+        }
+        if legacy && !offered.contains(NetFeatures::ANY_LAYOUT) {
+            return Err(NetError::NoAnyLayout);
+        }
+        let features = transport.begin_init(NetFeatures::WANTED);
+        if !transport.get_status().contains(DeviceStatus::FEATURES_OK) {
+            transport.set_status(DeviceStatus::FAILED);
+            return Err(NetError::FeaturesRejected);
+        }
+        let fail = |transport: &mut T, e: NetError| {
+            transport.set_status(DeviceStatus::FAILED);
+            e
+        };
+
+        let header_len = if features.intersects(NetFeatures::VERSION_1 | NetFeatures::MRG_RXBUF) { MODERN_LEN } else { LEGACY_LEN };
+        let mac = if features.contains(NetFeatures::MAC) { read_mac(&transport) } else { None }.unwrap_or_else(|| random_mac(random));
+        let mtu = if features.contains(NetFeatures::MTU) {
+            match transport.read_config_space::<u16>(CONFIG_MTU) {
+                Ok(mtu) if (MIN_MTU..=MAX_MTU).contains(&mtu) => mtu,
+                other => {
+                    log::warn!("virtio-net: device MTU {other:?} unusable, using {DEFAULT_MTU}");
+                    DEFAULT_MTU
+                }
+            }
+        } else {
+            DEFAULT_MTU
+        };
+        let link_up = read_link(&transport, features).unwrap_or(true);
+
+        let event_idx = features.contains(NetFeatures::RING_EVENT_IDX);
+        let slot_len = header_len + ETHERNET_HEADER + VLAN_TAG + usize::from(mtu);
+        let mut rx = SplitQueue::new(&mut transport, RX_QUEUE, MAX_QUEUE_SIZE, event_idx).map_err(|e| NetError::Queue(e))?;
+        let rx_buffers = Buffers::<H>::new(rx.size(), slot_len, BufferDirection::DeviceToDriver).map_err(|e| fail(&mut transport, e))?;
+        let tx = SplitQueue::new(&mut transport, TX_QUEUE, MAX_QUEUE_SIZE, event_idx).map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
+        let tx_buffers = Buffers::<H>::new(tx.size(), slot_len, BufferDirection::DriverToDevice).map_err(|e| fail(&mut transport, e))?;
+        for id in 0..rx.size() {
+            rx.set_buffer(id, rx_buffers.paddr(id), slot_len as u32, true).map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
+            rx.push(id).map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
+        }
+        // The driver must not notify before DRIVER_OK (spec 3.1.1): publish
+        // now, kick after.
+        let rx_kick = rx.publish();
+        let tx_free = (0..tx.size()).rev().collect();
+        transport.finish_init();
+
+        let mut net = VirtioNet {
+            transport,
+            offered,
+            features,
+            mac,
+            mtu,
+            header_len,
+            link_up,
+            rx,
+            rx_buffers,
+            tx,
+            tx_buffers,
+            tx_free,
+            rx_returned: Vec::new(),
+            stats: NetStats::default(),
+        };
+        if rx_kick {
+            net.kick(RX_QUEUE);
+        }
+        Ok(net)
+    }
+
+    /// Feature bits the device offered.
+    pub fn offered_features(&self) -> NetFeatures {
+        self.offered
+    }
+
+    /// Feature bits both sides agreed on.
+    pub fn features(&self) -> NetFeatures {
+        self.features
+    }
+
+    /// The MAC address: the device's, or a random locally administered one.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The largest IP packet the device carries.
+    pub fn mtu(&self) -> u16 {
+        self.mtu
+    }
+
+    /// Whether the link is up (always, without the STATUS feature).
+    pub fn link_up(&self) -> bool {
+        self.link_up
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    /// Receive and transmit queue sizes.
+    pub fn queue_sizes(&self) -> (u16, u16) {
+        (self.rx.size(), self.tx.size())
+    }
+
+    /// Whether the device computes TCP/UDP checksums of sent frames (CSUM).
+    pub fn tx_checksum_offload(&self) -> bool {
+        self.features.contains(NetFeatures::CSUM)
+    }
+
+    /// Whether received frames may arrive with checksums validated or
+    /// partial (GUEST_CSUM); see [`RxChecksum`].
+    pub fn rx_checksum_offload(&self) -> bool {
+        self.features.contains(NetFeatures::GUEST_CSUM)
+    }
+
+    /// Frames waiting in the receive queue, or buffers to reclaim from the
+    /// transmit queue.
+    pub fn has_work(&self) -> bool {
+        self.rx.has_used() || self.tx.has_used()
+    }
+
+    /// Takes the next received frame, skipping (and counting) anything the
+    /// device got wrong. The frame's slot stays the caller's until [`recycle`](Self::recycle).
+    pub fn receive(&mut self) -> Option<RxFrame> {
+        loop {
+            let used = match self.rx.pop_used()? {
+                Ok(used) => used,
+                Err(bad) => {
+                    self.count_bad_used(bad, true);
+                    continue;
+                }
+            };
+            match self.check_rx(used.id, used.len as usize) {
+                Some(frame) => {
+                    self.stats.rx_frames += 1;
+                    self.stats.rx_bytes += frame.len as u64;
+                    return Some(frame);
+                }
+                None => self.rx_returned.push(used.id),
+            }
+        }
+    }
+
+    /// The bytes of a received frame.
+    pub fn frame(&self, frame: &RxFrame) -> &[u8] {
+        &self.rx_buffers.slot(frame.id)[self.header_len..self.header_len + frame.len]
+    }
+
+    /// Gives a received frame's buffer back to the device. It becomes
+    /// visible to the device at the next [`flush`](Self::flush).
+    pub fn recycle(&mut self, frame: RxFrame) {
+        self.rx_returned.push(frame.id);
+    }
+
+    /// A free transmit buffer for a frame of up to `len` bytes, reclaiming
+    /// sent buffers first if none is free. `None` if the frame is too large
+    /// or every buffer is still with the device.
+    pub fn transmit_buffer(&mut self, len: usize) -> Option<TxFrame> {
+        if len > self.tx_buffers.slot_len - self.header_len {
+            return None;
+        }
+        if self.tx_free.is_empty() {
+            self.reclaim_tx();
+        }
+        match self.tx_free.pop() {
+            Some(id) => Some(TxFrame { id, len }),
+            None => {
+                self.stats.tx_queue_full += 1;
+                None
+            }
+        }
+    }
+
+    /// The frame bytes of a transmit buffer, to fill in.
+    pub fn frame_mut(&mut self, frame: &TxFrame) -> &mut [u8] {
+        let header_len = self.header_len;
+        &mut self.tx_buffers.slot_mut(frame.id)[header_len..header_len + frame.len]
+    }
+
+    /// Queues a filled transmit buffer. TCP/UDP checksums are left to the
+    /// device where it offers CSUM (the stack must leave them zero), or filled
+    /// in here where it cannot describe the frame. It goes out at the next
+    /// [`flush`](Self::flush).
+    pub fn send(&mut self, frame: TxFrame) {
+        let header_len = self.header_len;
+        let offload = self.tx_checksum_offload();
+        let slot = self.tx_buffers.slot_mut(frame.id);
+        let (header, data) = slot.split_at_mut(header_len);
+        let data = &mut data[..frame.len];
+        let mut net_header = NetHeader::default();
+        if offload {
+            match checksum::prepare_offload(data) {
+                Some((start, offset)) => {
+                    net_header = NetHeader::needs_csum(start, offset);
+                    self.stats.tx_csum_offloaded += 1;
+                }
+                None if checksum::fill_in_software(data) => self.stats.tx_csum_software += 1,
+                None => {}
+            }
+        }
+        net_header.emit(header, header_len);
+        let len = (header_len + frame.len) as u32;
+        let pushed = self.tx.set_buffer(frame.id, self.tx_buffers.paddr(frame.id), len, false).and_then(|()| self.tx.push(frame.id));
+        match pushed {
+            Ok(()) => {
+                self.stats.tx_frames += 1;
+                self.stats.tx_bytes += frame.len as u64;
+            }
+            // Ids in TxFrame come from tx_free, so they are valid and not in flight.
+            Err(e) => unreachable!("transmit buffer {}: {e}", frame.id),
+        }
+    }
+
+    /// Publishes everything recycled and sent since the last flush, and
+    /// kicks each queue once if its device asks for it.
+    pub fn flush(&mut self) {
+        while let Some(id) = self.rx_returned.pop() {
+            self.repost_rx(id);
+        }
+        if self.rx.publish() {
+            self.kick(RX_QUEUE);
+        }
+        if self.tx.publish() {
+            self.kick(TX_QUEUE);
+        }
+    }
+
+    /// Takes back transmit buffers the device has finished with; returns how many.
+    pub fn reclaim_tx(&mut self) -> usize {
+        let mut reclaimed = 0;
+        while let Some(used) = self.tx.pop_used() {
+            match used {
+                Ok(used) => {
+                    self.tx_free.push(used.id);
+                    reclaimed += 1;
+                }
+                // A transmit descriptor is device-readable: the device writes
+                // no bytes into it, so any length will do; the buffer is free.
+                Err(BadUsed::LenTooLong { id, .. }) => {
+                    self.tx_free.push(id);
+                    reclaimed += 1;
+                }
+                Err(bad) => self.count_bad_used(bad, false),
+            }
+        }
+        reclaimed
+    }
+
+    /// Acknowledges the device's interrupt and, on a configuration change,
+    /// re-reads the link state. Returns the new link state if it changed.
+    pub fn handle_interrupt(&mut self) -> Option<bool> {
+        let isr = self.transport.ack_interrupt();
+        if isr.contains(InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT) { self.poll_link() } else { None }
+    }
+
+    /// Re-reads the link state (with STATUS); returns it if it changed.
+    pub fn poll_link(&mut self) -> Option<bool> {
+        let up = read_link(&self.transport, self.features)?;
+        if up == self.link_up {
+            return None;
+        }
+        self.stats.config_changes += 1;
+        self.link_up = up;
+        log::info!("virtio-net: link {}", if up { "up" } else { "down" });
+        Some(up)
+    }
+
+    /// Validates a used receive buffer; `None` (counted) if it must be dropped.
+    fn check_rx(&mut self, id: u16, len: usize) -> Option<RxFrame> {
+        let header_len = self.header_len;
+        if len < header_len + ETHERNET_HEADER {
+            self.stats.rx_drop_short += 1;
+            return None;
+        }
+        let guest_csum = self.rx_checksum_offload();
+        let slot = self.rx_buffers.slot_mut(id);
+        let Ok(header) = NetHeader::parse(slot, header_len) else {
+            self.stats.rx_drop_short += 1;
+            return None;
+        };
+        // We negotiated no receive segmentation offload, and one buffer per packet.
+        if header.gso_type != GSO_NONE || (header_len == MODERN_LEN && header.num_buffers > 1) {
+            self.stats.rx_drop_bad_header += 1;
+            return None;
+        }
+        let frame_len = len - header_len;
+        let mut checksum = RxChecksum::Unknown;
+        if header.flags & FLAG_NEEDS_CSUM != 0 {
+            let data = &mut slot[header_len..len];
+            let start = usize::from(header.csum_start);
+            let end = checksum::find_segment(data).filter(|s| s.start == start).map_or(frame_len, |s| s.start + s.len);
+            if !guest_csum || !checksum::complete(data, start, usize::from(header.csum_offset), end) {
+                self.stats.rx_drop_bad_header += 1;
+                return None;
+            }
+            self.stats.rx_csum_completed += 1;
+            checksum = RxChecksum::Valid;
+        } else if header.flags & FLAG_DATA_VALID != 0 && guest_csum {
+            self.stats.rx_csum_valid += 1;
+            checksum = RxChecksum::Valid;
+        }
+        Some(RxFrame { id, len: frame_len, checksum })
+    }
+
+    fn repost_rx(&mut self, id: u16) {
+        // Ids come from this queue's used ring, checked to be ours and no longer in flight.
+        if let Err(e) = self.rx.push(id) {
+            unreachable!("receive buffer {id}: {e}");
+        }
+    }
+
+    fn count_bad_used(&mut self, bad: BadUsed, rx: bool) {
+        log::debug!("virtio-net: {} queue: {bad}", if rx { "receive" } else { "transmit" });
+        match bad {
+            BadUsed::IdOutOfRange { .. } => self.stats.drop_bad_id += 1,
+            BadUsed::NotInFlight { .. } => self.stats.drop_not_in_flight += 1,
+            BadUsed::LenTooLong { id, .. } => {
+                self.stats.rx_drop_bad_len += 1;
+                self.rx_returned.push(id);
+            }
+        }
+    }
+
+    fn kick(&mut self, queue: u16) {
+        self.stats.kicks += 1;
+        self.transport.notify(queue);
+    }
+}
+
+impl<H: Hal, T: Transport> Drop for VirtioNet<H, T> {
+    fn drop(&mut self) {
+        // Stop the device before its queues and buffers are freed.
+        self.transport.set_status(DeviceStatus::empty());
+    }
+}
+
+/// Reads the MAC address, consistently (spec 2.5.1: generation counter).
+fn read_mac<T: Transport>(transport: &T) -> Option<[u8; 6]> {
+    transport.read_consistent(|| transport.read_config_space::<[u8; 6]>(CONFIG_MAC)).ok()
+}
+
+/// Reads the link state; `None` without the STATUS feature or if unreadable.
+fn read_link<T: Transport>(transport: &T, features: NetFeatures) -> Option<bool> {
+    if !features.contains(NetFeatures::STATUS) {
+        return None;
+    }
+    transport.read_config_space::<u16>(CONFIG_STATUS).ok().map(|s| s & STATUS_LINK_UP != 0)
+}
+
+/// A unicast, locally administered MAC address from the low 46 bits of
+/// `random` (IEEE 802: bit 0 of the first byte is the group bit, bit 1 the
+/// local bit).
+pub fn random_mac(random: u64) -> [u8; 6] {
+    let b = random.to_le_bytes();
+    [(b[0] & !0b11) | 0b10, b[1], b[2], b[3], b[4], b[5]]
+}
+
+/// Formats a MAC address as `52:54:00:12:34:56`.
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
