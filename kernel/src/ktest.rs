@@ -16,15 +16,24 @@ use core::time::Duration;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::cmdline::Cmdline;
+use crate::nic::Nic;
 use crate::qemu::{self, ExitCode};
 use crate::{allocator, apic, clock, interrupts, memory, println};
 
 type TestResult = Result<(), String>;
 
+/// What tests may use: the devices found at boot and the command line.
+pub struct Context {
+    /// The network card, if there is one.
+    pub nic: Option<Nic>,
+    /// The kernel command line.
+    pub cmdline: &'static Cmdline,
+}
+
 /// A named in-kernel test.
 struct Test {
     name: &'static str,
-    run: fn() -> TestResult,
+    run: fn(&mut Context) -> TestResult,
 }
 
 /// Fails the current test with a message unless `cond` holds.
@@ -52,6 +61,9 @@ const TESTS: &[Test] = tests![
     apic_timer_interrupt_is_delivered,
     breakpoint_resumes_with_registers_intact,
     cmdline_parses_words,
+    nic_answers_arp_for_the_gateway,
+    nic_gets_a_dhcp_offer_with_valid_checksums,
+    nic_echoes_udp_with_checksum_offload,
 ];
 
 /// Index of the test that is running, for the panic handler; `usize::MAX` when none.
@@ -63,7 +75,8 @@ static mut RUN: Vec<Test> = Vec::new();
 ///
 /// `inject` adds a misbehaving test (`fail`, `panic`, `fault` or `hang`) so the
 /// harness can prove that it notices each kind of failure.
-pub fn run(inject: Option<&str>) -> ! {
+pub fn run(context: &mut Context) -> ! {
+    let inject = context.cmdline.get("ktest.inject");
     let mut tests: Vec<Test> = TESTS.iter().map(|t| Test { name: t.name, run: t.run }).collect();
     match inject {
         Some("fail") => tests.push(Test { name: "injected_failure", run: injected_failure }),
@@ -85,7 +98,7 @@ pub fn run(inject: Option<&str>) -> ! {
     for (i, test) in tests.iter().enumerate() {
         CURRENT.store(i, Ordering::SeqCst);
         let started = clock::now();
-        let result = (test.run)();
+        let result = (test.run)(context);
         let ms = (clock::now() - started).as_millis();
         match result {
             Ok(()) => println!("ktest: {} ... ok ({ms} ms)", test.name),
@@ -110,7 +123,7 @@ pub fn report_panic() {
     }
 }
 
-fn heap_box_and_vec_round_trip() -> TestResult {
+fn heap_box_and_vec_round_trip(_: &mut Context) -> TestResult {
     let boxed = Box::new(0x5EED_u64);
     check!(*boxed == 0x5EED, "box holds {:#x}", *boxed);
     let v: Vec<u32> = (0..10_000).collect();
@@ -120,7 +133,7 @@ fn heap_box_and_vec_round_trip() -> TestResult {
     Ok(())
 }
 
-fn heap_in_use_returns_to_baseline() -> TestResult {
+fn heap_in_use_returns_to_baseline(_: &mut Context) -> TestResult {
     let before = allocator::stats().in_use;
     let blocks: Vec<Box<[u8; 1024]>> = (0..64).map(|_| Box::new([7u8; 1024])).collect();
     let during = allocator::stats().in_use;
@@ -132,7 +145,7 @@ fn heap_in_use_returns_to_baseline() -> TestResult {
     Ok(())
 }
 
-fn heap_large_allocation() -> TestResult {
+fn heap_large_allocation(_: &mut Context) -> TestResult {
     const SIZE: usize = 1 << 20;
     let mut big = Vec::<u8>::with_capacity(SIZE);
     big.resize(SIZE, 0xA5);
@@ -142,7 +155,7 @@ fn heap_large_allocation() -> TestResult {
     Ok(())
 }
 
-fn frame_allocator_gives_distinct_usable_frames() -> TestResult {
+fn frame_allocator_gives_distinct_usable_frames(_: &mut Context) -> TestResult {
     let frames: Vec<PhysFrame> = (0..16).filter_map(|_| memory::allocate_frame()).collect();
     check!(frames.len() == 16, "only {} frames", frames.len());
     for (i, f) in frames.iter().enumerate() {
@@ -164,7 +177,7 @@ fn frame_allocator_gives_distinct_usable_frames() -> TestResult {
     Ok(())
 }
 
-fn mmio_mapping_aliases_physical_memory() -> TestResult {
+fn mmio_mapping_aliases_physical_memory(_: &mut Context) -> TestResult {
     let frame = memory::allocate_frame().ok_or("no frame")?;
     let offset = 0x10;
     let mmio = memory::map_mmio(frame.start_address() + offset, 8).map_err(|e| format!("{e}"))?;
@@ -180,7 +193,7 @@ fn mmio_mapping_aliases_physical_memory() -> TestResult {
     Ok(())
 }
 
-fn clock_is_monotonic() -> TestResult {
+fn clock_is_monotonic(_: &mut Context) -> TestResult {
     let mut last = clock::now();
     for i in 0..100_000 {
         let t = clock::now();
@@ -191,7 +204,7 @@ fn clock_is_monotonic() -> TestResult {
     Ok(())
 }
 
-fn clock_agrees_with_pit() -> TestResult {
+fn clock_agrees_with_pit(_: &mut Context) -> TestResult {
     // Calibration correctness, not speed: a wrong PIT program or a unit error
     // would be off by far more than this.
     let hz = clock::tsc_hz();
@@ -201,7 +214,7 @@ fn clock_agrees_with_pit() -> TestResult {
     Ok(())
 }
 
-fn apic_timer_interrupt_is_delivered() -> TestResult {
+fn apic_timer_interrupt_is_delivered(_: &mut Context) -> TestResult {
     const DELAY: Duration = Duration::from_millis(5);
     const GIVE_UP: Duration = Duration::from_secs(2);
     let before = interrupts::count(interrupts::TIMER_VECTOR);
@@ -221,7 +234,7 @@ fn apic_timer_interrupt_is_delivered() -> TestResult {
     Ok(())
 }
 
-fn breakpoint_resumes_with_registers_intact() -> TestResult {
+fn breakpoint_resumes_with_registers_intact(_: &mut Context) -> TestResult {
     let before = interrupts::count(3);
     let (mut a, mut b, mut c, mut d) = (0x1111_u64, 0x2222_u64, 0x3333_u64, 0x4444_u64);
     let (mut e, mut f) = (0x5555_u64, 0x6666_u64);
@@ -238,7 +251,7 @@ fn breakpoint_resumes_with_registers_intact() -> TestResult {
     Ok(())
 }
 
-fn cmdline_parses_words() -> TestResult {
+fn cmdline_parses_words(_: &mut Context) -> TestResult {
     let line = Cmdline::from_bytes(b"  mode=test log=debug verbose k=v=w log=trace ");
     check!(line.get("mode") == Some("test"), "mode: {:?}", line.get("mode"));
     check!(line.get("log") == Some("trace"), "the last value wins: {:?}", line.get("log"));
@@ -253,16 +266,16 @@ fn cmdline_parses_words() -> TestResult {
     Ok(())
 }
 
-fn injected_failure() -> TestResult {
+fn injected_failure(_: &mut Context) -> TestResult {
     check!(1 + 1 == 3, "injected failure (ktest.inject=fail)");
     Ok(())
 }
 
-fn injected_panic() -> TestResult {
+fn injected_panic(_: &mut Context) -> TestResult {
     panic!("injected panic (ktest.inject=panic)");
 }
 
-fn injected_page_fault() -> TestResult {
+fn injected_page_fault(_: &mut Context) -> TestResult {
     /// Canonical, in the lower half, and never mapped by the bootloader or Skiff.
     const UNMAPPED: u64 = 0x0000_7E57_DEAD_0000;
     // SAFETY: not safe, on purpose: this read page-faults, and the fault
@@ -271,6 +284,160 @@ fn injected_page_fault() -> TestResult {
     Err(format!("read {value:#x} from an unmapped address"))
 }
 
-fn injected_hang() -> TestResult {
+fn injected_hang(_: &mut Context) -> TestResult {
     qemu::halt_forever()
+}
+
+/// Skiff's address and the gateway on QEMU's user network (and on the test
+/// TAP network, which `cargo xtask qemu` sets up the same way).
+const GUEST_IP: [u8; 4] = [10, 0, 2, 15];
+const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
+/// How long a NIC test waits for an answer: TCG is slow, but not this slow.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+/// Between retransmissions of a request.
+const RESEND_EVERY: Duration = Duration::from_millis(500);
+
+/// Sends `frame` every `RESEND_EVERY` until `answer` accepts a received
+/// frame or `ANSWER_WITHIN` passes. Returns the accepted frame.
+fn exchange(nic: &mut Nic, frame: &[u8], answer: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>, String> {
+    let start = clock::now();
+    let mut last_sent: Option<Duration> = None;
+    while clock::now() - start < ANSWER_WITHIN {
+        if last_sent.is_none_or(|t| clock::now() - t >= RESEND_EVERY) {
+            let tx = nic.transmit_buffer(frame.len()).ok_or("no transmit buffer")?;
+            nic.frame_mut(&tx).copy_from_slice(frame);
+            nic.send(tx);
+            nic.flush();
+            last_sent = Some(clock::now());
+        }
+        while let Some(rx) = nic.receive() {
+            let bytes = nic.frame(&rx).to_vec();
+            nic.recycle(rx);
+            if answer(&bytes) {
+                nic.flush();
+                return Ok(bytes);
+            }
+        }
+        nic.reclaim_tx();
+        nic.flush();
+    }
+    Err(format!("no answer within {ANSWER_WITHIN:?}; counters {:?}", nic.stats()))
+}
+
+fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+/// An IPv4 + UDP packet after `frame`'s Ethernet header, checksum field zero
+/// (the driver or the device fills it in).
+fn udp4(mut frame: Vec<u8>, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut ip = [0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip[12..16].copy_from_slice(&src);
+    ip[16..20].copy_from_slice(&dst);
+    let sum = !skiff_drivers::virtio::net::checksum::fold(skiff_drivers::virtio::net::checksum::sum(&ip, 0));
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&sport.to_be_bytes());
+    frame.extend_from_slice(&dport.to_be_bytes());
+    frame.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&[0, 0]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+fn nic_answers_arp_for_the_gateway(ctx: &mut Context) -> TestResult {
+    let nic = ctx.nic.as_mut().ok_or("no network card")?;
+    let mac = nic.mac();
+    let mut request = ethernet([0xFF; 6], mac, 0x0806);
+    request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]); // Ethernet/IPv4, request
+    request.extend_from_slice(&mac);
+    request.extend_from_slice(&GUEST_IP);
+    request.extend_from_slice(&[0; 6]);
+    request.extend_from_slice(&GATEWAY_IP);
+    let reply = exchange(nic, &request, |f| {
+        f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[28..32] == GATEWAY_IP && f[32..38] == mac
+    })?;
+    check!(reply[0..6] == mac, "ARP reply not addressed to our MAC");
+    let s = nic.stats();
+    check!(s.tx_frames > 0 && s.rx_frames > 0, "counters did not move: {s:?}");
+    Ok(())
+}
+
+fn nic_gets_a_dhcp_offer_with_valid_checksums(ctx: &mut Context) -> TestResult {
+    // Only QEMU's user network has a DHCP server; it checks UDP checksums,
+    // so an offer means the driver's (software or offloaded) checksum was right.
+    if ctx.cmdline.get("ktest.net") != Some("user") {
+        println!("ktest:   (skipped: no DHCP server on this network)");
+        return Ok(());
+    }
+    let nic = ctx.nic.as_mut().ok_or("no network card")?;
+    let mac = nic.mac();
+    let xid = [0x5C, 0x1F, 0xF0, 0x0D];
+    let mut dhcp = [0u8; 240];
+    dhcp[0..4].copy_from_slice(&[1, 1, 6, 0]); // BOOTREQUEST, Ethernet
+    dhcp[4..8].copy_from_slice(&xid);
+    dhcp[10] = 0x80; // broadcast flag: we have no address yet
+    dhcp[28..34].copy_from_slice(&mac);
+    dhcp[236..240].copy_from_slice(&[99, 130, 83, 99]); // magic cookie
+    let mut payload = dhcp.to_vec();
+    payload.extend_from_slice(&[53, 1, 1, 255]); // DHCPDISCOVER, end
+    let frame = udp4(ethernet([0xFF; 6], mac, 0x0800), [0; 4], [255; 4], 68, 67, &payload);
+    let offer = exchange(nic, &frame, |f| {
+        f.len() > 42 + 240 && f[12..14] == [8, 0] && f[23] == 17 && f[34..38] == [0, 67, 0, 68] && f[46..50] == xid
+    })?;
+    let valid = skiff_drivers::virtio::net::checksum::verify(&offer);
+    check!(valid == Some(true), "DHCP offer with a bad UDP checksum: {valid:?}");
+    check!(offer[58..62] == GUEST_IP, "offered {:?}, expected {GUEST_IP:?}", &offer[58..62]);
+    Ok(())
+}
+
+fn nic_echoes_udp_with_checksum_offload(ctx: &mut Context) -> TestResult {
+    // The test TAP network runs a UDP echo server on the gateway's port 7.
+    // With CSUM our datagram leaves with a partial checksum for the device to
+    // finish; with GUEST_CSUM the host's locally generated echo arrives with
+    // a partial checksum (NEEDS_CSUM) that the driver completes.
+    if ctx.cmdline.get("ktest.net") != Some("tap") {
+        println!("ktest:   (skipped: no echo server on this network)");
+        return Ok(());
+    }
+    let nic = ctx.nic.as_mut().ok_or("no network card")?;
+    let mac = nic.mac();
+    let mut request = ethernet([0xFF; 6], mac, 0x0806);
+    request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    request.extend_from_slice(&mac);
+    request.extend_from_slice(&GUEST_IP);
+    request.extend_from_slice(&[0; 6]);
+    request.extend_from_slice(&GATEWAY_IP);
+    let reply = exchange(nic, &request, |f| f.len() >= 42 && f[12..14] == [8, 6] && f[20..22] == [0, 2] && f[28..32] == GATEWAY_IP)?;
+    let mut gateway_mac = [0; 6];
+    gateway_mac.copy_from_slice(&reply[22..28]);
+
+    let before = nic.stats();
+    let payload = b"skiff checksum offload, both ways";
+    let frame = udp4(ethernet(gateway_mac, mac, 0x0800), GUEST_IP, GATEWAY_IP, 40000, 7, payload);
+    let echo = exchange(nic, &frame, |f| f.len() >= 42 && f[12..14] == [8, 0] && f[23] == 17 && f[34..38] == [0, 7, 0x9c, 0x40])?;
+    let after = nic.stats();
+    check!(echo.get(42..42 + payload.len()) == Some(&payload[..]), "the echo changed the payload");
+    let valid = skiff_drivers::virtio::net::checksum::verify(&echo);
+    check!(valid == Some(true), "echo checksum after the driver: {valid:?}");
+    if nic.tx_checksum_offload() {
+        check!(after.tx_csum_offloaded > before.tx_csum_offloaded, "CSUM negotiated but nothing offloaded");
+    }
+    if nic.rx_checksum_offload() {
+        let offloaded = (after.rx_csum_completed + after.rx_csum_valid) - (before.rx_csum_completed + before.rx_csum_valid);
+        check!(offloaded > 0, "GUEST_CSUM negotiated but the echo came without a checksum flag");
+    }
+    println!(
+        "ktest:   echo checksums: tx offloaded {}, rx completed {}, rx valid {}",
+        after.tx_csum_offloaded - before.tx_csum_offloaded,
+        after.rx_csum_completed - before.rx_csum_completed,
+        after.rx_csum_valid - before.rx_csum_valid
+    );
+    Ok(())
 }

@@ -26,9 +26,10 @@ impl Log for SerialLogger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        // "skiff_kernel::memory" → "memory": the crate prefix is noise here.
+        // "skiff_kernel::memory" → "memory", "skiff_drivers::pci" →
+        // "drivers::pci": the kernel's own prefix is noise here.
         let target = record.target();
-        let target = target.strip_prefix("skiff_kernel::").unwrap_or(target);
+        let target = target.strip_prefix("skiff_kernel::").or_else(|| target.strip_prefix("skiff_")).unwrap_or(target);
         crate::println!(
             "[{:5}.{:06}] {level} {target}: {}",
             nanos / 1_000_000_000,

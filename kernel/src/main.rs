@@ -12,16 +12,21 @@
 
 extern crate alloc;
 
+mod acpi;
 mod allocator;
 mod apic;
 mod clock;
 mod cmdline;
+mod dma;
+mod entropy;
 mod fw_cfg;
 mod gdt;
 mod interrupts;
 mod ktest;
 mod logger;
 mod memory;
+mod nic;
+mod pci;
 mod qemu;
 mod serial;
 
@@ -43,12 +48,6 @@ const BOOTLOADER_CONFIG: BootloaderConfig = {
 };
 
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
-
-/// Facts from boot that later stages need.
-pub struct BootFacts {
-    /// Physical address of the ACPI RSDP, if the firmware has ACPI.
-    pub rsdp_addr: Option<u64>,
-}
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     serial::init();
@@ -81,11 +80,14 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     x86_64::instructions::interrupts::enable();
 
-    let facts = BootFacts { rsdp_addr: boot_info.rsdp_addr.into_option() };
-    match facts.rsdp_addr {
+    let rsdp = boot_info.rsdp_addr.into_option();
+    match rsdp {
         Some(addr) => log::info!("ACPI RSDP at {addr:#x}"),
         None => log::warn!("no ACPI RSDP from the firmware"),
     }
+    let mut pci = pci::init(rsdp);
+    let nic = nic::init(&mut pci);
+
     let heap = allocator::stats();
     let (frames, frames_free) = memory::frame_stats();
     log::info!(
@@ -96,13 +98,32 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         frames_free >> 20
     );
 
+    let mut context = ktest::Context { nic, cmdline };
     match cmdline.get("mode") {
-        Some("test") => ktest::run(cmdline.get("ktest.inject")),
+        Some("test") => ktest::run(&mut context),
         None | Some("run") => {}
         Some(other) => log::warn!("unknown mode \"{other}\", serving instead"),
     }
-    println!("Skiff is up. Nothing to serve yet: the network driver comes next. Idling.");
-    idle()
+    serve(context.nic)
+}
+
+/// The main loop, for now: keep the card's queues moving and count what
+/// arrives. The TCP/IP stack comes next.
+fn serve(nic: Option<nic::Nic>) -> ! {
+    let Some(mut nic) = nic else {
+        println!("Skiff is up, without a network card. Idling.");
+        idle()
+    };
+    println!("Skiff is up. The network stack comes next; frames are counted and dropped.");
+    loop {
+        while let Some(frame) = nic.receive() {
+            log::trace!("received {} bytes", frame.len());
+            nic.recycle(frame);
+        }
+        nic.reclaim_tx();
+        nic.flush();
+        core::hint::spin_loop();
+    }
 }
 
 /// Sleeps until the next interrupt, forever.

@@ -96,6 +96,7 @@ pub struct MemoryInfo {
 
 struct Memory {
     phys_offset: VirtAddr,
+    heap: PhysRange,
     frames: BootFrameAllocator,
     mapper: OffsetPageTable<'static>,
     /// Next free address in the MMIO window, and its end.
@@ -194,7 +195,7 @@ pub fn init(regions: &MemoryRegions, phys_offset: Option<u64>) -> Result<MemoryI
         mmio_start
     );
     MEMORY.call_once(|| {
-        Mutex::new(Memory { phys_offset, frames, mapper, mmio_next: mmio_start, mmio_end: mmio_start + (1u64 << 39) })
+        Mutex::new(Memory { phys_offset, heap, frames, mapper, mmio_next: mmio_start, mmio_end: mmio_start + (1u64 << 39) })
     });
     Ok(MemoryInfo { heap, heap_virt: phys_offset + heap.start })
 }
@@ -241,6 +242,20 @@ pub fn frame_stats() -> (u64, u64) {
 /// The virtual address of physical address `phys` in the bootloader's mapping.
 pub fn phys_to_virt(phys: PhysAddr) -> Option<VirtAddr> {
     Some(MEMORY.get()?.lock().phys_offset + phys.as_u64())
+}
+
+/// The physical address of a heap address: the heap is one physical region
+/// mapped at a fixed offset. `None` outside the heap.
+pub fn heap_virt_to_phys(virt: VirtAddr) -> Option<PhysAddr> {
+    let m = MEMORY.get()?.lock();
+    let phys = virt.as_u64().checked_sub(m.phys_offset.as_u64())?;
+    (m.heap.start <= phys && phys < m.heap.end).then(|| PhysAddr::new(phys))
+}
+
+/// The physical address behind any mapped virtual address (through the page tables).
+pub fn translate(virt: VirtAddr) -> Option<PhysAddr> {
+    use x86_64::structures::paging::Translate;
+    MEMORY.get()?.lock().mapper.translate_addr(virt)
 }
 
 /// Whether `frame` lies in a usable region of the map outside the heap.

@@ -94,6 +94,34 @@ pub fn assign_missing_bars<C: ConfigurationAccess>(
     Ok(assigned)
 }
 
+/// Where 32-bit memory BARs may go on a PC: below the I/O APIC, local APIC
+/// and firmware at 0xFEC0_0000 and up.
+pub const PCI_MEMORY_END: u64 = 0xFEC0_0000;
+/// I/O BARs stay above the legacy ISA ports.
+pub const PCI_IO_START: u64 = 0x1000;
+/// The end of the 16-bit I/O port space.
+pub const PCI_IO_END: u64 = 0x1_0000;
+
+/// Address windows above everything the firmware assigned: memory from the
+/// end of the highest 32-bit memory BAR to [`PCI_MEMORY_END`], I/O from the
+/// end of the highest I/O BAR to the end of the port space.
+pub fn free_windows(functions: &[Function]) -> (AddressWindow, AddressWindow) {
+    let mut memory_next = 0;
+    let mut io_next = PCI_IO_START;
+    for bar in functions.iter().flat_map(|f| f.bars.iter().flatten()) {
+        match *bar {
+            BarInfo::Memory { address, size, .. } if address != 0 && address < PCI_MEMORY_END => {
+                memory_next = memory_next.max(address.saturating_add(size));
+            }
+            BarInfo::IO { address, size } if address != 0 => io_next = io_next.max(u64::from(address) + u64::from(size)),
+            _ => {}
+        }
+    }
+    // With nothing assigned at all, start in the middle of the 32-bit hole.
+    let memory_next = if memory_next == 0 { 0xC000_0000 } else { memory_next };
+    (AddressWindow { next: memory_next, end: PCI_MEMORY_END }, AddressWindow { next: io_next, end: PCI_IO_END })
+}
+
 fn log_assigned(function: DeviceFunction, bar: u8, address: u64, size: u64) {
     log::info!("pci {function}: BAR {bar} was unassigned, now {address:#x}+{size:#x}");
 }

@@ -13,7 +13,7 @@ mod assign;
 mod port_cam;
 mod scan;
 
-pub use assign::{AddressWindow, AssignError, assign_missing_bars};
+pub use assign::{AddressWindow, AssignError, assign_missing_bars, free_windows};
 pub use port_cam::PortCam;
 pub use scan::{Function, class_name, scan};
 pub use virtio_drivers::transport::pci::bus::{
@@ -81,7 +81,7 @@ mod test {
     #[test]
     fn scan_finds_functions_on_every_bus_with_bars_and_capabilities() {
         let mut root = PciRoot::new(config());
-        let found = scan(&mut root);
+        let found = scan(&mut root, 0..=255);
         let addresses: Vec<_> = found.iter().map(|f| f.address).collect();
         assert_eq!(addresses, [BRIDGE, NIC, FAR]);
         let nic = &found[1];
@@ -101,7 +101,7 @@ mod test {
         let command = (Command::IO_SPACE | Command::MEMORY_SPACE).bits();
         c.set_reg(NIC, 4, c.reg(NIC, 4) | u32::from(command));
         let mut root = PciRoot::new(c.clone());
-        scan(&mut root);
+        scan(&mut root, 0..=255);
         let writes: Vec<_> = c.writes().into_iter().filter(|w| w.0 == NIC).collect();
         let first_probe = writes.iter().position(|w| w.1 == 0x10 && w.2 == u32::MAX).expect("BAR 0 probed");
         let decode_off = writes[..first_probe].iter().rposition(|w| w.1 == 0x04).expect("command written before probing");
@@ -113,7 +113,7 @@ mod test {
     fn unassigned_bars_get_aligned_addresses_from_their_windows() {
         let c = config();
         let mut root = PciRoot::new(c.clone());
-        let mut nic = scan(&mut root).remove(1);
+        let mut nic = scan(&mut root, 0..=255).remove(1);
         let mut memory = AddressWindow { next: 0x8000_0800, end: 0x8001_0000 };
         let mut io = AddressWindow { next: 0xc001, end: 0x1_0000 };
         assert_eq!(assign_missing_bars(&mut root, &mut nic, &mut memory, &mut io), Ok(3));
@@ -121,16 +121,30 @@ mod test {
         assert_eq!(c.reg(NIC, 0x14), 0x8000_1000);
         assert_eq!((c.reg(NIC, 0x20) & !0xf, c.reg(NIC, 0x24)), (0x8000_4000, 0), "64-bit BAR in two halves");
         // A re-scan reads the new addresses back.
-        let again = scan(&mut root).remove(1);
+        let again = scan(&mut root, 0..=255).remove(1);
         assert!(matches!(again.bars[1], Some(BarInfo::Memory { address: 0x8000_1000, .. })));
         // Nothing left to assign the second time.
         assert_eq!(assign_missing_bars(&mut root, &mut nic, &mut memory, &mut io), Ok(0));
     }
 
     #[test]
+    fn free_windows_start_above_what_firmware_assigned() {
+        let c = config();
+        c.set_reg(NIC, 0x10, 0xc041); // I/O BAR 0 at 0xc040 (+0x20)
+        c.set_reg(NIC, 0x14, 0xfebf_1000); // memory BAR 1 (+0x1000)
+        let mut root = PciRoot::new(c);
+        let found = scan(&mut root, 0..=255);
+        let (memory, io) = free_windows(&found);
+        assert_eq!(memory, AddressWindow { next: 0xfebf_2000, end: 0xfec0_0000 });
+        assert_eq!(io, AddressWindow { next: 0xc060, end: 0x1_0000 });
+        let (memory, io) = free_windows(&[]);
+        assert_eq!((memory.next, io.next), (0xc000_0000, 0x1000));
+    }
+
+    #[test]
     fn a_full_window_is_an_error_not_a_panic() {
         let mut root = PciRoot::new(config());
-        let mut nic = scan(&mut root).remove(1);
+        let mut nic = scan(&mut root, 0..=255).remove(1);
         let mut memory = AddressWindow { next: 0x1000, end: 0x1800 };
         let mut io = AddressWindow { next: 0xc000, end: 0xd000 };
         assert_eq!(assign_missing_bars(&mut root, &mut nic, &mut memory, &mut io), Err(AssignError::NoRoom { bar: 1, size: 0x1000 }));
@@ -142,7 +156,7 @@ mod test {
         // 0x98 → 0x84 → 0x70 → back to 0x98, forever.
         c.set_reg(NIC, 0x70, c.reg(NIC, 0x70) | 0x98 << 8);
         let mut root = PciRoot::new(c);
-        let nic = scan(&mut root).remove(1);
+        let nic = scan(&mut root, 0..=255).remove(1);
         assert_eq!(nic.capabilities.len(), scan::MAX_CAPABILITIES);
     }
 

@@ -2,6 +2,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::RangeInclusive;
 
 use virtio_drivers::transport::pci::bus::{
     BarInfo, CapabilityInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType, PciRoot,
@@ -86,13 +87,14 @@ pub fn class_name(class: u8) -> &'static str {
     }
 }
 
-/// Finds every function on every bus (0–255), logging each at `info`.
+/// Finds every function on the buses in `buses` (all 256 for the port
+/// mechanism; an ECAM region's own range), logging each at `info`.
 ///
 /// BARs are sized with the function's memory and I/O decoding switched off,
 /// so that the all-ones probe value is never decoded as an address.
-pub fn scan<C: ConfigurationAccess>(root: &mut PciRoot<C>) -> Vec<Function> {
+pub fn scan<C: ConfigurationAccess>(root: &mut PciRoot<C>, buses: RangeInclusive<u8>) -> Vec<Function> {
     let mut found = Vec::new();
-    for bus in 0..=u8::MAX {
+    for bus in buses {
         let functions: Vec<_> = root.enumerate_bus(bus).collect();
         for (address, info) in functions {
             let bars = if info.header_type == HeaderType::Standard { read_bars(root, address) } else { [const { None }; MAX_BARS] };

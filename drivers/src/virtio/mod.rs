@@ -8,6 +8,7 @@
 //! Ref: Virtual I/O Device (VIRTIO) Version 1.2 (the "virtio spec").
 
 pub mod legacy;
+pub mod pci;
 pub mod net;
 pub mod queue;
 

@@ -19,6 +19,8 @@ bitflags::bitflags! {
         const MTU = 1 << 3;
         /// Device has a MAC address in its config.
         const MAC = 1 << 5;
+        /// Legacy: segmentation offload of any kind (deprecated).
+        const GSO = 1 << 6;
         /// Driver can receive TSOv4.
         const GUEST_TSO4 = 1 << 7;
         /// Driver can receive TSOv6.
@@ -45,6 +47,8 @@ bitflags::bitflags! {
         const CTRL_RX = 1 << 18;
         /// Control channel VLAN filtering.
         const CTRL_VLAN = 1 << 19;
+        /// Control channel: extra RX modes.
+        const CTRL_RX_EXTRA = 1 << 20;
         /// Driver can send gratuitous packets.
         const GUEST_ANNOUNCE = 1 << 21;
         /// Multiqueue with automatic steering.
@@ -59,6 +63,8 @@ bitflags::bitflags! {
         const RING_INDIRECT_DESC = 1 << 28;
         /// `used_event`/`avail_event` notification suppression.
         const RING_EVENT_IDX = 1 << 29;
+        /// Legacy: QEMU offers this bit to catch drivers that accept everything.
+        const BAD_FEATURE = 1 << 30;
         /// The device conforms to virtio 1.0 or later (modern).
         const VERSION_1 = 1 << 32;
         /// The device sits behind an IOMMU or similar.
@@ -73,6 +79,8 @@ bitflags::bitflags! {
         const SR_IOV = 1 << 37;
         /// Notifications carry extra data.
         const NOTIFICATION_DATA = 1 << 38;
+        /// Individual queues can be reset.
+        const RING_RESET = 1 << 40;
         /// Device reports hash values.
         const HASH_REPORT = 1 << 57;
         /// Receive-side scaling.
@@ -144,7 +152,7 @@ mod test {
     fn display_names_bits_in_order_and_keeps_unknown_ones() {
         let set = NetFeatures::VERSION_1 | NetFeatures::MAC | NetFeatures::CSUM;
         assert_eq!(set.to_string(), "CSUM MAC VERSION_1");
-        assert_eq!(describe(1 << 5 | 1 << 40).to_string(), "MAC bit40");
+        assert_eq!(describe(1 << 5 | 1 << 40 | 1 << 50).to_string(), "MAC RING_RESET bit50");
         assert_eq!(NetFeatures::empty().to_string(), "(none)");
     }
 }

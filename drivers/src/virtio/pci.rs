@@ -1,0 +1,149 @@
+//! Choosing the transport for a virtio PCI function: modern (virtio
+//! capabilities pointing into memory BARs) or legacy (an I/O BAR).
+//!
+//! Ref: virtio spec 4.1.2 (PCI device discovery), 4.1.4 (modern layout),
+//! 4.1.4.10 (legacy layout).
+
+use core::fmt;
+
+use virtio_drivers::transport::pci::bus::{BarInfo, ConfigurationAccess, PciRoot};
+use virtio_drivers::transport::pci::{PciTransport, VirtioPciError};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+use virtio_drivers::{Hal, PhysAddr};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use super::legacy::{IoPorts, LegacyError, LegacyTransport};
+use crate::pci::{CAP_VENDOR, Function};
+
+/// Red Hat's PCI vendor ID, which all virtio devices use.
+pub const VIRTIO_VENDOR: u16 = 0x1AF4;
+/// Transitional (legacy-capable) virtio network device (spec 4.1.2.3).
+pub const NET_TRANSITIONAL: u16 = 0x1000;
+/// Modern-only virtio network device: 0x1040 + device type 1 (spec 4.1.2.1).
+pub const NET_MODERN: u16 = 0x1041;
+
+/// Whether `function` is a virtio network card.
+pub fn is_virtio_net(function: &Function) -> bool {
+    function.info.vendor_id == VIRTIO_VENDOR && matches!(function.info.device_id, NET_TRANSITIONAL | NET_MODERN)
+}
+
+/// A virtio PCI transport of either kind.
+pub enum VirtioPciTransport<P: IoPorts> {
+    /// `virtio-drivers`' transport for virtio 1.x devices.
+    Modern(PciTransport),
+    /// Skiff's transport for legacy devices.
+    Legacy(LegacyTransport<P>),
+}
+
+/// Why neither transport fits.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// The modern transport failed on a function that has virtio capabilities.
+    Modern(VirtioPciError),
+    /// No virtio capabilities, and no usable I/O BAR 0 for the legacy interface.
+    NoLegacyBar,
+    /// The legacy BAR is unusable.
+    Legacy(LegacyError),
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ProbeError::Modern(e) => write!(f, "modern virtio transport: {e}"),
+            ProbeError::NoLegacyBar => write!(f, "no virtio capabilities and no I/O BAR 0 for the legacy interface"),
+            ProbeError::Legacy(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Builds the transport for a virtio function: modern if it has virtio
+/// vendor capabilities, else legacy over BAR 0 (with `ports`). MSI-X is
+/// assumed off, as firmware leaves it.
+pub fn probe<H: Hal, C: ConfigurationAccess, P: IoPorts>(
+    root: &mut PciRoot<C>,
+    function: &Function,
+    ports: P,
+) -> Result<VirtioPciTransport<P>, ProbeError> {
+    if function.capability(CAP_VENDOR).is_some() {
+        return PciTransport::new::<H, C>(root, function.address).map(VirtioPciTransport::Modern).map_err(ProbeError::Modern);
+    }
+    let Some(BarInfo::IO { address, size }) = function.bars[0] else {
+        return Err(ProbeError::NoLegacyBar);
+    };
+    let device_type = DeviceType::Network;
+    // Firmware leaves MSI-X disabled and Skiff does not enable it here, so the
+    // device configuration starts right after the common registers.
+    let msix_enabled = false;
+    LegacyTransport::new(ports, address, size, device_type, msix_enabled).map(VirtioPciTransport::Legacy).map_err(ProbeError::Legacy)
+}
+
+impl<P: IoPorts> VirtioPciTransport<P> {
+    /// "modern" or "legacy", for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VirtioPciTransport::Modern(_) => "modern",
+            VirtioPciTransport::Legacy(_) => "legacy",
+        }
+    }
+}
+
+/// Calls the same method on whichever transport this is.
+macro_rules! delegate {
+    ($self:ident, $t:ident => $call:expr) => {
+        match $self {
+            VirtioPciTransport::Modern($t) => $call,
+            VirtioPciTransport::Legacy($t) => $call,
+        }
+    };
+}
+
+impl<P: IoPorts> Transport for VirtioPciTransport<P> {
+    fn device_type(&self) -> DeviceType {
+        delegate!(self, t => t.device_type())
+    }
+    fn read_device_features(&mut self) -> u64 {
+        delegate!(self, t => t.read_device_features())
+    }
+    fn write_driver_features(&mut self, features: u64) {
+        delegate!(self, t => t.write_driver_features(features))
+    }
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        delegate!(self, t => t.max_queue_size(queue))
+    }
+    fn notify(&mut self, queue: u16) {
+        delegate!(self, t => t.notify(queue))
+    }
+    fn get_status(&self) -> DeviceStatus {
+        delegate!(self, t => t.get_status())
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        delegate!(self, t => t.set_status(status))
+    }
+    fn set_guest_page_size(&mut self, size: u32) {
+        delegate!(self, t => t.set_guest_page_size(size))
+    }
+    fn requires_legacy_layout(&self) -> bool {
+        delegate!(self, t => t.requires_legacy_layout())
+    }
+    fn queue_set(&mut self, queue: u16, size: u32, desc: PhysAddr, driver: PhysAddr, device: PhysAddr) {
+        delegate!(self, t => t.queue_set(queue, size, desc, driver, device))
+    }
+    fn queue_unset(&mut self, queue: u16) {
+        delegate!(self, t => t.queue_unset(queue))
+    }
+    fn queue_used(&mut self, queue: u16) -> bool {
+        delegate!(self, t => t.queue_used(queue))
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        delegate!(self, t => t.ack_interrupt())
+    }
+    fn read_config_generation(&self) -> u32 {
+        delegate!(self, t => t.read_config_generation())
+    }
+    fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> virtio_drivers::Result<T> {
+        delegate!(self, t => t.read_config_space(offset))
+    }
+    fn write_config_space<T: IntoBytes + Immutable>(&mut self, offset: usize, value: T) -> virtio_drivers::Result<()> {
+        delegate!(self, t => t.write_config_space(offset, value))
+    }
+}

@@ -1,0 +1,67 @@
+//! ACPI tables, read with the `acpi` crate: today only the MCFG, which says
+//! where PCI Express configuration space (ECAM) is mapped.
+//!
+//! Firmware puts the tables in RAM below 4 GiB, which the bootloader's
+//! physical-memory mapping covers, so "mapping" a table is an addition.
+
+use core::ptr::NonNull;
+
+use acpi::mcfg::Mcfg;
+use acpi::{AcpiHandler, AcpiTable, AcpiTables, PhysicalMapping};
+
+use crate::memory;
+
+/// Reads tables through the bootloader's physical-memory mapping.
+#[derive(Clone, Copy)]
+struct PhysMapHandler;
+
+impl AcpiHandler for PhysMapHandler {
+    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+        let virt = memory::phys_to_virt(x86_64::PhysAddr::new(physical_address as u64))
+            .and_then(|v| NonNull::new(v.as_mut_ptr::<T>()))
+            .unwrap_or(NonNull::dangling());
+        // SAFETY: the region lies in RAM that the physical-memory mapping
+        // covers for the kernel's whole life; the `acpi` crate only asks for
+        // table addresses the firmware published.
+        unsafe { PhysicalMapping::new(physical_address, virt, size, size, *self) }
+    }
+
+    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
+}
+
+/// One ECAM region: configuration space for `start_bus..=end_bus` of a PCI segment.
+#[derive(Clone, Copy, Debug)]
+pub struct EcamRegion {
+    /// Physical address of bus 0's configuration space (even if `start_bus` > 0).
+    pub base: u64,
+    /// First bus decoded.
+    pub start_bus: u8,
+    /// Last bus decoded.
+    pub end_bus: u8,
+}
+
+/// The first ECAM region of segment 0, if the firmware has an MCFG.
+pub fn find_ecam(rsdp: u64) -> Option<EcamRegion> {
+    // SAFETY: `rsdp` is the RSDP address the bootloader got from the firmware.
+    let tables = match unsafe { AcpiTables::from_rsdp(PhysMapHandler, rsdp as usize) } {
+        Ok(tables) => tables,
+        Err(e) => {
+            log::warn!("ACPI tables unreadable: {e:?}");
+            return None;
+        }
+    };
+    let mcfg = tables.find_table::<Mcfg>().ok()?;
+    // `entries()` trusts the header's length; check it first.
+    let length = { mcfg.header().length }; // a copy: the header is packed
+    if (length as usize) < size_of::<Mcfg>() {
+        log::warn!("ACPI MCFG too short ({length} bytes), ignored");
+        return None;
+    }
+    let entry = mcfg.entries().iter().find(|e| e.pci_segment_group == 0)?;
+    let entry = *entry; // a copy: the entries are packed
+    Some(EcamRegion {
+        base: entry.base_address,
+        start_bus: entry.bus_number_start,
+        end_bus: entry.bus_number_end,
+    })
+}

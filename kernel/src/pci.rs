@@ -1,0 +1,96 @@
+//! Reaching PCI configuration space, and the bus scan at boot.
+//!
+//! With an ACPI MCFG (q35) Skiff maps the ECAM region uncached and uses
+//! `virtio-drivers`' `MmioCam`; without one (`-machine pc`) it uses the
+//! port mechanism at 0xCF8/0xCFC. The scan itself is `skiff_drivers::pci`.
+
+use alloc::vec::Vec;
+use core::ops::RangeInclusive;
+
+use skiff_drivers::pci::{self, Cam, ConfigurationAccess, DeviceFunction, Function, MmioCam, PciRoot, PortCam};
+use x86_64::PhysAddr;
+
+use crate::{acpi, memory};
+
+/// ECAM or port I/O.
+pub enum ConfigAccess {
+    /// Memory-mapped (PCIe ECAM).
+    Ecam(MmioCam<'static>),
+    /// Ports 0xCF8/0xCFC.
+    Port(PortCam),
+}
+
+impl ConfigurationAccess for ConfigAccess {
+    fn read_word(&self, function: DeviceFunction, offset: u8) -> u32 {
+        match self {
+            ConfigAccess::Ecam(c) => c.read_word(function, offset),
+            ConfigAccess::Port(c) => c.read_word(function, offset),
+        }
+    }
+
+    fn write_word(&mut self, function: DeviceFunction, offset: u8, data: u32) {
+        match self {
+            ConfigAccess::Ecam(c) => c.write_word(function, offset, data),
+            ConfigAccess::Port(c) => c.write_word(function, offset, data),
+        }
+    }
+
+    unsafe fn unsafe_clone(&self) -> Self {
+        // SAFETY: passed on from our caller's promise to only read read-only fields.
+        unsafe {
+            match self {
+                ConfigAccess::Ecam(c) => ConfigAccess::Ecam(c.unsafe_clone()),
+                ConfigAccess::Port(c) => ConfigAccess::Port(c.unsafe_clone()),
+            }
+        }
+    }
+}
+
+/// The PCI root, what the scan found, and which access is in use.
+pub struct Pci {
+    pub root: PciRoot<ConfigAccess>,
+    pub functions: Vec<Function>,
+    pub mechanism: &'static str,
+}
+
+/// Picks the configuration mechanism and scans the buses it reaches.
+pub fn init(rsdp: Option<u64>) -> Pci {
+    let (access, buses, mechanism) = match rsdp.and_then(acpi::find_ecam) {
+        Some(ecam) if ecam.start_bus == 0 => match ecam_access(ecam.base) {
+            Some(access) => {
+                log::info!("PCI: ECAM at {:#x} (MCFG), buses {}-{}", ecam.base, ecam.start_bus, ecam.end_bus);
+                (access, ecam.start_bus..=ecam.end_bus, "ECAM")
+            }
+            None => port_access(),
+        },
+        Some(ecam) => {
+            log::warn!("PCI: MCFG region starts at bus {}, which Skiff does not handle; using port I/O", ecam.start_bus);
+            port_access()
+        }
+        None => port_access(),
+    };
+    let mut root = PciRoot::new(access);
+    let functions = pci::scan(&mut root, buses);
+    log::info!("PCI: {} functions found", functions.len());
+    Pci { root, functions, mechanism }
+}
+
+fn port_access() -> (ConfigAccess, RangeInclusive<u8>, &'static str) {
+    log::info!("PCI: no MCFG, using configuration mechanism #1 (ports 0xCF8/0xCFC)");
+    // SAFETY: this is the only PortCam, and nothing else in Skiff uses the ports.
+    (ConfigAccess::Port(unsafe { PortCam::new() }), 0..=u8::MAX, "port I/O")
+}
+
+/// Maps the whole 256-bus ECAM window (256 MiB) uncached.
+fn ecam_access(base: u64) -> Option<ConfigAccess> {
+    let size = u64::from(Cam::Ecam.size());
+    match memory::map_mmio(PhysAddr::new(base), size) {
+        // SAFETY: the mapping covers the region MmioCam reaches (Cam::Ecam's
+        // size), is uncached, stays mapped forever, and nothing else uses it.
+        Ok(virt) => Some(ConfigAccess::Ecam(unsafe { MmioCam::new(virt.as_mut_ptr(), Cam::Ecam) })),
+        Err(e) => {
+            log::warn!("PCI: cannot map ECAM at {base:#x}: {e}");
+            None
+        }
+    }
+}
