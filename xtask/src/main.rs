@@ -10,6 +10,7 @@
 //! Each command first runs `scripts/setup.sh`, which installs what is missing.
 
 mod build;
+mod netns;
 mod qemu;
 mod suite;
 mod ui;
@@ -59,10 +60,26 @@ enum Cmd {
         #[arg(long, default_value_t = suite::BOOT_TIMEOUT_SECS)]
         timeout: u64,
     },
+    /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
+    #[command(hide = true)]
+    UdpEcho {
+        addr: String,
+        #[arg(long, default_value_t = netns::ECHO_LIFETIME_SECS)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::UdpEcho { addr, seconds } = &cli.command {
+        return match netns::udp_echo(addr, *seconds) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                ui::error(&e);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = setup().and_then(|()| match cli.command {
         Cmd::Build => build::build().map(|artifacts| artifacts.print()),
         Cmd::Run { uefi, machine, memory, gdb, cmdline } => build::build().and_then(|artifacts| {
@@ -71,6 +88,7 @@ fn main() -> ExitCode {
             qemu::run_interactive(&artifacts, &boot)
         }),
         Cmd::Qemu { filter, timeout } => suite::run(filter.as_deref(), timeout),
+        Cmd::UdpEcho { .. } => Ok(()),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,6 +35,36 @@ pub enum Firmware {
     Uefi,
 }
 
+/// The MAC address the tests give the card, and expect the kernel to report.
+pub const TEST_MAC: &str = "52:54:00:12:34:56";
+
+/// What the virtio-net card is plugged into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// QEMU's user network (slirp), `restrict=on`: a DHCP server and a
+    /// gateway at 10.0.2.2, no way out. QEMU offers no checksum offload here.
+    User,
+    /// A TAP device in a network namespace made for the boot (see
+    /// `netns.rs`), with vnet headers, so QEMU offers checksum offload.
+    Tap,
+}
+
+/// A virtio-net card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nic {
+    pub backend: Backend,
+    /// `disable-modern=on`: a legacy-only device.
+    pub legacy: bool,
+    /// Leave the device's checksum offloads on (`csum`, `guest_csum`).
+    pub offload: bool,
+}
+
+impl Default for Nic {
+    fn default() -> Self {
+        Nic { backend: Backend::User, legacy: false, offload: true }
+    }
+}
+
 /// One way of booting the kernel.
 #[derive(Clone, Debug)]
 pub struct Boot {
@@ -45,11 +75,19 @@ pub struct Boot {
     pub cmdline: String,
     /// Wait for gdb on localhost:1234.
     pub gdb: bool,
+    pub nic: Option<Nic>,
 }
 
 impl Default for Boot {
     fn default() -> Self {
-        Boot { firmware: Firmware::Bios, machine: Machine::Q35, memory: DEFAULT_MEMORY.into(), cmdline: String::new(), gdb: false }
+        Boot {
+            firmware: Firmware::Bios,
+            machine: Machine::Q35,
+            memory: DEFAULT_MEMORY.into(),
+            cmdline: String::new(),
+            gdb: false,
+            nic: Some(Nic::default()),
+        }
     }
 }
 
@@ -146,6 +184,22 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
     // snapshot=on: the image is never written, so boots can share it.
     args.push("-drive".into());
     args.push(format!("format=raw,snapshot=on,file={}", image.display()));
+    if let Some(nic) = boot.nic {
+        args.push("-netdev".into());
+        args.push(match nic.backend {
+            Backend::User => "user,id=net0,restrict=on".into(),
+            Backend::Tap => format!("tap,id=net0,ifname={},script=no,downscript=no,vnet_hdr=on", crate::netns::TAP),
+        });
+        let mut device = format!("virtio-net-pci,netdev=net0,mac={TEST_MAC}");
+        if nic.legacy {
+            device.push_str(",disable-modern=on");
+        }
+        if !nic.offload {
+            device.push_str(",csum=off,guest_csum=off");
+        }
+        args.push("-device".into());
+        args.push(device);
+    }
     if !boot.cmdline.is_empty() {
         args.push("-fw_cfg".into());
         args.push(format!("name={CMDLINE_FW_CFG},string={}", escape_option(&boot.cmdline)));
@@ -210,9 +264,26 @@ impl Drop for Guard {
 pub fn run_captured(artifacts: &Artifacts, boot: &Boot, workdir: &Path, timeout: Duration) -> Result<Report> {
     let mut args = arguments(artifacts, boot, workdir)?;
     args.extend(["-serial".into(), "stdio".into(), "-monitor".into(), "none".into()]);
-    let command_line = shell_line(&args);
+    let mut command_line = shell_line(&args);
+    // A TAP card runs QEMU inside a namespace made for this boot, deleted after it.
+    let network = match boot.nic {
+        Some(Nic { backend: Backend::Tap, .. }) => {
+            let name = workdir.file_name().map_or("boot".into(), |n| n.to_string_lossy().into_owned());
+            Some(crate::netns::TestNetwork::create(&name)?)
+        }
+        _ => None,
+    };
+    let mut command = match &network {
+        Some(net) => {
+            command_line = format!("{command_line}\n    (inside a network namespace with a TAP device: see xtask/src/netns.rs)");
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", net.name(), "qemu-system-x86_64"]);
+            c
+        }
+        None => Command::new("qemu-system-x86_64"),
+    };
     let started = Instant::now();
-    let child = Command::new("qemu-system-x86_64")
+    let child = command
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::build::{self, Artifacts};
-use crate::qemu::{self, Boot, Firmware, Machine, Outcome, Report};
+use crate::qemu::{self, Backend, Boot, Firmware, Machine, Nic, Outcome, Report, TEST_MAC};
 use crate::{Result, root, ui};
 
 /// Default per-boot limit. A UEFI boot with the tests takes about 5 s under
@@ -30,6 +30,9 @@ const TAIL_LINES: usize = 40;
 pub enum Expect {
     /// Exit cleanly after every in-kernel test passed.
     AllTestsPass,
+    /// As `AllTestsPass`, and print each of `lines`: a line that ends with
+    /// `$` must end there (so a feature set cannot have extra members).
+    PassPrinting(Vec<String>),
     /// Be rejected by the `AllTestsPass` check, end with `outcome`, and print
     /// each of `lines` (as substrings).
     Rejected { outcome: Outcome, lines: &'static [&'static str] },
@@ -42,9 +45,44 @@ struct Case {
     timeout: Duration,
 }
 
+/// The feature sets QEMU 7.2 leaves after Skiff's driver has chosen: the
+/// user network has no vnet headers, so QEMU offers no checksum offload there.
+const NEGOTIATED_MODERN: &str = "MAC STATUS RING_EVENT_IDX VERSION_1";
+const NEGOTIATED_MODERN_CSUM: &str = "CSUM GUEST_CSUM MAC STATUS RING_EVENT_IDX VERSION_1";
+const NEGOTIATED_LEGACY: &str = "MAC STATUS ANY_LAYOUT RING_EVENT_IDX";
+const NEGOTIATED_LEGACY_CSUM: &str = "CSUM GUEST_CSUM MAC STATUS ANY_LAYOUT RING_EVENT_IDX";
+
+/// What the kernel's UDP echo test prints (kernel/src/ktest.rs).
+const OFFLOADED_BOTH_WAYS: &str = "echo checksums: tx offloaded 1, rx completed 1, rx valid 0$";
+const NOT_OFFLOADED: &str = "echo checksums: tx offloaded 0, rx completed 0, rx valid 0$";
+
 fn cases(timeout: Duration) -> Vec<Case> {
-    let test_boot = |firmware, machine| Boot { firmware, machine, cmdline: "mode=test".into(), ..Boot::default() };
-    let inject = |what: &str| Boot { cmdline: format!("mode=test ktest.inject={what}"), ..Boot::default() };
+    let inject = |what: &str| Boot { cmdline: format!("mode=test ktest.net=user ktest.inject={what}"), ..Boot::default() };
+    let nic_case = |name, firmware, machine, nic: Nic, negotiated: &str, extra: &[&str]| {
+        let net = match nic.backend {
+            Backend::User => "user",
+            Backend::Tap => "tap",
+        };
+        let transport = if nic.legacy { "legacy" } else { "modern" };
+        Case {
+            name,
+            boot: Boot { firmware, machine, cmdline: format!("mode=test ktest.net={net}"), nic: Some(nic), ..Boot::default() },
+            expect: Expect::PassPrinting(
+                [
+                    format!("virtio-net: negotiated: {negotiated}$"),
+                    format!("virtio-net: MAC {TEST_MAC} (from the device)"),
+                    format!("({transport} transport, {} config access)", if machine == Machine::Q35 { "ECAM" } else { "port I/O" }),
+                ]
+                .into_iter()
+                .chain(extra.iter().map(|l| l.to_string()))
+                .collect(),
+            ),
+            timeout,
+        }
+    };
+    let user = Nic::default();
+    let legacy = Nic { legacy: true, ..user };
+    let tap = Nic { backend: Backend::Tap, ..user };
     vec![
         // First, so that its wait overlaps the other boots.
         Case {
@@ -53,9 +91,16 @@ fn cases(timeout: Duration) -> Vec<Case> {
             expect: Expect::Rejected { outcome: Outcome::TimedOut, lines: &["ktest: running"] },
             timeout: HANG_TIMEOUT.min(timeout),
         },
-        Case { name: "bios-q35", boot: test_boot(Firmware::Bios, Machine::Q35), expect: Expect::AllTestsPass, timeout },
-        Case { name: "bios-pc", boot: test_boot(Firmware::Bios, Machine::Pc), expect: Expect::AllTestsPass, timeout },
-        Case { name: "uefi-q35", boot: test_boot(Firmware::Uefi, Machine::Q35), expect: Expect::AllTestsPass, timeout },
+        nic_case("bios-q35", Firmware::Bios, Machine::Q35, user, NEGOTIATED_MODERN, &[]),
+        nic_case("bios-pc", Firmware::Bios, Machine::Pc, user, NEGOTIATED_MODERN, &[]),
+        nic_case("uefi-q35", Firmware::Uefi, Machine::Q35, user, NEGOTIATED_MODERN, &[]),
+        nic_case("bios-q35-legacy", Firmware::Bios, Machine::Q35, legacy, NEGOTIATED_LEGACY, &[]),
+        nic_case("bios-pc-legacy", Firmware::Bios, Machine::Pc, legacy, NEGOTIATED_LEGACY, &[]),
+        // Checksum offload both ways: our datagram leaves with a partial
+        // checksum, the host's echo arrives with one that the driver completes.
+        nic_case("bios-q35-tap-offload", Firmware::Bios, Machine::Q35, tap, NEGOTIATED_MODERN_CSUM, &[OFFLOADED_BOTH_WAYS]),
+        nic_case("bios-q35-tap-no-offload", Firmware::Bios, Machine::Q35, Nic { offload: false, ..tap }, NEGOTIATED_MODERN, &[NOT_OFFLOADED]),
+        nic_case("bios-pc-legacy-tap-offload", Firmware::Bios, Machine::Pc, Nic { legacy: true, ..tap }, NEGOTIATED_LEGACY_CSUM, &[OFFLOADED_BOTH_WAYS]),
         Case {
             name: "harness-notices-failed-test",
             boot: inject("fail"),
@@ -86,6 +131,15 @@ fn cases(timeout: Duration) -> Vec<Case> {
     ]
 }
 
+/// Whether some line matches `want`: contains it, or with a trailing `$`,
+/// ends with it.
+fn printed(lines: &[String], want: &str) -> bool {
+    match want.strip_suffix('$') {
+        Some(end) => lines.iter().any(|l| l.ends_with(end)),
+        None => lines.iter().any(|l| l.contains(want)),
+    }
+}
+
 /// The kernel's closing line, "ktest: N passed, M failed", as (N, M).
 pub fn ktest_summary(lines: &[String]) -> Option<(u32, u32)> {
     lines.iter().rev().find_map(|line| {
@@ -108,6 +162,13 @@ pub fn check(report: &Report, expect: &Expect) -> std::result::Result<String, St
                 None => Err("the kernel printed no test summary".into()),
             }
         }
+        Expect::PassPrinting(lines) => {
+            let passed = check(report, &Expect::AllTestsPass)?;
+            match lines.iter().find(|want| !printed(&report.lines, want)) {
+                Some(missing) => Err(format!("expected the output to contain {missing:?}")),
+                None => Ok(passed),
+            }
+        }
         Expect::Rejected { outcome, lines } => {
             if let Ok(why) = check(report, &Expect::AllTestsPass) {
                 return Err(format!("the harness accepted a broken boot ({why})"));
@@ -115,7 +176,7 @@ pub fn check(report: &Report, expect: &Expect) -> std::result::Result<String, St
             if report.outcome != *outcome {
                 return Err(format!("expected {outcome}, got {}", report.outcome));
             }
-            if let Some(missing) = lines.iter().find(|want| !report.lines.iter().any(|l| l.contains(*want))) {
+            if let Some(missing) = lines.iter().find(|want| !printed(&report.lines, want)) {
                 return Err(format!("expected the output to contain {missing:?}"));
             }
             Ok(format!("rejected: {}", report.outcome))
@@ -270,22 +331,40 @@ mod tests {
     }
 
     #[test]
-    fn the_matrix_covers_three_boot_paths_and_four_failure_kinds() {
+    fn print_expectations_match_whole_line_ends() {
+        let lines = vec!["virtio-net: negotiated: MAC STATUS VERSION_1".to_string()];
+        assert!(printed(&lines, "negotiated: MAC STATUS VERSION_1$"));
+        assert!(!printed(&lines, "negotiated: MAC STATUS$"));
+        assert!(printed(&lines, "negotiated: MAC"));
+        let r = report(Outcome::Success, &["ktest: 3 passed, 0 failed", "virtio-net: negotiated: CSUM MAC"]);
+        assert!(check(&r, &Expect::PassPrinting(vec!["negotiated: CSUM MAC$".into()])).is_ok());
+        assert!(check(&r, &Expect::PassPrinting(vec!["negotiated: MAC$".into()])).is_err());
+        let failed = report(Outcome::TestsFailed, &["virtio-net: negotiated: CSUM MAC"]);
+        assert!(check(&failed, &Expect::PassPrinting(vec!["negotiated: CSUM MAC$".into()])).is_err());
+    }
+
+    #[test]
+    fn the_matrix_covers_boot_paths_transports_offloads_and_four_failure_kinds() {
         let cases = cases(Duration::from_secs(BOOT_TIMEOUT_SECS));
-        let paths: Vec<_> = cases
-            .iter()
-            .filter(|c| matches!(c.expect, Expect::AllTestsPass))
-            .map(|c| (c.boot.firmware, c.boot.machine))
-            .collect();
-        assert_eq!(
-            paths,
-            [(Firmware::Bios, Machine::Q35), (Firmware::Bios, Machine::Pc), (Firmware::Uefi, Machine::Q35)]
-        );
+        let passing: Vec<_> = cases.iter().filter(|c| matches!(c.expect, Expect::PassPrinting(_))).collect();
+        let has = |firmware, machine, legacy, backend, offload| {
+            passing.iter().any(|c| {
+                let nic = c.boot.nic.unwrap();
+                (c.boot.firmware, c.boot.machine, nic.legacy, nic.backend, nic.offload) == (firmware, machine, legacy, backend, offload)
+            })
+        };
+        assert!(has(Firmware::Bios, Machine::Q35, false, Backend::User, true));
+        assert!(has(Firmware::Bios, Machine::Pc, false, Backend::User, true));
+        assert!(has(Firmware::Uefi, Machine::Q35, false, Backend::User, true));
+        assert!(has(Firmware::Bios, Machine::Q35, true, Backend::User, true));
+        assert!(has(Firmware::Bios, Machine::Pc, true, Backend::User, true));
+        assert!(has(Firmware::Bios, Machine::Q35, false, Backend::Tap, true));
+        assert!(has(Firmware::Bios, Machine::Q35, false, Backend::Tap, false));
         let outcomes: Vec<_> = cases
             .iter()
             .filter_map(|c| match c.expect {
                 Expect::Rejected { outcome, .. } => Some(outcome),
-                Expect::AllTestsPass => None,
+                _ => None,
             })
             .collect();
         assert_eq!(outcomes, [Outcome::TimedOut, Outcome::TestsFailed, Outcome::Panicked, Outcome::CpuException]);

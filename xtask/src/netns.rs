@@ -1,0 +1,87 @@
+//! The test network for TAP-backed boots: a network namespace made for one
+//! boot, holding a TAP device for QEMU with the gateway's address
+//! (10.0.2.2/24, as on QEMU's user network) and a UDP echo server on port 7.
+//! Nothing is routed out of it; it is deleted when the boot ends.
+
+use std::process::{Child, Command, Stdio};
+
+use crate::Result;
+
+/// The TAP device's name inside the namespace.
+pub const TAP: &str = "skiff0";
+/// The host side's address, the guest's gateway.
+const GATEWAY: &str = "10.0.2.2/24";
+/// Where the echo server listens.
+const ECHO: &str = "10.0.2.2:7";
+/// The echo server stops by itself after this, whatever happens to its parent.
+pub const ECHO_LIFETIME_SECS: u64 = 600;
+
+/// A namespace with a TAP device and an echo server; removed on drop.
+pub struct TestNetwork {
+    name: String,
+    echo: Option<Child>,
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run ip (iproute2): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ip {} failed: {} (TAP tests need root)", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+impl TestNetwork {
+    /// Makes the namespace `skiff-PID-TAG` and everything in it.
+    pub fn create(tag: &str) -> Result<TestNetwork> {
+        let name = format!("skiff-{}-{tag}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        // From here on, dropping `net` removes the namespace.
+        let mut net = TestNetwork { name, echo: None };
+        let n = net.name.clone();
+        ip(&["-n", &n, "link", "set", "lo", "up"])?;
+        ip(&["-n", &n, "tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr"])?;
+        ip(&["-n", &n, "addr", "add", GATEWAY, "dev", TAP])?;
+        ip(&["-n", &n, "link", "set", TAP, "up"])?;
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's own binary: {e}"))?;
+        let echo = Command::new("ip")
+            .args(["netns", "exec", &n])
+            .arg(exe)
+            .args(["udp-echo", ECHO, "--seconds", &ECHO_LIFETIME_SECS.to_string()])
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the echo server: {e}"))?;
+        net.echo = Some(echo);
+        Ok(net)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestNetwork {
+    fn drop(&mut self) {
+        if let Some(mut echo) = self.echo.take() {
+            let _ = echo.kill();
+            let _ = echo.wait();
+        }
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// Echoes UDP datagrams on `addr` until `seconds` pass (`cargo xtask udp-echo`,
+/// run by `TestNetwork` inside its namespace).
+pub fn udp_echo(addr: &str, seconds: u64) -> Result<()> {
+    use std::time::{Duration, Instant};
+    let socket = std::net::UdpSocket::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    socket.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut buf = [0u8; 65536];
+    while Instant::now() < deadline {
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], from);
+        }
+    }
+    Ok(())
+}
