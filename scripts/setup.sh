@@ -16,10 +16,17 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] && [ -e /usr/share/OVMF/OVMF_VARS_4M.fd ] || missing+=(ovmf)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=()
-    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    # -n: fail at once rather than wait for a password nobody will type (CI).
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo -n); fi
     log "installing ${missing[*]} with apt-get"
     "${sudo[@]}" apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    # Without recommends: qemu-system-x86 would pull in a GUI front end.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v rustup >/dev/null 2>&1; then
+    echo "setup: rustup is needed (https://rustup.rs); it installs the toolchains Skiff names" >&2
+    exit 1
 fi
 
 # --- Rust toolchains ---------------------------------------------------------

@@ -3,7 +3,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use linked_list_allocator::LockedHeap;
 
@@ -29,12 +29,18 @@ pub struct HeapStats {
     pub peak: usize,
 }
 
+static INITIALISED: AtomicBool = AtomicBool::new(false);
+
 /// Gives the heap its memory. Allocation before this fails (and panics).
 pub fn init(memory: &MemoryInfo) {
+    // Re-initialising a heap with live blocks would hand them out again.
+    if INITIALISED.swap(true, Ordering::SeqCst) {
+        panic!("allocator::init called twice");
+    }
     let size = memory.heap.len() as usize;
     // SAFETY: `memory::init` took this range out of the frame allocator's
     // regions, so it is usable RAM that nothing else uses, and it is mapped at
-    // `heap_virt` for the kernel's whole life. `init` runs once, at boot.
+    // `heap_virt` for the kernel's whole life. INITIALISED makes this run once.
     unsafe { HEAP.heap.lock().init(memory.heap_virt.as_mut_ptr(), size) };
     log::info!("{} MiB ready", size >> 20);
 }

@@ -86,6 +86,8 @@ pub enum ApicError {
     NotPresent,
     /// Its register page could not be mapped.
     Map(memory::MemoryError),
+    /// The timer did not count during calibration.
+    TimerStopped,
 }
 
 impl core::fmt::Display for ApicError {
@@ -93,6 +95,7 @@ impl core::fmt::Display for ApicError {
         match self {
             ApicError::NotPresent => write!(f, "the CPU has no local APIC"),
             ApicError::Map(e) => write!(f, "cannot map the APIC registers: {e}"),
+            ApicError::TimerStopped => write!(f, "the APIC timer did not count during calibration"),
         }
     }
 }
@@ -113,12 +116,16 @@ pub fn init() -> Result<(), ApicError> {
         unsafe { base_msr.write(base | APIC_BASE_ENABLE | APIC_BASE_X2APIC) };
         Registers::X2Apic
     } else {
+        // SAFETY: as above; this keeps the base address and sets the global
+        // enable bit, which firmware normally already set.
+        unsafe { base_msr.write(base | APIC_BASE_ENABLE) };
         let phys = PhysAddr::new(base & APIC_BASE_ADDR_MASK);
         Registers::XApic(memory::map_mmio(phys, 4096).map_err(ApicError::Map)?)
     };
     let mut apic = LocalApic { regs, timer_hz: 0 };
-    apic.write(reg::SPURIOUS, SPURIOUS_APIC_ENABLE | u32::from(SPURIOUS_VECTOR));
+    // Mask the timer before software-enabling the APIC, so nothing fires early.
     apic.write(reg::LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+    apic.write(reg::SPURIOUS, SPURIOUS_APIC_ENABLE | u32::from(SPURIOUS_VECTOR));
     apic.write(reg::TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
 
     // Let the timer count down from its maximum for a known TSC interval.
@@ -127,6 +134,9 @@ pub fn init() -> Result<(), ApicError> {
     let elapsed = u32::MAX - apic.read(reg::TIMER_CURRENT);
     apic.write(reg::TIMER_INITIAL, 0);
     apic.timer_hz = u64::from(elapsed) * 1_000_000_000 / TIMER_CALIBRATION.as_nanos() as u64;
+    if apic.timer_hz == 0 {
+        return Err(ApicError::TimerStopped);
+    }
 
     let id = match apic.regs {
         Registers::X2Apic => apic.read(reg::ID),

@@ -104,6 +104,7 @@ pub fn measure_tsc_hz() -> u64 {
         }
         let end = rdtsc();
         port_b.write(b);
-        (end - start) * 1000 / CALIBRATION_MS
+        // `count` whole PIT ticks elapsed (not exactly CALIBRATION_MS).
+        (end - start) * PIT_HZ / count
     }
 }

@@ -35,9 +35,14 @@ impl Cmdline {
         Cmdline { buf, len, truncated: text.len() > MAX_LEN }
     }
 
-    /// The whole line; a line that is not UTF-8 reads as empty.
+    /// The whole line, up to the first byte that is not UTF-8 (a cut can
+    /// split a character).
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("").trim()
+        let bytes = &self.buf[..self.len];
+        match core::str::from_utf8(bytes) {
+            Ok(s) => s.trim(),
+            Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("").trim(),
+        }
     }
 
     /// The value of the last `key=value` for `key`; `Some("")` for a bare `key`.
@@ -59,7 +64,8 @@ pub fn get() -> &'static Cmdline {
         // One byte more than we keep, to notice a line that was too long.
         let mut buf = [0u8; MAX_LEN + 1];
         let len = FwCfg::probe().and_then(|mut fw| fw.read_file(FW_CFG_FILE, &mut buf)).unwrap_or(0);
-        // QEMU's `string=` items carry no NUL, `file=` items may end in a newline.
+        // A `file=` item may be NUL-terminated; stop there (trailing
+        // newlines are trimmed by `as_str`).
         let text = &buf[..len];
         let text = text.split(|&b| b == 0).next().unwrap_or(text);
         Cmdline::from_bytes(text)

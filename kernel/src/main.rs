@@ -91,7 +91,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let heap = allocator::stats();
     let (frames, frames_free) = memory::frame_stats();
     log::info!(
-        "boot complete in {} ms: heap {} KiB of {} MiB in use, {frames} frames used, {} MiB free",
+        "boot complete, {} ms after the clock started: heap {} KiB of {} MiB in use, {frames} frames used, {} MiB free",
         clock::now().as_millis(),
         heap.in_use >> 10,
         heap.size >> 20,

@@ -119,6 +119,8 @@ pub enum MemoryError {
     OutOfSpace,
     /// The page tables refused the mapping.
     Map(MapToError<Size4KiB>),
+    /// `init` ran before.
+    AlreadyInitialised,
 }
 
 impl core::fmt::Display for MemoryError {
@@ -131,6 +133,7 @@ impl core::fmt::Display for MemoryError {
             MemoryError::NoMmioWindow => write!(f, "no free top-level page-table slot for MMIO mappings"),
             MemoryError::OutOfSpace => write!(f, "out of MMIO address space or page-table frames"),
             MemoryError::Map(e) => write!(f, "page mapping failed: {e:?}"),
+            MemoryError::AlreadyInitialised => write!(f, "memory::init called twice"),
         }
     }
 }
@@ -138,6 +141,10 @@ impl core::fmt::Display for MemoryError {
 /// Reads the memory map, picks the heap's region, and takes over the page
 /// tables. Returns where the heap goes; `allocator::init` puts it there.
 pub fn init(regions: &MemoryRegions, phys_offset: Option<u64>) -> Result<MemoryInfo, MemoryError> {
+    // A second mapper over the same page tables would alias them.
+    if MEMORY.is_completed() {
+        return Err(MemoryError::AlreadyInitialised);
+    }
     let phys_offset = VirtAddr::new(phys_offset.ok_or(MemoryError::NoPhysicalMapping)?);
 
     let mut usable = [PhysRange::default(); MAX_REGIONS];
@@ -174,15 +181,17 @@ pub fn init(regions: &MemoryRegions, phys_offset: Option<u64>) -> Result<MemoryI
     usable[largest].end = heap.start;
 
     // SAFETY: CR3 holds the active level-4 table, which the bootloader built;
-    // it is reached through the physical-memory mapping at `phys_offset`, and
-    // from now on only this module's mapper changes it.
+    // it is reached through the physical-memory mapping at `phys_offset`.
+    // This is the only mapper over it: `init` runs once (checked above, and
+    // boot is single-threaded), and from now on only this module changes it.
     let mapper = unsafe {
         let (l4_frame, _) = Cr3::read();
         let l4: *mut PageTable = (phys_offset + l4_frame.start_address().as_u64()).as_mut_ptr();
         OffsetPageTable::new(&mut *l4, phys_offset)
     };
     // A free top-level slot in the upper half becomes the MMIO window.
-    let slot = (256..512).find(|&i| mapper.level_4_table()[i].is_unused()).ok_or(MemoryError::NoMmioWindow)?;
+    // Slot 511 is left out: its window would end at 2^64.
+    let slot = (256..511).find(|&i| mapper.level_4_table()[i].is_unused()).ok_or(MemoryError::NoMmioWindow)?;
     let mmio_start = VirtAddr::new_truncate((slot as u64) << 39);
 
     let frames = BootFrameAllocator { regions: usable, count, current: 0, next: usable[0].start, allocated: 0 };
@@ -212,7 +221,14 @@ pub fn map_mmio(phys: PhysAddr, size: u64) -> Result<VirtAddr, MemoryError> {
     if virt + pages * Size4KiB::SIZE > m.mmio_end {
         return Err(MemoryError::OutOfSpace);
     }
-    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH;
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH
+        | PageTableFlags::NO_EXECUTE;
+    // Claim the range first: if a page fails to map, the pages before it stay
+    // mapped, and a later call must not try them again.
+    m.mmio_next = virt + pages * Size4KiB::SIZE;
     let Memory { mapper, frames, .. } = &mut *m;
     for i in 0..pages {
         let page = Page::<Size4KiB>::containing_address(virt + i * Size4KiB::SIZE);
@@ -222,7 +238,6 @@ pub fn map_mmio(phys: PhysAddr, size: u64) -> Result<VirtAddr, MemoryError> {
         // cannot alias any Rust object.
         unsafe { mapper.map_to(page, frame, flags, frames) }.map_err(MemoryError::Map)?.flush();
     }
-    m.mmio_next = virt + pages * Size4KiB::SIZE;
     Ok(virt + (phys.as_u64() - first.start_address().as_u64()))
 }
 

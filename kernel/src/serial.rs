@@ -62,9 +62,21 @@ pub fn write_fmt(args: fmt::Arguments) {
 }
 
 /// Writes formatted text on the way down (panic, fatal exception), without
-/// waiting for the lock: whoever held it will never run again.
+/// waiting for the lock: whoever held it will never run again. The UART is
+/// not re-initialised (that would drop bytes still in its FIFO) unless it was
+/// never opened.
 pub fn write_fmt_emergency(args: fmt::Arguments) {
-    if let Some(mut console) = Console::open() {
+    if CONSOLE.is_locked() {
+        // SAFETY: the caller is stopping the machine with interrupts off on
+        // the only CPU, so the lock's holder can never resume and touch the
+        // UART again; a torn line is the worst that can happen.
+        unsafe { CONSOLE.force_unlock() };
+    }
+    let mut console = CONSOLE.lock();
+    if console.is_none() {
+        *console = Console::open();
+    }
+    if let Some(console) = console.as_mut() {
         let _ = console.write_fmt(args);
     }
 }

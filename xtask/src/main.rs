@@ -35,7 +35,7 @@ enum Cmd {
     Build,
     /// Build, then boot Skiff under QEMU with its console on this terminal.
     Run {
-        /// Boot the UEFI image with OVMF (q35 only) instead of the BIOS image.
+        /// Boot the UEFI image with OVMF instead of the BIOS image.
         #[arg(long)]
         uefi: bool,
         /// QEMU machine type.

@@ -20,8 +20,8 @@ use crate::{Result, root, ui};
 /// TCG here; the limit only has to catch a hang, so it is generous.
 pub const BOOT_TIMEOUT_SECS: u64 = 120;
 /// The limit for the boot that hangs on purpose: its BIOS boot and tests take
-/// about 1 s, so 20 s is far from any flake and keeps the suite short.
-const HANG_TIMEOUT: Duration = Duration::from_secs(20);
+/// about 1 s, so 10 s is far from any flake and keeps the suite short.
+const HANG_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serial lines shown when a boot fails.
 const TAIL_LINES: usize = 40;
 

@@ -11,7 +11,7 @@
 mod idt;
 mod trap;
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 pub use trap::TrapFrame;
 
@@ -37,7 +37,7 @@ const PAGE_FAULT: u8 = 14;
 /// allocate or take locks that the main loop holds.
 pub type Handler = fn(vector: u8);
 
-static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+static HANDLERS: [AtomicPtr<()>; 256] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 256];
 static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
 /// Loads the IDT. Interrupts stay disabled until the caller enables them.
@@ -49,7 +49,7 @@ pub fn init() {
 /// Routes `vector` to `handler`. Replaces any earlier handler.
 pub fn register(vector: u8, handler: Handler) {
     assert!(vector >= FIRST_EXTERNAL_VECTOR, "vector {vector} is a CPU exception");
-    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+    HANDLERS[vector as usize].store(handler as *mut (), Ordering::Release);
 }
 
 /// How many times `vector` has been taken since boot.
@@ -62,16 +62,18 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     COUNTS[vector as usize].fetch_add(1, Ordering::Relaxed);
     match vector {
-        BREAKPOINT => log::debug!("breakpoint at {:#x}", frame.rip),
+        // Counted and resumed. Not logged: the console lock may be held by
+        // the code that trapped, and exceptions are not masked by `cli`.
+        BREAKPOINT => {}
         0..FIRST_EXTERNAL_VECTOR => fatal_exception(frame),
         SPURIOUS_VECTOR => {} // the APIC wants no EOI for these
         v if v == PIC_VECTOR_BASE + 7 || v == PIC_VECTOR_BASE + 15 => {} // nor the PIC
         _ => {
             let handler = HANDLERS[vector as usize].load(Ordering::Acquire);
-            if handler != 0 {
-                // SAFETY: the only non-zero values stored in HANDLERS are
+            if !handler.is_null() {
+                // SAFETY: the only non-null values stored in HANDLERS are
                 // `Handler` function pointers, written by `register`.
-                let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(handler) };
+                let handler: Handler = unsafe { core::mem::transmute::<*mut (), Handler>(handler) };
                 handler(vector);
             }
             crate::apic::end_of_interrupt();

@@ -12,6 +12,11 @@
 
 use core::arch::global_asm;
 
+// The entry path saves no SSE state; that is only right while the kernel is
+// built without SSE (stray RUSTFLAGS could turn it on).
+#[cfg(target_feature = "sse")]
+compile_error!("the interrupt entry path does not save SSE registers: build the kernel without SSE");
+
 /// Size of one entry stub; stub `n` is at `trap_stubs + n * STUB_SIZE`.
 pub const STUB_SIZE: u64 = 16;
 
