@@ -59,9 +59,5 @@ pub fn find_ecam(rsdp: u64) -> Option<EcamRegion> {
     }
     let entry = mcfg.entries().iter().find(|e| e.pci_segment_group == 0)?;
     let entry = *entry; // a copy: the entries are packed
-    Some(EcamRegion {
-        base: entry.base_address,
-        start_bus: entry.bus_number_start,
-        end_bus: entry.bus_number_end,
-    })
+    Some(EcamRegion { base: entry.base_address, start_bus: entry.bus_number_start, end_bus: entry.bus_number_end })
 }

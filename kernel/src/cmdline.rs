@@ -47,13 +47,10 @@ impl Cmdline {
 
     /// The value of the last `key=value` for `key`; `Some("")` for a bare `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.as_str()
-            .split_ascii_whitespace()
-            .filter_map(|word| match word.split_once('=') {
-                Some((k, v)) => (k == key).then_some(v),
-                None => (word == key).then_some(""),
-            })
-            .last()
+        self.as_str().split_ascii_whitespace().rev().find_map(|word| match word.split_once('=') {
+            Some((k, v)) => (k == key).then_some(v),
+            None => (word == key).then_some(""),
+        })
     }
 }
 

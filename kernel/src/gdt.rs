@@ -61,6 +61,9 @@ pub fn init() {
         SS::set_reg(gdt.data);
         load_tss(gdt.tss);
     }
-    log::info!("GDT and TSS loaded (double-fault stack {} KiB on IST{})", DOUBLE_FAULT_STACK_SIZE / 1024, DOUBLE_FAULT_IST_INDEX + 1);
+    log::info!(
+        "GDT and TSS loaded (double-fault stack {} KiB on IST{})",
+        DOUBLE_FAULT_STACK_SIZE / 1024,
+        DOUBLE_FAULT_IST_INDEX + 1
+    );
 }
-

@@ -238,7 +238,8 @@ fn breakpoint_resumes_with_registers_intact(_: &mut Context) -> TestResult {
     let before = interrupts::count(3);
     // Caller-saved and callee-saved registers alike (rbx and rbp are
     // reserved by the compiler and cannot be named here).
-    let mut regs = [0x1111_u64, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666, 0x7777, 0x8888, 0x9999, 0xAAAA, 0xBBBB, 0xCCCC, 0xDDDD];
+    let mut regs =
+        [0x1111_u64, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666, 0x7777, 0x8888, 0x9999, 0xAAAA, 0xBBBB, 0xCCCC, 0xDDDD];
     let want = regs;
     let [a, b, c, d, e, f, g, h, i, j, k, l, m] = &mut regs;
     // SAFETY: int3 traps to the breakpoint handler, which returns; the asm
@@ -246,9 +247,19 @@ fn breakpoint_resumes_with_registers_intact(_: &mut Context) -> TestResult {
     unsafe {
         core::arch::asm!(
             "int3",
-            inout("rax") *a, inout("rcx") *b, inout("rdx") *c, inout("rsi") *d, inout("rdi") *e,
-            inout("r8") *f, inout("r9") *g, inout("r10") *h, inout("r11") *i,
-            inout("r12") *j, inout("r13") *k, inout("r14") *l, inout("r15") *m,
+            inout("rax") * a,
+            inout("rcx") * b,
+            inout("rdx") * c,
+            inout("rsi") * d,
+            inout("rdi") * e,
+            inout("r8") * f,
+            inout("r9") * g,
+            inout("r10") * h,
+            inout("r11") * i,
+            inout("r12") * j,
+            inout("r13") * k,
+            inout("r14") * l,
+            inout("r15") * m,
         );
     }
     check!(interrupts::count(3) == before + 1, "breakpoint not counted");
@@ -419,14 +430,18 @@ fn nic_echoes_udp_with_checksum_offload(ctx: &mut Context) -> TestResult {
     request.extend_from_slice(&GUEST_IP);
     request.extend_from_slice(&[0; 6]);
     request.extend_from_slice(&GATEWAY_IP);
-    let reply = exchange(nic, &request, |f| f.len() >= 42 && f[12..14] == [8, 6] && f[20..22] == [0, 2] && f[28..32] == GATEWAY_IP)?;
+    let reply = exchange(nic, &request, |f| {
+        f.len() >= 42 && f[12..14] == [8, 6] && f[20..22] == [0, 2] && f[28..32] == GATEWAY_IP
+    })?;
     let mut gateway_mac = [0; 6];
     gateway_mac.copy_from_slice(&reply[22..28]);
 
     let before = nic.stats();
     let payload = b"skiff checksum offload, both ways";
     let frame = udp4(ethernet(gateway_mac, mac, 0x0800), GUEST_IP, GATEWAY_IP, 40000, 7, payload);
-    let echo = exchange(nic, &frame, |f| f.len() >= 42 && f[12..14] == [8, 0] && f[23] == 17 && f[34..38] == [0, 7, 0x9c, 0x40])?;
+    let echo = exchange(nic, &frame, |f| {
+        f.len() >= 42 && f[12..14] == [8, 0] && f[23] == 17 && f[34..38] == [0, 7, 0x9c, 0x40]
+    })?;
     let after = nic.stats();
     check!(echo.get(42..42 + payload.len()) == Some(&payload[..]), "the echo changed the payload");
     let valid = skiff_drivers::virtio::net::checksum::verify(&echo);
@@ -435,7 +450,8 @@ fn nic_echoes_udp_with_checksum_offload(ctx: &mut Context) -> TestResult {
         check!(after.tx_csum_offloaded > before.tx_csum_offloaded, "CSUM negotiated but nothing offloaded");
     }
     if nic.rx_checksum_offload() {
-        let offloaded = (after.rx_csum_completed + after.rx_csum_valid) - (before.rx_csum_completed + before.rx_csum_valid);
+        let offloaded =
+            (after.rx_csum_completed + after.rx_csum_valid) - (before.rx_csum_completed + before.rx_csum_valid);
         check!(offloaded > 0, "GUEST_CSUM negotiated but the echo came without a checksum flag");
     }
     println!(

@@ -204,7 +204,14 @@ pub fn init(regions: &MemoryRegions, phys_offset: Option<u64>) -> Result<MemoryI
         mmio_start
     );
     MEMORY.call_once(|| {
-        Mutex::new(Memory { phys_offset, heap, frames, mapper, mmio_next: mmio_start, mmio_end: mmio_start + (1u64 << 39) })
+        Mutex::new(Memory {
+            phys_offset,
+            heap,
+            frames,
+            mapper,
+            mmio_next: mmio_start,
+            mmio_end: mmio_start + (1u64 << 39),
+        })
     });
     Ok(MemoryInfo { heap, heap_virt: phys_offset + heap.start })
 }

@@ -56,7 +56,8 @@ fn bring_up(pci: &mut Pci, function: Function) -> Option<Nic> {
     log::info!("virtio-net: offered: {}", nic.offered_features());
     log::info!("virtio-net: wanted: {}", NetFeatures::WANTED);
     log::info!("virtio-net: negotiated: {}", nic.features());
-    let mac_source = if nic.features().contains(NetFeatures::MAC) { "from the device" } else { "random, locally administered" };
+    let mac_source =
+        if nic.features().contains(NetFeatures::MAC) { "from the device" } else { "random, locally administered" };
     let (rx, tx) = nic.queue_sizes();
     log::info!(
         "virtio-net: MAC {} ({mac_source}), MTU {}, link {}, queues rx {rx} tx {tx}, checksum offload tx {} rx {}",

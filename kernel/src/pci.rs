@@ -64,7 +64,10 @@ pub fn init(rsdp: Option<u64>) -> Pci {
             None => port_access(),
         },
         Some(ecam) => {
-            log::warn!("PCI: MCFG region starts at bus {}, which Skiff does not handle; using port I/O", ecam.start_bus);
+            log::warn!(
+                "PCI: MCFG region starts at bus {}, which Skiff does not handle; using port I/O",
+                ecam.start_bus
+            );
             port_access()
         }
         None => port_access(),

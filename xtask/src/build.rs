@@ -106,7 +106,11 @@ fn strip(elf: &Path, out: &Path) -> Result<()> {
 /// The path of an LLVM tool from the active toolchain's `llvm-tools` component.
 fn llvm_tool(name: &str) -> Result<PathBuf> {
     let output = |args: &[&str]| -> Result<String> {
-        let out = Command::new("rustc").args(args).current_dir(root()).output().map_err(|e| format!("cannot run rustc: {e}"))?;
+        let out = Command::new("rustc")
+            .args(args)
+            .current_dir(root())
+            .output()
+            .map_err(|e| format!("cannot run rustc: {e}"))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let sysroot = output(&["--print", "sysroot"])?;

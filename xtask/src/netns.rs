@@ -27,7 +27,11 @@ fn ip(args: &[&str]) -> Result<()> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("ip {} failed: {} (TAP tests need root)", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "ip {} failed: {} (TAP tests need root)",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 

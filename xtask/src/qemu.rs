@@ -235,12 +235,15 @@ pub fn run_interactive(artifacts: &Artifacts, boot: &Boot) -> Result<()> {
     if boot.gdb {
         eprintln!("    waiting for gdb: gdb {} -ex 'target remote :1234'", artifacts.kernel_elf.display());
     }
-    let status = Command::new("qemu-system-x86_64").args(&args).status().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let status =
+        Command::new("qemu-system-x86_64").args(&args).status().map_err(|e| format!("cannot start QEMU: {e}"))?;
     match Outcome::from_status(status) {
         Outcome::Success => Ok(()),
         // With -no-reboot, a guest reset (a triple fault, say) also ends QEMU with 0.
         Outcome::Other(Some(0)) => {
-            eprintln!("==> QEMU exited: quit from the monitor, or the guest reset itself (a triple fault looks like this)");
+            eprintln!(
+                "==> QEMU exited: quit from the monitor, or the guest reset itself (a triple fault looks like this)"
+            );
             Ok(())
         }
         outcome => Err(format!("the guest stopped: {outcome}")),
@@ -282,7 +285,8 @@ pub fn run_captured(artifacts: &Artifacts, boot: &Boot, workdir: &Path, timeout:
     };
     let mut command = match &network {
         Some(net) => {
-            command_line = format!("{command_line}\n    (inside a network namespace with a TAP device: see xtask/src/netns.rs)");
+            command_line =
+                format!("{command_line}\n    (inside a network namespace with a TAP device: see xtask/src/netns.rs)");
             let mut c = Command::new("ip");
             c.args(["netns", "exec", net.name(), "qemu-system-x86_64"]);
             c
@@ -390,11 +394,16 @@ mod tests {
         let tap = Boot { nic: Some(Nic { backend: Backend::Tap, legacy: true, offload: false }), ..Boot::default() };
         let joined = arguments(&artifacts(), &tap, Path::new("/nonexistent")).unwrap().join(" ");
         assert!(joined.contains("-netdev tap,id=net0,ifname=skiff0,script=no,downscript=no,vnet_hdr=on"), "{joined}");
-        assert!(joined.contains("mac=52:54:00:12:34:56,romfile=,disable-modern=on,csum=off,guest_csum=off"), "{joined}");
+        assert!(
+            joined.contains("mac=52:54:00:12:34:56,romfile=,disable-modern=on,csum=off,guest_csum=off"),
+            "{joined}"
+        );
         let user = arguments(&artifacts(), &Boot::default(), Path::new("/nonexistent")).unwrap().join(" ");
         assert!(user.contains("-netdev user,id=net0,restrict=on"), "{user}");
         assert!(!user.contains("disable-modern") && !user.contains("csum=off"), "{user}");
-        let none = arguments(&artifacts(), &Boot { nic: None, ..Boot::default() }, Path::new("/nonexistent")).unwrap().join(" ");
+        let none = arguments(&artifacts(), &Boot { nic: None, ..Boot::default() }, Path::new("/nonexistent"))
+            .unwrap()
+            .join(" ");
         assert!(!none.contains("-netdev"), "{none}");
     }
 

@@ -57,7 +57,8 @@ const OFFLOADED_BOTH_WAYS: &str = "echo checksums: tx offloaded 1, rx completed 
 const NOT_OFFLOADED: &str = "echo checksums: tx offloaded 0, rx completed 0, rx valid 0$";
 
 fn cases(timeout: Duration) -> Vec<Case> {
-    let inject = |what: &str| Boot { cmdline: format!("mode=test ktest.net=user ktest.inject={what}"), ..Boot::default() };
+    let inject =
+        |what: &str| Boot { cmdline: format!("mode=test ktest.net=user ktest.inject={what}"), ..Boot::default() };
     let nic_case = |name, firmware, machine, nic: Nic, negotiated: &str, extra: &[&str]| {
         let net = match nic.backend {
             Backend::User => "user",
@@ -66,12 +67,21 @@ fn cases(timeout: Duration) -> Vec<Case> {
         let transport = if nic.legacy { "legacy" } else { "modern" };
         Case {
             name,
-            boot: Boot { firmware, machine, cmdline: format!("mode=test ktest.net={net}"), nic: Some(nic), ..Boot::default() },
+            boot: Boot {
+                firmware,
+                machine,
+                cmdline: format!("mode=test ktest.net={net}"),
+                nic: Some(nic),
+                ..Boot::default()
+            },
             expect: Expect::PassPrinting(
                 [
                     format!("virtio-net: negotiated: {negotiated}$"),
                     format!("virtio-net: MAC {TEST_MAC} (from the device)"),
-                    format!("({transport} transport, {} config access)", if machine == Machine::Q35 { "ECAM" } else { "port I/O" }),
+                    format!(
+                        "({transport} transport, {} config access)",
+                        if machine == Machine::Q35 { "ECAM" } else { "port I/O" }
+                    ),
                 ]
                 .into_iter()
                 .chain(extra.iter().map(|l| l.to_string()))
@@ -98,9 +108,30 @@ fn cases(timeout: Duration) -> Vec<Case> {
         nic_case("bios-pc-legacy", Firmware::Bios, Machine::Pc, legacy, NEGOTIATED_LEGACY, &[]),
         // Checksum offload both ways: our datagram leaves with a partial
         // checksum, the host's echo arrives with one that the driver completes.
-        nic_case("bios-q35-tap-offload", Firmware::Bios, Machine::Q35, tap, NEGOTIATED_MODERN_CSUM, &[OFFLOADED_BOTH_WAYS]),
-        nic_case("bios-q35-tap-no-offload", Firmware::Bios, Machine::Q35, Nic { offload: false, ..tap }, NEGOTIATED_MODERN, &[NOT_OFFLOADED]),
-        nic_case("bios-pc-legacy-tap-offload", Firmware::Bios, Machine::Pc, Nic { legacy: true, ..tap }, NEGOTIATED_LEGACY_CSUM, &[OFFLOADED_BOTH_WAYS]),
+        nic_case(
+            "bios-q35-tap-offload",
+            Firmware::Bios,
+            Machine::Q35,
+            tap,
+            NEGOTIATED_MODERN_CSUM,
+            &[OFFLOADED_BOTH_WAYS],
+        ),
+        nic_case(
+            "bios-q35-tap-no-offload",
+            Firmware::Bios,
+            Machine::Q35,
+            Nic { offload: false, ..tap },
+            NEGOTIATED_MODERN,
+            &[NOT_OFFLOADED],
+        ),
+        nic_case(
+            "bios-pc-legacy-tap-offload",
+            Firmware::Bios,
+            Machine::Pc,
+            Nic { legacy: true, ..tap },
+            NEGOTIATED_LEGACY_CSUM,
+            &[OFFLOADED_BOTH_WAYS],
+        ),
         Case {
             name: "harness-notices-failed-test",
             boot: inject("fail"),
@@ -232,7 +263,9 @@ fn run_cases(artifacts: &Artifacts, cases: &[Case], workers: usize) -> usize {
                     let _guard = print.lock();
                     match result {
                         Ok(report) => match check(&report, &case.expect) {
-                            Ok(what) => eprintln!("    PASS {:30} {what} ({:.1} s)", case.name, report.elapsed.as_secs_f64()),
+                            Ok(what) => {
+                                eprintln!("    PASS {:30} {what} ({:.1} s)", case.name, report.elapsed.as_secs_f64())
+                            }
                             Err(why) => {
                                 failures.fetch_add(1, Ordering::SeqCst);
                                 print_failure(case.name, &why, &report);
@@ -350,7 +383,8 @@ mod tests {
         let has = |firmware, machine, legacy, backend, offload| {
             passing.iter().any(|c| {
                 let nic = c.boot.nic.unwrap();
-                (c.boot.firmware, c.boot.machine, nic.legacy, nic.backend, nic.offload) == (firmware, machine, legacy, backend, offload)
+                (c.boot.firmware, c.boot.machine, nic.legacy, nic.backend, nic.offload)
+                    == (firmware, machine, legacy, backend, offload)
             })
         };
         assert!(has(Firmware::Bios, Machine::Q35, false, Backend::User, true));

@@ -113,7 +113,9 @@ pub fn free_windows(functions: &[Function]) -> (AddressWindow, AddressWindow) {
             BarInfo::Memory { address, size, .. } if address != 0 && address < PCI_MEMORY_END => {
                 memory_next = memory_next.max(address.saturating_add(size));
             }
-            BarInfo::IO { address, size } if address != 0 => io_next = io_next.max(u64::from(address) + u64::from(size)),
+            BarInfo::IO { address, size } if address != 0 => {
+                io_next = io_next.max(u64::from(address) + u64::from(size))
+            }
             _ => {}
         }
     }

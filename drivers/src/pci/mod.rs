@@ -71,7 +71,13 @@ mod test {
         let mem64 = FakeBar { size: 0x4000, type_bits: 0b100 };
         let io = FakeBar { size: 0x20, type_bits: 1 };
         let mem32 = FakeBar { size: 0x1000, type_bits: 0 };
-        c.add(NIC, 0x1af4, 0x1000, 0x02, [io, mem32, FakeBar::default(), FakeBar::default(), mem64, FakeBar::default()]);
+        c.add(
+            NIC,
+            0x1af4,
+            0x1000,
+            0x02,
+            [io, mem32, FakeBar::default(), FakeBar::default(), mem64, FakeBar::default()],
+        );
         c.capabilities(NIC, &[(CAP_MSIX, 0x98), (CAP_VENDOR, 0x84), (CAP_VENDOR, 0x70)]);
         c.add(BRIDGE, 0x8086, 0x29c0, 0x06, Default::default());
         c.add(FAR, 0x1234, 0x5678, 0x01, Default::default());
@@ -86,10 +92,16 @@ mod test {
         assert_eq!(addresses, [BRIDGE, NIC, FAR]);
         let nic = &found[1];
         assert_eq!((nic.info.vendor_id, nic.info.device_id, nic.info.class), (0x1af4, 0x1000, 0x02));
-        assert_eq!(nic.capabilities.iter().map(|c| (c.id, c.offset)).collect::<Vec<_>>(), [(0x11, 0x98), (0x09, 0x84), (0x09, 0x70)]);
+        assert_eq!(
+            nic.capabilities.iter().map(|c| (c.id, c.offset)).collect::<Vec<_>>(),
+            [(0x11, 0x98), (0x09, 0x84), (0x09, 0x70)]
+        );
         assert!(matches!(nic.bars[0], Some(BarInfo::IO { address: 0, size: 0x20 })));
         assert!(matches!(nic.bars[1], Some(BarInfo::Memory { address: 0, size: 0x1000, .. })));
-        assert!(matches!(nic.bars[4], Some(BarInfo::Memory { size: 0x4000, address_type: MemoryBarType::Width64, .. })));
+        assert!(matches!(
+            nic.bars[4],
+            Some(BarInfo::Memory { size: 0x4000, address_type: MemoryBarType::Width64, .. })
+        ));
         assert!(nic.capability(CAP_MSIX).is_some() && nic.capability(CAP_MSI).is_none());
         let line = nic.to_string();
         assert!(line.starts_with("00:03.0 1af4:1000 class 02.00.00 (network) caps msix@0x98"), "{line}");
@@ -104,7 +116,8 @@ mod test {
         scan(&mut root, 0..=255);
         let writes: Vec<_> = c.writes().into_iter().filter(|w| w.0 == NIC).collect();
         let first_probe = writes.iter().position(|w| w.1 == 0x10 && w.2 == u32::MAX).expect("BAR 0 probed");
-        let decode_off = writes[..first_probe].iter().rposition(|w| w.1 == 0x04).expect("command written before probing");
+        let decode_off =
+            writes[..first_probe].iter().rposition(|w| w.1 == 0x04).expect("command written before probing");
         assert_eq!(writes[decode_off].2 as u16 & command, 0, "decoding still on while probing");
         assert_eq!(c.reg(NIC, 4) as u16 & command, command, "command not restored");
     }
@@ -147,7 +160,10 @@ mod test {
         let mut nic = scan(&mut root, 0..=255).remove(1);
         let mut memory = AddressWindow { next: 0x1000, end: 0x1800 };
         let mut io = AddressWindow { next: 0xc000, end: 0xd000 };
-        assert_eq!(assign_missing_bars(&mut root, &mut nic, &mut memory, &mut io), Err(AssignError::NoRoom { bar: 1, size: 0x1000 }));
+        assert_eq!(
+            assign_missing_bars(&mut root, &mut nic, &mut memory, &mut io),
+            Err(AssignError::NoRoom { bar: 1, size: 0x1000 })
+        );
     }
 
     #[test]

@@ -97,7 +97,11 @@ pub fn scan<C: ConfigurationAccess>(root: &mut PciRoot<C>, buses: RangeInclusive
     for bus in buses {
         let functions: Vec<_> = root.enumerate_bus(bus).collect();
         for (address, info) in functions {
-            let bars = if info.header_type == HeaderType::Standard { read_bars(root, address) } else { [const { None }; MAX_BARS] };
+            let bars = if info.header_type == HeaderType::Standard {
+                read_bars(root, address)
+            } else {
+                [const { None }; MAX_BARS]
+            };
             // A buggy device can chain its capabilities into a loop; the list
             // cannot hold more than fit after the 64-byte header.
             let capabilities = root.capabilities(address).take(MAX_CAPABILITIES).collect();

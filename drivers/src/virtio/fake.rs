@@ -137,7 +137,8 @@ impl Transport for FakeTransport {
     }
     fn write_config_space<T: IntoBytes + Immutable>(&mut self, offset: usize, value: T) -> virtio_drivers::Result<()> {
         let mut s = self.0.borrow_mut();
-        let bytes = s.config.get_mut(offset..offset + size_of::<T>()).ok_or(virtio_drivers::Error::ConfigSpaceTooSmall)?;
+        let bytes =
+            s.config.get_mut(offset..offset + size_of::<T>()).ok_or(virtio_drivers::Error::ConfigSpaceTooSmall)?;
         bytes.copy_from_slice(value.as_bytes());
         Ok(())
     }

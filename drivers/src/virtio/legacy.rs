@@ -136,7 +136,13 @@ impl<P: IoPorts> LegacyTransport<P> {
     /// A transport over the I/O BAR at `base` of `size` bytes. `msix_enabled`
     /// says where the device configuration starts (it moves by 4 bytes when
     /// the function's MSI-X is on).
-    pub fn new(ports: P, base: u32, size: u32, device_type: DeviceType, msix_enabled: bool) -> Result<Self, LegacyError> {
+    pub fn new(
+        ports: P,
+        base: u32,
+        size: u32,
+        device_type: DeviceType,
+        msix_enabled: bool,
+    ) -> Result<Self, LegacyError> {
         let config = if msix_enabled { CONFIG_MSIX } else { CONFIG_NO_MSIX };
         if size < u32::from(config) {
             return Err(LegacyError::BarTooSmall(size));
@@ -205,13 +211,20 @@ impl<P: IoPorts> Transport for LegacyTransport<P> {
         true
     }
 
-    fn queue_set(&mut self, queue: u16, size: u32, descriptors: PhysAddr, driver_area: PhysAddr, device_area: PhysAddr) {
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
         // The legacy device derives the rings' places from the descriptor
         // table's page: available ring right after it, used ring on the next
         // page boundary. SplitQueue always lays them out that way.
         let avail_at = descriptors + 16 * u64::from(size);
         let used_at = (avail_at + 6 + 2 * u64::from(size)).next_multiple_of(PAGE_SIZE as u64);
-        if driver_area != avail_at || device_area != used_at || descriptors % PAGE_SIZE as u64 != 0 {
+        if driver_area != avail_at || device_area != used_at || !descriptors.is_multiple_of(PAGE_SIZE as u64) {
             log::error!("legacy virtio: queue {queue} rings are not in the legacy layout; not set up");
             return;
         }
@@ -376,15 +389,27 @@ mod test {
         assert_eq!(t.ports.get(BASE + 0x12, 1), 3);
         assert_eq!(t.get_status(), DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
         t.ports.set(BASE + 0x13, 1, 3);
-        assert_eq!(t.ack_interrupt().bits(), (InterruptStatus::QUEUE_INTERRUPT | InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT).bits());
+        assert_eq!(
+            t.ack_interrupt().bits(),
+            (InterruptStatus::QUEUE_INTERRUPT | InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT).bits()
+        );
         t.notify(1);
         assert_eq!(t.ports.log.borrow().last(), Some(&('w', BASE + 0x10, 1)));
     }
 
     #[test]
     fn bars_outside_the_port_space_are_refused() {
-        assert_eq!(LegacyTransport::new(FakePorts::default(), 0x1_0000, 0x20, DeviceType::Network, false).err(), Some(LegacyError::BadBar(0x1_0000)));
-        assert_eq!(LegacyTransport::new(FakePorts::default(), 0xfff0, 0x20, DeviceType::Network, false).err(), Some(LegacyError::BadBar(0xfff0)));
-        assert_eq!(LegacyTransport::new(FakePorts::default(), 0xc000, 0x10, DeviceType::Network, false).err(), Some(LegacyError::BarTooSmall(0x10)));
+        assert_eq!(
+            LegacyTransport::new(FakePorts::default(), 0x1_0000, 0x20, DeviceType::Network, false).err(),
+            Some(LegacyError::BadBar(0x1_0000))
+        );
+        assert_eq!(
+            LegacyTransport::new(FakePorts::default(), 0xfff0, 0x20, DeviceType::Network, false).err(),
+            Some(LegacyError::BadBar(0xfff0))
+        );
+        assert_eq!(
+            LegacyTransport::new(FakePorts::default(), 0xc000, 0x10, DeviceType::Network, false).err(),
+            Some(LegacyError::BarTooSmall(0x10))
+        );
     }
 }

@@ -8,8 +8,8 @@
 //! Ref: Virtual I/O Device (VIRTIO) Version 1.2 (the "virtio spec").
 
 pub mod legacy;
-pub mod pci;
 pub mod net;
+pub mod pci;
 pub mod queue;
 
 #[cfg(test)]

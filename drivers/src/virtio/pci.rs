@@ -65,7 +65,9 @@ pub fn probe<H: Hal, C: ConfigurationAccess, P: IoPorts>(
     ports: P,
 ) -> Result<VirtioPciTransport<P>, ProbeError> {
     if function.capability(CAP_VENDOR).is_some() {
-        return PciTransport::new::<H, C>(root, function.address).map(VirtioPciTransport::Modern).map_err(ProbeError::Modern);
+        return PciTransport::new::<H, C>(root, function.address)
+            .map(VirtioPciTransport::Modern)
+            .map_err(ProbeError::Modern);
     }
     let Some(BarInfo::IO { address, size }) = function.bars[0] else {
         return Err(ProbeError::NoLegacyBar);
@@ -74,7 +76,9 @@ pub fn probe<H: Hal, C: ConfigurationAccess, P: IoPorts>(
     // Firmware leaves MSI-X disabled and Skiff does not enable it here, so the
     // device configuration starts right after the common registers.
     let msix_enabled = false;
-    LegacyTransport::new(ports, address, size, device_type, msix_enabled).map(VirtioPciTransport::Legacy).map_err(ProbeError::Legacy)
+    LegacyTransport::new(ports, address, size, device_type, msix_enabled)
+        .map(VirtioPciTransport::Legacy)
+        .map_err(ProbeError::Legacy)
 }
 
 impl<P: IoPorts> VirtioPciTransport<P> {

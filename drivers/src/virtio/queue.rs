@@ -161,7 +161,12 @@ impl<H: Hal> SplitQueue<H> {
     /// Sets up queue `index` on `transport`, with the device's size (modern
     /// devices: the largest power of two up to both the device's maximum and
     /// `max_size`; legacy devices fix the size themselves).
-    pub fn new<T: Transport>(transport: &mut T, index: u16, max_size: u16, event_idx: bool) -> Result<Self, QueueError> {
+    pub fn new<T: Transport>(
+        transport: &mut T,
+        index: u16,
+        max_size: u16,
+        event_idx: bool,
+    ) -> Result<Self, QueueError> {
         if transport.queue_used(index) {
             return Err(QueueError::AlreadyUsed);
         }
@@ -186,13 +191,7 @@ impl<H: Hal> SplitQueue<H> {
             return Err(QueueError::NoMemory);
         }
         // Hal::dma_alloc returns zeroed memory: all flags and indices start at 0.
-        transport.queue_set(
-            index,
-            u32::from(size),
-            paddr,
-            paddr + layout.avail as u64,
-            paddr + layout.used as u64,
-        );
+        transport.queue_set(index, u32::from(size), paddr, paddr + layout.avail as u64, paddr + layout.used as u64);
         Ok(SplitQueue {
             index,
             size,
@@ -338,7 +337,7 @@ impl<H: Hal> SplitQueue<H> {
     }
 
     fn write<T: Copy>(&self, offset: usize, value: T) {
-        assert!(offset + size_of::<T>() <= self.layout.total && offset % align_of::<T>() == 0);
+        assert!(offset + size_of::<T>() <= self.layout.total && offset.is_multiple_of(align_of::<T>()));
         // SAFETY: the assertion keeps the access inside the queue's DMA
         // allocation and aligned (the allocation is page-aligned); volatile,
         // because the device reads this memory behind the compiler's back.
@@ -346,7 +345,7 @@ impl<H: Hal> SplitQueue<H> {
     }
 
     fn read<T: Copy>(&self, offset: usize) -> T {
-        assert!(offset + size_of::<T>() <= self.layout.total && offset % align_of::<T>() == 0);
+        assert!(offset + size_of::<T>() <= self.layout.total && offset.is_multiple_of(align_of::<T>()));
         // SAFETY: as in `write`; every bit pattern is a valid integer.
         unsafe { self.base.add(offset).cast::<T>().read_volatile() }
     }

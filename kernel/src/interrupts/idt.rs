@@ -58,10 +58,7 @@ pub fn load() {
             Gate::new(trap::stub_address(v as u8), cs, ist)
         }))
     });
-    let pointer = DescriptorTablePointer {
-        limit: (size_of::<Idt>() - 1) as u16,
-        base: VirtAddr::from_ptr(idt),
-    };
+    let pointer = DescriptorTablePointer { limit: (size_of::<Idt>() - 1) as u16, base: VirtAddr::from_ptr(idt) };
     // SAFETY: the table is 'static and every gate points at a valid stub in
     // the kernel code segment, which `gdt::init` loaded into CS.
     unsafe { lidt(&pointer) };

@@ -93,7 +93,9 @@ fn fatal_exception(frame: &TrapFrame) -> ! {
         crate::serial::write_fmt_emergency(format_args!("  faulting address {addr:#018x}\n"));
     }
     if vector == DOUBLE_FAULT {
-        crate::serial::write_fmt_emergency(format_args!("  (on the double-fault stack; a kernel stack overflow looks like this)\n"));
+        crate::serial::write_fmt_emergency(format_args!(
+            "  (on the double-fault stack; a kernel stack overflow looks like this)\n"
+        ));
     }
     crate::serial::write_fmt_emergency(format_args!("{frame:#x?}\n"));
     qemu::exit(ExitCode::CpuException)

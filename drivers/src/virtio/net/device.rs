@@ -65,7 +65,9 @@ impl fmt::Display for NetError {
             NetError::NotNetwork(t) => write!(f, "not a network device: {t:?}"),
             NetError::FeaturesRejected => write!(f, "the device rejected the negotiated features"),
             NetError::NoVersion1 => write!(f, "a modern device that does not offer VERSION_1"),
-            NetError::NoAnyLayout => write!(f, "a legacy device without ANY_LAYOUT (header in a separate descriptor) is not supported"),
+            NetError::NoAnyLayout => {
+                write!(f, "a legacy device without ANY_LAYOUT (header in a separate descriptor) is not supported")
+            }
             NetError::Queue(e) => write!(f, "queue set-up failed: {e}"),
             NetError::NoMemory => write!(f, "no DMA memory for packet buffers"),
         }
@@ -181,7 +183,9 @@ impl<H: Hal> Buffers<H> {
 
     fn slot_mut(&mut self, id: u16) -> &mut [u8] {
         // SAFETY: as in `slot`, and `&mut self` makes this the only reference.
-        unsafe { core::slice::from_raw_parts_mut(self.base.as_ptr().add(usize::from(id) * self.slot_len), self.slot_len) }
+        unsafe {
+            core::slice::from_raw_parts_mut(self.base.as_ptr().add(usize::from(id) * self.slot_len), self.slot_len)
+        }
     }
 }
 
@@ -242,8 +246,10 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
             e
         };
 
-        let header_len = if features.intersects(NetFeatures::VERSION_1 | NetFeatures::MRG_RXBUF) { MODERN_LEN } else { LEGACY_LEN };
-        let mac = if features.contains(NetFeatures::MAC) { read_mac(&transport) } else { None }.unwrap_or_else(|| random_mac(random));
+        let header_len =
+            if features.intersects(NetFeatures::VERSION_1 | NetFeatures::MRG_RXBUF) { MODERN_LEN } else { LEGACY_LEN };
+        let mac = if features.contains(NetFeatures::MAC) { read_mac(&transport) } else { None }
+            .unwrap_or_else(|| random_mac(random));
         let mtu = if features.contains(NetFeatures::MTU) {
             match transport.read_config_space::<u16>(CONFIG_MTU) {
                 Ok(mtu) if (MIN_MTU..=MAX_MTU).contains(&mtu) => mtu,
@@ -259,12 +265,17 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
 
         let event_idx = features.contains(NetFeatures::RING_EVENT_IDX);
         let slot_len = header_len + ETHERNET_HEADER + VLAN_TAG + usize::from(mtu);
-        let mut rx = SplitQueue::new(&mut transport, RX_QUEUE, MAX_QUEUE_SIZE, event_idx).map_err(|e| NetError::Queue(e))?;
-        let rx_buffers = Buffers::<H>::new(rx.size(), slot_len, BufferDirection::DeviceToDriver).map_err(|e| fail(&mut transport, e))?;
-        let tx = SplitQueue::new(&mut transport, TX_QUEUE, MAX_QUEUE_SIZE, event_idx).map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
-        let tx_buffers = Buffers::<H>::new(tx.size(), slot_len, BufferDirection::DriverToDevice).map_err(|e| fail(&mut transport, e))?;
+        let mut rx = SplitQueue::new(&mut transport, RX_QUEUE, MAX_QUEUE_SIZE, event_idx)
+            .map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
+        let rx_buffers = Buffers::<H>::new(rx.size(), slot_len, BufferDirection::DeviceToDriver)
+            .map_err(|e| fail(&mut transport, e))?;
+        let tx = SplitQueue::new(&mut transport, TX_QUEUE, MAX_QUEUE_SIZE, event_idx)
+            .map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
+        let tx_buffers = Buffers::<H>::new(tx.size(), slot_len, BufferDirection::DriverToDevice)
+            .map_err(|e| fail(&mut transport, e))?;
         for id in 0..rx.size() {
-            rx.set_buffer(id, rx_buffers.paddr(id), slot_len as u32, true).map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
+            rx.set_buffer(id, rx_buffers.paddr(id), slot_len as u32, true)
+                .map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
             rx.push(id).map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
         }
         // The driver must not notify before DRIVER_OK (spec 3.1.1): publish
@@ -428,7 +439,10 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         }
         net_header.emit(header, header_len);
         let len = (header_len + frame.len) as u32;
-        let pushed = self.tx.set_buffer(frame.id, self.tx_buffers.paddr(frame.id), len, false).and_then(|()| self.tx.push(frame.id));
+        let pushed = self
+            .tx
+            .set_buffer(frame.id, self.tx_buffers.paddr(frame.id), len, false)
+            .and_then(|()| self.tx.push(frame.id));
         match pushed {
             Ok(()) => {
                 self.stats.tx_frames += 1;

@@ -114,7 +114,15 @@ mod test {
 
     #[test]
     fn modern_header_round_trips_with_little_endian_fields() {
-        let h = NetHeader { flags: FLAG_NEEDS_CSUM, gso_type: 0, hdr_len: 0x0102, gso_size: 0x0304, csum_start: 34, csum_offset: 16, num_buffers: 0 };
+        let h = NetHeader {
+            flags: FLAG_NEEDS_CSUM,
+            gso_type: 0,
+            hdr_len: 0x0102,
+            gso_size: 0x0304,
+            csum_start: 34,
+            csum_offset: 16,
+            num_buffers: 0,
+        };
         let mut buf = [0xAA; 14];
         h.emit(&mut buf, MODERN_LEN);
         assert_eq!(&buf[..12], &[1, 0, 0x02, 0x01, 0x04, 0x03, 34, 0, 16, 0, 0, 0]);

@@ -7,7 +7,9 @@ mod device;
 pub mod features;
 pub mod header;
 
-pub use device::{DEFAULT_MTU, MAX_QUEUE_SIZE, Mac, NetError, NetStats, RxChecksum, RxFrame, TxFrame, VirtioNet, random_mac};
+pub use device::{
+    DEFAULT_MTU, MAX_QUEUE_SIZE, Mac, NetError, NetStats, RxChecksum, RxFrame, TxFrame, VirtioNet, random_mac,
+};
 pub use features::NetFeatures;
 
 #[cfg(test)]

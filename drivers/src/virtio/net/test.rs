@@ -122,7 +122,12 @@ fn every_combination_of_the_four_features_negotiates_and_degrades_correctly() {
 
 #[test]
 fn features_we_do_not_handle_are_declined() {
-    let offered = ALL | NetFeatures::MRG_RXBUF | NetFeatures::CTRL_VQ | NetFeatures::GUEST_TSO4 | NetFeatures::MQ | NetFeatures::RING_PACKED;
+    let offered = ALL
+        | NetFeatures::MRG_RXBUF
+        | NetFeatures::CTRL_VQ
+        | NetFeatures::GUEST_TSO4
+        | NetFeatures::MQ
+        | NetFeatures::RING_PACKED;
     let r = rig(offered);
     assert_eq!(r.net.features(), ALL);
 }
@@ -209,7 +214,10 @@ fn a_hostile_device_is_counted_dropped_and_survived() {
     let got = r.receive_all();
     assert_eq!(got.iter().map(|g| &g.0).collect::<Vec<_>>(), [&good, &good], "only the two good frames");
     let s = r.net.stats();
-    assert_eq!((s.drop_bad_id, s.drop_not_in_flight, s.rx_drop_bad_len, s.rx_drop_short, s.rx_drop_bad_header), (1, 1, 1, 1, 4));
+    assert_eq!(
+        (s.drop_bad_id, s.drop_not_in_flight, s.rx_drop_bad_len, s.rx_drop_short, s.rx_drop_bad_header),
+        (1, 1, 1, 1, 4)
+    );
     // Every buffer is back with the device: nothing leaked.
     assert_eq!(r.rx.take_avail().len(), 8);
     // And the queue still works.
@@ -237,7 +245,10 @@ fn partial_checksums_are_completed_and_valid_ones_trusted() {
     r.deliver(2, NetHeader::default(), &udp4_frame(b"unknown"));
     let got = r.receive_all();
     assert_eq!(checksum::verify(&got[0].0), Some(true), "completed checksum is right");
-    assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), [RxChecksum::Valid, RxChecksum::Valid, RxChecksum::Unknown]);
+    assert_eq!(
+        got.iter().map(|g| g.1).collect::<Vec<_>>(),
+        [RxChecksum::Valid, RxChecksum::Valid, RxChecksum::Unknown]
+    );
     assert_eq!((r.net.stats().rx_csum_completed, r.net.stats().rx_csum_valid), (1, 1));
 }
 
