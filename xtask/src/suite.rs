@@ -1,6 +1,6 @@
 //! `cargo xtask qemu`: the whole test suite.
 //!
-//! 1. Host unit tests of the libraries and of xtask.
+//! 1. Lint (rustfmt, clippy), then host unit tests of the libraries and of xtask.
 //! 2. The kernel's own tests (`mode=test`), booted from BIOS on q35 and pc and
 //!    from UEFI on q35. A boot passes only if QEMU exits with the kernel's
 //!    success code *and* the kernel printed a summary with no failure.
@@ -217,6 +217,7 @@ pub fn check(report: &Report, expect: &Expect) -> std::result::Result<String, St
 
 pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let suite_started = Instant::now();
+    lint()?;
     host_tests()?;
     let artifacts = build::build()?;
     artifacts.print();
@@ -234,6 +235,44 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     eprintln!("\nall tests took {:.1} s", suite_started.elapsed().as_secs_f64());
     println!("qemu: {passed} passed, {failures} failed");
     if failures == 0 { Ok(()) } else { Err(format!("{failures} QEMU test run(s) failed (details above)")) }
+}
+
+/// Formatting and clippy, warnings as errors, for the host crates and the kernel.
+fn lint() -> Result<()> {
+    let step = ui::Step::start("lint (cargo fmt --check, cargo clippy -D warnings)");
+    let run = |args: &[&str]| -> Result<()> {
+        let status = build::cargo(&root()).args(args).status().map_err(|e| format!("cannot run cargo: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("cargo {} failed (see above)", args.join(" "))) }
+    };
+    run(&["fmt", "--all", "--check"])?;
+    run(&[
+        "clippy",
+        "--quiet",
+        "--package",
+        "skiff-drivers",
+        "--package",
+        "skiff-net",
+        "--package",
+        "xtask",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    run(&[
+        "clippy",
+        "--quiet",
+        "--package",
+        "skiff-kernel",
+        "--target",
+        build::KERNEL_TARGET,
+        "--release",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    step.done();
+    Ok(())
 }
 
 /// Runs the unit tests of everything that builds for the host.
