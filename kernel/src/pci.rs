@@ -58,7 +58,7 @@ pub fn init(rsdp: Option<u64>) -> Pci {
     let (access, buses, mechanism) = match rsdp.and_then(acpi::find_ecam) {
         Some(ecam) if ecam.start_bus == 0 => match ecam_access(ecam.base) {
             Some(access) => {
-                log::info!("PCI: ECAM at {:#x} (MCFG), buses {}-{}", ecam.base, ecam.start_bus, ecam.end_bus);
+                log::info!("ECAM at {:#x} (MCFG), buses {}-{}", ecam.base, ecam.start_bus, ecam.end_bus);
                 (access, ecam.start_bus..=ecam.end_bus, "ECAM")
             }
             None => port_access(),
@@ -74,12 +74,12 @@ pub fn init(rsdp: Option<u64>) -> Pci {
     };
     let mut root = PciRoot::new(access);
     let functions = pci::scan(&mut root, buses);
-    log::info!("PCI: {} functions found", functions.len());
+    log::info!("{} functions found", functions.len());
     Pci { root, functions, mechanism }
 }
 
 fn port_access() -> (ConfigAccess, RangeInclusive<u8>, &'static str) {
-    log::info!("PCI: no MCFG, using configuration mechanism #1 (ports 0xCF8/0xCFC)");
+    log::info!("no MCFG, using configuration mechanism #1 (ports 0xCF8/0xCFC)");
     // SAFETY: this is the only PortCam, and nothing else in Skiff uses the ports.
     (ConfigAccess::Port(unsafe { PortCam::new() }), 0..=u8::MAX, "port I/O")
 }
@@ -92,7 +92,7 @@ fn ecam_access(base: u64) -> Option<ConfigAccess> {
         // size), is uncached, stays mapped forever, and nothing else uses it.
         Ok(virt) => Some(ConfigAccess::Ecam(unsafe { MmioCam::new(virt.as_mut_ptr(), Cam::Ecam) })),
         Err(e) => {
-            log::warn!("PCI: cannot map ECAM at {base:#x}: {e}");
+            log::warn!("cannot map ECAM at {base:#x}: {e}");
             None
         }
     }
