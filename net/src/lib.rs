@@ -9,4 +9,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+extern crate alloc;
+
+pub mod checksum;
+pub mod device;
 pub mod seed;

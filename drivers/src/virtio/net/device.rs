@@ -15,10 +15,11 @@ use core::fmt;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
 
-use super::checksum;
 use super::features::NetFeatures;
 use super::header::{FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_NONE, LEGACY_LEN, MODERN_LEN, NetHeader};
 use crate::virtio::queue::{BadUsed, QueueError, SplitQueue};
+use skiff_net::checksum;
+use skiff_net::device::{DeviceInfo, NetDevice, RxHalf, TxHalf};
 
 /// Queue indices (spec 5.1.2): receiveq1 and transmitq1.
 const RX_QUEUE: u16 = 0;
@@ -74,41 +75,62 @@ impl fmt::Display for NetError {
     }
 }
 
-/// Counters, each named for what it counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NetStats {
+/// Defines `NetStats` from one list of counters, with `merge` and `fields`.
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
+        /// Counters, each named for what it counts.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct NetStats {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl NetStats {
+            /// Field-wise sum (each half of the driver keeps its own counters).
+            pub fn merge(&self, other: &NetStats) -> NetStats {
+                NetStats { $($name: self.$name + other.$name,)* }
+            }
+
+            /// Every counter with its name, for publishing.
+            pub fn fields(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$((stringify!($name), self.$name)),*].into_iter()
+            }
+        }
+    };
+}
+
+counters! {
     /// Frames received and handed to the caller.
-    pub rx_frames: u64,
+    rx_frames,
     /// Their bytes (Ethernet frames, without the virtio header).
-    pub rx_bytes: u64,
+    rx_bytes,
     /// Frames sent.
-    pub tx_frames: u64,
+    tx_frames,
     /// Their bytes.
-    pub tx_bytes: u64,
+    tx_bytes,
     /// Used entries with an id that is not a descriptor (rx and tx).
-    pub drop_bad_id: u64,
+    drop_bad_id,
     /// Used entries for a descriptor not in flight: returned twice (rx and tx).
-    pub drop_not_in_flight: u64,
+    drop_not_in_flight,
     /// Received entries claiming more bytes than the buffer.
-    pub rx_drop_bad_len: u64,
+    rx_drop_bad_len,
     /// Received entries shorter than the header plus an Ethernet header.
-    pub rx_drop_short: u64,
+    rx_drop_short,
     /// Received headers with offloads we did not negotiate or nonsense offsets.
-    pub rx_drop_bad_header: u64,
+    rx_drop_bad_header,
     /// Received frames the device vouched for (DATA_VALID).
-    pub rx_csum_valid: u64,
+    rx_csum_valid,
     /// Received frames with a partial checksum that the driver completed (NEEDS_CSUM).
-    pub rx_csum_completed: u64,
+    rx_csum_completed,
     /// Frames sent with the checksum left to the device (CSUM).
-    pub tx_csum_offloaded: u64,
+    tx_csum_offloaded,
     /// Frames whose checksum the driver computed because the device could not.
-    pub tx_csum_software: u64,
+    tx_csum_software,
     /// Sends refused because every transmit buffer was in flight.
-    pub tx_queue_full: u64,
+    tx_queue_full,
     /// Notifications ("kicks") sent to the device.
-    pub kicks: u64,
+    kicks,
     /// Configuration-change events seen.
-    pub config_changes: u64,
+    config_changes,
 }
 
 /// What the driver knows about a received frame's TCP/UDP checksum.
@@ -121,7 +143,7 @@ pub enum RxChecksum {
     Unknown,
 }
 
-/// A received frame, lent to the caller until [`VirtioNet::recycle`].
+/// A received frame, lent to the caller until [`RxRing::recycle`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct RxFrame {
     id: u16,
@@ -197,6 +219,213 @@ impl<H: Hal> Drop for Buffers<H> {
     }
 }
 
+/// The receive half: the receive queue, its buffers, and its counters.
+pub struct RxRing<H: Hal> {
+    queue: SplitQueue<H>,
+    buffers: Buffers<H>,
+    header_len: usize,
+    /// GUEST_CSUM was negotiated: honour the header's checksum flags.
+    guest_csum: bool,
+    /// Buffers the caller gave back, reposted at the next flush. Holding them
+    /// until then means an id the device returns twice within a burst is
+    /// still not in flight, so the queue catches it.
+    returned: Vec<u16>,
+    stats: NetStats,
+}
+
+impl<H: Hal> RxRing<H> {
+    /// Takes the next received frame, skipping (and counting) anything the
+    /// device got wrong. The frame's slot stays the caller's until [`recycle`](Self::recycle).
+    pub fn receive(&mut self) -> Option<RxFrame> {
+        loop {
+            let used = match self.queue.pop_used()? {
+                Ok(used) => used,
+                Err(bad) => {
+                    count_bad_used(&mut self.stats, bad, "receive");
+                    if let BadUsed::LenTooLong { id, .. } = bad {
+                        self.stats.rx_drop_bad_len += 1;
+                        self.returned.push(id);
+                    }
+                    continue;
+                }
+            };
+            match self.check(used.id, used.len as usize) {
+                Some(frame) => {
+                    self.stats.rx_frames += 1;
+                    self.stats.rx_bytes += frame.len as u64;
+                    return Some(frame);
+                }
+                None => self.returned.push(used.id),
+            }
+        }
+    }
+
+    /// The bytes of a received frame.
+    pub fn frame(&self, frame: &RxFrame) -> &[u8] {
+        &self.buffers.slot(frame.id)[self.header_len..self.header_len + frame.len]
+    }
+
+    /// Gives a received frame's buffer back to the device (at the next flush).
+    pub fn recycle(&mut self, frame: RxFrame) {
+        self.returned.push(frame.id);
+    }
+
+    /// Validates a used receive buffer; `None` (counted) if it must be dropped.
+    fn check(&mut self, id: u16, len: usize) -> Option<RxFrame> {
+        let header_len = self.header_len;
+        if len < header_len + ETHERNET_HEADER {
+            self.stats.rx_drop_short += 1;
+            return None;
+        }
+        let slot = self.buffers.slot_mut(id);
+        let Ok(header) = NetHeader::parse(slot, header_len) else {
+            self.stats.rx_drop_short += 1;
+            return None;
+        };
+        // We negotiated no receive segmentation offload, and one buffer per packet.
+        if header.gso_type != GSO_NONE || (header_len == MODERN_LEN && header.num_buffers > 1) {
+            self.stats.rx_drop_bad_header += 1;
+            return None;
+        }
+        let frame_len = len - header_len;
+        let mut checksum = RxChecksum::Unknown;
+        if header.flags & FLAG_NEEDS_CSUM != 0 {
+            let data = &mut slot[header_len..len];
+            let start = usize::from(header.csum_start);
+            let end = checksum::find_segment(data).filter(|s| s.start == start).map_or(frame_len, |s| s.start + s.len);
+            if !self.guest_csum || !checksum::complete(data, start, usize::from(header.csum_offset), end) {
+                self.stats.rx_drop_bad_header += 1;
+                return None;
+            }
+            self.stats.rx_csum_completed += 1;
+            checksum = RxChecksum::Valid;
+        } else if header.flags & FLAG_DATA_VALID != 0 && self.guest_csum {
+            self.stats.rx_csum_valid += 1;
+            checksum = RxChecksum::Valid;
+        }
+        Some(RxFrame { id, len: frame_len, checksum })
+    }
+
+    /// Reposts returned buffers and publishes them; true if the device wants a kick.
+    fn flush(&mut self) -> bool {
+        while let Some(id) = self.returned.pop() {
+            // Ids come from this queue's used ring, checked to be ours and no longer in flight.
+            if let Err(e) = self.queue.push(id) {
+                unreachable!("receive buffer {id}: {e}");
+            }
+        }
+        self.queue.publish()
+    }
+}
+
+/// The transmit half: the transmit queue, its buffers, and its counters.
+pub struct TxRing<H: Hal> {
+    queue: SplitQueue<H>,
+    buffers: Buffers<H>,
+    header_len: usize,
+    /// CSUM was negotiated: leave TCP/UDP checksums to the device.
+    offload: bool,
+    free: Vec<u16>,
+    stats: NetStats,
+}
+
+impl<H: Hal> TxRing<H> {
+    /// A free transmit buffer for a frame of up to `len` bytes, reclaiming
+    /// sent buffers first if none is free. `None` if the frame is too large
+    /// or every buffer is still with the device.
+    pub fn transmit_buffer(&mut self, len: usize) -> Option<TxFrame> {
+        if len > self.buffers.slot_len - self.header_len {
+            return None;
+        }
+        if self.free.is_empty() {
+            self.reclaim();
+        }
+        match self.free.pop() {
+            Some(id) => Some(TxFrame { id, len }),
+            None => {
+                self.stats.tx_queue_full += 1;
+                None
+            }
+        }
+    }
+
+    /// Whether a buffer is free, reclaiming sent ones if none is.
+    pub fn has_room(&mut self) -> bool {
+        if self.free.is_empty() {
+            self.reclaim();
+        }
+        !self.free.is_empty()
+    }
+
+    /// The frame bytes of a transmit buffer, to fill in.
+    pub fn frame_mut(&mut self, frame: &TxFrame) -> &mut [u8] {
+        let header_len = self.header_len;
+        &mut self.buffers.slot_mut(frame.id)[header_len..header_len + frame.len]
+    }
+
+    /// Queues a filled transmit buffer. TCP/UDP checksums are left to the
+    /// device where it offers CSUM (the stack must leave them zero), or filled
+    /// in here where it cannot describe the frame. It goes out at the next flush.
+    pub fn send(&mut self, frame: TxFrame) {
+        let header_len = self.header_len;
+        let slot = self.buffers.slot_mut(frame.id);
+        let (header, data) = slot.split_at_mut(header_len);
+        let data = &mut data[..frame.len];
+        let mut net_header = NetHeader::default();
+        if self.offload {
+            match checksum::prepare_offload(data) {
+                Some((start, offset)) => {
+                    net_header = NetHeader::needs_csum(start, offset);
+                    self.stats.tx_csum_offloaded += 1;
+                }
+                None if checksum::fill_in_software(data) => self.stats.tx_csum_software += 1,
+                None => {}
+            }
+        }
+        net_header.emit(header, header_len);
+        let len = (header_len + frame.len) as u32;
+        let paddr = self.buffers.paddr(frame.id);
+        match self.queue.set_buffer(frame.id, paddr, len, false).and_then(|()| self.queue.push(frame.id)) {
+            Ok(()) => {
+                self.stats.tx_frames += 1;
+                self.stats.tx_bytes += frame.len as u64;
+            }
+            // Ids in TxFrame come from `free`, so they are valid and not in flight.
+            Err(e) => unreachable!("transmit buffer {}: {e}", frame.id),
+        }
+    }
+
+    /// Takes back transmit buffers the device has finished with; returns how many.
+    pub fn reclaim(&mut self) -> usize {
+        let mut reclaimed = 0;
+        while let Some(used) = self.queue.pop_used() {
+            match used {
+                Ok(used) => {
+                    self.free.push(used.id);
+                    reclaimed += 1;
+                }
+                // A transmit descriptor is device-readable: the device writes
+                // no bytes into it, so any length will do; the buffer is free.
+                Err(BadUsed::LenTooLong { id, .. }) => {
+                    self.free.push(id);
+                    reclaimed += 1;
+                }
+                Err(bad) => count_bad_used(&mut self.stats, bad, "transmit"),
+            }
+        }
+        reclaimed
+    }
+}
+
+fn count_bad_used(stats: &mut NetStats, bad: BadUsed, queue: &str) {
+    log::debug!("virtio-net: {queue} queue: {bad}");
+    match bad {
+        BadUsed::IdOutOfRange { .. } => stats.drop_bad_id += 1,
+        BadUsed::NotInFlight { .. } => stats.drop_not_in_flight += 1,
+        BadUsed::LenTooLong { .. } => {} // the caller decides
+    }
+}
+
 /// A virtio network device over transport `T`, with DMA memory from `H`.
 pub struct VirtioNet<H: Hal, T: Transport> {
     transport: T,
@@ -204,17 +433,10 @@ pub struct VirtioNet<H: Hal, T: Transport> {
     features: NetFeatures,
     mac: [u8; 6],
     mtu: u16,
-    header_len: usize,
     link_up: bool,
-    rx: SplitQueue<H>,
-    rx_buffers: Buffers<H>,
-    tx: SplitQueue<H>,
-    tx_buffers: Buffers<H>,
-    tx_free: Vec<u16>,
-    /// Receive buffers the caller gave back, reposted at the next flush.
-    /// Holding them until then means an id the device returns twice within
-    /// a burst is still not in flight, so the queue catches it.
-    rx_returned: Vec<u16>,
+    rx: RxRing<H>,
+    tx: TxRing<H>,
+    /// Device-wide counters (kicks, configuration changes).
     stats: NetStats,
 }
 
@@ -265,41 +487,43 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
 
         let event_idx = features.contains(NetFeatures::RING_EVENT_IDX);
         let slot_len = header_len + ETHERNET_HEADER + VLAN_TAG + usize::from(mtu);
-        let mut rx = SplitQueue::new(&mut transport, RX_QUEUE, MAX_QUEUE_SIZE, event_idx)
+        let mut rx_queue = SplitQueue::new(&mut transport, RX_QUEUE, MAX_QUEUE_SIZE, event_idx)
             .map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
-        let rx_buffers = Buffers::<H>::new(rx.size(), slot_len, BufferDirection::DeviceToDriver)
+        let rx_buffers = Buffers::<H>::new(rx_queue.size(), slot_len, BufferDirection::DeviceToDriver)
             .map_err(|e| fail(&mut transport, e))?;
-        let tx = SplitQueue::new(&mut transport, TX_QUEUE, MAX_QUEUE_SIZE, event_idx)
+        let tx_queue = SplitQueue::new(&mut transport, TX_QUEUE, MAX_QUEUE_SIZE, event_idx)
             .map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
-        let tx_buffers = Buffers::<H>::new(tx.size(), slot_len, BufferDirection::DriverToDevice)
+        let tx_buffers = Buffers::<H>::new(tx_queue.size(), slot_len, BufferDirection::DriverToDevice)
             .map_err(|e| fail(&mut transport, e))?;
-        for id in 0..rx.size() {
-            rx.set_buffer(id, rx_buffers.paddr(id), slot_len as u32, true)
+        for id in 0..rx_queue.size() {
+            rx_queue
+                .set_buffer(id, rx_buffers.paddr(id), slot_len as u32, true)
+                .and_then(|()| rx_queue.push(id))
                 .map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
-            rx.push(id).map_err(|e| fail(&mut transport, NetError::Queue(e)))?;
         }
         // The driver must not notify before DRIVER_OK (spec 3.1.1): publish
         // now, kick after.
-        let rx_kick = rx.publish();
-        let tx_free = (0..tx.size()).rev().collect();
+        let rx_kick = rx_queue.publish();
+        let free = (0..tx_queue.size()).rev().collect();
         transport.finish_init();
 
-        let mut net = VirtioNet {
-            transport,
-            offered,
-            features,
-            mac,
-            mtu,
+        let rx = RxRing {
+            queue: rx_queue,
+            buffers: rx_buffers,
             header_len,
-            link_up,
-            rx,
-            rx_buffers,
-            tx,
-            tx_buffers,
-            tx_free,
-            rx_returned: Vec::new(),
+            guest_csum: features.contains(NetFeatures::GUEST_CSUM),
+            returned: Vec::new(),
             stats: NetStats::default(),
         };
+        let tx = TxRing {
+            queue: tx_queue,
+            buffers: tx_buffers,
+            header_len,
+            offload: features.contains(NetFeatures::CSUM),
+            free,
+            stats: NetStats::default(),
+        };
+        let mut net = VirtioNet { transport, offered, features, mac, mtu, link_up, rx, tx, stats: NetStats::default() };
         if rx_kick {
             net.kick(RX_QUEUE);
         }
@@ -331,161 +555,82 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         self.link_up
     }
 
-    /// The counters.
+    /// All counters.
     pub fn stats(&self) -> NetStats {
-        self.stats
+        self.stats.merge(&self.rx.stats).merge(&self.tx.stats)
     }
 
     /// Receive and transmit queue sizes.
     pub fn queue_sizes(&self) -> (u16, u16) {
-        (self.rx.size(), self.tx.size())
+        (self.rx.queue.size(), self.tx.queue.size())
     }
 
     /// Whether the device computes TCP/UDP checksums of sent frames (CSUM).
     pub fn tx_checksum_offload(&self) -> bool {
-        self.features.contains(NetFeatures::CSUM)
+        self.tx.offload
     }
 
     /// Whether received frames may arrive with checksums validated or
     /// partial (GUEST_CSUM); see [`RxChecksum`].
     pub fn rx_checksum_offload(&self) -> bool {
-        self.features.contains(NetFeatures::GUEST_CSUM)
+        self.rx.guest_csum
     }
 
     /// Frames waiting in the receive queue, or buffers to reclaim from the
     /// transmit queue.
     pub fn has_work(&self) -> bool {
-        self.rx.has_used() || self.tx.has_used()
+        self.rx.queue.has_used() || self.tx.queue.has_used()
     }
 
-    /// Takes the next received frame, skipping (and counting) anything the
-    /// device got wrong. The frame's slot stays the caller's until [`recycle`](Self::recycle).
+    /// Both halves, to receive and transmit at the same time.
+    pub fn split(&mut self) -> (&mut RxRing<H>, &mut TxRing<H>) {
+        (&mut self.rx, &mut self.tx)
+    }
+
+    /// See [`RxRing::receive`].
     pub fn receive(&mut self) -> Option<RxFrame> {
-        loop {
-            let used = match self.rx.pop_used()? {
-                Ok(used) => used,
-                Err(bad) => {
-                    self.count_bad_used(bad, true);
-                    continue;
-                }
-            };
-            match self.check_rx(used.id, used.len as usize) {
-                Some(frame) => {
-                    self.stats.rx_frames += 1;
-                    self.stats.rx_bytes += frame.len as u64;
-                    return Some(frame);
-                }
-                None => self.rx_returned.push(used.id),
-            }
-        }
+        self.rx.receive()
     }
 
-    /// The bytes of a received frame.
+    /// See [`RxRing::frame`].
     pub fn frame(&self, frame: &RxFrame) -> &[u8] {
-        &self.rx_buffers.slot(frame.id)[self.header_len..self.header_len + frame.len]
+        self.rx.frame(frame)
     }
 
-    /// Gives a received frame's buffer back to the device. It becomes
-    /// visible to the device at the next [`flush`](Self::flush).
+    /// See [`RxRing::recycle`].
     pub fn recycle(&mut self, frame: RxFrame) {
-        self.rx_returned.push(frame.id);
+        self.rx.recycle(frame)
     }
 
-    /// A free transmit buffer for a frame of up to `len` bytes, reclaiming
-    /// sent buffers first if none is free. `None` if the frame is too large
-    /// or every buffer is still with the device.
+    /// See [`TxRing::transmit_buffer`].
     pub fn transmit_buffer(&mut self, len: usize) -> Option<TxFrame> {
-        if len > self.tx_buffers.slot_len - self.header_len {
-            return None;
-        }
-        if self.tx_free.is_empty() {
-            self.reclaim_tx();
-        }
-        match self.tx_free.pop() {
-            Some(id) => Some(TxFrame { id, len }),
-            None => {
-                self.stats.tx_queue_full += 1;
-                None
-            }
-        }
+        self.tx.transmit_buffer(len)
     }
 
-    /// The frame bytes of a transmit buffer, to fill in.
+    /// See [`TxRing::frame_mut`].
     pub fn frame_mut(&mut self, frame: &TxFrame) -> &mut [u8] {
-        let header_len = self.header_len;
-        &mut self.tx_buffers.slot_mut(frame.id)[header_len..header_len + frame.len]
+        self.tx.frame_mut(frame)
     }
 
-    /// Queues a filled transmit buffer. TCP/UDP checksums are left to the
-    /// device where it offers CSUM (the stack must leave them zero), or filled
-    /// in here where it cannot describe the frame. It goes out at the next
-    /// [`flush`](Self::flush).
+    /// See [`TxRing::send`].
     pub fn send(&mut self, frame: TxFrame) {
-        let header_len = self.header_len;
-        let offload = self.tx_checksum_offload();
-        let slot = self.tx_buffers.slot_mut(frame.id);
-        let (header, data) = slot.split_at_mut(header_len);
-        let data = &mut data[..frame.len];
-        let mut net_header = NetHeader::default();
-        if offload {
-            match checksum::prepare_offload(data) {
-                Some((start, offset)) => {
-                    net_header = NetHeader::needs_csum(start, offset);
-                    self.stats.tx_csum_offloaded += 1;
-                }
-                None if checksum::fill_in_software(data) => self.stats.tx_csum_software += 1,
-                None => {}
-            }
-        }
-        net_header.emit(header, header_len);
-        let len = (header_len + frame.len) as u32;
-        let pushed = self
-            .tx
-            .set_buffer(frame.id, self.tx_buffers.paddr(frame.id), len, false)
-            .and_then(|()| self.tx.push(frame.id));
-        match pushed {
-            Ok(()) => {
-                self.stats.tx_frames += 1;
-                self.stats.tx_bytes += frame.len as u64;
-            }
-            // Ids in TxFrame come from tx_free, so they are valid and not in flight.
-            Err(e) => unreachable!("transmit buffer {}: {e}", frame.id),
-        }
+        self.tx.send(frame)
+    }
+
+    /// See [`TxRing::reclaim`].
+    pub fn reclaim_tx(&mut self) -> usize {
+        self.tx.reclaim()
     }
 
     /// Publishes everything recycled and sent since the last flush, and
     /// kicks each queue once if its device asks for it.
     pub fn flush(&mut self) {
-        while let Some(id) = self.rx_returned.pop() {
-            self.repost_rx(id);
-        }
-        if self.rx.publish() {
+        if self.rx.flush() {
             self.kick(RX_QUEUE);
         }
-        if self.tx.publish() {
+        if self.tx.queue.publish() {
             self.kick(TX_QUEUE);
         }
-    }
-
-    /// Takes back transmit buffers the device has finished with; returns how many.
-    pub fn reclaim_tx(&mut self) -> usize {
-        let mut reclaimed = 0;
-        while let Some(used) = self.tx.pop_used() {
-            match used {
-                Ok(used) => {
-                    self.tx_free.push(used.id);
-                    reclaimed += 1;
-                }
-                // A transmit descriptor is device-readable: the device writes
-                // no bytes into it, so any length will do; the buffer is free.
-                Err(BadUsed::LenTooLong { id, .. }) => {
-                    self.tx_free.push(id);
-                    reclaimed += 1;
-                }
-                Err(bad) => self.count_bad_used(bad, false),
-            }
-        }
-        reclaimed
     }
 
     /// Acknowledges the device's interrupt and, on a configuration change,
@@ -507,65 +652,64 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         Some(up)
     }
 
-    /// Validates a used receive buffer; `None` (counted) if it must be dropped.
-    fn check_rx(&mut self, id: u16, len: usize) -> Option<RxFrame> {
-        let header_len = self.header_len;
-        if len < header_len + ETHERNET_HEADER {
-            self.stats.rx_drop_short += 1;
-            return None;
-        }
-        let guest_csum = self.rx_checksum_offload();
-        let slot = self.rx_buffers.slot_mut(id);
-        let Ok(header) = NetHeader::parse(slot, header_len) else {
-            self.stats.rx_drop_short += 1;
-            return None;
-        };
-        // We negotiated no receive segmentation offload, and one buffer per packet.
-        if header.gso_type != GSO_NONE || (header_len == MODERN_LEN && header.num_buffers > 1) {
-            self.stats.rx_drop_bad_header += 1;
-            return None;
-        }
-        let frame_len = len - header_len;
-        let mut checksum = RxChecksum::Unknown;
-        if header.flags & FLAG_NEEDS_CSUM != 0 {
-            let data = &mut slot[header_len..len];
-            let start = usize::from(header.csum_start);
-            let end = checksum::find_segment(data).filter(|s| s.start == start).map_or(frame_len, |s| s.start + s.len);
-            if !guest_csum || !checksum::complete(data, start, usize::from(header.csum_offset), end) {
-                self.stats.rx_drop_bad_header += 1;
-                return None;
-            }
-            self.stats.rx_csum_completed += 1;
-            checksum = RxChecksum::Valid;
-        } else if header.flags & FLAG_DATA_VALID != 0 && guest_csum {
-            self.stats.rx_csum_valid += 1;
-            checksum = RxChecksum::Valid;
-        }
-        Some(RxFrame { id, len: frame_len, checksum })
-    }
-
-    fn repost_rx(&mut self, id: u16) {
-        // Ids come from this queue's used ring, checked to be ours and no longer in flight.
-        if let Err(e) = self.rx.push(id) {
-            unreachable!("receive buffer {id}: {e}");
-        }
-    }
-
-    fn count_bad_used(&mut self, bad: BadUsed, rx: bool) {
-        log::debug!("virtio-net: {} queue: {bad}", if rx { "receive" } else { "transmit" });
-        match bad {
-            BadUsed::IdOutOfRange { .. } => self.stats.drop_bad_id += 1,
-            BadUsed::NotInFlight { .. } => self.stats.drop_not_in_flight += 1,
-            BadUsed::LenTooLong { id, .. } => {
-                self.stats.rx_drop_bad_len += 1;
-                self.rx_returned.push(id);
-            }
-        }
-    }
-
     fn kick(&mut self, queue: u16) {
         self.stats.kicks += 1;
         self.transport.notify(queue);
+    }
+}
+
+impl<H: Hal> RxHalf for RxRing<H> {
+    type Frame = RxFrame;
+    fn receive(&mut self) -> Option<RxFrame> {
+        RxRing::receive(self)
+    }
+    fn bytes(&self, frame: &RxFrame) -> &[u8] {
+        self.frame(frame)
+    }
+    fn checksum_verified(&self, frame: &RxFrame) -> bool {
+        frame.checksum == RxChecksum::Valid
+    }
+    fn recycle(&mut self, frame: RxFrame) {
+        RxRing::recycle(self, frame)
+    }
+}
+
+impl<H: Hal> TxHalf for TxRing<H> {
+    type Frame = TxFrame;
+    fn has_room(&mut self) -> bool {
+        TxRing::has_room(self)
+    }
+    fn reserve(&mut self, len: usize) -> Option<TxFrame> {
+        self.transmit_buffer(len)
+    }
+    fn bytes_mut(&mut self, frame: &TxFrame) -> &mut [u8] {
+        self.frame_mut(frame)
+    }
+    fn send(&mut self, frame: TxFrame) {
+        TxRing::send(self, frame)
+    }
+}
+
+impl<H: Hal, T: Transport> NetDevice for VirtioNet<H, T> {
+    type Rx = RxRing<H>;
+    type Tx = TxRing<H>;
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            mac: self.mac,
+            mtu: usize::from(self.mtu),
+            max_burst: usize::from(self.rx.queue.size().min(self.tx.queue.size())),
+            tx_checksum_offload: self.tx.offload,
+            rx_checksum_offload: self.rx.guest_csum,
+        }
+    }
+    fn split(&mut self) -> (&mut RxRing<H>, &mut TxRing<H>) {
+        VirtioNet::split(self)
+    }
+    fn flush(&mut self) {
+        VirtioNet::flush(self)
+    }
+    fn has_work(&self) -> bool {
+        VirtioNet::has_work(self)
     }
 }
 

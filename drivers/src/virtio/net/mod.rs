@@ -2,7 +2,6 @@
 //!
 //! Ref: virtio spec 5.1.
 
-pub mod checksum;
 mod device;
 pub mod features;
 pub mod header;

@@ -1,10 +1,10 @@
 //! The network device against a fake transport and a fake device end.
 
-use super::checksum::{self, test::udp4_frame};
 use super::header::{FLAG_DATA_VALID, FLAG_NEEDS_CSUM, MODERN_LEN, NetHeader};
 use super::*;
 use crate::virtio::fake::{DeviceQueue, FakeHal, FakeTransport};
 use crate::virtio::{DeviceStatus, InterruptStatus};
+use skiff_net::checksum::{self, test_frames::udp4_frame};
 
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const QUEUE_SIZE: u32 = 16;

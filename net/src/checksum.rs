@@ -8,6 +8,9 @@
 //!
 //! Every length here comes from the packet, so every one is checked before use.
 //!
+//! Used by the virtio-net driver (offload preparation and completion) and
+//! by the stack adapter (software verification).
+//!
 //! Ref: RFC 1071 (computing the checksum), RFC 768 and 9293 (UDP and TCP
 //! pseudo-headers), RFC 8200 8.1 (IPv6 pseudo-header), virtio spec 5.1.6.2.
 
@@ -185,8 +188,27 @@ pub fn verify(frame: &[u8]) -> Option<bool> {
     Some(fold(sum(&frame[segment.start..segment.start + segment.len], segment.pseudo_sum)) == 0xFFFF)
 }
 
+/// Frames for tests, here and in the crates that use this module.
+#[doc(hidden)]
+pub mod test_frames {
+    use alloc::vec::Vec;
+
+    /// An Ethernet + IPv4 + UDP frame with `payload`, checksum field zero.
+    pub fn udp4_frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::from([0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x52, 0x54, 0, 0xab, 0xcd, 0xef, 0x08, 0x00]);
+        let total = (20 + 8 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[10, 0, 2, 15, 10, 0, 2, 2]);
+        let udp_len = (8 + payload.len()) as u16;
+        f.extend_from_slice(&[0x30, 0x39, 0, 53, (udp_len >> 8) as u8, udp_len as u8, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+}
+
 #[cfg(test)]
-pub(crate) mod test {
+mod test {
+    use super::test_frames::udp4_frame;
     use super::*;
 
     /// RFC 1071, section 3's worked example.
@@ -225,18 +247,6 @@ pub(crate) mod test {
             acc = (acc & 0xffff) + (acc >> 16);
         }
         !(acc as u16)
-    }
-
-    /// An Ethernet + IPv4 + UDP frame with `payload`, checksum field zero.
-    pub(crate) fn udp4_frame(payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x52, 0x54, 0, 0xab, 0xcd, 0xef, 0x08, 0x00];
-        let total = (20 + 8 + payload.len()) as u16;
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 17, 0, 0]);
-        f.extend_from_slice(&[10, 0, 2, 15, 10, 0, 2, 2]);
-        let udp_len = (8 + payload.len()) as u16;
-        f.extend_from_slice(&[0x30, 0x39, 0, 53, (udp_len >> 8) as u8, udp_len as u8, 0, 0]);
-        f.extend_from_slice(payload);
-        f
     }
 
     /// An Ethernet + IPv6 + TCP frame (20-byte header) with `payload`.
