@@ -16,6 +16,8 @@ use core::time::Duration;
 use x86_64::PhysAddr;
 use x86_64::structures::paging::PhysFrame;
 
+use skiff_net::checksum;
+
 use crate::cmdline::Cmdline;
 use crate::nic::Nic;
 use crate::qemu::{self, ExitCode};
@@ -356,7 +358,7 @@ fn udp4(mut frame: Vec<u8>, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, 
     ip[2..4].copy_from_slice(&total.to_be_bytes());
     ip[12..16].copy_from_slice(&src);
     ip[16..20].copy_from_slice(&dst);
-    let sum = !skiff_drivers::virtio::net::checksum::fold(skiff_drivers::virtio::net::checksum::sum(&ip, 0));
+    let sum = !checksum::fold(checksum::sum(&ip, 0));
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     frame.extend_from_slice(&ip);
     frame.extend_from_slice(&sport.to_be_bytes());
@@ -407,7 +409,7 @@ fn nic_gets_a_dhcp_offer_with_valid_checksums(ctx: &mut Context) -> TestResult {
     let offer = exchange(nic, &frame, |f| {
         f.len() > 42 + 240 && f[12..14] == [8, 0] && f[23] == 17 && f[34..38] == [0, 67, 0, 68] && f[46..50] == xid
     })?;
-    let valid = skiff_drivers::virtio::net::checksum::verify(&offer);
+    let valid = checksum::verify(&offer);
     check!(valid == Some(true), "DHCP offer with a bad UDP checksum: {valid:?}");
     check!(offer[58..62] == GUEST_IP, "offered {:?}, expected {GUEST_IP:?}", &offer[58..62]);
     Ok(())
@@ -444,7 +446,7 @@ fn nic_echoes_udp_with_checksum_offload(ctx: &mut Context) -> TestResult {
     })?;
     let after = nic.stats();
     check!(echo.get(42..42 + payload.len()) == Some(&payload[..]), "the echo changed the payload");
-    let valid = skiff_drivers::virtio::net::checksum::verify(&echo);
+    let valid = checksum::verify(&echo);
     check!(valid == Some(true), "echo checksum after the driver: {valid:?}");
     if nic.tx_checksum_offload() {
         check!(after.tx_csum_offloaded > before.tx_csum_offloaded, "CSUM negotiated but nothing offloaded");
