@@ -29,12 +29,19 @@ mod nic;
 mod pci;
 mod qemu;
 mod serial;
+mod status;
 
 use core::panic::PanicInfo;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
 use log::LevelFilter;
+
+use skiff_net::apps::{echo, http};
+use skiff_net::config::NetConfig;
+use skiff_net::phy::Adapter;
+use skiff_net::seed::SeedSource;
+use skiff_net::stack::Stack;
 
 use crate::qemu::ExitCode;
 
@@ -104,24 +111,31 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         None | Some("run") => {}
         Some(other) => log::warn!("unknown mode \"{other}\", serving instead"),
     }
-    serve(context.nic)
+    serve(context.nic, cmdline)
 }
 
-/// The main loop, for now: keep the card's queues moving and count what
-/// arrives. The TCP/IP stack comes next.
-fn serve(nic: Option<nic::Nic>) -> ! {
-    let Some(mut nic) = nic else {
+/// The main loop: poll the network stack, forever. Busy-polling for now;
+/// an interrupt-driven loop comes next.
+fn serve(nic: Option<nic::Nic>, cmdline: &cmdline::Cmdline) -> ! {
+    let Some(nic) = nic else {
         println!("Skiff is up, without a network card. Idling.");
         idle()
     };
-    println!("Skiff is up. The network stack comes next; frames are counted and dropped.");
+    let config = NetConfig::from_lookup(|key| cmdline.get(key)).unwrap_or_else(|e| {
+        log::warn!("net: bad setting {e}; using the defaults");
+        NetConfig::default()
+    });
+    let (seed, source) = entropy::seed();
+    if source == SeedSource::TimestampOnly {
+        log::warn!("net: no RDSEED or RDRAND; TCP sequence numbers are seeded from the TSC only");
+    }
+    let mut adapter = Adapter::new(nic);
+    let mut stack = Stack::new(&mut adapter, config, seed, clock::now());
+    log::info!("net: serving TCP echo on port {} and HTTP on port {}", echo::PORT, http::PORT);
+    println!("Skiff is up.");
+    let host = status::KernelHost;
     loop {
-        while let Some(frame) = nic.receive() {
-            log::trace!("received {} bytes", frame.len());
-            nic.recycle(frame);
-        }
-        nic.reclaim_tx();
-        nic.flush();
+        stack.poll(clock::now(), &mut adapter, &host);
         core::hint::spin_loop();
     }
 }

@@ -7,6 +7,9 @@
 //! buffers the device will read. [`NetDevice::flush`] hands everything back
 //! to the device at the end of a burst, with one notification per queue.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// A card's fixed properties.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
@@ -67,4 +70,8 @@ pub trait NetDevice {
     fn flush(&mut self);
     /// Whether the device has frames for us or sent buffers to give back.
     fn has_work(&self) -> bool;
+    /// The card's counters, by name, for `/stats`.
+    fn counters(&self) -> Vec<(&'static str, u64)>;
+    /// The features the card negotiated, by name, for `/stats`.
+    fn features(&self) -> String;
 }

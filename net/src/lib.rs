@@ -1,9 +1,13 @@
 //! Skiff's network side: the pieces between the driver and the apps.
 //!
 //! It sees frames and time, never PCI or device registers: the kernel hands it
-//! a device and a clock. Today it holds the entropy mixing that seeds the
-//! stack; the smoltcp device adapter, interface set-up and the apps (TCP echo,
-//! HTTP) come next.
+//! a device (anything implementing [`device::NetDevice`]) and a clock.
+//!
+//! - [`phy`]: smoltcp's `Device` over a `NetDevice`, lending frames in place.
+//! - [`stack`]: the interface (DHCP with a static fallback, IPv6 link-local),
+//!   the sockets, and one bounded poll step.
+//! - [`apps`]: TCP echo (port 7) and HTTP/1.1 (port 80).
+//! - [`checksum`], [`seed`], [`json`], [`config`]: the small pieces they need.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -11,6 +15,11 @@
 
 extern crate alloc;
 
+pub mod apps;
 pub mod checksum;
+pub mod config;
 pub mod device;
+pub mod json;
+pub mod phy;
 pub mod seed;
+pub mod stack;

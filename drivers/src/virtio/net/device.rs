@@ -9,6 +9,7 @@
 //!
 //! Ref: virtio spec 5.1 (network device), 3.1 (device initialisation).
 
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -710,6 +711,12 @@ impl<H: Hal, T: Transport> NetDevice for VirtioNet<H, T> {
     }
     fn has_work(&self) -> bool {
         VirtioNet::has_work(self)
+    }
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.stats().fields().collect()
+    }
+    fn features(&self) -> String {
+        self.features.to_string()
     }
 }
 

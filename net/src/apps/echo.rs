@@ -1,0 +1,83 @@
+//! TCP echo on port 7 (RFC 862): whatever arrives goes back, in order.
+//!
+//! Data moves from a socket's receive buffer to its send buffer only as far
+//! as the send buffer has room. When the client reads slowly the send buffer
+//! fills, the receive buffer stops draining, and TCP's window closes on the
+//! client: back-pressure, with nothing dropped.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+
+/// The echo port.
+pub const PORT: u16 = 7;
+/// Listening sockets: this many connections at once; more are refused (RST).
+pub const CONNECTIONS: usize = 40;
+/// Per-socket TCP buffers; large enough for a window that keeps a stream moving.
+const BUFFER: usize = 64 * 1024;
+/// Bytes moved per copy step.
+const CHUNK: usize = 4096;
+
+/// The echo server's sockets.
+pub struct EchoServer {
+    handles: Vec<SocketHandle>,
+    bytes: u64,
+}
+
+impl EchoServer {
+    /// Creates `CONNECTIONS` listening sockets in `sockets`.
+    pub fn new(sockets: &mut SocketSet<'static>) -> Self {
+        let handles = (0..CONNECTIONS)
+            .map(|_| {
+                sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUFFER]), tcp::SocketBuffer::new(vec![0; BUFFER])))
+            })
+            .collect();
+        EchoServer { handles, bytes: 0 }
+    }
+
+    /// Bytes echoed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The sockets, for counting states.
+    pub fn handles(&self) -> &[SocketHandle] {
+        &self.handles
+    }
+
+    /// Echoes what can be echoed; reopens closed sockets.
+    pub fn poll(&mut self, sockets: &mut SocketSet<'static>) {
+        let mut chunk = [0u8; CHUNK];
+        for &handle in &self.handles {
+            let socket = sockets.get_mut::<tcp::Socket>(handle);
+            if !socket.is_open() {
+                if socket.listen(PORT).is_err() {
+                    log::warn!("echo: cannot listen on port {PORT}");
+                }
+                continue;
+            }
+            loop {
+                let room = socket.send_capacity() - socket.send_queue();
+                let want = room.min(CHUNK);
+                if want == 0 || !socket.can_recv() || !socket.may_send() {
+                    break;
+                }
+                match socket.recv_slice(&mut chunk[..want]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        // Cannot fall short: `n` is at most the free room.
+                        let sent = socket.send_slice(&chunk[..n]).unwrap_or(0);
+                        debug_assert_eq!(sent, n);
+                        self.bytes += sent as u64;
+                    }
+                }
+            }
+            // The client finished sending and everything went back: finish too.
+            if socket.state() == tcp::State::CloseWait && !socket.can_recv() && socket.send_queue() == 0 {
+                socket.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The applications Skiff serves: TCP echo and HTTP.
+
+pub mod echo;
+pub mod http;

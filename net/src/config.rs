@@ -1,0 +1,140 @@
+//! How the interface gets its address: DHCP, with a static fallback, set on
+//! the kernel command line without editing code.
+//!
+//! ```text
+//! net.dhcp=on|off            ask DHCP first (default on)
+//! net.dhcp_wait_ms=3000      how long to wait for a lease before the fallback
+//! net.ip=10.0.2.15/24        the static address (default: QEMU's user network)
+//! net.gateway=10.0.2.2       the static default gateway (default: QEMU's)
+//! http.idle_ms=15000         close HTTP connections idle this long
+//! ```
+
+use core::fmt;
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+use smoltcp::wire::Ipv4Cidr;
+
+/// The interface's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Ask DHCP first.
+    pub dhcp: bool,
+    /// How long to wait for a lease before using the static address.
+    pub dhcp_wait: Duration,
+    /// The static address and prefix.
+    pub static_ip: Ipv4Cidr,
+    /// The static default gateway.
+    pub static_gateway: Option<Ipv4Addr>,
+    /// HTTP connections idle this long are closed.
+    pub http_idle: Duration,
+}
+
+impl Default for NetConfig {
+    /// QEMU's user network: 10.0.2.15/24 via 10.0.2.2, which its DHCP server also hands out.
+    fn default() -> Self {
+        NetConfig {
+            dhcp: true,
+            dhcp_wait: Duration::from_secs(3),
+            static_ip: Ipv4Cidr::new(Ipv4Addr::new(10, 0, 2, 15), 24),
+            static_gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
+            http_idle: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A command-line word that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key.
+    pub key: &'static str,
+    /// Why.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+impl NetConfig {
+    /// Builds a configuration from `get(key)` lookups (the kernel command
+    /// line); absent keys keep their defaults.
+    pub fn from_lookup<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<NetConfig, ConfigError> {
+        let mut c = NetConfig::default();
+        if let Some(v) = get("net.dhcp") {
+            c.dhcp = match v {
+                "on" | "yes" | "1" => true,
+                "off" | "no" | "0" => false,
+                _ => return Err(ConfigError { key: "net.dhcp", reason: "expected on or off" }),
+            };
+        }
+        if let Some(v) = get("net.dhcp_wait_ms") {
+            let ms = v.parse().map_err(|_| ConfigError { key: "net.dhcp_wait_ms", reason: "expected milliseconds" })?;
+            c.dhcp_wait = Duration::from_millis(ms);
+        }
+        if let Some(v) = get("net.ip") {
+            c.static_ip = parse_cidr(v).ok_or(ConfigError { key: "net.ip", reason: "expected A.B.C.D/PREFIX" })?;
+        }
+        if let Some(v) = get("net.gateway") {
+            c.static_gateway = match v {
+                "none" => None,
+                _ => Some(v.parse().map_err(|_| ConfigError { key: "net.gateway", reason: "expected A.B.C.D or none" })?),
+            };
+        }
+        if let Some(v) = get("http.idle_ms") {
+            let ms: u64 = v.parse().map_err(|_| ConfigError { key: "http.idle_ms", reason: "expected milliseconds" })?;
+            c.http_idle = Duration::from_millis(ms.max(1));
+        }
+        Ok(c)
+    }
+}
+
+fn parse_cidr(text: &str) -> Option<Ipv4Cidr> {
+    let (addr, prefix) = text.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32)?;
+    Some(Ipv4Cidr::new(addr.parse().ok()?, prefix))
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
+        move |k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| *v)
+    }
+
+    #[test]
+    fn defaults_are_qemus_user_network() {
+        let c = NetConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(c, NetConfig::default());
+        assert!(c.dhcp);
+        assert_eq!(c.static_ip.to_string(), "10.0.2.15/24");
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = NetConfig::from_lookup(lookup(&[
+            ("net.dhcp", "off"),
+            ("net.dhcp_wait_ms", "500"),
+            ("net.ip", "192.0.2.7/25"),
+            ("net.gateway", "none"),
+            ("http.idle_ms", "2000"),
+        ]))
+        .unwrap();
+        assert!(!c.dhcp);
+        assert_eq!(c.dhcp_wait, Duration::from_millis(500));
+        assert_eq!(c.static_ip, Ipv4Cidr::new(Ipv4Addr::new(192, 0, 2, 7), 25));
+        assert_eq!(c.static_gateway, None);
+        assert_eq!(c.http_idle, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (key, value) in [("net.dhcp", "maybe"), ("net.ip", "10.0.2.15"), ("net.ip", "10.0.2.15/33"), ("net.gateway", "x"), ("net.dhcp_wait_ms", "-1")] {
+            let err = NetConfig::from_lookup(lookup(&[(key, value)])).unwrap_err();
+            assert_eq!(err.key, key);
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The interface and its sockets: address set-up (DHCP, static fallback),
+//! the apps, and one bounded poll step for the kernel's main loop.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::net::Ipv4Addr;
+
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet};
+use smoltcp::socket::dhcpv4;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr, Ipv6Address};
+
+use crate::apps::echo::EchoServer;
+use crate::apps::http::{self, HttpServer};
+use crate::config::NetConfig;
+use crate::device::NetDevice;
+use crate::json::JsonWriter;
+use crate::phy::Adapter;
+
+/// Frames taken in per poll step before sockets and timers get their turn,
+/// so that a flood cannot starve transmission or TCP's timers.
+pub const INGRESS_BUDGET: usize = 64;
+/// Egress rounds per poll step (each bounded by smoltcp).
+const EGRESS_ROUNDS: usize = 16;
+
+/// Where the IPv4 address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressSource {
+    /// Waiting for a DHCP lease.
+    Waiting,
+    /// A DHCP lease.
+    Dhcp,
+    /// The static configuration (DHCP off, or no lease in time).
+    Static,
+}
+
+/// The IPv4 configuration in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipv4Config {
+    /// Address and prefix.
+    pub address: Option<Ipv4Cidr>,
+    /// Default gateway.
+    pub gateway: Option<Ipv4Addr>,
+    /// DNS servers (from DHCP).
+    pub dns: Vec<Ipv4Addr>,
+    /// Where it came from.
+    pub source: AddressSource,
+}
+
+/// What the host (the kernel) adds to `/stats`.
+pub trait Host {
+    /// Time since boot.
+    fn uptime_ms(&self) -> u64;
+    /// Writes extra fields (heap, interrupts, ...) into the `/stats` object.
+    fn write_stats(&self, json: &mut JsonWriter);
+}
+
+/// Skiff's network stack.
+pub struct Stack {
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    dhcp: Option<SocketHandle>,
+    config: NetConfig,
+    ipv4: Ipv4Config,
+    started: Instant,
+    echo: EchoServer,
+    http: HttpServer,
+}
+
+impl Stack {
+    /// Sets up the interface on `adapter`'s device: its MAC, an IPv6
+    /// link-local address, DHCP (or the static address), and the apps.
+    /// `seed` randomises TCP initial sequence numbers and ports.
+    /// `now` is the time since boot, from the kernel's clock.
+    pub fn new<D: NetDevice>(adapter: &mut Adapter<D>, config: NetConfig, seed: u64, now: core::time::Duration) -> Stack {
+        let now = instant(now);
+        let mac = adapter.device().info().mac;
+        let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        iface_config.random_seed = seed;
+        let mut iface = Interface::new(iface_config, adapter, now);
+        let link_local = ipv6_link_local(mac);
+        iface.update_ip_addrs(|addrs| {
+            if addrs.push(IpCidr::new(link_local.into(), 64)).is_err() {
+                log::warn!("net: no room for the IPv6 link-local address");
+            }
+        });
+        log::info!("net: IPv6 link-local {link_local}");
+
+        let mut sockets = SocketSet::new(vec![]);
+        let dhcp = config.dhcp.then(|| sockets.add(dhcpv4::Socket::new()));
+        let echo = EchoServer::new(&mut sockets);
+        let http = HttpServer::new(&mut sockets, config.http_idle);
+        let mut stack = Stack {
+            iface,
+            sockets,
+            dhcp,
+            config,
+            ipv4: Ipv4Config { address: None, gateway: None, dns: Vec::new(), source: AddressSource::Waiting },
+            started: now,
+            echo,
+            http,
+        };
+        if !config.dhcp {
+            stack.use_static();
+        } else {
+            log::info!("net: asking DHCP for an address (static fallback after {} ms)", config.dhcp_wait.as_millis());
+        }
+        stack
+    }
+
+    /// The IPv4 configuration.
+    pub fn ipv4(&self) -> &Ipv4Config {
+        &self.ipv4
+    }
+
+    /// One bounded step: up to `INGRESS_BUDGET` received frames, address
+    /// maintenance, the apps, transmission, and a flush of the device.
+    /// Returns whether anything happened (a frame in or out, a state change).
+    pub fn poll<D: NetDevice>(&mut self, now: core::time::Duration, adapter: &mut Adapter<D>, host: &dyn Host) -> bool {
+        let now = instant(now);
+        let mut busy = false;
+        self.iface.poll_maintenance(now);
+        for _ in 0..INGRESS_BUDGET {
+            match self.iface.poll_ingress_single(now, adapter, &mut self.sockets) {
+                PollIngressSingleResult::None => break,
+                _ => busy = true,
+            }
+        }
+        self.poll_address(now);
+        self.echo.poll(&mut self.sockets);
+        let (ipv4, echo_bytes) = (&self.ipv4, self.echo.bytes());
+        let render = |sockets: &SocketSet<'static>, requests: u64| {
+            stats_json(ipv4, sockets, requests, echo_bytes, adapter, host)
+        };
+        self.http.poll(now, &mut self.sockets, &render);
+        for _ in 0..EGRESS_ROUNDS {
+            match self.iface.poll_egress(now, adapter, &mut self.sockets) {
+                PollResult::None => break,
+                PollResult::SocketStateChanged => busy = true,
+            }
+        }
+        adapter.device_mut().flush();
+        busy
+    }
+
+    /// When the stack next needs a poll, if nothing arrives before.
+    pub fn poll_delay(&mut self, now: core::time::Duration) -> Option<core::time::Duration> {
+        let now = instant(now);
+        let stack = self.iface.poll_delay(now, &self.sockets);
+        // While waiting for DHCP, wake up for the fallback deadline too.
+        let fallback = (self.ipv4.source == AddressSource::Waiting)
+            .then(|| (self.started + to_smol(self.config.dhcp_wait)).max(now) - now);
+        let delay = match (stack, fallback) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        delay.map(|d| core::time::Duration::from_micros(d.total_micros()))
+    }
+
+    fn poll_address(&mut self, now: Instant) {
+        if let Some(handle) = self.dhcp {
+            let event = match self.sockets.get_mut::<dhcpv4::Socket>(handle).poll() {
+                Some(dhcpv4::Event::Configured(lease)) => Some(Ipv4Config {
+                    address: Some(lease.address),
+                    gateway: lease.router,
+                    dns: lease.dns_servers.iter().copied().collect(),
+                    source: AddressSource::Dhcp,
+                }),
+                Some(dhcpv4::Event::Deconfigured) => None,
+                None => return self.check_fallback(now),
+            };
+            match event {
+                Some(lease) => self.apply(lease),
+                None if self.ipv4.source == AddressSource::Dhcp => {
+                    log::warn!("net: DHCP lease lost; using the static address");
+                    self.use_static();
+                }
+                None => {}
+            }
+        }
+        self.check_fallback(now);
+    }
+
+    fn check_fallback(&mut self, now: Instant) {
+        if self.ipv4.source == AddressSource::Waiting && now - self.started >= to_smol(self.config.dhcp_wait) {
+            log::warn!("net: no DHCP lease within {} ms; using the static address", self.config.dhcp_wait.as_millis());
+            self.use_static();
+        }
+    }
+
+    fn use_static(&mut self) {
+        self.apply(Ipv4Config {
+            address: Some(self.config.static_ip),
+            gateway: self.config.static_gateway,
+            dns: Vec::new(),
+            source: AddressSource::Static,
+        });
+    }
+
+    fn apply(&mut self, config: Ipv4Config) {
+        if config == self.ipv4 {
+            return;
+        }
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.retain(|a| !matches!(a, IpCidr::Ipv4(_)));
+            if let Some(address) = config.address
+                && addrs.push(IpCidr::Ipv4(address)).is_err()
+            {
+                log::warn!("net: no room for {address}");
+            }
+        });
+        self.iface.routes_mut().remove_default_ipv4_route();
+        if let Some(gateway) = config.gateway
+            && self.iface.routes_mut().add_default_ipv4_route(gateway).is_err()
+        {
+            log::warn!("net: cannot add the default route via {gateway}");
+        }
+        let mut dns = String::new();
+        for (i, server) in config.dns.iter().enumerate() {
+            let _ = write!(dns, "{}{server}", if i == 0 { "" } else { ", " });
+        }
+        log::info!(
+            "net: IPv4 {} via {} ({:?}), DNS {}",
+            config.address.map_or(String::from("none"), |a| format!("{a}")),
+            config.gateway.map_or(String::from("none"), |g| format!("{g}")),
+            config.source,
+            if dns.is_empty() { "none" } else { &dns },
+        );
+        self.ipv4 = config;
+    }
+}
+
+/// `/stats` as JSON.
+fn stats_json<D: NetDevice>(
+    ipv4: &Ipv4Config,
+    sockets: &SocketSet<'static>,
+    http_requests: u64,
+    echo_bytes: u64,
+    adapter: &Adapter<D>,
+    host: &dyn Host,
+) -> String {
+    let device = adapter.device();
+    let info = device.info();
+    let mut json = JsonWriter::new();
+    json.number("uptime_ms", host.uptime_ms());
+    json.begin_object("ipv4");
+    json.string("address", &ipv4.address.map_or(String::new(), |a| format!("{a}")));
+    json.string("gateway", &ipv4.gateway.map_or(String::new(), |g| format!("{g}")));
+    json.begin_array("dns");
+    for server in &ipv4.dns {
+        json.array_string(&format!("{server}"));
+    }
+    json.end_array();
+    json.string("source", &format!("{:?}", ipv4.source).to_lowercase());
+    json.end_object();
+    let m = info.mac;
+    json.string("mac", &format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]));
+    json.number("mtu", info.mtu as u64);
+    json.string("features", &device.features());
+    json.begin_object("device");
+    for (name, value) in device.counters() {
+        json.number(name, value);
+    }
+    let adapter_stats = adapter.stats();
+    json.number("rx_drop_bad_checksum", adapter_stats.rx_drop_bad_checksum);
+    json.number("tx_drop_no_buffer", adapter_stats.tx_drop_no_buffer);
+    json.end_object();
+    json.begin_object("apps");
+    json.number("http_requests", http_requests);
+    json.number("echo_bytes", echo_bytes);
+    json.end_object();
+    json.begin_object("sockets");
+    for (state, count) in http::socket_states(sockets) {
+        json.number(state, count as u64);
+    }
+    json.end_object();
+    host.write_stats(&mut json);
+    json.finish()
+}
+
+/// The kernel's time since boot as smoltcp's `Instant`.
+fn instant(since_boot: core::time::Duration) -> Instant {
+    Instant::from_micros(since_boot.as_micros() as i64)
+}
+
+fn to_smol(d: core::time::Duration) -> Duration {
+    Duration::from_micros(d.as_micros() as u64)
+}
+
+/// The EUI-64 link-local address for `mac` (RFC 4291, appendix A).
+pub fn ipv6_link_local(mac: [u8; 6]) -> Ipv6Address {
+    let m = mac;
+    Ipv6Address::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([m[0] ^ 0x02, m[1]]),
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
+    )
+}
