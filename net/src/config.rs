@@ -80,11 +80,14 @@ impl NetConfig {
         if let Some(v) = get("net.gateway") {
             c.static_gateway = match v {
                 "none" => None,
-                _ => Some(v.parse().map_err(|_| ConfigError { key: "net.gateway", reason: "expected A.B.C.D or none" })?),
+                _ => Some(
+                    v.parse().map_err(|_| ConfigError { key: "net.gateway", reason: "expected A.B.C.D or none" })?,
+                ),
             };
         }
         if let Some(v) = get("http.idle_ms") {
-            let ms: u64 = v.parse().map_err(|_| ConfigError { key: "http.idle_ms", reason: "expected milliseconds" })?;
+            let ms: u64 =
+                v.parse().map_err(|_| ConfigError { key: "http.idle_ms", reason: "expected milliseconds" })?;
             c.http_idle = Duration::from_millis(ms.max(1));
         }
         Ok(c)
@@ -132,7 +135,13 @@ mod test {
 
     #[test]
     fn bad_values_name_their_key() {
-        for (key, value) in [("net.dhcp", "maybe"), ("net.ip", "10.0.2.15"), ("net.ip", "10.0.2.15/33"), ("net.gateway", "x"), ("net.dhcp_wait_ms", "-1")] {
+        for (key, value) in [
+            ("net.dhcp", "maybe"),
+            ("net.ip", "10.0.2.15"),
+            ("net.ip", "10.0.2.15/33"),
+            ("net.gateway", "x"),
+            ("net.dhcp_wait_ms", "-1"),
+        ] {
             let err = NetConfig::from_lookup(lookup(&[(key, value)])).unwrap_err();
             assert_eq!(err.key, key);
         }

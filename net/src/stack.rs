@@ -75,7 +75,12 @@ impl Stack {
     /// link-local address, DHCP (or the static address), and the apps.
     /// `seed` randomises TCP initial sequence numbers and ports.
     /// `now` is the time since boot, from the kernel's clock.
-    pub fn new<D: NetDevice>(adapter: &mut Adapter<D>, config: NetConfig, seed: u64, now: core::time::Duration) -> Stack {
+    pub fn new<D: NetDevice>(
+        adapter: &mut Adapter<D>,
+        config: NetConfig,
+        seed: u64,
+        now: core::time::Duration,
+    ) -> Stack {
         let now = instant(now);
         let mac = adapter.device().info().mac;
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
@@ -130,7 +135,7 @@ impl Stack {
             }
         }
         self.poll_address(now);
-        self.echo.poll(&mut self.sockets);
+        self.echo.poll(now, &mut self.sockets);
         let (ipv4, echo_bytes) = (&self.ipv4, self.echo.bytes());
         let render = |sockets: &SocketSet<'static>, requests: u64| {
             stats_json(ipv4, sockets, requests, echo_bytes, adapter, host)

@@ -10,6 +10,7 @@
 //! Each command first runs `scripts/setup.sh`, which installs what is missing.
 
 mod build;
+mod clients;
 mod netns;
 mod qemu;
 mod suite;

@@ -49,19 +49,28 @@ pub enum Backend {
     Tap,
 }
 
-/// A virtio-net card.
+/// A host port forwarded to a guest port (user network only), on 127.0.0.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    pub host: u16,
+    pub guest: u16,
+}
+
+/// A virtio-net card.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nic {
     pub backend: Backend,
     /// `disable-modern=on`: a legacy-only device.
     pub legacy: bool,
     /// Leave the device's checksum offloads on (`csum`, `guest_csum`).
     pub offload: bool,
+    /// TCP forwards from 127.0.0.1 (user network only).
+    pub forwards: Vec<Forward>,
 }
 
 impl Default for Nic {
     fn default() -> Self {
-        Nic { backend: Backend::User, legacy: false, offload: true }
+        Nic { backend: Backend::User, legacy: false, offload: true, forwards: Vec::new() }
     }
 }
 
@@ -104,6 +113,8 @@ pub enum Outcome {
     CpuException,
     /// The harness killed QEMU after its time limit.
     TimedOut,
+    /// The harness stopped a serving guest after its client finished.
+    Stopped,
     /// QEMU ended some other way: its own error, a signal, a triple fault
     /// (`-no-reboot` turns the reset into a plain exit).
     Other(Option<i32>),
@@ -135,6 +146,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Panicked => write!(f, "kernel panic"),
             Outcome::CpuException => write!(f, "CPU exception"),
             Outcome::TimedOut => write!(f, "timed out (hung)"),
+            Outcome::Stopped => write!(f, "stopped after the client ran"),
             Outcome::Other(Some(code)) => write!(f, "QEMU exited with status {code}"),
             Outcome::Other(None) => write!(f, "QEMU was killed by a signal"),
         }
@@ -181,10 +193,16 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
     // snapshot=on: the image is never written, so boots can share it.
     args.push("-drive".into());
     args.push(format!("format=raw,snapshot=on,file={}", escape_option(&image.display().to_string())));
-    if let Some(nic) = boot.nic {
+    if let Some(nic) = &boot.nic {
         args.push("-netdev".into());
         args.push(match nic.backend {
-            Backend::User => "user,id=net0,restrict=on".into(),
+            Backend::User => {
+                let mut netdev = String::from("user,id=net0,restrict=on");
+                for f in &nic.forwards {
+                    netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest));
+                }
+                netdev
+            }
             Backend::Tap => format!("tap,id=net0,ifname={},script=no,downscript=no,vnet_hdr=on", crate::netns::TAP),
         });
         // romfile= : Skiff never boots from the network, so skip the iPXE option ROM.
@@ -197,6 +215,11 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
         }
         args.push("-device".into());
         args.push(device);
+        // For debugging a test boot: record its traffic for Wireshark.
+        if let Ok(pcap) = std::env::var("SKIFF_PCAP") {
+            args.push("-object".into());
+            args.push(format!("filter-dump,id=dump0,netdev=net0,file={}", escape_option(&pcap)));
+        }
     }
     if !boot.cmdline.is_empty() {
         args.push("-fw_cfg".into());
@@ -258,6 +281,8 @@ pub struct Report {
     pub lines: Vec<String>,
     pub command_line: String,
     pub elapsed: Duration,
+    /// What the host-side client found, if one ran.
+    pub client: Option<std::result::Result<String, String>>,
 }
 
 /// QEMU, killed when dropped, so that no error path leaves one running.
@@ -270,13 +295,26 @@ impl Drop for Guard {
     }
 }
 
-/// Boots with serial output captured, and stops QEMU after `timeout`.
-pub fn run_captured(artifacts: &Artifacts, boot: &Boot, workdir: &Path, timeout: Duration) -> Result<Report> {
+/// The line the kernel prints once it serves (kernel/src/main.rs).
+pub const SERVING_MARKER: &str = "Skiff is up.";
+
+/// Host-side checks run against a serving guest; `Ok` says what passed.
+pub type Client<'a> = &'a (dyn Fn() -> std::result::Result<String, String> + Sync);
+
+/// Boots with serial output captured, and stops QEMU after `timeout`. With a
+/// `client`, waits for the kernel to serve, runs the client, then stops QEMU.
+pub fn run_captured(
+    artifacts: &Artifacts,
+    boot: &Boot,
+    workdir: &Path,
+    timeout: Duration,
+    client: Option<Client>,
+) -> Result<Report> {
     let mut args = arguments(artifacts, boot, workdir)?;
     args.extend(["-serial".into(), "stdio".into(), "-monitor".into(), "none".into()]);
     let mut command_line = shell_line(&args);
     // A TAP card runs QEMU inside a namespace made for this boot, deleted after it.
-    let network = match boot.nic {
+    let network = match &boot.nic {
         Some(Nic { backend: Backend::Tap, .. }) => {
             let name = workdir.file_name().map_or("boot".into(), |n| n.to_string_lossy().into_owned());
             Some(crate::netns::TestNetwork::create(&name)?)
@@ -323,11 +361,22 @@ pub fn run_captured(artifacts: &Artifacts, boot: &Boot, workdir: &Path, timeout:
     })
     .collect();
 
+    let serving = || lines.lock().is_ok_and(|l| l.iter().any(|line| line.contains(SERVING_MARKER)));
+    let mut client_result = None;
     let outcome = loop {
         match qemu.0.try_wait() {
             Ok(Some(status)) => break Outcome::from_status(status),
             Ok(None) if started.elapsed() >= timeout => break Outcome::TimedOut,
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => match client {
+                Some(client) if serving() => {
+                    client_result = Some(client());
+                    match qemu.0.try_wait() {
+                        Ok(Some(status)) => break Outcome::from_status(status),
+                        _ => break Outcome::Stopped,
+                    }
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            },
             Err(e) => return Err(format!("cannot wait for QEMU: {e}")),
         }
     };
@@ -337,7 +386,7 @@ pub fn run_captured(artifacts: &Artifacts, boot: &Boot, workdir: &Path, timeout:
         let _ = reader.join();
     }
     let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
-    Ok(Report { outcome, lines, command_line, elapsed })
+    Ok(Report { outcome, lines, command_line, elapsed, client: client_result })
 }
 
 /// Where a named boot keeps its files.
@@ -391,7 +440,10 @@ mod tests {
 
     #[test]
     fn nic_options_follow_the_boot() {
-        let tap = Boot { nic: Some(Nic { backend: Backend::Tap, legacy: true, offload: false }), ..Boot::default() };
+        let tap = Boot {
+            nic: Some(Nic { backend: Backend::Tap, legacy: true, offload: false, forwards: vec![] }),
+            ..Boot::default()
+        };
         let joined = arguments(&artifacts(), &tap, Path::new("/nonexistent")).unwrap().join(" ");
         assert!(joined.contains("-netdev tap,id=net0,ifname=skiff0,script=no,downscript=no,vnet_hdr=on"), "{joined}");
         assert!(
@@ -399,7 +451,19 @@ mod tests {
             "{joined}"
         );
         let user = arguments(&artifacts(), &Boot::default(), Path::new("/nonexistent")).unwrap().join(" ");
-        assert!(user.contains("-netdev user,id=net0,restrict=on"), "{user}");
+        assert!(user.contains("-netdev user,id=net0,restrict=on "), "{user}");
+        let forwarded = Boot {
+            nic: Some(Nic {
+                forwards: vec![Forward { host: 8080, guest: 80 }, Forward { host: 8007, guest: 7 }],
+                ..Nic::default()
+            }),
+            ..Boot::default()
+        };
+        let joined = arguments(&artifacts(), &forwarded, Path::new("/nonexistent")).unwrap().join(" ");
+        assert!(
+            joined.contains("restrict=on,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:8007-:7 "),
+            "{joined}"
+        );
         assert!(!user.contains("disable-modern") && !user.contains("csum=off"), "{user}");
         let none = arguments(&artifacts(), &Boot { nic: None, ..Boot::default() }, Path::new("/nonexistent"))
             .unwrap()

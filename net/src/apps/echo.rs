@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
 
 /// The echo port.
 pub const PORT: u16 = 7;
@@ -23,6 +24,8 @@ const CHUNK: usize = 4096;
 /// The echo server's sockets.
 pub struct EchoServer {
     handles: Vec<SocketHandle>,
+    /// Per socket: when it was first seen in TIME-WAIT (see `super::reopen`).
+    time_wait_since: Vec<Option<Instant>>,
     bytes: u64,
 }
 
@@ -31,10 +34,13 @@ impl EchoServer {
     pub fn new(sockets: &mut SocketSet<'static>) -> Self {
         let handles = (0..CONNECTIONS)
             .map(|_| {
-                sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUFFER]), tcp::SocketBuffer::new(vec![0; BUFFER])))
+                sockets.add(tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; BUFFER]),
+                    tcp::SocketBuffer::new(vec![0; BUFFER]),
+                ))
             })
             .collect();
-        EchoServer { handles, bytes: 0 }
+        EchoServer { handles, time_wait_since: vec![None; CONNECTIONS], bytes: 0 }
     }
 
     /// Bytes echoed so far.
@@ -48,14 +54,12 @@ impl EchoServer {
     }
 
     /// Echoes what can be echoed; reopens closed sockets.
-    pub fn poll(&mut self, sockets: &mut SocketSet<'static>) {
+    pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'static>) {
         let mut chunk = [0u8; CHUNK];
-        for &handle in &self.handles {
+        for (&handle, since) in self.handles.iter().zip(&mut self.time_wait_since) {
             let socket = sockets.get_mut::<tcp::Socket>(handle);
             if !socket.is_open() {
-                if socket.listen(PORT).is_err() {
-                    log::warn!("echo: cannot listen on port {PORT}");
-                }
+                super::reopen(socket, PORT, now, since);
                 continue;
             }
             loop {

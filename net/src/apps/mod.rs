@@ -2,3 +2,31 @@
 
 pub mod echo;
 pub mod http;
+
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+
+/// How long a socket stays in TIME-WAIT before it listens again: ten times
+/// smoltcp's 10 ms delayed ACK, so the ACK of the peer's FIN has gone out.
+pub const TIME_WAIT_LINGER: Duration = Duration::from_millis(100);
+
+/// Puts a finished socket back to listening on `port`.
+///
+/// A socket that closed first sits in TIME-WAIT, owing the peer the ACK of
+/// its FIN, which smoltcp may delay. Listening again at once would drop that
+/// ACK: the peer would retransmit its FIN and get a reset. Holding the socket
+/// for TIME-WAIT's full 10 s would leave a busy server without listening
+/// sockets, so it lingers `TIME_WAIT_LINGER`. `since` records when the socket
+/// was first seen in TIME-WAIT.
+pub fn reopen(socket: &mut tcp::Socket, port: u16, now: Instant, since: &mut Option<Instant>) {
+    if socket.state() == tcp::State::TimeWait {
+        let first_seen = *since.get_or_insert(now);
+        if now - first_seen < TIME_WAIT_LINGER {
+            return;
+        }
+    }
+    *since = None;
+    if socket.listen(port).is_err() {
+        log::warn!("cannot listen on port {port}");
+    }
+}

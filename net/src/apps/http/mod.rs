@@ -53,6 +53,8 @@ struct Connection {
     last_activity: Instant,
     /// Close once the output is sent.
     closing: bool,
+    /// When the socket was first seen in TIME-WAIT (see `super::reopen`).
+    time_wait_since: Option<Instant>,
 }
 
 /// The HTTP server's sockets and connection state.
@@ -77,6 +79,7 @@ impl HttpServer {
                     output: Vec::new(),
                     last_activity: Instant::ZERO,
                     closing: false,
+                    time_wait_since: None,
                 }
             })
             .collect();
@@ -94,9 +97,7 @@ impl HttpServer {
                 conn.input.clear();
                 conn.output.clear();
                 conn.closing = false;
-                if socket.listen(PORT).is_err() {
-                    log::warn!("http: cannot listen on port {PORT}");
-                }
+                super::reopen(socket, PORT, now, &mut conn.time_wait_since);
                 continue;
             }
             if !socket.is_active() {
@@ -147,8 +148,9 @@ impl HttpServer {
                 conn.last_activity = now;
             }
 
-            // The client closed its side and every request it sent is answered.
-            let peer_done = socket.state() == tcp::State::CloseWait && conn.input.is_empty();
+            // The client closed its side: every whole request it sent is
+            // answered, and what is left can never become one.
+            let peer_done = socket.state() == tcp::State::CloseWait && !socket.can_recv();
             if conn.output.is_empty() && (conn.closing || peer_done) {
                 socket.close();
             } else if now - conn.last_activity > idle_timeout {
@@ -195,9 +197,13 @@ pub fn state_name(state: tcp::State) -> &'static str {
 
 fn respond(out: &mut Vec<u8>, method: Method, path: &str, keep_alive: bool, stats_json: &dyn Fn() -> String) {
     let (status, content_type, body): (Status, &str, String) = match (path, method) {
-        ("/" | "/index.html", Method::Get | Method::Head) => (Status::Ok, "text/html; charset=utf-8", INDEX_HTML.into()),
+        ("/" | "/index.html", Method::Get | Method::Head) => {
+            (Status::Ok, "text/html; charset=utf-8", INDEX_HTML.into())
+        }
         ("/stats", Method::Get | Method::Head) => (Status::Ok, "application/json", stats_json()),
-        ("/stats.html", Method::Get | Method::Head) => (Status::Ok, "text/html; charset=utf-8", stats_page(&stats_json())),
+        ("/stats.html", Method::Get | Method::Head) => {
+            (Status::Ok, "text/html; charset=utf-8", stats_page(&stats_json()))
+        }
         ("/" | "/index.html" | "/stats" | "/stats.html", Method::Unsupported) => {
             write_response(out, Status::MethodNotAllowed, "text/plain", b"405 Method Not Allowed\n", true, keep_alive);
             return;
@@ -212,7 +218,14 @@ fn error_response(out: &mut Vec<u8>, status: Status) {
     write_response(out, status, "text/plain", body.as_bytes(), true, false);
 }
 
-fn write_response(out: &mut Vec<u8>, status: Status, content_type: &str, body: &[u8], with_body: bool, keep_alive: bool) {
+fn write_response(
+    out: &mut Vec<u8>,
+    status: Status,
+    content_type: &str,
+    body: &[u8],
+    with_body: bool,
+    keep_alive: bool,
+) {
     let allow = if status == Status::MethodNotAllowed { "Allow: GET, HEAD\r\n" } else { "" };
     let head = format!(
         "HTTP/1.1 {} {}\r\nServer: Skiff\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{allow}Connection: {}\r\n\r\n",
