@@ -32,8 +32,9 @@ pub trait RxHalf {
     type Frame;
     /// The next received frame, if any.
     fn receive(&mut self) -> Option<Self::Frame>;
-    /// A received frame's bytes, from the Ethernet header on.
-    fn bytes(&self, frame: &Self::Frame) -> &[u8];
+    /// A received frame's bytes, from the Ethernet header on (they may live
+    /// in the half's buffers or in the frame itself).
+    fn bytes<'a>(&'a self, frame: &'a Self::Frame) -> &'a [u8];
     /// Whether the device vouched for (or the driver completed) the frame's
     /// TCP/UDP checksum.
     fn checksum_verified(&self, frame: &Self::Frame) -> bool;
@@ -51,7 +52,7 @@ pub trait TxHalf {
     /// or the frame is too large.
     fn reserve(&mut self, len: usize) -> Option<Self::Frame>;
     /// The frame's bytes, to fill in.
-    fn bytes_mut(&mut self, frame: &Self::Frame) -> &mut [u8];
+    fn bytes_mut<'a>(&'a mut self, frame: &'a mut Self::Frame) -> &'a mut [u8];
     /// Queues the filled frame; it goes out at the next flush.
     fn send(&mut self, frame: Self::Frame);
 }

@@ -23,3 +23,6 @@ pub mod json;
 pub mod phy;
 pub mod seed;
 pub mod stack;
+
+#[cfg(test)]
+mod testlink;

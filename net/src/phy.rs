@@ -112,8 +112,8 @@ impl<R: RxHalf> phy::RxToken for RxToken<'_, R> {
 impl<T: TxHalf> phy::TxToken for TxToken<'_, T> {
     fn consume<Ret, F: FnOnce(&mut [u8]) -> Ret>(self, len: usize, f: F) -> Ret {
         match self.tx.reserve(len) {
-            Some(frame) => {
-                let result = f(self.tx.bytes_mut(&frame));
+            Some(mut frame) => {
+                let result = f(self.tx.bytes_mut(&mut frame));
                 self.tx.send(frame);
                 result
             }

@@ -664,7 +664,7 @@ impl<H: Hal> RxHalf for RxRing<H> {
     fn receive(&mut self) -> Option<RxFrame> {
         RxRing::receive(self)
     }
-    fn bytes(&self, frame: &RxFrame) -> &[u8] {
+    fn bytes<'a>(&'a self, frame: &'a RxFrame) -> &'a [u8] {
         self.frame(frame)
     }
     fn checksum_verified(&self, frame: &RxFrame) -> bool {
@@ -683,7 +683,7 @@ impl<H: Hal> TxHalf for TxRing<H> {
     fn reserve(&mut self, len: usize) -> Option<TxFrame> {
         self.transmit_buffer(len)
     }
-    fn bytes_mut(&mut self, frame: &TxFrame) -> &mut [u8] {
+    fn bytes_mut<'a>(&'a mut self, frame: &'a mut TxFrame) -> &'a mut [u8] {
         self.frame_mut(frame)
     }
     fn send(&mut self, frame: TxFrame) {

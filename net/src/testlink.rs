@@ -1,0 +1,339 @@
+//! Host tests of the whole stack: Skiff's interface and a client interface
+//! joined by an in-memory link that can lose and reorder frames.
+
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
+
+use crate::config::NetConfig;
+use crate::device::{DeviceInfo, NetDevice, RxHalf, TxHalf};
+use crate::json::JsonWriter;
+use crate::phy::Adapter;
+use crate::stack::{Host, Stack};
+
+type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+
+/// One end of the link: frames in, frames out.
+pub struct MemDevice {
+    rx: MemRx,
+    tx: MemTx,
+    mac: [u8; 6],
+}
+
+pub struct MemRx(Queue);
+pub struct MemTx(Queue);
+
+impl RxHalf for MemRx {
+    type Frame = Vec<u8>;
+    fn receive(&mut self) -> Option<Vec<u8>> {
+        self.0.borrow_mut().pop_front()
+    }
+    fn bytes<'a>(&self, frame: &'a Vec<u8>) -> &'a [u8] {
+        frame
+    }
+    fn checksum_verified(&self, _frame: &Vec<u8>) -> bool {
+        false
+    }
+    fn recycle(&mut self, _frame: Vec<u8>) {}
+}
+
+impl TxHalf for MemTx {
+    type Frame = Vec<u8>;
+    fn has_room(&mut self) -> bool {
+        true
+    }
+    fn reserve(&mut self, len: usize) -> Option<Vec<u8>> {
+        Some(vec![0; len])
+    }
+    fn bytes_mut<'a>(&mut self, frame: &'a mut Vec<u8>) -> &'a mut [u8] {
+        frame
+    }
+    fn send(&mut self, frame: Vec<u8>) {
+        self.0.borrow_mut().push_back(frame);
+    }
+}
+
+impl NetDevice for MemDevice {
+    type Rx = MemRx;
+    type Tx = MemTx;
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo { mac: self.mac, mtu: 1500, max_burst: 64, tx_checksum_offload: false, rx_checksum_offload: false }
+    }
+    fn split(&mut self) -> (&mut MemRx, &mut MemTx) {
+        (&mut self.rx, &mut self.tx)
+    }
+    fn flush(&mut self) {}
+    fn has_work(&self) -> bool {
+        !self.rx.0.borrow().is_empty()
+    }
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("frames_waiting", self.rx.0.borrow().len() as u64)]
+    }
+    fn features(&self) -> String {
+        "MEMORY".into()
+    }
+}
+
+/// Two devices joined back to back.
+fn link(mac_a: [u8; 6], mac_b: [u8; 6]) -> (MemDevice, MemDevice, Queue, Queue, Queue, Queue) {
+    let (a_in, a_out, b_in, b_out): (Queue, Queue, Queue, Queue) = Default::default();
+    let a = MemDevice { rx: MemRx(a_in.clone()), tx: MemTx(a_out.clone()), mac: mac_a };
+    let b = MemDevice { rx: MemRx(b_in.clone()), tx: MemTx(b_out.clone()), mac: mac_b };
+    (a, b, a_in, a_out, b_in, b_out)
+}
+
+/// Moves frames across the wire, losing every `lose_every`-th (0: none) and
+/// swapping neighbours every `swap_every`-th step (0: never). Deterministic,
+/// so a failure reproduces.
+struct Wire {
+    lose_every: usize,
+    swap_every: usize,
+    count: usize,
+    lost: usize,
+}
+
+impl Wire {
+    fn carry(&mut self, from: &Queue, to: &Queue) {
+        let mut frames: Vec<Vec<u8>> = from.borrow_mut().drain(..).collect();
+        if self.swap_every > 0 && frames.len() >= 2 && self.count.is_multiple_of(self.swap_every) {
+            frames.swap(0, 1);
+        }
+        for frame in frames {
+            self.count += 1;
+            if self.lose_every > 0 && self.count.is_multiple_of(self.lose_every) {
+                self.lost += 1;
+                continue;
+            }
+            to.borrow_mut().push_back(frame);
+        }
+    }
+}
+
+struct NoHost;
+
+impl Host for NoHost {
+    fn uptime_ms(&self) -> u64 {
+        42
+    }
+    fn write_stats(&self, json: &mut JsonWriter) {
+        json.number("test_host", 1);
+    }
+}
+
+const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+
+/// A server `Stack` and a client interface on one wire.
+struct Net {
+    server: Stack,
+    server_dev: Adapter<MemDevice>,
+    client: Interface,
+    client_dev: Adapter<MemDevice>,
+    sockets: SocketSet<'static>,
+    queues: (Queue, Queue, Queue, Queue),
+    wire: Wire,
+    now: Duration,
+}
+
+impl Net {
+    fn new(lose_every: usize, swap_every: usize) -> Net {
+        let (a, b, a_in, a_out, b_in, b_out) = link(SERVER_MAC, CLIENT_MAC);
+        let mut server_dev = Adapter::new(a);
+        let config = NetConfig {
+            dhcp: false,
+            static_ip: Ipv4Cidr::new(SERVER_IP, 24),
+            static_gateway: None,
+            ..NetConfig::default()
+        };
+        let server = Stack::new(&mut server_dev, config, 0x1234_5678, Duration::ZERO);
+        let mut client_dev = Adapter::new(b);
+        let mut client = Interface::new(
+            Config::new(HardwareAddress::Ethernet(EthernetAddress(CLIENT_MAC))),
+            &mut client_dev,
+            Instant::ZERO,
+        );
+        client.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(CLIENT_IP), 24));
+        });
+        Net {
+            server,
+            server_dev,
+            client,
+            client_dev,
+            sockets: SocketSet::new(vec![]),
+            queues: (a_in, a_out, b_in, b_out),
+            wire: Wire { lose_every, swap_every, count: 0, lost: 0 },
+            now: Duration::ZERO,
+        }
+    }
+
+    fn connect(&mut self, port: u16, local_port: u16) -> SocketHandle {
+        let mut socket =
+            tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 65536]), tcp::SocketBuffer::new(vec![0; 65536]));
+        socket.connect(self.client.context(), (SERVER_IP, port), local_port).expect("connect");
+        self.sockets.add(socket)
+    }
+
+    /// One millisecond of simulated time.
+    fn step(&mut self) {
+        self.now += Duration::from_millis(1);
+        self.server.poll(self.now, &mut self.server_dev, &NoHost);
+        let now = Instant::from_micros(self.now.as_micros() as i64);
+        self.client.poll(now, &mut self.client_dev, &mut self.sockets);
+        let (a_in, a_out, b_in, b_out) = &self.queues;
+        self.wire.carry(a_out, b_in);
+        self.wire.carry(b_out, a_in);
+    }
+
+    fn socket(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(h)
+    }
+
+    /// Sends `request`, then reads until `done` says the reply is whole.
+    fn exchange(&mut self, h: SocketHandle, request: &[u8], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        let mut sent = 0;
+        let mut reply = Vec::new();
+        for _ in 0..200_000 {
+            self.step();
+            let s = self.socket(h);
+            if sent < request.len() && s.can_send() {
+                sent += s.send_slice(&request[sent..]).unwrap_or(0);
+            }
+            if s.can_recv() {
+                let _ = s.recv(|d| {
+                    reply.extend_from_slice(d);
+                    (d.len(), ())
+                });
+            }
+            if done(&reply) {
+                return reply;
+            }
+        }
+        panic!("no complete reply in 200 simulated seconds; got {} bytes", reply.len());
+    }
+}
+
+fn responses(bytes: &[u8]) -> usize {
+    bytes.windows(9).filter(|w| w == b"HTTP/1.1 ").count()
+}
+
+#[test]
+fn http_get_answers_over_a_clean_link() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40000);
+    let reply = net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Connection: keep-alive"));
+    assert!(text.contains("href=\"/stats\""));
+}
+
+#[test]
+fn keep_alive_and_pipelining_survive_loss_and_reordering() {
+    let mut net = Net::new(7, 5);
+    let h = net.connect(80, 40001);
+    let pipelined =
+        b"GET / HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nHEAD /stats HTTP/1.1\r\n\r\nGET /stats HTTP/1.1\r\n\r\n";
+    let reply = net.exchange(h, pipelined, |r| responses(r) == 4 && r.ends_with(b"}"));
+    let text = String::from_utf8_lossy(&reply);
+    let statuses: Vec<&str> = text.match_indices("HTTP/1.1 ").map(|(i, _)| &text[i + 9..i + 12]).collect();
+    assert_eq!(statuses, ["200", "404", "200", "200"], "{text}");
+    assert!(text.contains("\"test_host\":1") && text.contains("\"features\":\"MEMORY\""), "{text}");
+    assert!(text.contains("\"address\":\"10.9.0.1/24\""), "{text}");
+    assert!(net.wire.lost > 0, "the link lost nothing: the test proves nothing");
+    // The same connection still works.
+    let again = net.exchange(h, b"GET / HTTP/1.1\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    assert!(again.starts_with(b"HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40002);
+    let reply = net.exchange(h, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    assert!(String::from_utf8_lossy(&reply).contains("Connection: close"));
+    for _ in 0..2000 {
+        net.step();
+    }
+    assert!(!net.socket(h).may_recv(), "the server did not close");
+}
+
+#[test]
+fn echo_stream_is_byte_identical_despite_loss_and_reordering() {
+    let mut net = Net::new(11, 3);
+    let h = net.connect(7, 40003);
+    let data: Vec<u8> = (0..512 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let reply = net.exchange(h, &data, |r| r.len() >= data.len());
+    assert_eq!(reply.len(), data.len());
+    assert!(reply == data, "echo differs");
+    assert!(net.wire.lost > 10, "lost only {} frames", net.wire.lost);
+}
+
+#[test]
+fn a_client_that_does_not_read_gets_back_pressure_not_loss() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(7, 40004);
+    let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    // Send without reading: the client's receive buffer fills, the echo's
+    // send buffer fills, then the echo stops reading and our sends stall.
+    let mut sent = 0;
+    for _ in 0..5000 {
+        net.step();
+        let s = net.socket(h);
+        if s.can_send() {
+            sent += s.send_slice(&data[sent..]).unwrap_or(0);
+        }
+    }
+    assert!(sent < data.len(), "a client that never reads pushed all {} bytes through", data.len());
+    // Now read everything: what comes back is exactly what was sent, in order.
+    let mut reply = Vec::new();
+    for _ in 0..200_000 {
+        net.step();
+        let s = net.socket(h);
+        if sent < data.len() && s.can_send() {
+            sent += s.send_slice(&data[sent..]).unwrap_or(0);
+        }
+        if s.can_recv() {
+            let _ = s.recv(|d| {
+                reply.extend_from_slice(d);
+                (d.len(), ())
+            });
+        }
+        if reply.len() == data.len() {
+            break;
+        }
+    }
+    assert!(reply == data, "got {} of {} bytes, or out of order", reply.len(), data.len());
+}
+
+#[test]
+fn bad_requests_get_their_status_and_the_server_goes_on() {
+    let mut net = Net::new(0, 0);
+    for (i, (request, status)) in [
+        (&b"GARBAGE\r\n\r\n"[..], "400"),
+        (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "501"),
+        (b"GET / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n", "413"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let h = net.connect(80, 41000 + i as u16);
+        let reply = net.exchange(h, request, |r| r.ends_with(b"\n") && r.windows(4).any(|w| w == b"\r\n\r\n"));
+        assert!(reply.starts_with(format!("HTTP/1.1 {status}").as_bytes()), "{}", String::from_utf8_lossy(&reply));
+    }
+    let h = net.connect(80, 42000);
+    let ok = net.exchange(h, b"GET / HTTP/1.1\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    assert!(ok.starts_with(b"HTTP/1.1 200"));
+}
