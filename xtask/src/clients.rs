@@ -95,14 +95,21 @@ fn exchange(port: u16, request: &[u8]) -> Result<Response> {
 
 /// Waits until GET / answers 200; returns how long that took.
 pub fn wait_until_serving(port: u16, within: Duration) -> Result<Duration> {
+    // Short attempts: QEMU's user network accepts a forwarded connection
+    // before the guest does, and retries its SYN to the guest only after
+    // seconds; a fresh connection is quicker than waiting on a stale one.
+    const ATTEMPT: Duration = Duration::from_millis(500);
     let start = Instant::now();
     while start.elapsed() < within {
-        if let Ok(r) = exchange(port, b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n")
-            && r.status == 200
-        {
+        let attempt = connect(port).and_then(|mut s| {
+            s.set_read_timeout(Some(ATTEMPT)).map_err(|e| e.to_string())?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+            read_response(&mut s, &mut Vec::new(), false)
+        });
+        if attempt.is_ok_and(|r| r.status == 200) {
             return Ok(start.elapsed());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
     Err(format!("GET / did not answer 200 within {within:?}"))
 }

@@ -21,7 +21,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
-use crate::qemu::{Firmware, Machine};
+use crate::qemu::{Firmware, Forward, Machine, Nic};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, boot and test Skiff")]
@@ -51,6 +51,12 @@ enum Cmd {
         /// Kernel command line (see kernel/src/cmdline.rs), e.g. "log=debug".
         #[arg(long, default_value = "")]
         cmdline: String,
+        /// Host port on 127.0.0.1 forwarded to the guest's HTTP server (port 80).
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        /// Host port on 127.0.0.1 forwarded to the guest's TCP echo (port 7).
+        #[arg(long, default_value_t = 8007)]
+        echo_port: u16,
     },
     /// Run every test: host unit tests, then the kernel's tests under QEMU.
     Qemu {
@@ -83,11 +89,15 @@ fn main() -> ExitCode {
     }
     let result = setup().and_then(|()| match cli.command {
         Cmd::Build => build::build().map(|artifacts| artifacts.print()),
-        Cmd::Run { uefi, machine, memory, gdb, cmdline } => build::build().and_then(|artifacts| {
-            let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
-            let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, ..qemu::Boot::default() };
-            qemu::run_interactive(&artifacts, &boot)
-        }),
+        Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port } => {
+            build::build().and_then(|artifacts| {
+                let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
+                let forwards = vec![Forward { host: http_port, guest: 80 }, Forward { host: echo_port, guest: 7 }];
+                let nic = Nic { forwards, ..Nic::default() };
+                let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic) };
+                qemu::run_interactive(&artifacts, &boot, http_port, echo_port)
+            })
+        }
         Cmd::Qemu { filter, timeout } => suite::run(filter.as_deref(), timeout),
         Cmd::UdpEcho { .. } => Ok(()),
     });

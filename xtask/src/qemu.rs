@@ -248,8 +248,9 @@ pub fn shell_line(args: &[String]) -> String {
     std::iter::once("qemu-system-x86_64".to_string()).chain(args.iter().map(quote)).collect::<Vec<_>>().join(" ")
 }
 
-/// Boots with the serial console on this terminal, until the guest or the user ends it.
-pub fn run_interactive(artifacts: &Artifacts, boot: &Boot) -> Result<()> {
+/// Boots with the serial console on this terminal, until the guest or the
+/// user ends it. Once the guest answers HTTP on `http_port`, says where.
+pub fn run_interactive(artifacts: &Artifacts, boot: &Boot, http_port: u16, echo_port: u16) -> Result<()> {
     let mut args = arguments(artifacts, boot, &root().join("target/qemu/run"))?;
     // mon:stdio multiplexes the QEMU monitor on the console: Ctrl-A X quits, Ctrl-A C toggles.
     args.extend(["-serial".into(), "mon:stdio".into()]);
@@ -258,8 +259,20 @@ pub fn run_interactive(artifacts: &Artifacts, boot: &Boot) -> Result<()> {
     if boot.gdb {
         eprintln!("    waiting for gdb: gdb {} -ex 'target remote :1234'", artifacts.kernel_elf.display());
     }
-    let status =
-        Command::new("qemu-system-x86_64").args(&args).status().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let mut qemu =
+        Command::new("qemu-system-x86_64").args(&args).spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let started = Instant::now();
+    // Announce the URLs once the guest answers; the thread ends with the process.
+    std::thread::spawn(move || {
+        if crate::clients::wait_until_serving(http_port, Duration::from_secs(300)).is_ok() {
+            eprintln!(
+                "\r\n==> Skiff answers ({:.1} s after QEMU started):\r\n    http://127.0.0.1:{http_port}/  \
+                 (live stats: http://127.0.0.1:{http_port}/stats.html)\r\n    echo: nc 127.0.0.1 {echo_port}\r",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    });
+    let status = qemu.wait().map_err(|e| format!("cannot wait for QEMU: {e}"))?;
     match Outcome::from_status(status) {
         Outcome::Success => Ok(()),
         // With -no-reboot, a guest reset (a triple fault, say) also ends QEMU with 0.
