@@ -337,3 +337,27 @@ fn bad_requests_get_their_status_and_the_server_goes_on() {
     let ok = net.exchange(h, b"GET / HTTP/1.1\r\n\r\n", |r| r.ends_with(b"</html>\n"));
     assert!(ok.starts_with(b"HTTP/1.1 200"));
 }
+
+#[test]
+fn without_a_dhcp_server_the_static_address_takes_over_in_time() {
+    let (a, _b, _a_in, a_out, _b_in, _b_out) = link(SERVER_MAC, CLIENT_MAC);
+    let mut dev = Adapter::new(a);
+    let config = NetConfig { dhcp_wait: Duration::from_millis(300), ..NetConfig::default() };
+    let mut stack = Stack::new(&mut dev, config, 7, Duration::ZERO);
+    let mut now = Duration::ZERO;
+    while now < Duration::from_millis(290) {
+        now += Duration::from_millis(10);
+        stack.poll(now, &mut dev, &NoHost);
+        assert_eq!(stack.ipv4().source, crate::stack::AddressSource::Waiting, "at {now:?}");
+    }
+    // DHCP asked (broadcast DISCOVERs went out), nobody answered.
+    assert!(a_out.borrow().iter().any(|f| f[..6] == [0xff; 6]), "no DHCP DISCOVER sent");
+    // The poll delay wakes the loop for the fallback deadline.
+    assert!(stack.poll_delay(now).is_some_and(|d| d <= Duration::from_millis(10)));
+    now += Duration::from_millis(20);
+    stack.poll(now, &mut dev, &NoHost);
+    let ipv4 = stack.ipv4();
+    assert_eq!(ipv4.source, crate::stack::AddressSource::Static);
+    assert_eq!(ipv4.address, Some(Ipv4Cidr::new(Ipv4Addr::new(10, 0, 2, 15), 24)));
+    assert_eq!(ipv4.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+}
