@@ -89,10 +89,10 @@ impl Stack {
         let link_local = ipv6_link_local(mac);
         iface.update_ip_addrs(|addrs| {
             if addrs.push(IpCidr::new(link_local.into(), 64)).is_err() {
-                log::warn!("net: no room for the IPv6 link-local address");
+                log::warn!("no room for the IPv6 link-local address");
             }
         });
-        log::info!("net: IPv6 link-local {link_local}");
+        log::info!("IPv6 link-local {link_local}");
 
         let mut sockets = SocketSet::new(vec![]);
         let dhcp = config.dhcp.then(|| sockets.add(dhcpv4::Socket::new()));
@@ -111,7 +111,7 @@ impl Stack {
         if !config.dhcp {
             stack.use_static();
         } else {
-            log::info!("net: asking DHCP for an address (static fallback after {} ms)", config.dhcp_wait.as_millis());
+            log::info!("asking DHCP for an address (static fallback after {} ms)", config.dhcp_wait.as_millis());
         }
         stack
     }
@@ -180,7 +180,7 @@ impl Stack {
             match event {
                 Some(lease) => self.apply(lease),
                 None if self.ipv4.source == AddressSource::Dhcp => {
-                    log::warn!("net: DHCP lease lost; using the static address");
+                    log::warn!("DHCP lease lost; using the static address");
                     self.use_static();
                 }
                 None => {}
@@ -191,7 +191,7 @@ impl Stack {
 
     fn check_fallback(&mut self, now: Instant) {
         if self.ipv4.source == AddressSource::Waiting && now - self.started >= to_smol(self.config.dhcp_wait) {
-            log::warn!("net: no DHCP lease within {} ms; using the static address", self.config.dhcp_wait.as_millis());
+            log::warn!("no DHCP lease within {} ms; using the static address", self.config.dhcp_wait.as_millis());
             self.use_static();
         }
     }
@@ -214,14 +214,14 @@ impl Stack {
             if let Some(address) = config.address
                 && addrs.push(IpCidr::Ipv4(address)).is_err()
             {
-                log::warn!("net: no room for {address}");
+                log::warn!("no room for {address}");
             }
         });
         self.iface.routes_mut().remove_default_ipv4_route();
         if let Some(gateway) = config.gateway
             && self.iface.routes_mut().add_default_ipv4_route(gateway).is_err()
         {
-            log::warn!("net: cannot add the default route via {gateway}");
+            log::warn!("cannot add the default route via {gateway}");
         }
         let mut dns = String::new();
         for (i, server) in config.dns.iter().enumerate() {
