@@ -59,9 +59,8 @@ const NEGOTIATED_LEGACY: &str = "MAC STATUS ANY_LAYOUT RING_EVENT_IDX";
 const NEGOTIATED_LEGACY_CSUM: &str = "CSUM GUEST_CSUM MAC STATUS ANY_LAYOUT RING_EVENT_IDX";
 
 /// The HTTP idle timeout of the boot that checks it. The main serving boot
-/// keeps the default (15 s): QEMU's user network accepts forwarded
-/// connections one per second once two are pending, so 32 clients take about
-/// 16 s to connect, and the first must not time out meanwhile.
+/// runs with 60 s, so that no connection of its other checks (some held open
+/// while the rest are opened) times out under a slow TCG host.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The serving boot's limit: its client moves 100 MiB and thousands of
 /// requests through QEMU's user network.
