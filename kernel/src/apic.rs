@@ -155,6 +155,14 @@ pub fn init() -> Result<(), ApicError> {
     Ok(())
 }
 
+/// This CPU's local APIC id (the destination for MSI-X messages).
+pub fn id() -> u8 {
+    APIC.get().map_or(0, |apic| match apic.regs {
+        Registers::X2Apic => apic.read(reg::ID) as u8,
+        Registers::XApic(_) => (apic.read(reg::ID) >> 24) as u8,
+    })
+}
+
 /// Signals the end of an interrupt to the local APIC. Called by the dispatcher.
 pub fn end_of_interrupt() {
     if let Some(apic) = APIC.get() {

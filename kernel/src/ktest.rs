@@ -27,8 +27,8 @@ type TestResult = Result<(), String>;
 
 /// What tests may use: the devices found at boot and the command line.
 pub struct Context {
-    /// The network card, if there is one.
-    pub nic: Option<Nic>,
+    /// The network card and how it signals, if there is one.
+    pub nic: Option<(Nic, crate::nic::Signal)>,
     /// The kernel command line.
     pub cmdline: &'static Cmdline,
 }
@@ -68,6 +68,7 @@ const TESTS: &[Test] = tests![
     nic_answers_arp_for_the_gateway,
     nic_gets_a_dhcp_offer_with_valid_checksums,
     nic_echoes_udp_with_checksum_offload,
+    nic_msix_vectors_fire_for_rx_and_tx,
 ];
 
 /// Index of the test that is running, for the panic handler; `usize::MAX` when none.
@@ -370,7 +371,7 @@ fn udp4(mut frame: Vec<u8>, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, 
 }
 
 fn nic_answers_arp_for_the_gateway(ctx: &mut Context) -> TestResult {
-    let nic = ctx.nic.as_mut().ok_or("no network card")?;
+    let (nic, _) = ctx.nic.as_mut().ok_or("no network card")?;
     let mac = nic.mac();
     let mut request = ethernet([0xFF; 6], mac, 0x0806);
     request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]); // Ethernet/IPv4, request
@@ -394,7 +395,7 @@ fn nic_gets_a_dhcp_offer_with_valid_checksums(ctx: &mut Context) -> TestResult {
         println!("ktest:   (skipped: no DHCP server on this network)");
         return Ok(());
     }
-    let nic = ctx.nic.as_mut().ok_or("no network card")?;
+    let (nic, _) = ctx.nic.as_mut().ok_or("no network card")?;
     let mac = nic.mac();
     let xid = [0x5C, 0x1F, 0xF0, 0x0D];
     let mut dhcp = [0u8; 240];
@@ -424,7 +425,7 @@ fn nic_echoes_udp_with_checksum_offload(ctx: &mut Context) -> TestResult {
         println!("ktest:   (skipped: no echo server on this network)");
         return Ok(());
     }
-    let nic = ctx.nic.as_mut().ok_or("no network card")?;
+    let (nic, _) = ctx.nic.as_mut().ok_or("no network card")?;
     let mac = nic.mac();
     let mut request = ethernet([0xFF; 6], mac, 0x0806);
     request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
@@ -462,5 +463,36 @@ fn nic_echoes_udp_with_checksum_offload(ctx: &mut Context) -> TestResult {
         after.rx_csum_completed - before.rx_csum_completed,
         after.rx_csum_valid - before.rx_csum_valid
     );
+    Ok(())
+}
+
+fn nic_msix_vectors_fire_for_rx_and_tx(ctx: &mut Context) -> TestResult {
+    let (nic, signal) = ctx.nic.as_mut().ok_or("no network card")?;
+    if *signal != crate::nic::Signal::Msix {
+        println!("ktest:   (skipped: the card has no MSI-X)");
+        return Ok(());
+    }
+    let (rx, tx) = (interrupts::count(interrupts::NIC_RX_VECTOR), interrupts::count(interrupts::NIC_TX_VECTOR));
+    nic.set_queue_interrupts(true);
+    let mac = nic.mac();
+    let mut request = ethernet([0xFF; 6], mac, 0x0806);
+    request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    request.extend_from_slice(&mac);
+    request.extend_from_slice(&GUEST_IP);
+    request.extend_from_slice(&[0; 6]);
+    request.extend_from_slice(&GATEWAY_IP);
+    let result = exchange(nic, &request, |f| f.len() >= 42 && f[12..14] == [8, 6] && f[20..22] == [0, 2]);
+    // The transmit interrupt may trail the reply a little.
+    let start = clock::now();
+    while interrupts::count(interrupts::NIC_TX_VECTOR) == tx && clock::now() - start < ANSWER_WITHIN {
+        core::hint::spin_loop();
+    }
+    nic.set_queue_interrupts(false);
+    result?;
+    let (rx_fired, tx_fired) =
+        (interrupts::count(interrupts::NIC_RX_VECTOR) - rx, interrupts::count(interrupts::NIC_TX_VECTOR) - tx);
+    check!(rx_fired > 0, "no receive interrupt (vector {:#x})", interrupts::NIC_RX_VECTOR);
+    check!(tx_fired > 0, "no transmit interrupt (vector {:#x})", interrupts::NIC_TX_VECTOR);
+    println!("ktest:   MSI-X interrupts: rx {rx_fired}, tx {tx_fired}");
     Ok(())
 }

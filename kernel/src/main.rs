@@ -28,6 +28,7 @@ mod memory;
 mod nic;
 mod pci;
 mod qemu;
+mod runloop;
 mod serial;
 mod status;
 
@@ -93,7 +94,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         None => log::warn!("no ACPI RSDP from the firmware"),
     }
     let mut pci = pci::init(rsdp);
-    let nic = nic::init(&mut pci);
+    // `net.irq=off` keeps MSI-X off, to run the card without interrupts.
+    let nic = nic::init(&mut pci, cmdline.get("net.irq") != Some("off"));
 
     let heap = allocator::stats();
     let (frames, frames_free) = memory::frame_stats();
@@ -114,10 +116,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     serve(context.nic, cmdline)
 }
 
-/// The main loop: poll the network stack, forever. Busy-polling for now;
-/// an interrupt-driven loop comes next.
-fn serve(nic: Option<nic::Nic>, cmdline: &cmdline::Cmdline) -> ! {
-    let Some(nic) = nic else {
+/// Sets up the network stack over the card and hands over to the main loop.
+fn serve(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &cmdline::Cmdline) -> ! {
+    let Some((nic, signal)) = nic else {
         println!("Skiff is up, without a network card. Idling.");
         idle()
     };
@@ -130,14 +131,10 @@ fn serve(nic: Option<nic::Nic>, cmdline: &cmdline::Cmdline) -> ! {
         log::warn!("net: no RDSEED or RDRAND; TCP sequence numbers are seeded from the TSC only");
     }
     let mut adapter = Adapter::new(nic);
-    let mut stack = Stack::new(&mut adapter, config, seed, clock::now());
+    let stack = Stack::new(&mut adapter, config, seed, clock::now());
     log::info!("net: serving TCP echo on port {} and HTTP on port {}", echo::PORT, http::PORT);
     println!("Skiff is up.");
-    let host = status::KernelHost;
-    loop {
-        stack.poll(clock::now(), &mut adapter, &host);
-        core::hint::spin_loop();
-    }
+    runloop::run(adapter, stack, signal, cmdline.get("net.poll") == Some("busy"))
 }
 
 /// Sleeps until the next interrupt, forever.

@@ -1,21 +1,57 @@
-//! Finding the virtio-net card and bringing it up with `skiff_drivers`.
+//! Finding the virtio-net card, bringing it up with `skiff_drivers`, and
+//! routing its interrupts.
+//!
+//! Interrupts come by MSI-X: table entry 0 signals configuration changes,
+//! entry 1 the receive queue, entry 2 the transmit queue, each to its own
+//! vector on this CPU. A card without MSI-X (QEMU `vectors=0`) runs without
+//! device interrupts: the main loop then polls it on a short timer (INTx
+//! routing would need the ACPI `_PRT`, i.e. an AML interpreter).
 
-use skiff_drivers::pci::{self, Function};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use skiff_drivers::pci::{self, BarInfo, Function, MsixInfo, MsixTable};
 use skiff_drivers::virtio::legacy::CpuPorts;
 use skiff_drivers::virtio::net::{Mac, NetFeatures, VirtioNet};
 use skiff_drivers::virtio::pci::{VirtioPciTransport, is_virtio_net, probe};
+use x86_64::PhysAddr;
 
 use crate::dma::KernelHal;
-use crate::entropy;
+use crate::interrupts::{self, NIC_CONFIG_VECTOR, NIC_RX_VECTOR, NIC_TX_VECTOR};
 use crate::pci::Pci;
+use crate::{apic, entropy, memory};
 
 /// The network card Skiff drives.
 pub type Nic = VirtioNet<KernelHal, VirtioPciTransport<CpuPorts>>;
 
+/// MSI-X table entries, as the device is told them (spec 4.1.4.3: the
+/// driver picks which entry serves configuration changes and each queue).
+const ENTRY_CONFIG: u16 = 0;
+const ENTRY_RX: u16 = 1;
+const ENTRY_TX: u16 = 2;
+const ENTRIES_NEEDED: u16 = 3;
+/// Queue indices (spec 5.1.2).
+const RX_QUEUE: u16 = 0;
+const TX_QUEUE: u16 = 1;
+
+/// Set by the card's interrupt handlers; the main loop clears it.
+pub static WORK_PENDING: AtomicBool = AtomicBool::new(false);
+/// Set by the configuration-change handler: re-read the link.
+pub static CONFIG_CHANGED: AtomicBool = AtomicBool::new(false);
+
+/// How the card signals work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// MSI-X, a vector per queue and one for configuration changes.
+    Msix,
+    /// No interrupts: poll on a timer.
+    None,
+}
+
 /// Finds the first virtio-net function, gives it any BAR the firmware left
-/// empty, turns on bus mastering, and initialises it. `None` (logged) if
-/// there is none or it cannot be driven.
-pub fn init(pci: &mut Pci) -> Option<Nic> {
+/// empty, turns on bus mastering, sets up MSI-X where it can, and
+/// initialises it. `None` (logged) if there is none or it cannot be driven.
+pub fn init(pci: &mut Pci, use_msix: bool) -> Option<(Nic, Signal)> {
     let (memory_window, io_window) = pci::free_windows(&pci.functions);
     let Some(function) = pci.functions.iter_mut().find(|f| is_virtio_net(f)) else {
         log::warn!("no virtio-net card found (QEMU: -device virtio-net-pci)");
@@ -29,14 +65,80 @@ pub fn init(pci: &mut Pci) -> Option<Nic> {
     }
     pci::enable_device(&mut pci.root, function.address);
     let function = function.clone();
-    bring_up(pci, function)
+    let msix = if use_msix { setup_msix(pci, &function) } else { None };
+    let mut nic = bring_up(pci, &function, msix.is_some())?;
+    let signal = match msix {
+        Some(()) => {
+            let queues = [(RX_QUEUE, ENTRY_RX), (TX_QUEUE, ENTRY_TX)];
+            match nic.transport_mut().set_msix_vectors::<KernelHal, _>(&pci.access, &function, ENTRY_CONFIG, &queues) {
+                Ok(()) => {
+                    log::info!(
+                        "virtio-net: MSI-X: config on vector {NIC_CONFIG_VECTOR:#x}, rx on {NIC_RX_VECTOR:#x}, tx on {NIC_TX_VECTOR:#x}"
+                    );
+                    Signal::Msix
+                }
+                Err(e) => {
+                    log::warn!("virtio-net: {e}; polling instead of interrupts");
+                    Signal::None
+                }
+            }
+        }
+        None => {
+            log::warn!("virtio-net: no MSI-X; the main loop polls the card on a timer");
+            Signal::None
+        }
+    };
+    Some((nic, signal))
 }
 
-fn bring_up(pci: &mut Pci, function: Function) -> Option<Nic> {
+/// Programs the MSI-X table and enables MSI-X. `None` (logged) if the card
+/// has no usable MSI-X.
+fn setup_msix(pci: &mut Pci, function: &Function) -> Option<()> {
+    let info = MsixInfo::read(&pci.access, function)?;
+    if info.table_size < ENTRIES_NEEDED {
+        log::warn!("virtio-net: MSI-X table has {} entries, {ENTRIES_NEEDED} needed", info.table_size);
+        return None;
+    }
+    let Some(Some(BarInfo::Memory { address, size, .. })) = function.bars.get(usize::from(info.table_bar)) else {
+        log::warn!("virtio-net: MSI-X table in BAR {}, which is not a memory BAR", info.table_bar);
+        return None;
+    };
+    if u64::from(info.table_offset) + info.table_bytes() as u64 > *size {
+        log::warn!("virtio-net: MSI-X table runs past its BAR");
+        return None;
+    }
+    let virt =
+        memory::map_mmio(PhysAddr::new(address + u64::from(info.table_offset)), info.table_bytes() as u64).ok()?;
+    // SAFETY: `virt` maps the function's MSI-X table (inside its BAR, checked
+    // above) uncached and for good; only this code writes it.
+    let mut table = unsafe { MsixTable::new(NonNull::new(virt.as_mut_ptr())?, info.table_size) };
+    let apic_id = apic::id();
+    for (entry, vector) in [(ENTRY_CONFIG, NIC_CONFIG_VECTOR), (ENTRY_RX, NIC_RX_VECTOR), (ENTRY_TX, NIC_TX_VECTOR)] {
+        table.route(entry, vector, apic_id);
+    }
+    interrupts::register(NIC_CONFIG_VECTOR, on_config_change);
+    interrupts::register(NIC_RX_VECTOR, on_queue);
+    interrupts::register(NIC_TX_VECTOR, on_queue);
+    info.enable(&mut pci.access, function);
+    Some(())
+}
+
+/// A queue's MSI-X vector: note the work; the main loop does it.
+fn on_queue(_vector: u8) {
+    WORK_PENDING.store(true, Ordering::Release);
+}
+
+/// The configuration-change vector: note it; the main loop re-reads the link.
+fn on_config_change(_vector: u8) {
+    CONFIG_CHANGED.store(true, Ordering::Release);
+    WORK_PENDING.store(true, Ordering::Release);
+}
+
+fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<Nic> {
     // SAFETY: the legacy transport uses only the ports of this function's I/O
     // BAR 0, which nothing else in Skiff touches.
     let ports = unsafe { CpuPorts::new() };
-    let transport = match probe::<KernelHal, _, _>(&mut pci.root, &function, ports) {
+    let transport = match probe::<KernelHal, _, _>(&mut pci.root, function, ports, msix_enabled) {
         Ok(t) => t,
         Err(e) => {
             log::error!("virtio-net at {}: {e}", function.address);

@@ -1,21 +1,26 @@
 //! Reaching PCI configuration space, and the bus scan at boot.
 //!
-//! With an ACPI MCFG (q35) Skiff maps the ECAM region uncached and uses
-//! `virtio-drivers`' `MmioCam`; without one (`-machine pc`) it uses the
-//! port mechanism at 0xCF8/0xCFC. The scan itself is `skiff_drivers::pci`.
+//! With an ACPI MCFG (q35) Skiff maps the ECAM region uncached; without one
+//! (`-machine pc`) it uses the port mechanism at 0xCF8/0xCFC. The scan
+//! itself is `skiff_drivers::pci`.
 
 use alloc::vec::Vec;
 use core::ops::RangeInclusive;
 
-use skiff_drivers::pci::{self, Cam, ConfigurationAccess, DeviceFunction, Function, MmioCam, PciRoot, PortCam};
+use core::ptr::NonNull;
+
+use skiff_drivers::pci::{self, ConfigurationAccess, DeviceFunction, Ecam, Function, PciRoot, PortCam};
 use x86_64::PhysAddr;
 
 use crate::{acpi, memory};
 
-/// ECAM or port I/O.
+/// ECAM or port I/O. Copies are fine on Skiff's single CPU: each access is
+/// one register read or write (ECAM) or an address/data pair that nothing
+/// interrupts (port I/O, used from the main flow only).
+#[derive(Clone)]
 pub enum ConfigAccess {
     /// Memory-mapped (PCIe ECAM).
-    Ecam(MmioCam<'static>),
+    Ecam(Ecam),
     /// Ports 0xCF8/0xCFC.
     Port(PortCam),
 }
@@ -36,19 +41,15 @@ impl ConfigurationAccess for ConfigAccess {
     }
 
     unsafe fn unsafe_clone(&self) -> Self {
-        // SAFETY: passed on from our caller's promise to only read read-only fields.
-        unsafe {
-            match self {
-                ConfigAccess::Ecam(c) => ConfigAccess::Ecam(c.unsafe_clone()),
-                ConfigAccess::Port(c) => ConfigAccess::Port(c.unsafe_clone()),
-            }
-        }
+        self.clone()
     }
 }
 
 /// The PCI root, what the scan found, and which access is in use.
 pub struct Pci {
     pub root: PciRoot<ConfigAccess>,
+    /// The same access, for registers `PciRoot` has no call for (MSI-X).
+    pub access: ConfigAccess,
     pub functions: Vec<Function>,
     pub mechanism: &'static str,
 }
@@ -72,10 +73,10 @@ pub fn init(rsdp: Option<u64>) -> Pci {
         }
         None => port_access(),
     };
-    let mut root = PciRoot::new(access);
+    let mut root = PciRoot::new(access.clone());
     let functions = pci::scan(&mut root, buses);
     log::info!("{} functions found", functions.len());
-    Pci { root, functions, mechanism }
+    Pci { root, access, functions, mechanism }
 }
 
 fn port_access() -> (ConfigAccess, RangeInclusive<u8>, &'static str) {
@@ -86,11 +87,10 @@ fn port_access() -> (ConfigAccess, RangeInclusive<u8>, &'static str) {
 
 /// Maps the whole 256-bus ECAM window (256 MiB) uncached.
 fn ecam_access(base: u64) -> Option<ConfigAccess> {
-    let size = u64::from(Cam::Ecam.size());
-    match memory::map_mmio(PhysAddr::new(base), size) {
-        // SAFETY: the mapping covers the region MmioCam reaches (Cam::Ecam's
-        // size), is uncached, stays mapped forever, and nothing else uses it.
-        Ok(virt) => Some(ConfigAccess::Ecam(unsafe { MmioCam::new(virt.as_mut_ptr(), Cam::Ecam) })),
+    match memory::map_mmio(PhysAddr::new(base), Ecam::SIZE as u64) {
+        // SAFETY: the mapping covers Ecam::SIZE bytes of the ECAM region, is
+        // uncached, stays mapped forever, and nothing else uses it.
+        Ok(virt) => NonNull::new(virt.as_mut_ptr()).map(|p| ConfigAccess::Ecam(unsafe { Ecam::new(p) })),
         Err(e) => {
             log::warn!("cannot map ECAM at {base:#x}: {e}");
             None

@@ -10,10 +10,14 @@
 //! (BARs), 6.7 (capabilities); PCI Express Base Specification, 7.2.2 (ECAM).
 
 mod assign;
+mod ecam;
+mod msix;
 mod port_cam;
 mod scan;
 
 pub use assign::{AddressWindow, AssignError, assign_missing_bars, free_windows};
+pub use ecam::Ecam;
+pub use msix::{MsixInfo, MsixTable, X86_MSI_ADDRESS};
 pub use port_cam::PortCam;
 pub use scan::{Function, class_name, scan};
 pub use virtio_drivers::transport::pci::bus::{

@@ -13,9 +13,11 @@ const CONFIG_DATA: u16 = 0xCFC;
 
 /// Configuration access through ports 0xCF8/0xCFC.
 ///
-/// There is one such pair per machine, so there must be one `PortCam`;
-/// access is serialised by `&mut self` for writes and by the single-CPU
-/// kernel for reads.
+/// There is one such pair per machine, and each access is an address write
+/// followed by a data access: copies of a `PortCam` must not be used from
+/// two CPUs or from an interrupt handler at once (Skiff uses it from its
+/// single-CPU boot path only).
+#[derive(Clone)]
 pub struct PortCam {
     _private: (),
 }

@@ -34,6 +34,12 @@ const QUEUE_SELECT: u16 = 0x0E;
 const QUEUE_NOTIFY: u16 = 0x10;
 const DEVICE_STATUS: u16 = 0x12;
 const ISR_STATUS: u16 = 0x13;
+/// With MSI-X enabled: the MSI-X entry for configuration changes...
+const CONFIG_VECTOR: u16 = 0x14;
+/// ...and for the selected queue.
+const QUEUE_VECTOR: u16 = 0x16;
+/// Written to a vector register: no vector (spec 4.1.4.3).
+pub const NO_VECTOR: u16 = 0xFFFF;
 /// Device configuration starts here without MSI-X...
 const CONFIG_NO_MSIX: u16 = 0x14;
 /// ...and here with MSI-X enabled (two vector registers come first).
@@ -153,6 +159,23 @@ impl<P: IoPorts> LegacyTransport<P> {
             return Err(LegacyError::BadBar(base));
         }
         Ok(LegacyTransport { ports, base: base16, bar_size: size16, device_type, config })
+    }
+
+    /// Sets the MSI-X entries for configuration changes and for each
+    /// `(queue, entry)`; false if the device refused one (it reads back
+    /// `NO_VECTOR`) or MSI-X was not enabled when this transport was made.
+    pub fn set_msix_vectors(&mut self, config: u16, queues: &[(u16, u16)]) -> bool {
+        if self.config != CONFIG_MSIX {
+            return false;
+        }
+        self.ports.write16(self.port(CONFIG_VECTOR), config);
+        let mut ok = self.ports.read16(self.port(CONFIG_VECTOR)) == config;
+        for &(queue, entry) in queues {
+            self.ports.write16(self.port(QUEUE_SELECT), queue);
+            self.ports.write16(self.port(QUEUE_VECTOR), entry);
+            ok &= self.ports.read16(self.port(QUEUE_VECTOR)) == entry;
+        }
+        ok
     }
 
     fn port(&self, register: u16) -> u16 {

@@ -15,6 +15,30 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use super::legacy::{IoPorts, LegacyError, LegacyTransport};
 use crate::pci::{CAP_VENDOR, Function};
 
+/// The size of `virtio_pci_common_cfg` in virtio 1.0 (spec 4.1.4.3).
+const COMMON_CFG_LEN: u32 = 0x38;
+
+/// Maps the common configuration structure of a modern virtio function.
+fn common_config<H: Hal, C: ConfigurationAccess>(access: &C, function: &Function) -> Option<core::ptr::NonNull<u8>> {
+    for cap in function.capabilities.iter().filter(|c| c.id == CAP_VENDOR) {
+        let header = access.read_word(function.address, cap.offset);
+        if (header >> 24) as u8 != CAP_COMMON_CFG {
+            continue;
+        }
+        let bar = (access.read_word(function.address, cap.offset + 4) & 0xFF) as usize;
+        let offset = access.read_word(function.address, cap.offset + 8);
+        let length = access.read_word(function.address, cap.offset + 12);
+        let Some(Some(BarInfo::Memory { address, size, .. })) = function.bars.get(bar) else { return None };
+        if length < COMMON_CFG_LEN || u64::from(offset) + u64::from(length) > *size || *address == 0 {
+            return None;
+        }
+        // SAFETY: the region is inside the function's memory BAR (checked
+        // above), and mapping device registers has no side effects.
+        return Some(unsafe { H::mmio_phys_to_virt(address + u64::from(offset), length as usize) });
+    }
+    None
+}
+
 /// Red Hat's PCI vendor ID, which all virtio devices use.
 pub const VIRTIO_VENDOR: u16 = 0x1AF4;
 /// Transitional (legacy-capable) virtio network device (spec 4.1.2.3).
@@ -57,12 +81,14 @@ impl fmt::Display for ProbeError {
 }
 
 /// Builds the transport for a virtio function: modern if it has virtio
-/// vendor capabilities, else legacy over BAR 0 (with `ports`). MSI-X is
-/// assumed off, as firmware leaves it.
+/// vendor capabilities, else legacy over BAR 0 (with `ports`).
+/// `msix_enabled` says whether the function's MSI-X is on, which moves a
+/// legacy device's configuration space.
 pub fn probe<H: Hal, C: ConfigurationAccess, P: IoPorts>(
     root: &mut PciRoot<C>,
     function: &Function,
     ports: P,
+    msix_enabled: bool,
 ) -> Result<VirtioPciTransport<P>, ProbeError> {
     if function.capability(CAP_VENDOR).is_some() {
         return PciTransport::new::<H, C>(root, function.address)
@@ -73,15 +99,76 @@ pub fn probe<H: Hal, C: ConfigurationAccess, P: IoPorts>(
         return Err(ProbeError::NoLegacyBar);
     };
     let device_type = DeviceType::Network;
-    // Firmware leaves MSI-X disabled and Skiff does not enable it here, so the
-    // device configuration starts right after the common registers.
-    let msix_enabled = false;
     LegacyTransport::new(ports, address, size, device_type, msix_enabled)
         .map(VirtioPciTransport::Legacy)
         .map_err(ProbeError::Legacy)
 }
 
+/// `virtio_pci_common_cfg` offsets (spec 4.1.4.3).
+const COMMON_MSIX_CONFIG: usize = 0x10;
+const COMMON_QUEUE_SELECT: usize = 0x16;
+const COMMON_QUEUE_MSIX_VECTOR: usize = 0x1A;
+/// `cfg_type` of the common configuration capability (spec 4.1.4).
+const CAP_COMMON_CFG: u8 = 1;
+
+/// Why MSI-X vectors could not be given to the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VectorError {
+    /// No common configuration capability, or its BAR is not a memory BAR.
+    NoCommonConfig,
+    /// The device read back "no vector" for one of them.
+    Refused,
+}
+
+impl fmt::Display for VectorError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            VectorError::NoCommonConfig => write!(f, "no usable virtio common configuration"),
+            VectorError::Refused => write!(f, "the device refused an MSI-X vector"),
+        }
+    }
+}
+
 impl<P: IoPorts> VirtioPciTransport<P> {
+    /// Tells the device which MSI-X table entry signals configuration
+    /// changes (`config`) and each queue (`(queue, entry)`). MSI-X must be
+    /// enabled on the function. `virtio-drivers` has no call for this, so
+    /// for modern devices Skiff maps the common configuration itself.
+    pub fn set_msix_vectors<H: Hal, C: ConfigurationAccess>(
+        &mut self,
+        access: &C,
+        function: &Function,
+        config: u16,
+        queues: &[(u16, u16)],
+    ) -> Result<(), VectorError> {
+        match self {
+            VirtioPciTransport::Legacy(t) => {
+                t.set_msix_vectors(config, queues).then_some(()).ok_or(VectorError::Refused)
+            }
+            VirtioPciTransport::Modern(_) => {
+                let common = common_config::<H, C>(access, function).ok_or(VectorError::NoCommonConfig)?;
+                let write = |offset: usize, value: u16| {
+                    // SAFETY: `common` maps the device's common configuration
+                    // (at least 0x38 bytes, checked by common_config), and
+                    // these are 16-bit registers at aligned offsets in it.
+                    unsafe { common.as_ptr().add(offset).cast::<u16>().write_volatile(value) }
+                };
+                let read = |offset: usize| {
+                    // SAFETY: as for `write`.
+                    unsafe { common.as_ptr().add(offset).cast::<u16>().read_volatile() }
+                };
+                write(COMMON_MSIX_CONFIG, config);
+                let mut ok = read(COMMON_MSIX_CONFIG) == config;
+                for &(queue, entry) in queues {
+                    write(COMMON_QUEUE_SELECT, queue);
+                    write(COMMON_QUEUE_MSIX_VECTOR, entry);
+                    ok &= read(COMMON_QUEUE_MSIX_VECTOR) == entry;
+                }
+                ok.then_some(()).ok_or(VectorError::Refused)
+            }
+        }
+    }
+
     /// "modern" or "legacy", for logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -24,6 +24,10 @@ pub const FIRST_EXTERNAL_VECTOR: u8 = 32;
 pub const PIC_VECTOR_BASE: u8 = 0xE0;
 /// The local APIC timer.
 pub const TIMER_VECTOR: u8 = 0x30;
+/// The network card's MSI-X vectors (kernel/src/nic.rs).
+pub const NIC_CONFIG_VECTOR: u8 = 0x40;
+pub const NIC_RX_VECTOR: u8 = 0x41;
+pub const NIC_TX_VECTOR: u8 = 0x42;
 /// The local APIC's spurious-interrupt vector (its low 4 bits must be 1s on
 /// old APICs, hence 0xFF).
 pub const SPURIOUS_VECTOR: u8 = 0xFF;

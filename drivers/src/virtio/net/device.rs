@@ -583,6 +583,20 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         self.rx.queue.has_used() || self.tx.queue.has_used()
     }
 
+    /// The transport, for what the driver does not wrap (MSI-X vectors).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Asks the device to interrupt (or not) when it uses receive or
+    /// transmit buffers: off while a burst is processed, on before sleeping.
+    /// A hint; after turning them on, check [`has_work`](Self::has_work)
+    /// again, since a buffer may have been used just before.
+    pub fn set_queue_interrupts(&mut self, enabled: bool) {
+        self.rx.queue.set_interrupts(enabled);
+        self.tx.queue.set_interrupts(enabled);
+    }
+
     /// Both halves, to receive and transmit at the same time.
     pub fn split(&mut self) -> (&mut RxRing<H>, &mut TxRing<H>) {
         (&mut self.rx, &mut self.tx)
@@ -623,9 +637,14 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         self.tx.reclaim()
     }
 
-    /// Publishes everything recycled and sent since the last flush, and
-    /// kicks each queue once if its device asks for it.
+    /// Publishes everything recycled and sent since the last flush, kicks
+    /// each queue once if its device asks for it, and takes back the
+    /// transmit buffers the device is done with (in one batch, here, so that
+    /// the used ring is empty when interrupts are turned back on: with
+    /// EVENT_IDX the device only interrupts for buffers used after the
+    /// driver's last reclaimed one).
     pub fn flush(&mut self) {
+        self.tx.reclaim();
         if self.rx.flush() {
             self.kick(RX_QUEUE);
         }

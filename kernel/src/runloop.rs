@@ -1,0 +1,124 @@
+//! The main loop: serve, then sleep until the card or a timer needs us.
+//!
+//! One turn, NAPI-style:
+//! 1. With the card's queue interrupts off, poll the stack (and so the card)
+//!    until a poll finds nothing to do.
+//! 2. Ask the stack when it next needs attention (TCP retransmission,
+//!    keep-alive, TIME-WAIT, DHCP), and arm the local APIC timer for then.
+//! 3. Turn queue interrupts back on, then, with interrupts off, look once
+//!    more for work that arrived in between — the re-enable race: a buffer
+//!    used just before step 3 raised no interrupt — and only then halt, with
+//!    `sti; hlt` as one step so that no interrupt slips in before the halt.
+//!
+//! Handlers only record that work is pending (`nic::WORK_PENDING`,
+//! `apic::TIMER_EXPIRED`); the stack runs here, never in a handler.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+
+use skiff_net::phy::Adapter;
+use skiff_net::stack::Stack;
+use x86_64::instructions::interrupts;
+
+use crate::nic::{self, Nic, Signal};
+use crate::{apic, clock, status};
+
+/// The longest sleep, even when the stack asks for none: a cheap heartbeat.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// Without device interrupts, how often the card is polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How the loop waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Halt until an interrupt (the card's or the timer's).
+    Interrupts,
+    /// Halt until a short timer: the card has no usable interrupts.
+    TimerPoll,
+    /// Never halt (for comparison in benchmarks: `net.poll=busy`).
+    Busy,
+}
+
+impl Mode {
+    /// The mode's name in `/stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Interrupts => "interrupts",
+            Mode::TimerPoll => "timer-poll",
+            Mode::Busy => "busy",
+        }
+    }
+}
+
+/// Wake-ups by cause, and time spent halted, for `/stats`.
+pub static WAKE_DEVICE: AtomicU64 = AtomicU64::new(0);
+pub static WAKE_TIMER: AtomicU64 = AtomicU64::new(0);
+pub static WAKE_OTHER: AtomicU64 = AtomicU64::new(0);
+/// Sleeps skipped because work arrived while interrupts were being re-enabled.
+pub static SLEEPS_RACED: AtomicU64 = AtomicU64::new(0);
+pub static HALTED_TSC: AtomicU64 = AtomicU64::new(0);
+pub static LOOP_START_TSC: AtomicU64 = AtomicU64::new(0);
+
+/// Serves forever.
+pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bool) -> ! {
+    let mode = match (busy, signal) {
+        (true, _) => Mode::Busy,
+        (false, Signal::Msix) => Mode::Interrupts,
+        (false, Signal::None) => Mode::TimerPoll,
+    };
+    status::set_mode(mode);
+    log::info!("main loop: {}", mode.name());
+    let host = status::KernelHost;
+    LOOP_START_TSC.store(clock::rdtsc(), Ordering::Relaxed);
+    loop {
+        // 1. Work, with the card quiet.
+        if mode == Mode::Interrupts {
+            adapter.device_mut().set_queue_interrupts(false);
+        }
+        loop {
+            if nic::CONFIG_CHANGED.swap(false, Ordering::AcqRel) {
+                adapter.device_mut().handle_interrupt();
+            }
+            let busy = stack.poll(clock::now(), &mut adapter, &host);
+            if !busy && !adapter.device().has_work() {
+                break;
+            }
+        }
+        if mode == Mode::Busy {
+            core::hint::spin_loop();
+            continue;
+        }
+
+        // 2. Until when may we sleep?
+        let mut sleep = stack.poll_delay(clock::now()).unwrap_or(MAX_SLEEP).min(MAX_SLEEP);
+        if mode == Mode::TimerPoll {
+            sleep = sleep.min(POLL_INTERVAL);
+        }
+        if sleep.is_zero() {
+            continue;
+        }
+        apic::TIMER_EXPIRED.store(false, Ordering::Release);
+        apic::arm_timer(sleep);
+
+        // 3. Interrupts back on; look again; sleep.
+        if mode == Mode::Interrupts {
+            adapter.device_mut().set_queue_interrupts(true);
+        }
+        interrupts::disable();
+        if nic::WORK_PENDING.swap(false, Ordering::AcqRel) || adapter.device().has_work() {
+            interrupts::enable();
+            SLEEPS_RACED.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let before = clock::rdtsc();
+        interrupts::enable_and_hlt();
+        HALTED_TSC.fetch_add(clock::rdtsc() - before, Ordering::Relaxed);
+        if nic::WORK_PENDING.swap(false, Ordering::AcqRel) {
+            WAKE_DEVICE.fetch_add(1, Ordering::Relaxed);
+        } else if apic::TIMER_EXPIRED.load(Ordering::Acquire) {
+            WAKE_TIMER.fetch_add(1, Ordering::Relaxed);
+        } else {
+            WAKE_OTHER.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
