@@ -183,6 +183,39 @@ pub fn settle(ports: Ports, mac: &str, listening: u64) -> Result<()> {
     Err(format!("only {last} of {listening} sockets listening again after 10 s: sockets leaked"))
 }
 
+/// One field of `/stats`, as text.
+pub fn stats_field(port: u16, pointer: &str) -> Result<String> {
+    let text = curl(&format!("http://127.0.0.1:{port}/stats"))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("/stats is not JSON: {e}"))?;
+    let value = json.pointer(pointer).ok_or_else(|| format!("/stats has no {pointer}"))?;
+    Ok(value.as_str().map_or_else(|| value.to_string(), str::to_string))
+}
+
+/// The share of one host core the process `pid` used over `period`, from
+/// `/proc/PID/stat` (user and system time, in clock ticks).
+pub fn cpu_share(pid: u32, period: Duration) -> Result<f64> {
+    let ticks = || -> Result<u64> {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("odd /proc stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line: 11 and 12 after ")".
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).ok_or("odd /proc stat fields");
+        Ok(field(11)? + field(12)?)
+    };
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    let (before, start) = (ticks()?, Instant::now());
+    std::thread::sleep(period);
+    let (after, elapsed) = (ticks()?, start.elapsed());
+    Ok((after - before) as f64 / hz / elapsed.as_secs_f64())
+}
+
 /// Many requests over one connection; returns requests per second.
 pub fn keep_alive(port: u16, requests: usize) -> Result<f64> {
     let mut s = connect(port)?;

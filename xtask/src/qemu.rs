@@ -66,11 +66,13 @@ pub struct Nic {
     pub offload: bool,
     /// TCP forwards from 127.0.0.1 (user network only).
     pub forwards: Vec<Forward>,
+    /// Offer MSI-X (QEMU's `vectors=0` takes it away).
+    pub msix: bool,
 }
 
 impl Default for Nic {
     fn default() -> Self {
-        Nic { backend: Backend::User, legacy: false, offload: true, forwards: Vec::new() }
+        Nic { backend: Backend::User, legacy: false, offload: true, forwards: Vec::new(), msix: true }
     }
 }
 
@@ -213,6 +215,9 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
         if !nic.offload {
             device.push_str(",csum=off,guest_csum=off");
         }
+        if !nic.msix {
+            device.push_str(",vectors=0");
+        }
         args.push("-device".into());
         args.push(device);
         // For debugging a test boot: record its traffic for Wireshark.
@@ -311,8 +316,9 @@ impl Drop for Guard {
 /// The line the kernel prints once it serves (kernel/src/main.rs).
 pub const SERVING_MARKER: &str = "Skiff is up.";
 
-/// Host-side checks run against a serving guest; `Ok` says what passed.
-pub type Client<'a> = &'a (dyn Fn() -> std::result::Result<String, String> + Sync);
+/// Host-side checks run against a serving guest, given QEMU's process id;
+/// `Ok` says what passed.
+pub type Client<'a> = &'a (dyn Fn(u32) -> std::result::Result<String, String> + Sync);
 
 /// Boots with serial output captured, and stops QEMU after `timeout`. With a
 /// `client`, waits for the kernel to serve, runs the client, then stops QEMU.
@@ -382,7 +388,7 @@ pub fn run_captured(
             Ok(None) if started.elapsed() >= timeout => break Outcome::TimedOut,
             Ok(None) => match client {
                 Some(client) if serving() => {
-                    client_result = Some(client());
+                    client_result = Some(client(qemu.0.id()));
                     match qemu.0.try_wait() {
                         Ok(Some(status)) => break Outcome::from_status(status),
                         _ => break Outcome::Stopped,
@@ -454,13 +460,13 @@ mod tests {
     #[test]
     fn nic_options_follow_the_boot() {
         let tap = Boot {
-            nic: Some(Nic { backend: Backend::Tap, legacy: true, offload: false, forwards: vec![] }),
+            nic: Some(Nic { backend: Backend::Tap, legacy: true, offload: false, forwards: vec![], msix: false }),
             ..Boot::default()
         };
         let joined = arguments(&artifacts(), &tap, Path::new("/nonexistent")).unwrap().join(" ");
         assert!(joined.contains("-netdev tap,id=net0,ifname=skiff0,script=no,downscript=no,vnet_hdr=on"), "{joined}");
         assert!(
-            joined.contains("mac=52:54:00:12:34:56,romfile=,disable-modern=on,csum=off,guest_csum=off"),
+            joined.contains("mac=52:54:00:12:34:56,romfile=,disable-modern=on,csum=off,guest_csum=off,vectors=0"),
             "{joined}"
         );
         let user = arguments(&artifacts(), &Boot::default(), Path::new("/nonexistent")).unwrap().join(" ");
