@@ -77,7 +77,12 @@ pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bo
         }
         loop {
             if nic::CONFIG_CHANGED.swap(false, Ordering::AcqRel) {
-                adapter.device_mut().handle_interrupt();
+                // The ISR read acknowledges the device; the vector itself
+                // already said "configuration", so re-read the link either way.
+                let device = adapter.device_mut();
+                if device.handle_interrupt().is_none() {
+                    device.poll_link();
+                }
             }
             let busy = stack.poll(clock::now(), &mut adapter, &host);
             if !busy && !adapter.device().has_work() {

@@ -316,9 +316,38 @@ impl Drop for Guard {
 /// The line the kernel prints once it serves (kernel/src/main.rs).
 pub const SERVING_MARKER: &str = "Skiff is up.";
 
-/// Host-side checks run against a serving guest, given QEMU's process id;
-/// `Ok` says what passed.
-pub type Client<'a> = &'a (dyn Fn(u32) -> std::result::Result<String, String> + Sync);
+/// A running guest, as its host-side client sees it.
+pub struct Guest {
+    /// QEMU's process id.
+    pub pid: u32,
+    /// QEMU's human monitor, on a Unix socket.
+    pub monitor: PathBuf,
+}
+
+impl Guest {
+    /// Runs one QEMU monitor command (such as `set_link net0 off`).
+    pub fn monitor(&self, command: &str) -> Result<()> {
+        use std::io::Write;
+        let mut socket = std::os::unix::net::UnixStream::connect(&self.monitor)
+            .map_err(|e| format!("QEMU monitor {}: {e}", self.monitor.display()))?;
+        socket.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        socket.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("QEMU monitor: {e}"))?;
+        // The monitor echoes the command and prints a new prompt when done.
+        let mut seen = String::new();
+        let mut buf = [0u8; 1024];
+        while seen.matches("(qemu)").count() < 2 {
+            let n = std::io::Read::read(&mut socket, &mut buf).map_err(|e| format!("QEMU monitor: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        Ok(())
+    }
+}
+
+/// Host-side checks run against a serving guest; `Ok` says what passed.
+pub type Client<'a> = &'a (dyn Fn(&Guest) -> std::result::Result<String, String> + Sync);
 
 /// Boots with serial output captured, and stops QEMU after `timeout`. With a
 /// `client`, waits for the kernel to serve, runs the client, then stops QEMU.
@@ -330,7 +359,15 @@ pub fn run_captured(
     client: Option<Client>,
 ) -> Result<Report> {
     let mut args = arguments(artifacts, boot, workdir)?;
-    args.extend(["-serial".into(), "stdio".into(), "-monitor".into(), "none".into()]);
+    std::fs::create_dir_all(workdir).map_err(|e| format!("cannot create {}: {e}", workdir.display()))?;
+    let monitor = workdir.join("monitor.sock");
+    let _ = std::fs::remove_file(&monitor);
+    args.extend([
+        "-serial".into(),
+        "stdio".into(),
+        "-monitor".into(),
+        format!("unix:{},server=on,wait=off", escape_option(&monitor.display().to_string())),
+    ]);
     let mut command_line = shell_line(&args);
     // A TAP card runs QEMU inside a namespace made for this boot, deleted after it.
     let network = match &boot.nic {
@@ -388,7 +425,7 @@ pub fn run_captured(
             Ok(None) if started.elapsed() >= timeout => break Outcome::TimedOut,
             Ok(None) => match client {
                 Some(client) if serving() => {
-                    client_result = Some(client(qemu.0.id()));
+                    client_result = Some(client(&Guest { pid: qemu.0.id(), monitor: monitor.clone() }));
                     match qemu.0.try_wait() {
                         Ok(Some(status)) => break Outcome::from_status(status),
                         _ => break Outcome::Stopped,

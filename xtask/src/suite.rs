@@ -43,7 +43,7 @@ pub enum Expect {
 }
 
 /// Host-side checks, given QEMU's process id (see `qemu::Client`).
-type ClientFn = dyn Fn(u32) -> std::result::Result<String, String> + Sync;
+type ClientFn = dyn Fn(&qemu::Guest) -> std::result::Result<String, String> + Sync;
 
 struct Case {
     name: &'static str,
@@ -85,7 +85,7 @@ fn free_port() -> u16 {
 }
 
 /// Everything the host checks against the serving guest.
-fn serve_checks(ports: Ports) -> std::result::Result<String, String> {
+fn serve_checks(ports: Ports, guest: &qemu::Guest) -> std::result::Result<String, String> {
     fn step(what: &'static str) -> impl Fn(String) -> String {
         move |e| format!("{what}: {e}")
     }
@@ -110,6 +110,7 @@ fn serve_checks(ports: Ports) -> std::result::Result<String, String> {
         return Err(format!("only {overload} of 48 simultaneous connections were served; at least 32 must be"));
     }
     clients::settle(ports, TEST_MAC, listening).map_err(step("after 48 connections"))?;
+    link_toggle(ports, guest).map_err(step("link down and up"))?;
     let after = clients::stats(ports, TEST_MAC).map_err(step("stats afterwards"))?;
     let number = |json: &serde_json::Value, path: &str| json.pointer(path).and_then(|v| v.as_u64()).unwrap_or(0);
     if number(&after, "/apps/http_requests") <= number(&before, "/apps/http_requests") + 1000 {
@@ -124,9 +125,29 @@ fn serve_checks(ports: Ports) -> std::result::Result<String, String> {
     Ok(format!(
         "first 200 {:.1} s after the kernel was up; keep-alive {keep_alive:.0} req/s, 8 connections {eight:.0} req/s, \
          32 connections {thirty_two:.0} req/s; {bad} bad requests answered; {overload} of 48 connections served; \
-         echo 100 MiB at {echo:.1} MiB/s",
+         echo 100 MiB at {echo:.1} MiB/s; the link went down and up through the config interrupt",
         first.as_secs_f64(),
     ))
+}
+
+/// Takes the link down and up from QEMU's monitor: each change raises the
+/// card's configuration interrupt, the kernel re-reads the link, and serving
+/// goes on afterwards.
+fn link_toggle(ports: Ports, guest: &qemu::Guest) -> std::result::Result<(), String> {
+    let number = |path: &str| clients::stats_field(ports.http, path).map(|v| v.parse::<u64>().unwrap_or(0));
+    let (changes, interrupts) = (number("/device/config_changes")?, number("/interrupts/nic_config")?);
+    guest.monitor("set_link net0 off")?;
+    // While the link is down nothing can be asked; bring it up and look.
+    std::thread::sleep(Duration::from_millis(500));
+    guest.monitor("set_link net0 on")?;
+    clients::wait_until_serving(ports.http, Duration::from_secs(30))?;
+    let (changes_after, interrupts_after) = (number("/device/config_changes")?, number("/interrupts/nic_config")?);
+    if changes_after < changes + 2 || interrupts_after < interrupts + 2 {
+        return Err(format!(
+            "link off and on: config changes {changes} -> {changes_after}, config interrupts {interrupts} -> {interrupts_after}"
+        ));
+    }
+    Ok(())
 }
 
 /// An idle guest costs the host almost nothing and answers at once when
@@ -222,7 +243,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
             boot: Boot { cmdline: "http.idle_ms=60000".into(), nic: Some(serving), ..Boot::default() },
             expect: Expect::Serves,
             timeout: SERVE_TIMEOUT.max(timeout),
-            client: Some(Box::new(move |_| serve_checks(serve_ports))),
+            client: Some(Box::new(move |guest| serve_checks(serve_ports, guest))),
         },
         Case {
             name: "serve-without-msix",
@@ -247,7 +268,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
             },
             expect: Expect::Serves,
             timeout,
-            client: Some(Box::new(move |pid| idle_checks(idle_port, pid))),
+            client: Some(Box::new(move |guest| idle_checks(idle_port, guest.pid))),
         },
         Case {
             name: "harness-notices-hang",
