@@ -343,6 +343,22 @@ fn exchange(nic: &mut Nic, frame: &[u8], answer: impl Fn(&[u8]) -> bool) -> Resu
     Err(format!("no answer within {ANSWER_WITHIN:?}; counters {:?}", nic.stats()))
 }
 
+/// "Who has the gateway? Tell us" (RFC 826), from `mac`.
+fn arp_request(mac: [u8; 6]) -> Vec<u8> {
+    let mut request = ethernet([0xFF; 6], mac, 0x0806);
+    request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]); // Ethernet/IPv4, request
+    request.extend_from_slice(&mac);
+    request.extend_from_slice(&GUEST_IP);
+    request.extend_from_slice(&[0; 6]);
+    request.extend_from_slice(&GATEWAY_IP);
+    request
+}
+
+/// Whether `frame` is an ARP reply from the gateway.
+fn is_gateway_arp_reply(frame: &[u8]) -> bool {
+    frame.len() >= 42 && frame[12..14] == [8, 6] && frame[20..22] == [0, 2] && frame[28..32] == GATEWAY_IP
+}
+
 fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Vec<u8> {
     let mut f = Vec::with_capacity(64);
     f.extend_from_slice(&dst);
@@ -373,15 +389,8 @@ fn udp4(mut frame: Vec<u8>, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, 
 fn nic_answers_arp_for_the_gateway(ctx: &mut Context) -> TestResult {
     let (nic, _) = ctx.nic.as_mut().ok_or("no network card")?;
     let mac = nic.mac();
-    let mut request = ethernet([0xFF; 6], mac, 0x0806);
-    request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]); // Ethernet/IPv4, request
-    request.extend_from_slice(&mac);
-    request.extend_from_slice(&GUEST_IP);
-    request.extend_from_slice(&[0; 6]);
-    request.extend_from_slice(&GATEWAY_IP);
-    let reply = exchange(nic, &request, |f| {
-        f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[28..32] == GATEWAY_IP && f[32..38] == mac
-    })?;
+    let request = arp_request(mac);
+    let reply = exchange(nic, &request, |f| is_gateway_arp_reply(f) && f[32..38] == mac)?;
     check!(reply[0..6] == mac, "ARP reply not addressed to our MAC");
     let s = nic.stats();
     check!(s.tx_frames > 0 && s.rx_frames > 0, "counters did not move: {s:?}");
@@ -427,15 +436,8 @@ fn nic_echoes_udp_with_checksum_offload(ctx: &mut Context) -> TestResult {
     }
     let (nic, _) = ctx.nic.as_mut().ok_or("no network card")?;
     let mac = nic.mac();
-    let mut request = ethernet([0xFF; 6], mac, 0x0806);
-    request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-    request.extend_from_slice(&mac);
-    request.extend_from_slice(&GUEST_IP);
-    request.extend_from_slice(&[0; 6]);
-    request.extend_from_slice(&GATEWAY_IP);
-    let reply = exchange(nic, &request, |f| {
-        f.len() >= 42 && f[12..14] == [8, 6] && f[20..22] == [0, 2] && f[28..32] == GATEWAY_IP
-    })?;
+    let request = arp_request(mac);
+    let reply = exchange(nic, &request, is_gateway_arp_reply)?;
     let mut gateway_mac = [0; 6];
     gateway_mac.copy_from_slice(&reply[22..28]);
 
@@ -475,13 +477,8 @@ fn nic_msix_vectors_fire_for_rx_and_tx(ctx: &mut Context) -> TestResult {
     let (rx, tx) = (interrupts::count(interrupts::NIC_RX_VECTOR), interrupts::count(interrupts::NIC_TX_VECTOR));
     nic.set_queue_interrupts(true);
     let mac = nic.mac();
-    let mut request = ethernet([0xFF; 6], mac, 0x0806);
-    request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-    request.extend_from_slice(&mac);
-    request.extend_from_slice(&GUEST_IP);
-    request.extend_from_slice(&[0; 6]);
-    request.extend_from_slice(&GATEWAY_IP);
-    let result = exchange(nic, &request, |f| f.len() >= 42 && f[12..14] == [8, 6] && f[20..22] == [0, 2]);
+    let request = arp_request(mac);
+    let result = exchange(nic, &request, is_gateway_arp_reply);
     // The transmit interrupt may trail the reply a little.
     let start = clock::now();
     while interrupts::count(interrupts::NIC_TX_VECTOR) == tx && clock::now() - start < ANSWER_WITHIN {
