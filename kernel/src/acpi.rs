@@ -61,3 +61,45 @@ pub fn find_ecam(rsdp: u64) -> Option<EcamRegion> {
     let entry = *entry; // a copy: the entries are packed
     Some(EcamRegion { base: entry.base_address, start_bus: entry.bus_number_start, end_bus: entry.bus_number_end })
 }
+
+/// The I/O APIC that receives legacy and PCI INTx interrupts.
+#[derive(Clone, Copy, Debug)]
+pub struct IoApicInfo {
+    /// Physical address of its registers.
+    pub address: u64,
+    /// The first global system interrupt (GSI) it serves.
+    pub gsi_base: u32,
+}
+
+/// An ISA IRQ that the firmware wired to a different GSI (MADT type 2).
+#[derive(Clone, Copy, Debug)]
+pub struct IsaOverride {
+    /// The GSI the IRQ (the array index) arrives on.
+    pub gsi: u32,
+}
+
+/// The first I/O APIC and the ISA overrides, from the MADT.
+pub fn find_ioapic(rsdp: u64) -> Option<(IoApicInfo, [Option<IsaOverride>; 16])> {
+    use acpi::madt::{Madt, MadtEntry};
+    // SAFETY: as in `find_ecam`.
+    let tables = unsafe { AcpiTables::from_rsdp(PhysMapHandler, rsdp as usize) }.ok()?;
+    let madt = tables.find_table::<Madt>().ok()?;
+    let mut ioapic = None;
+    let mut overrides = [None; 16];
+    for entry in madt.get().entries() {
+        match entry {
+            MadtEntry::IoApic(e) if ioapic.is_none() => {
+                let (address, gsi_base) = (e.io_apic_address, e.global_system_interrupt_base);
+                ioapic = Some(IoApicInfo { address: u64::from(address), gsi_base });
+            }
+            MadtEntry::InterruptSourceOverride(e) => {
+                let (irq, gsi) = (e.irq, e.global_system_interrupt);
+                if let Some(slot) = overrides.get_mut(usize::from(irq)) {
+                    *slot = Some(IsaOverride { gsi });
+                }
+            }
+            _ => {}
+        }
+    }
+    ioapic.map(|i| (i, overrides))
+}

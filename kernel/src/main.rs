@@ -22,6 +22,7 @@ mod entropy;
 mod fw_cfg;
 mod gdt;
 mod interrupts;
+mod ioapic;
 mod ktest;
 mod logger;
 mod memory;
@@ -95,7 +96,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     let mut pci = pci::init(rsdp);
     // `net.irq=off` keeps MSI-X off, to run the card without interrupts.
-    let nic = nic::init(&mut pci, cmdline.get("net.irq") != Some("off"));
+    let nic = nic::init(&mut pci, cmdline.get("net.irq") != Some("off"), rsdp);
 
     let heap = allocator::stats();
     let (frames, frames_free) = memory::frame_stats();

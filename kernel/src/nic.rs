@@ -3,23 +3,27 @@
 //!
 //! Interrupts come by MSI-X: table entry 0 signals configuration changes,
 //! entry 1 the receive queue, entry 2 the transmit queue, each to its own
-//! vector on this CPU. A card without MSI-X (QEMU `vectors=0`) runs without
-//! device interrupts: the main loop then polls it on a short timer (INTx
-//! routing would need the ACPI `_PRT`, i.e. an AML interpreter).
+//! vector on this CPU. A card without MSI-X (QEMU `vectors=0`) interrupts
+//! through its INTx line and the I/O APIC. Which I/O APIC pin that line
+//! reaches is in the ACPI `_PRT`, which takes an AML interpreter to read;
+//! Skiff instead listens on every pin it could be (the PCI GSIs 16–23 on
+//! q35, the firmware's interrupt-line IRQ on `pc`), and keeps masked any pin
+//! that fires while the card says it did not interrupt.
 
+use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
-use skiff_drivers::pci::{self, BarInfo, Function, MsixInfo, MsixTable};
+use skiff_drivers::pci::{self, BarInfo, ConfigurationAccess, Function, MsixInfo, MsixTable};
 use skiff_drivers::virtio::legacy::CpuPorts;
 use skiff_drivers::virtio::net::{Mac, NetFeatures, VirtioNet};
 use skiff_drivers::virtio::pci::{VirtioPciTransport, is_virtio_net, probe};
 use x86_64::PhysAddr;
 
 use crate::dma::KernelHal;
-use crate::interrupts::{self, NIC_CONFIG_VECTOR, NIC_RX_VECTOR, NIC_TX_VECTOR};
+use crate::interrupts::{self, INTX_VECTOR_BASE, NIC_CONFIG_VECTOR, NIC_RX_VECTOR, NIC_TX_VECTOR};
 use crate::pci::Pci;
-use crate::{apic, entropy, memory};
+use crate::{acpi, apic, entropy, ioapic, memory};
 
 /// The network card Skiff drives.
 pub type Nic = VirtioNet<KernelHal, VirtioPciTransport<CpuPorts>>;
@@ -44,14 +48,26 @@ pub static CONFIG_CHANGED: AtomicBool = AtomicBool::new(false);
 pub enum Signal {
     /// MSI-X, a vector per queue and one for configuration changes.
     Msix,
+    /// INTx through the I/O APIC, on one of the candidate pins.
+    Intx,
     /// No interrupts: poll on a timer.
     None,
 }
 
+/// Candidate INTx pins: vector `INTX_VECTOR_BASE + i` serves `INTX_GSI[i]`.
+const INTX_CANDIDATES: usize = 8;
+static INTX_GSI: [AtomicU32; INTX_CANDIDATES] = [const { AtomicU32::new(u32::MAX) }; INTX_CANDIDATES];
+/// Candidates whose pin fired and is masked, waiting for the main loop.
+static INTX_PENDING: AtomicU8 = AtomicU8::new(0);
+/// The interrupt-line register in a type-0 configuration header.
+const INTERRUPT_LINE: u8 = 0x3C;
+/// PCI interrupt GSIs on q35 (PIRQ A–H, QEMU's ICH9).
+const Q35_PCI_GSIS: core::ops::RangeInclusive<u32> = 16..=23;
+
 /// Finds the first virtio-net function, gives it any BAR the firmware left
 /// empty, turns on bus mastering, sets up MSI-X where it can, and
 /// initialises it. `None` (logged) if there is none or it cannot be driven.
-pub fn init(pci: &mut Pci, use_msix: bool) -> Option<(Nic, Signal)> {
+pub fn init(pci: &mut Pci, use_msix: bool, rsdp: Option<u64>) -> Option<(Nic, Signal)> {
     let (memory_window, io_window) = pci::free_windows(&pci.functions);
     let Some(function) = pci.functions.iter_mut().find(|f| is_virtio_net(f)) else {
         log::warn!("no virtio-net card found (QEMU: -device virtio-net-pci)");
@@ -83,12 +99,84 @@ pub fn init(pci: &mut Pci, use_msix: bool) -> Option<(Nic, Signal)> {
                 }
             }
         }
+        None if use_msix => setup_intx(pci, &function, rsdp),
         None => {
-            log::warn!("virtio-net: no MSI-X; the main loop polls the card on a timer");
+            log::info!("virtio-net: interrupts off (net.irq=off); the main loop polls the card on a timer");
             Signal::None
         }
     };
     Some((nic, signal))
+}
+
+/// Routes the card's INTx line through the I/O APIC (see the module's
+/// comment for why several pins).
+fn setup_intx(pci: &Pci, function: &Function, rsdp: Option<u64>) -> Signal {
+    let Some((info, overrides)) = rsdp.and_then(acpi::find_ioapic) else {
+        log::warn!("virtio-net: no MSI-X and no I/O APIC in the MADT; the main loop polls the card on a timer");
+        return Signal::None;
+    };
+    if let Err(e) = ioapic::init(info.address, info.gsi_base) {
+        log::warn!("virtio-net: cannot map the I/O APIC: {e}; polling on a timer");
+        return Signal::None;
+    }
+    let gsis: Vec<u32> = if pci.mechanism == "ECAM" {
+        Q35_PCI_GSIS.collect()
+    } else {
+        // The firmware's interrupt-line register holds the ISA IRQ it routed the pin to.
+        let line = (pci.access.read_word(function.address, INTERRUPT_LINE) & 0xFF) as u8;
+        let gsi = overrides.get(usize::from(line)).copied().flatten().map_or(u32::from(line), |o| o.gsi);
+        core::iter::once(gsi).collect()
+    };
+    let apic_id = apic::id();
+    let mut routed = 0;
+    for (i, gsi) in gsis.iter().enumerate().take(INTX_CANDIDATES) {
+        let vector = INTX_VECTOR_BASE + i as u8;
+        if ioapic::route_level(*gsi, vector, apic_id) {
+            INTX_GSI[i].store(*gsi, Ordering::Relaxed);
+            interrupts::register(vector, on_intx);
+            ioapic::set_masked(*gsi, false);
+            routed += 1;
+        }
+    }
+    if routed == 0 {
+        log::warn!("virtio-net: no I/O APIC pin for INTx; polling on a timer");
+        return Signal::None;
+    }
+    log::info!("virtio-net: no MSI-X; INTx through the I/O APIC at {:#x}, on GSI {:?}", info.address, gsis.as_slice());
+    Signal::Intx
+}
+
+/// An INTx candidate's vector: mask the (level-triggered) pin until the main
+/// loop has acknowledged the card, and note the work.
+fn on_intx(vector: u8) {
+    let i = usize::from(vector - INTX_VECTOR_BASE);
+    if let Some(gsi) = INTX_GSI.get(i).map(|g| g.load(Ordering::Relaxed)) {
+        ioapic::set_masked(gsi, true);
+        INTX_PENDING.fetch_or(1 << i, Ordering::AcqRel);
+    }
+    WORK_PENDING.store(true, Ordering::Release);
+}
+
+/// Main loop, INTx: acknowledges the card (reading its ISR deasserts the
+/// line) and unmasks the pins that fired, if the card did interrupt. A pin
+/// that fired while the card did not stays masked: it is someone else's.
+/// Returns whether the card reported a configuration change.
+pub fn service_intx(nic: &mut Nic) -> bool {
+    use skiff_drivers::virtio::{InterruptStatus, Transport};
+    let pending = INTX_PENDING.swap(0, Ordering::AcqRel);
+    if pending == 0 {
+        return false;
+    }
+    let isr = nic.transport_mut().ack_interrupt();
+    for i in (0..INTX_CANDIDATES).filter(|i| pending & (1 << i) != 0) {
+        let gsi = INTX_GSI[i].load(Ordering::Relaxed);
+        if isr.is_empty() {
+            log::debug!("virtio-net: GSI {gsi} fired but the card did not interrupt; leaving it masked");
+        } else {
+            ioapic::set_masked(gsi, false);
+        }
+    }
+    isr.contains(InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT)
 }
 
 /// Programs the MSI-X table and enables MSI-X. `None` (logged) if the card

@@ -63,7 +63,7 @@ pub static LOOP_START_TSC: AtomicU64 = AtomicU64::new(0);
 pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bool) -> ! {
     let mode = match (busy, signal) {
         (true, _) => Mode::Busy,
-        (false, Signal::Msix) => Mode::Interrupts,
+        (false, Signal::Msix | Signal::Intx) => Mode::Interrupts,
         (false, Signal::None) => Mode::TimerPoll,
     };
     status::set_mode(mode);
@@ -76,6 +76,9 @@ pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bo
             adapter.device_mut().set_queue_interrupts(false);
         }
         loop {
+            if signal == Signal::Intx && nic::service_intx(adapter.device_mut()) {
+                nic::CONFIG_CHANGED.store(true, Ordering::Release);
+            }
             if nic::CONFIG_CHANGED.swap(false, Ordering::AcqRel) {
                 // The ISR read acknowledges the device; the vector itself
                 // already said "configuration", so re-read the link either way.

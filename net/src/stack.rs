@@ -228,7 +228,7 @@ impl Stack {
             let _ = write!(dns, "{}{server}", if i == 0 { "" } else { ", " });
         }
         log::info!(
-            "net: IPv4 {} via {} ({:?}), DNS {}",
+            "IPv4 {} via {} ({:?}), DNS {}",
             config.address.map_or(String::from("none"), |a| format!("{a}")),
             config.gateway.map_or(String::from("none"), |g| format!("{g}")),
             config.source,

@@ -28,6 +28,8 @@ pub const TIMER_VECTOR: u8 = 0x30;
 pub const NIC_CONFIG_VECTOR: u8 = 0x40;
 pub const NIC_RX_VECTOR: u8 = 0x41;
 pub const NIC_TX_VECTOR: u8 = 0x42;
+/// The network card's INTx candidates, when it has no MSI-X (kernel/src/nic.rs).
+pub const INTX_VECTOR_BASE: u8 = 0x50;
 /// The local APIC's spurious-interrupt vector (its low 4 bits must be 1s on
 /// old APICs, hence 0xFF).
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
