@@ -17,9 +17,13 @@ struct PhysMapHandler;
 
 impl AcpiHandler for PhysMapHandler {
     unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
-        let virt = memory::phys_to_virt(x86_64::PhysAddr::new(physical_address as u64))
+        // ACPI is read after memory::init, so the mapping exists; without it
+        // there is no pointer to give the crate, which would dereference it.
+        let Some(virt) = memory::phys_to_virt(x86_64::PhysAddr::new(physical_address as u64))
             .and_then(|v| NonNull::new(v.as_mut_ptr::<T>()))
-            .unwrap_or(NonNull::dangling());
+        else {
+            panic!("ACPI table at {physical_address:#x} read before the physical-memory mapping exists");
+        };
         // SAFETY: the region lies in RAM that the physical-memory mapping
         // covers for the kernel's whole life; the `acpi` crate only asks for
         // table addresses the firmware published.

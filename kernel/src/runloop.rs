@@ -76,16 +76,15 @@ pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bo
             adapter.device_mut().set_queue_interrupts(false);
         }
         loop {
+            // INTx: one ISR read acknowledges the card and says whether the
+            // configuration changed. (A second read could swallow an
+            // interrupt that arrived in between and leave its pin masked.)
             if signal == Signal::Intx && nic::service_intx(adapter.device_mut()) {
-                nic::CONFIG_CHANGED.store(true, Ordering::Release);
+                adapter.device_mut().poll_link();
             }
+            // MSI-X: the configuration vector is its own signal; no ISR read.
             if nic::CONFIG_CHANGED.swap(false, Ordering::AcqRel) {
-                // The ISR read acknowledges the device; the vector itself
-                // already said "configuration", so re-read the link either way.
-                let device = adapter.device_mut();
-                if device.handle_interrupt().is_none() {
-                    device.poll_link();
-                }
+                adapter.device_mut().poll_link();
             }
             let busy = stack.poll(clock::now(), &mut adapter, &host);
             if !busy && !adapter.device().has_work() {

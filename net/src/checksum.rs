@@ -136,6 +136,28 @@ pub fn find_segment(frame: &[u8]) -> Option<Segment> {
     Some(Segment { transport, start, len, pseudo_sum })
 }
 
+/// Whether a frame may carry TCP or UDP whose checksum `verify` cannot
+/// check: IPv4 naming TCP/UDP that `find_segment` could not locate (a
+/// fragment, or lengths that do not add up), or IPv6 with extension headers.
+/// With receive offload on, such a frame that the device did not vouch for
+/// must be dropped: nothing else would check it.
+pub fn unverifiable_transport(frame: &[u8]) -> bool {
+    if find_segment(frame).is_some() {
+        return false;
+    }
+    let at = |i: usize| frame.get(i).copied();
+    let (ethertype, ip) = match (at(12), at(13)) {
+        (Some(0x81), Some(0x00)) => ((at(16), at(17)), ETHERNET_HEADER + VLAN_TAG),
+        (a, b) => ((a, b), ETHERNET_HEADER),
+    };
+    match ethertype {
+        (Some(0x08), Some(0x00)) => matches!(at(ip + 9), Some(PROTO_TCP | PROTO_UDP)),
+        // Hop-by-hop, routing, fragment and destination options headers.
+        (Some(0x86), Some(0xDD)) => matches!(at(ip + 6), Some(0 | 43 | 44 | 60)),
+        _ => false,
+    }
+}
+
 /// Prepares a frame for the device to checksum: writes the folded
 /// pseudo-header sum into the checksum field and returns the header's
 /// `(csum_start, csum_offset)`. `None` if the frame is not TCP/UDP we can
@@ -349,6 +371,22 @@ mod test {
             assert!(!fill_in_software(&mut g), "{what}");
             assert_eq!(g, f, "{what}: changed a frame it could not describe");
         }
+    }
+
+    #[test]
+    fn transport_that_cannot_be_checked_is_recognised() {
+        let good = udp4_frame(b"fine");
+        assert!(!unverifiable_transport(&good), "a locatable segment can be checked");
+        let mut fragment = good.clone();
+        fragment[20] = 0x20; // more fragments
+        assert!(unverifiable_transport(&fragment));
+        let mut icmp = good.clone();
+        icmp[23] = 1;
+        assert!(!unverifiable_transport(&icmp), "ICMP is not TCP/UDP");
+        let mut v6 = tcp6_frame(b"x");
+        v6[20] = 0; // next header: hop-by-hop options
+        assert!(unverifiable_transport(&v6));
+        assert!(!unverifiable_transport(&[0u8; 10]), "too short to be anything");
     }
 
     #[test]

@@ -23,7 +23,8 @@ const ETHERNET_HEADER: usize = 14;
 /// Frames dropped by the adapter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AdapterStats {
-    /// Received TCP/UDP frames with a wrong checksum (verified in software here).
+    /// Received TCP/UDP frames with a wrong checksum, or (with receive
+    /// offload) one that could not be checked, verified in software here.
     pub rx_drop_bad_checksum: u64,
     /// Frames smoltcp wanted to send when no transmit buffer was free.
     pub tx_drop_no_buffer: u64,
@@ -96,8 +97,15 @@ pub struct TxToken<'a, T: TxHalf> {
 impl<R: RxHalf> phy::RxToken for RxToken<'_, R> {
     fn consume<Ret, F: FnOnce(&[u8]) -> Ret>(self, f: F) -> Ret {
         let bytes = self.rx.bytes(&self.frame);
-        // smoltcp skips empty frames: that is how a bad one is dropped.
-        let bad = self.verify && !self.rx.checksum_verified(&self.frame) && checksum::verify(bytes) == Some(false);
+        // smoltcp skips empty frames: that is how a bad one is dropped. A
+        // frame whose TCP/UDP checksum cannot be checked here is bad too:
+        // with offload on, smoltcp does not check it either.
+        let bad = self.verify
+            && !self.rx.checksum_verified(&self.frame)
+            && match checksum::verify(bytes) {
+                Some(valid) => !valid,
+                None => checksum::unverifiable_transport(bytes),
+            };
         let result = if bad {
             *self.dropped += 1;
             f(&[])

@@ -49,13 +49,15 @@ pub fn capability_name(id: u8) -> &'static str {
     }
 }
 
-/// Turns on what a driver needs of a function: memory and I/O decoding and
-/// bus mastering (DMA). Firmware often leaves bus mastering off (SeaBIOS
-/// does), and a virtio device that cannot master the bus never touches its
-/// queues.
+/// Turns on what a driver needs of a function: memory and I/O decoding, bus
+/// mastering (DMA), and its INTx line. Firmware often leaves bus mastering
+/// off (SeaBIOS does), and a virtio device that cannot master the bus never
+/// touches its queues.
 pub fn enable_device<C: ConfigurationAccess>(root: &mut PciRoot<C>, function: DeviceFunction) {
     let (_, command) = root.get_status_command(function);
-    root.set_command(function, command | Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER);
+    let command =
+        (command | Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER) - Command::INTERRUPT_DISABLE;
+    root.set_command(function, command);
 }
 
 #[cfg(test)]

@@ -17,9 +17,12 @@
 //! Why not `virtio-drivers`' `VirtQueue`: its size is a const generic, while
 //! the size must come from the device (and a legacy device dictates it); an
 //! unexpected used id makes it return `WrongToken` forever; its EVENT_IDX
-//! kick test is not wrap-safe. Here every used entry is validated — id in
-//! range, id actually in flight, length within the buffer — and a bad entry is
-//! reported and skipped, so the queue keeps working.
+//! kick test is not wrap-safe. Here every used entry is checked — id in
+//! range, id actually in flight, length within the buffer, the used index
+//! moving no further than the queue holds — and a bad entry is reported and
+//! skipped, so the queue keeps working. (A device that returns a buffer it
+//! was given again, after the driver reposted it, cannot be told from a
+//! correct one; no ring check can catch that.)
 //!
 //! The layout is the legacy one (used ring on the next 4 KiB boundary), which
 //! modern devices accept too, so one layout serves both transports.
@@ -67,6 +70,13 @@ pub enum BadUsed {
         /// The id the device wrote.
         id: u16,
     },
+    /// The device moved its used index further than it has descriptors:
+    /// the entries in between cannot all be real. Skiff skips to the new
+    /// index; descriptors the device never returned stay in flight.
+    IndexJump {
+        /// How far the index moved past the last entry taken.
+        distance: u16,
+    },
     /// The device claims more bytes than the buffer holds. The descriptor
     /// was in flight and is now free: the caller gives it back.
     LenTooLong {
@@ -84,6 +94,9 @@ impl fmt::Display for BadUsed {
         match self {
             BadUsed::IdOutOfRange { id } => write!(f, "used id {id} out of range"),
             BadUsed::NotInFlight { id } => write!(f, "used id {id} was not in flight"),
+            BadUsed::IndexJump { distance } => {
+                write!(f, "used index moved {distance} entries, more than the queue holds")
+            }
             BadUsed::LenTooLong { id, len, max } => write!(f, "used id {id} claims {len} bytes of a {max}-byte buffer"),
         }
     }
@@ -294,8 +307,14 @@ impl<H: Hal> SplitQueue<H> {
     /// `Some(Err(..))` for an entry that failed a check (it is consumed, so
     /// the next call moves on).
     pub fn pop_used(&mut self) -> Option<Result<Used, BadUsed>> {
-        if !self.has_used() {
+        let used_idx = self.used_idx();
+        if used_idx == self.last_used {
             return None;
+        }
+        let distance = used_idx.wrapping_sub(self.last_used);
+        if distance > self.size {
+            self.last_used = used_idx;
+            return Some(Err(BadUsed::IndexJump { distance }));
         }
         // Read the entry only after seeing the index that covers it.
         fence(Ordering::Acquire);
@@ -467,6 +486,24 @@ mod test {
         assert_eq!(dev.take_avail(), [0, 1]);
         dev.put_used(1, 5);
         assert_eq!(q.pop_used(), Some(Ok(Used { id: 1, len: 5 })));
+    }
+
+    #[test]
+    fn a_used_index_that_jumps_past_the_queue_is_reported_and_skipped() {
+        let (mut q, mut dev, _) = queue(8, 8, false);
+        fill(&mut q);
+        q.push(0).unwrap();
+        q.publish();
+        dev.take_avail();
+        // The device claims 20 entries at once in an 8-entry queue.
+        for _ in 0..20 {
+            dev.put_used(0, 1);
+        }
+        assert_eq!(q.pop_used(), Some(Err(BadUsed::IndexJump { distance: 20 })));
+        assert_eq!(q.pop_used(), None, "skipped to the device's index");
+        // Later entries are taken normally.
+        dev.put_used(0, 3);
+        assert_eq!(q.pop_used(), Some(Ok(Used { id: 0, len: 3 })));
     }
 
     #[test]

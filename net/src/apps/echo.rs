@@ -18,6 +18,8 @@ pub const PORT: u16 = 7;
 pub const CONNECTIONS: usize = 40;
 /// Per-socket TCP buffers; large enough for a window that keeps a stream moving.
 const BUFFER: usize = 64 * 1024;
+/// A connection through which nothing moved this long is closed.
+pub const IDLE_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(120);
 /// Bytes moved per copy step.
 const CHUNK: usize = 4096;
 
@@ -26,21 +28,21 @@ pub struct EchoServer {
     handles: Vec<SocketHandle>,
     /// Per socket: when it was first seen in TIME-WAIT (see `super::reopen`).
     time_wait_since: Vec<Option<Instant>>,
+    /// Per socket: when data last moved.
+    last_activity: Vec<Instant>,
     bytes: u64,
 }
 
 impl EchoServer {
     /// Creates `CONNECTIONS` listening sockets in `sockets`.
     pub fn new(sockets: &mut SocketSet<'static>) -> Self {
-        let handles = (0..CONNECTIONS)
-            .map(|_| {
-                sockets.add(tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; BUFFER]),
-                    tcp::SocketBuffer::new(vec![0; BUFFER]),
-                ))
-            })
-            .collect();
-        EchoServer { handles, time_wait_since: vec![None; CONNECTIONS], bytes: 0 }
+        let handles = (0..CONNECTIONS).map(|_| sockets.add(super::server_socket(BUFFER, BUFFER))).collect();
+        EchoServer {
+            handles,
+            time_wait_since: vec![None; CONNECTIONS],
+            last_activity: vec![Instant::ZERO; CONNECTIONS],
+            bytes: 0,
+        }
     }
 
     /// Bytes echoed so far.
@@ -56,10 +58,16 @@ impl EchoServer {
     /// Echoes what can be echoed; reopens closed sockets.
     pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'static>) {
         let mut chunk = [0u8; CHUNK];
-        for (&handle, since) in self.handles.iter().zip(&mut self.time_wait_since) {
+        for ((&handle, since), last_activity) in
+            self.handles.iter().zip(&mut self.time_wait_since).zip(&mut self.last_activity)
+        {
             let socket = sockets.get_mut::<tcp::Socket>(handle);
             if !socket.is_open() {
                 super::reopen(socket, PORT, now, since);
+                continue;
+            }
+            if !socket.is_active() {
+                *last_activity = now; // listening: the idle clock starts at connect
                 continue;
             }
             loop {
@@ -75,12 +83,17 @@ impl EchoServer {
                         let sent = socket.send_slice(&chunk[..n]).unwrap_or(0);
                         debug_assert_eq!(sent, n);
                         self.bytes += sent as u64;
+                        *last_activity = now;
                     }
                 }
             }
             // The client finished sending and everything went back: finish too.
             if socket.state() == tcp::State::CloseWait && !socket.can_recv() && socket.send_queue() == 0 {
                 socket.close();
+            } else if now - *last_activity > IDLE_TIMEOUT {
+                // Nothing moved for this long: an idle client, or one that
+                // stopped reading for good (back-pressure has its limit).
+                socket.abort();
             }
         }
     }

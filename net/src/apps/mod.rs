@@ -6,6 +6,22 @@ pub mod http;
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 
+/// A connection whose sent data (or FIN) goes unacknowledged this long is
+/// aborted (smoltcp's socket timeout): a peer that vanished frees its socket.
+pub const TCP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Keep-alive probes on idle connections, so that the timeout above also
+/// catches peers that vanished while nothing was being sent.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// A server socket with Skiff's timeouts.
+pub fn server_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
+    let mut socket =
+        tcp::Socket::new(tcp::SocketBuffer::new(alloc::vec![0; rx]), tcp::SocketBuffer::new(alloc::vec![0; tx]));
+    socket.set_timeout(Some(TCP_TIMEOUT));
+    socket.set_keep_alive(Some(KEEP_ALIVE));
+    socket
+}
+
 /// How long a socket stays in TIME-WAIT before it listens again: ten times
 /// smoltcp's 10 ms delayed ACK, so the ACK of the peer's FIN has gone out.
 pub const TIME_WAIT_LINGER: Duration = Duration::from_millis(100);

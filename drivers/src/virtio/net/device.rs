@@ -112,6 +112,8 @@ counters! {
     drop_bad_id,
     /// Used entries for a descriptor not in flight: returned twice (rx and tx).
     drop_not_in_flight,
+    /// Used-index jumps past the queue size (rx and tx); the entries between are skipped.
+    drop_bad_index,
     /// Received entries claiming more bytes than the buffer.
     rx_drop_bad_len,
     /// Received entries shorter than the header plus an Ethernet header.
@@ -423,6 +425,7 @@ fn count_bad_used(stats: &mut NetStats, bad: BadUsed, queue: &str) {
     match bad {
         BadUsed::IdOutOfRange { .. } => stats.drop_bad_id += 1,
         BadUsed::NotInFlight { .. } => stats.drop_not_in_flight += 1,
+        BadUsed::IndexJump { .. } => stats.drop_bad_index += 1,
         BadUsed::LenTooLong { .. } => {} // the caller decides
     }
 }
@@ -460,7 +463,8 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
             return Err(NetError::NoAnyLayout);
         }
         let features = transport.begin_init(NetFeatures::WANTED);
-        if !transport.get_status().contains(DeviceStatus::FEATURES_OK) {
+        // Legacy devices have no FEATURES_OK handshake (spec 3.1.2).
+        if !legacy && !transport.get_status().contains(DeviceStatus::FEATURES_OK) {
             transport.set_status(DeviceStatus::FAILED);
             return Err(NetError::FeaturesRejected);
         }

@@ -11,7 +11,6 @@ pub mod request;
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -69,10 +68,7 @@ impl HttpServer {
     pub fn new(sockets: &mut SocketSet<'static>, idle_timeout: Duration) -> Self {
         let connections = (0..CONNECTIONS)
             .map(|_| {
-                let socket = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
-                    tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
-                );
+                let socket = super::server_socket(RX_BUFFER, TX_BUFFER);
                 Connection {
                     handle: sockets.add(socket),
                     input: Vec::new(),
@@ -151,10 +147,13 @@ impl HttpServer {
             // The client closed its side: every whole request it sent is
             // answered, and what is left can never become one.
             let peer_done = socket.state() == tcp::State::CloseWait && !socket.can_recv();
-            if conn.output.is_empty() && (conn.closing || peer_done) {
-                socket.close();
-            } else if now - conn.last_activity > idle_timeout {
+            // The idle clock runs whatever the state: a peer that never
+            // sends its FIN (FIN-WAIT-2 has no timer in smoltcp) or never
+            // acknowledges ours must not keep the socket.
+            if now - conn.last_activity > idle_timeout {
                 socket.abort();
+            } else if conn.output.is_empty() && (conn.closing || peer_done) {
+                socket.close();
             }
         }
     }
