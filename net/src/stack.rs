@@ -23,6 +23,9 @@ use crate::phy::Adapter;
 /// Frames taken in per poll step before sockets and timers get their turn,
 /// so that a flood cannot starve transmission or TCP's timers.
 pub const INGRESS_BUDGET: usize = 64;
+/// While connections are open, the apps are polled at least this often, so
+/// their idle timeouts and the TIME-WAIT linger are kept to within this.
+pub const APP_TICK: core::time::Duration = core::time::Duration::from_millis(100);
 /// Egress rounds per poll step (each bounded by smoltcp).
 const EGRESS_ROUNDS: usize = 16;
 
@@ -158,11 +161,21 @@ impl Stack {
         // While waiting for DHCP, wake up for the fallback deadline too.
         let fallback = (self.ipv4.source == AddressSource::Waiting)
             .then(|| (self.started + to_smol(self.config.dhcp_wait)).max(now) - now);
-        let delay = match (stack, fallback) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // The apps' own clocks (idle timeouts, the TIME-WAIT linger) are not
+        // smoltcp's: while any connection is open, look in at least this often.
+        let apps = self.has_connections().then_some(to_smol(APP_TICK));
+        let delay = [stack, fallback, apps].into_iter().flatten().min();
         delay.map(|d| core::time::Duration::from_micros(d.total_micros()))
+    }
+
+    /// Whether any TCP socket is past listening (connected, closing, TIME-WAIT).
+    fn has_connections(&self) -> bool {
+        self.sockets.iter().any(|(_, socket)| match socket {
+            smoltcp::socket::Socket::Tcp(tcp) => {
+                !matches!(tcp.state(), smoltcp::socket::tcp::State::Listen | smoltcp::socket::tcp::State::Closed)
+            }
+            _ => false,
+        })
     }
 
     fn poll_address(&mut self, now: Instant) {

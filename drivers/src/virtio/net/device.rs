@@ -454,24 +454,27 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         if device_type != DeviceType::Network {
             return Err(NetError::NotNetwork(device_type));
         }
-        let offered = NetFeatures::from_bits_retain(transport.read_device_features());
         let legacy = transport.requires_legacy_layout();
-        if !legacy && !offered.contains(NetFeatures::VERSION_1) {
-            return Err(NetError::NoVersion1);
-        }
-        if legacy && !offered.contains(NetFeatures::ANY_LAYOUT) {
-            return Err(NetError::NoAnyLayout);
-        }
+        // Reset, ACKNOWLEDGE and DRIVER, read and write features, FEATURES_OK
+        // (spec 3.1.1, steps 1-5).
         let features = transport.begin_init(NetFeatures::WANTED);
-        // Legacy devices have no FEATURES_OK handshake (spec 3.1.2).
-        if !legacy && !transport.get_status().contains(DeviceStatus::FEATURES_OK) {
-            transport.set_status(DeviceStatus::FAILED);
-            return Err(NetError::FeaturesRejected);
-        }
         let fail = |transport: &mut T, e: NetError| {
             transport.set_status(DeviceStatus::FAILED);
             e
         };
+        // What the device offered, read (again) now that it has been reset
+        // and acknowledged, as the spec orders.
+        let offered = NetFeatures::from_bits_retain(transport.read_device_features());
+        if !legacy && !offered.contains(NetFeatures::VERSION_1) {
+            return Err(fail(&mut transport, NetError::NoVersion1));
+        }
+        if legacy && !offered.contains(NetFeatures::ANY_LAYOUT) {
+            return Err(fail(&mut transport, NetError::NoAnyLayout));
+        }
+        // Step 6; legacy devices have no FEATURES_OK handshake (spec 3.1.2).
+        if !legacy && !transport.get_status().contains(DeviceStatus::FEATURES_OK) {
+            return Err(fail(&mut transport, NetError::FeaturesRejected));
+        }
 
         let header_len =
             if features.intersects(NetFeatures::VERSION_1 | NetFeatures::MRG_RXBUF) { MODERN_LEN } else { LEGACY_LEN };
@@ -743,10 +746,17 @@ impl<H: Hal, T: Transport> NetDevice for VirtioNet<H, T> {
     }
 }
 
+/// Status reads to wait for a reset to complete (spec 4.1.4.3.2: the driver
+/// must wait for `device_status` to read 0 before reusing the queues).
+const RESET_POLLS: usize = 1_000_000;
+
 impl<H: Hal, T: Transport> Drop for VirtioNet<H, T> {
     fn drop(&mut self) {
         // Stop the device before its queues and buffers are freed.
         self.transport.set_status(DeviceStatus::empty());
+        if !(0..RESET_POLLS).any(|_| self.transport.get_status().is_empty()) {
+            log::error!("virtio-net: the device did not finish its reset; its memory is freed anyway");
+        }
     }
 }
 
