@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use skiff_drivers::pci::{self, BarInfo, ConfigurationAccess, Function, MsixInfo, MsixTable};
 use skiff_drivers::virtio::legacy::CpuPorts;
 use skiff_drivers::virtio::net::{Mac, NetFeatures, VirtioNet};
-use skiff_drivers::virtio::pci::{VirtioPciTransport, is_virtio_net, probe};
+use skiff_drivers::virtio::pci::{VectorError, VirtioPciTransport, is_virtio_net, probe};
 use x86_64::PhysAddr;
 
 use crate::dma::KernelHal;
@@ -82,23 +82,21 @@ pub fn init(pci: &mut Pci, use_msix: bool, rsdp: Option<u64>) -> Option<(Nic, Si
     pci::enable_device(&mut pci.root, function.address);
     let function = function.clone();
     let msix = if use_msix { setup_msix(pci, &function) } else { None };
-    let mut nic = bring_up(pci, &function, msix.is_some())?;
+    let (nic, vectors) = bring_up(pci, &function, msix.is_some())?;
     let signal = match msix {
-        Some(()) => {
-            let queues = [(RX_QUEUE, ENTRY_RX), (TX_QUEUE, ENTRY_TX)];
-            match nic.transport_mut().set_msix_vectors::<KernelHal, _>(&pci.access, &function, ENTRY_CONFIG, &queues) {
-                Ok(()) => {
-                    log::info!(
-                        "virtio-net: MSI-X: config on vector {NIC_CONFIG_VECTOR:#x}, rx on {NIC_RX_VECTOR:#x}, tx on {NIC_TX_VECTOR:#x}"
-                    );
-                    Signal::Msix
-                }
-                Err(e) => {
-                    log::warn!("virtio-net: {e}; polling instead of interrupts");
-                    Signal::None
-                }
+        Some(()) => match vectors {
+            Some(Ok(())) => {
+                log::info!(
+                    "virtio-net: MSI-X: config on vector {NIC_CONFIG_VECTOR:#x}, rx on {NIC_RX_VECTOR:#x}, tx on {NIC_TX_VECTOR:#x}"
+                );
+                Signal::Msix
             }
-        }
+            Some(Err(e)) => {
+                log::warn!("virtio-net: {e}; polling instead of interrupts");
+                Signal::None
+            }
+            None => Signal::None,
+        },
         None if use_msix => setup_intx(pci, &function, rsdp),
         None => {
             log::info!("virtio-net: interrupts off (net.irq=off); the main loop polls the card on a timer");
@@ -222,7 +220,9 @@ fn on_config_change(_vector: u8) {
     WORK_PENDING.store(true, Ordering::Release);
 }
 
-fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<Nic> {
+/// Initialises the card; with MSI-X on, also gives it its vectors (at the
+/// point of initialisation the spec asks) and returns how that went.
+fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<(Nic, Option<Result<(), VectorError>>)> {
     // SAFETY: the legacy transport uses only the ports of this function's I/O
     // BAR 0, which nothing else in Skiff touches.
     let ports = unsafe { CpuPorts::new() };
@@ -235,7 +235,15 @@ fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<Ni
     };
     let kind = transport.kind();
     let (random, source) = entropy::seed();
-    let nic = match Nic::new(transport, random) {
+    let mut vectors = None;
+    let access = pci.access.clone();
+    let set_vectors = |transport: &mut VirtioPciTransport<CpuPorts>| {
+        if msix_enabled {
+            let queues = [(RX_QUEUE, ENTRY_RX), (TX_QUEUE, ENTRY_TX)];
+            vectors = Some(transport.set_msix_vectors::<KernelHal, _>(&access, function, ENTRY_CONFIG, &queues));
+        }
+    };
+    let nic = match Nic::new_with(transport, random, set_vectors) {
         Ok(nic) => nic,
         Err(e) => {
             log::error!("virtio-net at {}: {e}", function.address);
@@ -258,5 +266,5 @@ fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<Ni
         if nic.rx_checksum_offload() { "on" } else { "off (software)" },
     );
     log::debug!("virtio-net: random seed from {source:?}");
-    Some(nic)
+    Some((nic, vectors))
 }

@@ -449,7 +449,15 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
     /// the configuration, set up both queues, fill the receive queue, and go
     /// live. `random` seeds a locally administered MAC address if the device
     /// has none.
-    pub fn new(mut transport: T, random: u64) -> Result<Self, NetError> {
+    pub fn new(transport: T, random: u64) -> Result<Self, NetError> {
+        Self::new_with(transport, random, |_| {})
+    }
+
+    /// As [`new`](Self::new), running `before_queues` once the features are
+    /// agreed and before any queue is set up and enabled: the place to give
+    /// the device its MSI-X vectors (spec 4.1.4.3.2: queue fields, the vector
+    /// among them, are configured before `queue_enable`).
+    pub fn new_with(mut transport: T, random: u64, before_queues: impl FnOnce(&mut T)) -> Result<Self, NetError> {
         let device_type = transport.device_type();
         if device_type != DeviceType::Network {
             return Err(NetError::NotNetwork(device_type));
@@ -493,6 +501,7 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         };
         let link_up = read_link(&transport, features).unwrap_or(true);
 
+        before_queues(&mut transport);
         let event_idx = features.contains(NetFeatures::RING_EVENT_IDX);
         let slot_len = header_len + ETHERNET_HEADER + VLAN_TAG + usize::from(mtu);
         let mut rx_queue = SplitQueue::new(&mut transport, RX_QUEUE, MAX_QUEUE_SIZE, event_idx)
@@ -590,7 +599,8 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         self.rx.queue.has_used() || self.tx.queue.has_used()
     }
 
-    /// The transport, for what the driver does not wrap (MSI-X vectors).
+    /// The transport, for what the driver does not wrap (the ISR read that
+    /// acknowledges an INTx interrupt).
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
     }
