@@ -163,6 +163,8 @@ pub struct SplitQueue<H: Hal> {
     published_idx: u16,
     last_used: u16,
     event_idx: bool,
+    /// Whether the driver asked for used-buffer interrupts (`set_interrupts`).
+    interrupts: bool,
     _hal: core::marker::PhantomData<H>,
 }
 
@@ -218,6 +220,8 @@ impl<H: Hal> SplitQueue<H> {
             published_idx: 0,
             last_used: 0,
             event_idx,
+            // Zeroed rings ask for interrupts: flags 0, used_event 0.
+            interrupts: true,
             _hal: core::marker::PhantomData,
         })
     }
@@ -323,6 +327,10 @@ impl<H: Hal> SplitQueue<H> {
         let id = self.read::<u32>(entry);
         let len = self.read::<u32>(entry + 4);
         self.last_used = self.last_used.wrapping_add(1);
+        if self.event_idx && !self.interrupts {
+            // Keep "off" out of reach as entries are taken.
+            self.write_used_event();
+        }
 
         let Some(id) = u16::try_from(id).ok().filter(|&i| i < self.size) else {
             return Some(Err(BadUsed::IdOutOfRange { id }));
@@ -342,13 +350,21 @@ impl<H: Hal> SplitQueue<H> {
     /// the device may interrupt anyway. With EVENT_IDX, "on" means "after the
     /// next used buffer" and "off" moves the event index out of reach.
     pub fn set_interrupts(&mut self, enabled: bool) {
+        self.interrupts = enabled;
         if self.event_idx {
-            let event = if enabled { self.last_used } else { self.last_used.wrapping_add(self.size).wrapping_add(1) };
-            self.write::<u16>(self.layout.avail + 4 + 2 * usize::from(self.size), event);
+            self.write_used_event();
         } else {
             self.write::<u16>(self.layout.avail, if enabled { 0 } else { AVAIL_F_NO_INTERRUPT });
         }
         fence(Ordering::SeqCst);
+    }
+
+    /// With EVENT_IDX: "interrupt after the next used buffer" when on; when
+    /// off, an index half the ring-index space ahead, which the device cannot
+    /// reach before `pop_used` moves it on again.
+    fn write_used_event(&mut self) {
+        let event = if self.interrupts { self.last_used } else { self.last_used.wrapping_add(0x8000) };
+        self.write::<u16>(self.layout.avail + 4 + 2 * usize::from(self.size), event);
     }
 
     fn used_idx(&self) -> u16 {
@@ -552,7 +568,21 @@ mod test {
         q.set_interrupts(true);
         assert_eq!(dev.used_event_and_flags().0, 0, "interrupt after the next used buffer");
         q.set_interrupts(false);
-        assert_eq!(dev.used_event_and_flags().0, 9, "out of reach of 8 in-flight buffers");
+        assert_eq!(dev.used_event_and_flags().0, 0x8000, "out of reach of 8 in-flight buffers");
+        // It stays out of reach while entries are taken with interrupts off.
+        let mut dev = dev;
+        for id in 0..8 {
+            q.set_buffer(id, 0x1000, 64, true).unwrap();
+        }
+        for round in 0..20u16 {
+            let id = round % 8;
+            q.push(id).unwrap();
+            q.publish();
+            dev.take_avail();
+            dev.put_used(u32::from(id), 1);
+            assert!(q.pop_used().is_some());
+            assert_eq!(dev.used_event_and_flags().0, (round + 1).wrapping_add(0x8000), "round {round}");
+        }
     }
 
     #[test]
