@@ -463,15 +463,16 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
             return Err(NetError::NotNetwork(device_type));
         }
         let legacy = transport.requires_legacy_layout();
-        // Reset, ACKNOWLEDGE and DRIVER, read and write features, FEATURES_OK
-        // (spec 3.1.1, steps 1-5).
-        let features = transport.begin_init(NetFeatures::WANTED);
         let fail = |transport: &mut T, e: NetError| {
             transport.set_status(DeviceStatus::FAILED);
             e
         };
-        // What the device offered, read (again) now that it has been reset
-        // and acknowledged, as the spec orders.
+        // Spec 3.1.1, steps 1-3: reset, ACKNOWLEDGE, DRIVER.
+        transport.set_status(DeviceStatus::empty());
+        transport.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
+        // Step 4: read the device's features, and decide ours. The MTU field
+        // may be read now (spec 5.1.4.2); one we cannot use is declined
+        // rather than accepted and then ignored.
         let offered = NetFeatures::from_bits_retain(transport.read_device_features());
         if !legacy && !offered.contains(NetFeatures::VERSION_1) {
             return Err(fail(&mut transport, NetError::NoVersion1));
@@ -479,26 +480,30 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         if legacy && !offered.contains(NetFeatures::ANY_LAYOUT) {
             return Err(fail(&mut transport, NetError::NoAnyLayout));
         }
-        // Step 6; legacy devices have no FEATURES_OK handshake (spec 3.1.2).
+        let mut wanted = NetFeatures::WANTED;
+        let device_mtu = offered.contains(NetFeatures::MTU).then(|| transport.read_config_space::<u16>(CONFIG_MTU));
+        let mtu = match device_mtu {
+            Some(Ok(mtu)) if (MIN_MTU..=MAX_MTU).contains(&mtu) => mtu,
+            Some(other) => {
+                log::warn!("virtio-net: device MTU {other:?} unusable; declining the MTU feature, using {DEFAULT_MTU}");
+                wanted -= NetFeatures::MTU;
+                DEFAULT_MTU
+            }
+            None => DEFAULT_MTU,
+        };
+        let features = offered & wanted;
+        transport.write_driver_features(features.bits());
+        // Steps 5-6; legacy devices have no FEATURES_OK handshake (spec 3.1.2).
+        transport.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK);
         if !legacy && !transport.get_status().contains(DeviceStatus::FEATURES_OK) {
             return Err(fail(&mut transport, NetError::FeaturesRejected));
         }
+        transport.set_guest_page_size(PAGE_SIZE as u32);
 
         let header_len =
             if features.intersects(NetFeatures::VERSION_1 | NetFeatures::MRG_RXBUF) { MODERN_LEN } else { LEGACY_LEN };
         let mac = if features.contains(NetFeatures::MAC) { read_mac(&transport) } else { None }
             .unwrap_or_else(|| random_mac(random));
-        let mtu = if features.contains(NetFeatures::MTU) {
-            match transport.read_config_space::<u16>(CONFIG_MTU) {
-                Ok(mtu) if (MIN_MTU..=MAX_MTU).contains(&mtu) => mtu,
-                other => {
-                    log::warn!("virtio-net: device MTU {other:?} unusable, using {DEFAULT_MTU}");
-                    DEFAULT_MTU
-                }
-            }
-        } else {
-            DEFAULT_MTU
-        };
         let link_up = read_link(&transport, features).unwrap_or(true);
 
         before_queues(&mut transport);

@@ -135,9 +135,16 @@ fn features_we_do_not_handle_are_declined() {
 #[test]
 fn mtu_comes_from_the_device_when_offered_and_sane() {
     let t = FakeTransport::new((BASIC | NetFeatures::MTU).bits(), config(true, 4000), QUEUE_SIZE);
-    assert_eq!(Net::new(t, 1).unwrap().mtu(), 4000);
+    let net = Net::new(t.clone(), 1).unwrap();
+    assert_eq!(net.mtu(), 4000);
+    assert!(net.features().contains(NetFeatures::MTU));
+    let (_, len, _) = DeviceQueue::new(t.queue(0)).descriptor(0);
+    assert_eq!(len as usize, MODERN_LEN + 14 + 4 + 4000, "receive buffers hold the device's MTU");
     let t = FakeTransport::new((BASIC | NetFeatures::MTU).bits(), config(true, 10), QUEUE_SIZE);
-    assert_eq!(Net::new(t, 1).unwrap().mtu(), DEFAULT_MTU, "an MTU below IPv4's minimum is ignored");
+    let net = Net::new(t.clone(), 1).unwrap();
+    assert_eq!(net.mtu(), DEFAULT_MTU, "an MTU below IPv4's minimum is not used");
+    assert!(!net.features().contains(NetFeatures::MTU), "an unusable MTU is declined, not accepted and ignored");
+    assert_eq!(t.0.borrow().driver_features & NetFeatures::MTU.bits(), 0);
     let t = FakeTransport::new(BASIC.bits(), config(true, 4000), QUEUE_SIZE);
     assert_eq!(Net::new(t, 1).unwrap().mtu(), DEFAULT_MTU, "no MTU feature, no MTU read");
 }
