@@ -57,6 +57,9 @@ enum Cmd {
         /// Host port on 127.0.0.1 forwarded to the guest's TCP echo (port 7).
         #[arg(long, default_value_t = 8007)]
         echo_port: u16,
+        /// Record the card's traffic to this pcap file (open it in Wireshark).
+        #[arg(long)]
+        pcap: Option<PathBuf>,
     },
     /// Run every test: host unit tests, then the kernel's tests under QEMU.
     Qemu {
@@ -89,11 +92,11 @@ fn main() -> ExitCode {
     }
     let result = setup().and_then(|()| match cli.command {
         Cmd::Build => build::build().map(|artifacts| artifacts.print()),
-        Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port } => {
+        Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap } => {
             build::build().and_then(|artifacts| {
                 let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
                 let forwards = vec![Forward { host: http_port, guest: 80 }, Forward { host: echo_port, guest: 7 }];
-                let nic = Nic { forwards, ..Nic::default() };
+                let nic = Nic { forwards, pcap, ..Nic::default() };
                 let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic) };
                 qemu::run_interactive(&artifacts, &boot, http_port, echo_port)
             })

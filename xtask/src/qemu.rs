@@ -68,11 +68,13 @@ pub struct Nic {
     pub forwards: Vec<Forward>,
     /// Offer MSI-X (QEMU's `vectors=0` takes it away).
     pub msix: bool,
+    /// Record the card's traffic to this pcap file (QEMU's `filter-dump`).
+    pub pcap: Option<PathBuf>,
 }
 
 impl Default for Nic {
     fn default() -> Self {
-        Nic { backend: Backend::User, legacy: false, offload: true, forwards: Vec::new(), msix: true }
+        Nic { backend: Backend::User, legacy: false, offload: true, forwards: Vec::new(), msix: true, pcap: None }
     }
 }
 
@@ -220,10 +222,12 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
         }
         args.push("-device".into());
         args.push(device);
-        // For debugging a test boot: record its traffic for Wireshark.
-        if let Ok(pcap) = std::env::var("SKIFF_PCAP") {
+        // Record the traffic for Wireshark: `run --pcap FILE`, or SKIFF_PCAP
+        // to debug a test boot.
+        let pcap = nic.pcap.clone().or_else(|| std::env::var_os("SKIFF_PCAP").map(PathBuf::from));
+        if let Some(pcap) = pcap {
             args.push("-object".into());
-            args.push(format!("filter-dump,id=dump0,netdev=net0,file={}", escape_option(&pcap)));
+            args.push(format!("filter-dump,id=dump0,netdev=net0,file={}", escape_option(&pcap.display().to_string())));
         }
     }
     if !boot.cmdline.is_empty() {
@@ -497,7 +501,14 @@ mod tests {
     #[test]
     fn nic_options_follow_the_boot() {
         let tap = Boot {
-            nic: Some(Nic { backend: Backend::Tap, legacy: true, offload: false, forwards: vec![], msix: false }),
+            nic: Some(Nic {
+                backend: Backend::Tap,
+                legacy: true,
+                offload: false,
+                forwards: vec![],
+                msix: false,
+                pcap: None,
+            }),
             ..Boot::default()
         };
         let joined = arguments(&artifacts(), &tap, Path::new("/nonexistent")).unwrap().join(" ");
@@ -525,6 +536,15 @@ mod tests {
             .unwrap()
             .join(" ");
         assert!(!none.contains("-netdev"), "{none}");
+    }
+
+    #[test]
+    fn pcap_records_the_cards_traffic() {
+        let nic = Nic { pcap: Some("/tmp/a,b.pcap".into()), ..Nic::default() };
+        let joined = arguments(&artifacts(), &Boot { nic: Some(nic), ..Boot::default() }, Path::new("/nonexistent"))
+            .unwrap()
+            .join(" ");
+        assert!(joined.contains("-object filter-dump,id=dump0,netdev=net0,file=/tmp/a,,b.pcap"), "{joined}");
     }
 
     #[test]
