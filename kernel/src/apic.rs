@@ -69,6 +69,14 @@ impl LocalApic {
         }
     }
 
+    /// The APIC id: the whole register in x2APIC mode, its top byte in xAPIC mode.
+    fn id(&self) -> u8 {
+        match self.regs {
+            Registers::X2Apic => self.read(reg::ID) as u8,
+            Registers::XApic(_) => (self.read(reg::ID) >> 24) as u8,
+        }
+    }
+
     fn write(&self, offset: u32, value: u32) {
         match self.regs {
             // SAFETY: as in `read`; the callers write values the SDM defines.
@@ -138,10 +146,7 @@ pub fn init() -> Result<(), ApicError> {
         return Err(ApicError::TimerStopped);
     }
 
-    let id = match apic.regs {
-        Registers::X2Apic => apic.read(reg::ID),
-        Registers::XApic(_) => apic.read(reg::ID) >> 24,
-    };
+    let id = apic.id();
     log::info!(
         "local APIC: {} mode, id {id}, version {:#x}, timer {}.{:03} MHz (÷16), tsc-deadline: {}; 8259 PICs masked",
         if matches!(apic.regs, Registers::X2Apic) { "x2APIC" } else { "xAPIC" },
@@ -157,10 +162,7 @@ pub fn init() -> Result<(), ApicError> {
 
 /// This CPU's local APIC id (the destination for MSI-X messages).
 pub fn id() -> u8 {
-    APIC.get().map_or(0, |apic| match apic.regs {
-        Registers::X2Apic => apic.read(reg::ID) as u8,
-        Registers::XApic(_) => (apic.read(reg::ID) >> 24) as u8,
-    })
+    APIC.get().map_or(0, LocalApic::id)
 }
 
 /// Signals the end of an interrupt to the local APIC. Called by the dispatcher.

@@ -79,6 +79,31 @@ const LISTENING_SOCKETS: u64 = 80;
 /// The echo stream's size.
 const ECHO_BYTES: usize = 100 << 20;
 
+/// A serving boot with its HTTP port forwarded from a free host port, which
+/// `check` gets along with the guest.
+fn http_case(
+    name: &'static str,
+    machine: Machine,
+    msix: bool,
+    cmdline: &str,
+    timeout: Duration,
+    check: fn(u16, &qemu::Guest) -> std::result::Result<String, String>,
+) -> Case {
+    let port = free_port();
+    Case {
+        name,
+        boot: Boot {
+            machine,
+            cmdline: cmdline.into(),
+            nic: Some(Nic { forwards: vec![Forward { host: port, guest: 80 }], msix, ..Nic::default() }),
+            ..Boot::default()
+        },
+        expect: Expect::Serves,
+        timeout,
+        client: Some(Box::new(move |guest| check(port, guest))),
+    }
+}
+
 /// A port on 127.0.0.1 that is free now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port())
@@ -236,10 +261,6 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let legacy = Nic { legacy: true, ..Nic::default() };
     let tap = Nic { backend: Backend::Tap, ..Nic::default() };
     let serve_ports = Ports { http: free_port(), echo: free_port() };
-    let idle_port = free_port();
-    let poll_port = free_port();
-    let intx_q35_port = free_port();
-    let intx_pc_port = free_port();
     let serving = Nic {
         forwards: vec![Forward { host: serve_ports.http, guest: 80 }, Forward { host: serve_ports.echo, guest: 7 }],
         ..Nic::default()
@@ -253,57 +274,23 @@ fn cases(timeout: Duration) -> Vec<Case> {
             timeout: SERVE_TIMEOUT.max(timeout),
             client: Some(Box::new(move |guest| serve_checks(serve_ports, guest))),
         },
-        Case {
-            name: "serve-intx-q35",
-            boot: Boot {
-                nic: Some(Nic {
-                    forwards: vec![Forward { host: intx_q35_port, guest: 80 }],
-                    msix: false,
-                    ..Nic::default()
-                }),
-                ..Boot::default()
-            },
-            expect: Expect::Serves,
+        http_case("serve-intx-q35", Machine::Q35, false, "", timeout, |port, _| {
+            signal_checks(port, "interrupts", "INTx (vectors=0) on q35")
+        }),
+        http_case("serve-intx-pc", Machine::Pc, false, "", timeout, |port, _| {
+            signal_checks(port, "interrupts", "INTx (vectors=0) on pc")
+        }),
+        http_case("serve-timer-poll", Machine::Q35, true, "net.irq=off", timeout, |port, _| {
+            signal_checks(port, "timer-poll", "no interrupts (net.irq=off)")
+        }),
+        http_case(
+            "serve-idle-timeout",
+            Machine::Q35,
+            true,
+            &format!("http.idle_ms={}", IDLE_TIMEOUT.as_millis()),
             timeout,
-            client: Some(Box::new(move |_| signal_checks(intx_q35_port, "interrupts", "INTx (vectors=0) on q35"))),
-        },
-        Case {
-            name: "serve-intx-pc",
-            boot: Boot {
-                machine: Machine::Pc,
-                nic: Some(Nic {
-                    forwards: vec![Forward { host: intx_pc_port, guest: 80 }],
-                    msix: false,
-                    ..Nic::default()
-                }),
-                ..Boot::default()
-            },
-            expect: Expect::Serves,
-            timeout,
-            client: Some(Box::new(move |_| signal_checks(intx_pc_port, "interrupts", "INTx (vectors=0) on pc"))),
-        },
-        Case {
-            name: "serve-timer-poll",
-            boot: Boot {
-                cmdline: "net.irq=off".into(),
-                nic: Some(Nic { forwards: vec![Forward { host: poll_port, guest: 80 }], ..Nic::default() }),
-                ..Boot::default()
-            },
-            expect: Expect::Serves,
-            timeout,
-            client: Some(Box::new(move |_| signal_checks(poll_port, "timer-poll", "no interrupts (net.irq=off)"))),
-        },
-        Case {
-            name: "serve-idle-timeout",
-            boot: Boot {
-                cmdline: format!("http.idle_ms={}", IDLE_TIMEOUT.as_millis()),
-                nic: Some(Nic { forwards: vec![Forward { host: idle_port, guest: 80 }], ..Nic::default() }),
-                ..Boot::default()
-            },
-            expect: Expect::Serves,
-            timeout,
-            client: Some(Box::new(move |guest| idle_checks(idle_port, guest.pid))),
-        },
+            |port, guest| idle_checks(port, guest.pid),
+        ),
         Case {
             name: "harness-notices-hang",
             boot: inject("hang"),
