@@ -12,7 +12,7 @@
 //! DMA memory, configuration access, I/O ports), so every driver is tested on
 //! the host against fakes. The crate keeps no global state.
 
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "fuzzing")), no_std)]
 #![deny(missing_docs, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;

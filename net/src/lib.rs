@@ -24,5 +24,5 @@ pub mod phy;
 pub mod seed;
 pub mod stack;
 
-#[cfg(test)]
-mod testlink;
+#[cfg(any(test, feature = "testing"))]
+pub mod testlink;

@@ -154,6 +154,11 @@ impl Stack {
         busy
     }
 
+    /// TCP sockets by state name, as `/stats` counts them.
+    pub fn socket_states(&self) -> Vec<(&'static str, usize)> {
+        http::socket_states(&self.sockets)
+    }
+
     /// When the stack next needs a poll, if nothing arrives before.
     pub fn poll_delay(&mut self, now: core::time::Duration) -> Option<core::time::Duration> {
         let now = instant(now);

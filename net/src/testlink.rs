@@ -1,5 +1,8 @@
 //! Host tests of the whole stack: Skiff's interface and a client interface
 //! joined by an in-memory link that can lose and reorder frames.
+//!
+//! The in-memory device ([`MemDevice`], [`link`]) is public with the
+//! `testing` feature, for the fuzz targets in `fuzz/`; the tests are not.
 
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
@@ -7,30 +10,37 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use core::net::Ipv4Addr;
-use core::time::Duration;
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
-
-use crate::config::NetConfig;
 use crate::device::{DeviceInfo, NetDevice, RxHalf, TxHalf};
-use crate::json::JsonWriter;
-use crate::phy::Adapter;
-use crate::stack::{Host, Stack};
 
-type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+#[cfg(test)]
+use {
+    crate::config::NetConfig,
+    crate::json::JsonWriter,
+    crate::phy::Adapter,
+    crate::stack::{Host, Stack},
+    core::net::Ipv4Addr,
+    core::time::Duration,
+    smoltcp::iface::{Config, Interface, SocketHandle, SocketSet},
+    smoltcp::socket::tcp,
+    smoltcp::time::Instant,
+    smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr},
+};
 
-/// One end of the link: frames in, frames out.
+/// Frames in flight on one direction of the link, oldest first.
+pub type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+
+/// One end of the link: frames in, frames out. It never runs out of
+/// buffers and checks no checksums (no offloads), MTU 1500.
 pub struct MemDevice {
     rx: MemRx,
     tx: MemTx,
     mac: [u8; 6],
 }
 
+/// The receive half: takes frames from its queue.
 pub struct MemRx(Queue);
+/// The transmit half: appends frames to its queue.
 pub struct MemTx(Queue);
 
 impl RxHalf for MemRx {
@@ -84,14 +94,16 @@ impl NetDevice for MemDevice {
     }
 }
 
-/// Two devices joined back to back.
-fn link(mac_a: [u8; 6], mac_b: [u8; 6]) -> (MemDevice, MemDevice, Queue, Queue, Queue, Queue) {
+/// Two devices joined back to back, and their queues: A's input and output, B's input and output.
+#[allow(clippy::type_complexity)]
+pub fn link(mac_a: [u8; 6], mac_b: [u8; 6]) -> (MemDevice, MemDevice, Queue, Queue, Queue, Queue) {
     let (a_in, a_out, b_in, b_out): (Queue, Queue, Queue, Queue) = Default::default();
     let a = MemDevice { rx: MemRx(a_in.clone()), tx: MemTx(a_out.clone()), mac: mac_a };
     let b = MemDevice { rx: MemRx(b_in.clone()), tx: MemTx(b_out.clone()), mac: mac_b };
     (a, b, a_in, a_out, b_in, b_out)
 }
 
+#[cfg(test)]
 /// Moves frames across the wire, losing every `lose_every`-th (0: none) and
 /// swapping neighbours every `swap_every`-th step (0: never). Deterministic,
 /// so a failure reproduces.
@@ -102,6 +114,7 @@ struct Wire {
     lost: usize,
 }
 
+#[cfg(test)]
 impl Wire {
     fn carry(&mut self, from: &Queue, to: &Queue) {
         let mut frames: Vec<Vec<u8>> = from.borrow_mut().drain(..).collect();
@@ -119,8 +132,10 @@ impl Wire {
     }
 }
 
+#[cfg(test)]
 struct NoHost;
 
+#[cfg(test)]
 impl Host for NoHost {
     fn uptime_ms(&self) -> u64 {
         42
@@ -130,11 +145,16 @@ impl Host for NoHost {
     }
 }
 
+#[cfg(test)]
 const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+#[cfg(test)]
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+#[cfg(test)]
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+#[cfg(test)]
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 
+#[cfg(test)]
 /// A server `Stack` and a client interface on one wire.
 struct Net {
     server: Stack,
@@ -147,6 +167,7 @@ struct Net {
     now: Duration,
 }
 
+#[cfg(test)]
 impl Net {
     fn new(lose_every: usize, swap_every: usize) -> Net {
         let (a, b, a_in, a_out, b_in, b_out) = link(SERVER_MAC, CLIENT_MAC);
@@ -225,6 +246,7 @@ impl Net {
     }
 }
 
+#[cfg(test)]
 fn responses(bytes: &[u8]) -> usize {
     bytes.windows(9).filter(|w| w == b"HTTP/1.1 ").count()
 }

@@ -2,6 +2,9 @@
 //! pointer), a `Transport` with settable features and config, and a device
 //! end that reads and writes the rings the way a (possibly hostile) device
 //! would.
+//!
+//! Compiled for the crate's tests, and with the `fuzzing` feature for the
+//! fuzz targets in `fuzz/`. Not for the kernel: it needs `std`.
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::cell::RefCell;
@@ -46,25 +49,40 @@ unsafe impl Hal for FakeHal {
 /// Where the driver put a queue.
 #[derive(Clone, Copy, Debug)]
 pub struct QueueAddresses {
+    /// Number of descriptors.
     pub size: u16,
+    /// The descriptor table.
     pub desc: PhysAddr,
+    /// The available ring.
     pub avail: PhysAddr,
+    /// The used ring.
     pub used: PhysAddr,
 }
 
+/// Everything the fake device holds; tests read and change it freely.
 #[derive(Default)]
 pub struct State {
+    /// Feature bits offered.
     pub device_features: u64,
+    /// Feature bits the driver wrote.
     pub driver_features: u64,
+    /// `device_status`.
     pub status: u32,
     /// Status bits the device refuses to keep (to fake a device that rejects features).
     pub refuse_status: u32,
+    /// The device-specific configuration space.
     pub config: Vec<u8>,
+    /// The configuration generation counter.
     pub generation: u32,
+    /// The largest queue size the device allows.
     pub queue_max: u32,
+    /// Whether the transport uses the legacy layout.
     pub legacy: bool,
+    /// Where the driver put each queue.
     pub queues: Vec<Option<QueueAddresses>>,
+    /// Queues notified, in order.
     pub notifications: Vec<u16>,
+    /// The interrupt status the next `ack_interrupt` returns.
     pub isr: u32,
 }
 
@@ -73,6 +91,8 @@ pub struct State {
 pub struct FakeTransport(pub Rc<RefCell<State>>);
 
 impl FakeTransport {
+    /// A network device offering `device_features`, with `config` as its
+    /// configuration space and queues of at most `queue_max` descriptors.
     pub fn new(device_features: u64, config: Vec<u8>, queue_max: u32) -> Self {
         FakeTransport(Rc::new(RefCell::new(State {
             device_features,
@@ -83,6 +103,7 @@ impl FakeTransport {
         })))
     }
 
+    /// Where the driver put queue `index`; panics if it has not set it up.
     pub fn queue(&self, index: u16) -> QueueAddresses {
         self.0.borrow().queues[usize::from(index)].expect("queue not set up")
     }
@@ -147,11 +168,13 @@ impl Transport for FakeTransport {
 /// The device end of one queue: reads what the driver made available and
 /// writes used entries, including ones no correct device would write.
 pub struct DeviceQueue {
+    /// The queue's rings.
     pub q: QueueAddresses,
     seen_avail: u16,
 }
 
 impl DeviceQueue {
+    /// The device end of the queue at `q`, which has made nothing available yet.
     pub fn new(q: QueueAddresses) -> Self {
         DeviceQueue { q, seen_avail: 0 }
     }
@@ -192,6 +215,24 @@ impl DeviceQueue {
         Self::write(self.q.used + 4 + 8 * slot, id);
         Self::write(self.q.used + 8 + 8 * slot, len);
         Self::write(self.q.used + 2, idx.wrapping_add(1));
+    }
+
+    /// The used ring's index: where the next `put_used` goes.
+    pub fn used_idx(&self) -> u16 {
+        Self::read(self.q.used + 2)
+    }
+
+    /// Writes a used entry `ahead` slots past the used index without
+    /// publishing it (see `publish_used`): a batch, or a jump over stale slots.
+    pub fn write_used(&mut self, ahead: u16, id: u32, len: u32) {
+        let slot = u64::from(self.used_idx().wrapping_add(ahead) % self.q.size);
+        Self::write(self.q.used + 4 + 8 * slot, id);
+        Self::write(self.q.used + 8 + 8 * slot, len);
+    }
+
+    /// Moves the used index `count` entries on, whatever the slots hold.
+    pub fn publish_used(&mut self, count: u16) {
+        Self::write(self.q.used + 2, self.used_idx().wrapping_add(count));
     }
 
     /// Copies `bytes` into descriptor `id`'s buffer (as much as fits).

@@ -12,8 +12,9 @@ pub mod net;
 pub mod pci;
 pub mod queue;
 
-#[cfg(test)]
-pub(crate) mod fake;
+/// Host-side fakes for tests, and for the fuzz targets (feature `fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fake;
 
 pub use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 pub use virtio_drivers::{BufferDirection, Hal, PhysAddr};

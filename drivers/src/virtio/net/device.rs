@@ -263,6 +263,18 @@ impl<H: Hal> RxRing<H> {
         }
     }
 
+    /// This half's counters.
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    /// Receive buffers the device holds. With every frame recycled and
+    /// flushed this is the queue size, whatever the device did (except skip
+    /// its used index past buffers, which stay the device's).
+    pub fn in_flight(&self) -> usize {
+        self.queue.in_flight()
+    }
+
     /// The bytes of a received frame.
     pub fn frame(&self, frame: &RxFrame) -> &[u8] {
         &self.buffers.slot(frame.id)[self.header_len..self.header_len + frame.len]
@@ -350,6 +362,21 @@ impl<H: Hal> TxRing<H> {
                 None
             }
         }
+    }
+
+    /// This half's counters.
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    /// Transmit buffers the device holds (sent, not yet reclaimed).
+    pub fn in_flight(&self) -> usize {
+        self.queue.in_flight()
+    }
+
+    /// Transmit buffers free to fill now.
+    pub fn free(&self) -> usize {
+        self.free.len()
     }
 
     /// Whether a buffer is free, reclaiming sent ones if none is.

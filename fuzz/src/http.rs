@@ -1,0 +1,148 @@
+//! `http_request`: Skiff's HTTP request parsing and framing
+//! (`skiff_net::apps::http::request`).
+//!
+//! Input: one byte that sets how the rest is cut into arriving chunks, then
+//! the bytes a client sends on one connection. Checked:
+//!
+//! - An accepted request agrees with an independent model of its framing
+//!   (RFC 9112): the head ends where `httparse` says, the body is exactly
+//!   the one Content-Length (plain digits, every copy the same), no
+//!   Transfer-Encoding, the path starts with `/`, and the connection is
+//!   kept open only as the version and the `Connection` tokens allow.
+//! - Parsing is prefix-stable: every shorter prefix of an accepted request
+//!   is `Partial`, and the request alone parses the same.
+//! - The server's input buffer (head and body limits plus one byte) can
+//!   never hold something still `Partial`, or the connection would stall.
+//! - Pipelined requests cut into chunks at any points are answered exactly
+//!   as when they arrive at once.
+
+use skiff_net::apps::http::request::{self, MAX_BODY, MAX_HEAD, Method, Parsed};
+
+/// The most bytes the server buffers for one request (see `apps::http`).
+const INPUT_LIMIT: usize = MAX_HEAD + MAX_BODY;
+/// Headers the model reads: more than the parser allows, so it sees them all.
+const MODEL_HEADERS: usize = 128;
+
+/// One fuzz input.
+pub fn run(data: &[u8]) {
+    let Some((&cut, input)) = data.split_first() else { return };
+    let whole = request::parse(input);
+    if input.len() > INPUT_LIMIT {
+        assert!(whole != Parsed::Partial, "a full input buffer ({} bytes) is still Partial", input.len());
+    }
+    if let Parsed::Request(req, used) = &whole {
+        check_framing(input, req, *used);
+        assert_eq!(request::parse(&input[..*used]), whole, "the request alone parses differently");
+        let shorter = usize::from(cut) * *used / 256;
+        for prefix in [shorter, used - 1] {
+            assert_eq!(request::parse(&input[..prefix]), Parsed::Partial, "prefix of {prefix} bytes");
+        }
+    }
+    let chunk = usize::from(cut) + 1;
+    assert_eq!(serve(input, input.len().max(1)), serve(input, chunk), "chunks of {chunk} bytes change the answers");
+}
+
+/// What the server makes of a request, owned so that runs can be compared.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Request { method: Method, path: Vec<u8>, keep_alive: bool, used: usize },
+    Error(u16),
+}
+
+/// The server's loop over one connection (`HttpServer::poll`): bytes arrive
+/// `chunk` at a time, into a buffer of at most `INPUT_LIMIT + 1` bytes, and
+/// every complete request is answered before more is read. Stops where the
+/// server closes: after an error or a request without keep-alive.
+fn serve(input: &[u8], chunk: usize) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut rest = input;
+    loop {
+        let room = INPUT_LIMIT + 1 - buffer.len().min(INPUT_LIMIT);
+        let take = rest.len().min(chunk).min(room);
+        buffer.extend_from_slice(&rest[..take]);
+        rest = &rest[take..];
+        loop {
+            match request::parse(&buffer) {
+                Parsed::Partial => break,
+                Parsed::Request(req, used) => {
+                    let keep_alive = req.keep_alive;
+                    answers.push(Answer::Request { method: req.method, path: req.path.into(), keep_alive, used });
+                    buffer.drain(..used);
+                    if !keep_alive {
+                        return answers;
+                    }
+                }
+                Parsed::Error(status) => {
+                    answers.push(Answer::Error(status.code()));
+                    return answers;
+                }
+            }
+        }
+        if take == 0 {
+            return answers; // nothing more will arrive, or no room (checked in `run`)
+        }
+    }
+}
+
+/// The framing of an accepted request, recomputed from the raw head.
+fn check_framing(input: &[u8], req: &request::Request, used: usize) {
+    let mut headers = [httparse::EMPTY_HEADER; MODEL_HEADERS];
+    let mut model = httparse::Request::new(&mut headers);
+    let head_len = match model.parse(input) {
+        Ok(httparse::Status::Complete(n)) => n,
+        other => panic!("accepted a request whose head httparse reads as {other:?}"),
+    };
+    assert!(head_len <= MAX_HEAD, "accepted a head of {head_len} bytes");
+    let mut length: Option<u64> = None;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    for h in model.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        assert!(name != "transfer-encoding", "accepted a request with Transfer-Encoding {:?}", h.value);
+        if name == "content-length" {
+            let value = trim_ows(h.value);
+            assert!(
+                !value.is_empty() && value.iter().all(u8::is_ascii_digit),
+                "accepted Content-Length {:?}, which is not 1*DIGIT",
+                String::from_utf8_lossy(h.value)
+            );
+            let n = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+            assert!(n.is_some() && (length.is_none() || length == n), "accepted conflicting Content-Lengths");
+            length = n;
+        } else if name == "connection" {
+            for token in h.value.split(|&b| b == b',').map(trim_ows) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+    }
+    let body = length.unwrap_or(0);
+    assert!(body <= MAX_BODY as u64, "accepted a body of {body} bytes");
+    assert_eq!(used as u64, head_len as u64 + body, "request length is not head + Content-Length");
+
+    let target = model.path.unwrap_or_default();
+    assert!(target.starts_with('/'), "accepted target {target:?}");
+    assert_eq!(req.path, target.split('?').next().unwrap_or_default(), "path");
+    let method = match model.method.unwrap_or_default() {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        _ => Method::Unsupported,
+    };
+    assert_eq!(req.method, method, "method");
+    // RFC 9112 9.3 and 9.6: HTTP/1.1 persists unless "close" is among the
+    // Connection options; HTTP/1.0 only with "keep-alive". "close" always wins.
+    let keep_alive = !close && (model.version == Some(1) || keep_alive_token);
+    assert_eq!(req.keep_alive, keep_alive, "keep-alive (version {:?})", model.version);
+}
+
+/// Strips optional whitespace (RFC 9110 5.6.3: spaces and tabs).
+fn trim_ows(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
+}

@@ -1,0 +1,246 @@
+//! The seed corpora in `fuzz/corpus/<target>/`: a few meaningful inputs per
+//! target, from which libFuzzer starts. Written by this module so that they
+//! stay in step with the harnesses' input formats:
+//!
+//! ```sh
+//! cd fuzz && SKIFF_WRITE_SEEDS=1 cargo test --lib seeds
+//! ```
+//!
+//! Without the variable, the test checks that the committed files match.
+
+use crate::stack::tcp_frame;
+
+/// Seeds for `http_request`: a cut byte, then what a client sends.
+pub fn http_request() -> Vec<(&'static str, Vec<u8>)> {
+    let seed = |cut: u8, text: &[u8]| [&[cut][..], text].concat();
+    vec![
+        ("get", seed(0, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n")),
+        ("get-stats-query", seed(9, b"GET /stats?x=1 HTTP/1.1\r\nHost: skiff\r\nAccept: */*\r\n\r\n")),
+        (
+            "pipelined",
+            seed(5, b"GET / HTTP/1.1\r\n\r\nHEAD /stats HTTP/1.1\r\n\r\nGET /stats.html HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        ),
+        ("post-body-then-get", seed(17, b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n")),
+        ("http10-keep-alive", seed(2, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n")),
+        ("connection-tokens", seed(40, b"GET / HTTP/1.1\r\nConnection: Upgrade, close\r\n\r\n")),
+        ("chunked", seed(3, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")),
+        ("two-lengths", seed(1, b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi")),
+        ("bare-lf", seed(0, b"GET / HTTP/1.1\nHost: skiff\n\n")),
+        ("unknown-method", seed(4, b"BREW /pot HTTP/1.1\r\n\r\n")),
+    ]
+}
+
+/// The `virtio_rx` operations (see `virtio::run`).
+const DELIVER: u8 = 0;
+const JUMP: u8 = 3;
+const RECEIVE: u8 = 4;
+const RECYCLE: u8 = 5;
+const DRAIN: u8 = 6;
+const SEND: u8 = 7;
+const COMPLETE_TX: u8 = 8;
+/// `setup` bits: legacy, GUEST_CSUM, CSUM, RING_EVENT_IDX, MTU.
+const LEGACY: u8 = 1;
+const GUEST_CSUM: u8 = 2;
+const CSUM: u8 = 4;
+const EVENT_IDX: u8 = 8;
+const MTU: u8 = 16;
+
+/// A `deliver` operation: a UDP frame of `payload` bytes into buffer `id`,
+/// with header `mode` bits (2: NEEDS_CSUM, 4: DATA_VALID) and an honest length.
+fn deliver(id: u8, mode: u8, payload: u8) -> Vec<u8> {
+    let mut op = vec![DELIVER, id, mode, payload];
+    op.extend((0..payload % 64).map(|i| i.wrapping_mul(7)));
+    op.push(3); // length: what was written
+    op
+}
+
+/// Seeds for `virtio_rx`: set-up bytes (features, queue size, MTU), then operations.
+pub fn virtio_rx() -> Vec<(&'static str, Vec<u8>)> {
+    let setup = |bits: u8, queue: u8| vec![bits, queue, 0xDC, 0x05]; // MTU 1500
+    let mut burst = setup(EVENT_IDX, 7);
+    for id in 0..8 {
+        burst.extend(deliver(id, 0, 10 + id));
+    }
+    burst.extend([RECEIVE, RECEIVE, RECYCLE, 0, DRAIN]);
+
+    let mut offload = setup(GUEST_CSUM | CSUM | EVENT_IDX | MTU, 15);
+    offload.extend(deliver(0, 2, 30)); // NEEDS_CSUM, completed
+    offload.extend(deliver(1, 4, 30)); // DATA_VALID
+    offload.extend(deliver(2, 2 | 8, 30)); // NEEDS_CSUM with fuzzed offsets
+    offload.extend([0x22, 0, 0x10, 0]);
+    offload.extend([DRAIN, SEND, 0x40, 0, 0, COMPLETE_TX, 0, 0, 0, 0, 0, DRAIN]);
+
+    let mut legacy = setup(LEGACY | GUEST_CSUM | EVENT_IDX, 3);
+    legacy.extend(deliver(0, 0, 20));
+    legacy.extend(deliver(1, 2, 20));
+    legacy.extend([DRAIN]);
+
+    let mut hostile = setup(GUEST_CSUM | EVENT_IDX, 7);
+    hostile.extend(deliver(0, 0, 20));
+    hostile.extend(deliver(0, 0, 20)); // the same buffer twice
+    hostile.extend([DELIVER, 0xF0, 0, 0, 0]); // id 65535, length 0
+    hostile.extend(deliver(9, 0, 20)); // past the queue
+    hostile.extend([DELIVER, 2, 0x01, 20]); // raw header bytes...
+    hostile.extend([0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0]); // ...GSO 7, num_buffers 3
+    hostile.extend([0; 20]);
+    hostile.extend([3]);
+    hostile.extend([DELIVER, 3, 0, 20]);
+    hostile.extend([0; 20]);
+    hostile.extend([0, 0xFF, 0xFF, 0xFF, 0x7F]); // length 2^31 - 1
+    hostile.extend([RECEIVE, DRAIN, JUMP, 0x00, 0x10, 1, DRAIN]); // the used index jumps 4096
+
+    let mut batch = setup(EVENT_IDX, 7);
+    for id in 0..8 {
+        batch.extend(deliver(id, 0, 40));
+    }
+    batch.extend([JUMP, 4, 0, 0, 1, 60, 0, 2, 60, 0, 3, 60, 0, 9, 60, 0, DRAIN]);
+    vec![("burst", burst), ("offload", offload), ("legacy", legacy), ("hostile", hostile), ("batch", batch)]
+}
+
+/// The `stack` operations (see `stack::run`).
+const RAW: u8 = 0;
+const TCP: u8 = 1;
+const TIME: u8 = 3;
+/// TCP flags.
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH_ACK: u8 = 0x18;
+const FIN_ACK: u8 = 0x11;
+
+fn raw(frame: &[u8]) -> Vec<u8> {
+    let mut op = vec![RAW];
+    op.extend((frame.len() as u16).to_le_bytes());
+    op.extend_from_slice(frame);
+    op
+}
+
+/// A TCP operation on connection `conn` to port selector `port` (0: 80, 8: 7, 12: 9).
+fn tcp(conn: u8, port: u8, flags: u8, kind: u8, extra: &[u8]) -> Vec<u8> {
+    let mut op = vec![TCP, conn | port, flags, 0, 0, 0xFF, 0xFF, kind];
+    op.extend_from_slice(extra);
+    op
+}
+
+fn time(ms: u16) -> Vec<u8> {
+    let mut op = vec![TIME];
+    op.extend(ms.to_le_bytes());
+    op
+}
+
+/// Seeds for `stack`: a set-up byte (bit 0: DHCP), then operations.
+pub fn stack() -> Vec<(&'static str, Vec<u8>)> {
+    let arp_request = {
+        let mut f = vec![0xFF; 6];
+        f.extend([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 10, 0, 2, 2]);
+        f.extend([0; 6]);
+        f.extend([10, 0, 2, 15]);
+        f
+    };
+    let http = [
+        raw(&arp_request),
+        tcp(0, 0, SYN, 7, &[]),
+        time(10),
+        tcp(0, 0, ACK, 7, &[]),
+        tcp(0, 0, PSH_ACK, 0, &[]), // GET / HTTP/1.1
+        time(50),
+        tcp(0, 0, ACK, 7, &[]),
+        tcp(0, 0, FIN_ACK, 7, &[]),
+        time(200),
+    ]
+    .concat();
+    let echo = [
+        raw(&arp_request),
+        tcp(1, 8, SYN, 7, &[]),
+        time(10),
+        tcp(1, 8, ACK, 7, &[]),
+        tcp(1, 8, PSH_ACK, 2, &[100]), // 600 stream bytes
+        time(50),
+        tcp(1, 8, ACK, 7, &[]),
+        tcp(1, 8, PSH_ACK, 2, &[250]),
+        time(300),
+        tcp(1, 8, ACK, 7, &[]),
+        time(10),
+        tcp(1, 8, ACK, 7, &[]),
+        tcp(1, 8, FIN_ACK, 7, &[]),
+        time(10),
+        tcp(1, 8, ACK, 7, &[]),
+    ]
+    .concat();
+    let pipelined = [
+        raw(&arp_request),
+        tcp(2, 0, SYN, 7, &[]),
+        time(10),
+        tcp(2, 0, ACK, 7, &[]),
+        tcp(2, 0, PSH_ACK, 3 << 3, &[]), // two pipelined requests, the second closes
+        time(100),
+        tcp(2, 0, ACK, 7, &[]),
+    ]
+    .concat();
+    let closed_port = [raw(&arp_request), tcp(3, 12, SYN, 7, &[]), time(10)].concat();
+    let mut frames = raw(&arp_request);
+    // An ICMP echo request and a UDP datagram to a closed port.
+    let mut ping = vec![0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x08, 0x00];
+    ping.extend([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0x62, 0xd3, 10, 0, 2, 2, 10, 0, 2, 15]);
+    ping.extend([8, 0, 0xf7, 0xfe, 0, 1, 0, 0]);
+    frames.extend(raw(&ping));
+    let mut udp = skiff_net::checksum::test_frames::udp4_frame(b"hello");
+    udp[..6].copy_from_slice(&[0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+    udp[26..34].copy_from_slice(&[10, 0, 2, 2, 10, 0, 2, 15]);
+    frames.extend(raw(&udp));
+    frames.extend(raw(&tcp_frame(40000, 80, 1, 0, SYN, 1024, &[])));
+    frames.extend(time(1000));
+    vec![
+        ("http-get", [&[0][..], &http].concat()),
+        ("echo", [&[0][..], &echo].concat()),
+        ("pipelined-close", [&[0][..], &pipelined].concat()),
+        ("closed-port", [&[0][..], &closed_port].concat()),
+        ("arp-icmp-udp-syn", [&[0][..], &frames].concat()),
+        ("dhcp-then-http", [&[1][..], &time(100), &http].concat()),
+    ]
+}
+
+/// Every target's seeds.
+pub fn all() -> Vec<(&'static str, Vec<(&'static str, Vec<u8>)>)> {
+    vec![("http_request", http_request()), ("virtio_rx", virtio_rx()), ("stack", stack())]
+}
+
+#[cfg(test)]
+mod test {
+    use std::path::PathBuf;
+
+    #[test]
+    fn seed_corpus_is_current() {
+        let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
+        let write = std::env::var_os("SKIFF_WRITE_SEEDS").is_some();
+        for (target, seeds) in super::all() {
+            let dir = corpus.join(target);
+            for (name, bytes) in seeds {
+                let path = dir.join(name);
+                if write {
+                    std::fs::create_dir_all(&dir).unwrap();
+                    std::fs::write(&path, &bytes).unwrap();
+                } else {
+                    let on_disk = std::fs::read(&path).unwrap_or_default();
+                    assert!(on_disk == bytes, "{} is stale: run SKIFF_WRITE_SEEDS=1 cargo test", path.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seeds_pass_their_harnesses() {
+        for (name, bytes) in super::http_request() {
+            println!("http_request/{name}");
+            crate::http::run(&bytes);
+        }
+        for (name, bytes) in super::virtio_rx() {
+            println!("virtio_rx/{name}");
+            crate::virtio::run(&bytes);
+        }
+        for (name, bytes) in super::stack() {
+            println!("stack/{name}");
+            crate::stack::run(&bytes);
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! `stack`: arbitrary frames into Skiff's whole stack (`skiff_net::stack::Stack`
+//! over the in-memory device of `skiff_net::testlink`), with TCP echo and
+//! HTTP serving, DHCP or a static address, and time passing.
+//!
+//! The input is a list of operations: a raw frame; a TCP segment from one of
+//! four client connections, with checksums right and fuzzed flags, sequence
+//! and acknowledgement numbers, window and payload (so the fuzzer gets past
+//! the handshake into echo and HTTP); or time passing. The harness answers
+//! the stack's ARP requests for the client, as a peer would. Checked:
+//!
+//! - every frame the stack sends is well formed: at most the MTU, from its
+//!   own MAC, IPv4 header checksum right, TCP/UDP checksum right;
+//! - echo never corrupts: every byte the echo port sends is the byte the
+//!   client sent at that place in its stream (the client's payload bytes are
+//!   a function of their sequence number, so retransmissions agree);
+//! - every HTTP answer stream starts with a status line;
+//! - nothing is held for ever: after five minutes without traffic, every
+//!   TCP socket is listening again (the apps' idle timeouts, TCP's own).
+
+use std::time::Duration;
+
+use skiff_net::checksum;
+use skiff_net::config::NetConfig;
+use skiff_net::json::JsonWriter;
+use skiff_net::phy::Adapter;
+use skiff_net::stack::{Host, Stack};
+use skiff_net::testlink::{MemDevice, Queue, link};
+use smoltcp::wire::Ipv4Cidr;
+
+const SERVER_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+const CLIENT_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02];
+const SERVER_IP: [u8; 4] = [10, 0, 2, 15];
+const CLIENT_IP: [u8; 4] = [10, 0, 2, 2];
+const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+const PROTO_TCP: u8 = 6;
+/// Ethernet header and the largest frame with a 1500-byte MTU.
+const ETHERNET_HEADER: usize = 14;
+const MAX_FRAME: usize = ETHERNET_HEADER + 1500;
+/// TCP header flag bits (RFC 9293 3.1).
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+/// The stack's listening sockets: 40 for echo, 40 for HTTP (`net/src/apps`).
+const LISTENING: usize = 80;
+/// Silence after which every connection must be gone: past the echo's
+/// 120 s idle timeout, smoltcp's 60 s timeout and TIME-WAIT.
+const SILENCE: Duration = Duration::from_secs(300);
+const SILENCE_STEP: Duration = Duration::from_secs(5);
+/// Operations per input, so that every input runs in bounded time.
+const MAX_OPS: usize = 512;
+/// Client ports of the four connections.
+const CLIENT_PORT: u16 = 40000;
+
+/// HTTP requests the TCP operation can carry.
+const REQUESTS: [&[u8]; 6] = [
+    b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n",
+    b"GET /stats HTTP/1.1\r\n\r\n",
+    b"HEAD /stats.html HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+];
+
+struct NoHost;
+
+impl Host for NoHost {
+    fn uptime_ms(&self) -> u64 {
+        0
+    }
+    fn write_stats(&self, _json: &mut JsonWriter) {}
+}
+
+/// What the client knows of one connection, learned from the server's SYN-ACK.
+#[derive(Clone, Copy, Default)]
+struct Conn {
+    /// The client's next sequence number, and its initial one.
+    next: u32,
+    isn: u32,
+    /// The server's initial sequence number, the client's as the server
+    /// took it, and the server's next sequence number seen.
+    server_isn: Option<(u32, u32)>,
+    server_next: u32,
+    server_port: u16,
+}
+
+struct Harness {
+    stack: Stack,
+    dev: Adapter<MemDevice>,
+    to_server: Queue,
+    from_server: Queue,
+    now: Duration,
+    conns: [Conn; 4],
+}
+
+/// Reads the fuzz input a byte at a time; zeros once it runs out.
+struct Input<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Input<'_> {
+    fn u8(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.u8()).collect()
+    }
+    fn done(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+}
+
+/// The client's payload byte at sequence number `seq`: retransmitted and
+/// overlapping segments carry the same bytes, so the echo can be checked.
+pub fn stream_byte(seq: u32) -> u8 {
+    (seq.wrapping_mul(2_654_435_761) >> 24) as u8
+}
+
+/// Whether to print the TCP segments each way (`SKIFF_FUZZ_TRACE=1`), to
+/// follow a crashing input: `cargo fuzz run stack artifacts/stack/crash-…`.
+fn trace() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("SKIFF_FUZZ_TRACE").is_some())
+}
+
+/// One fuzz input.
+pub fn run(data: &[u8]) {
+    let mut input = Input { data, pos: 0 };
+    let setup = input.u8();
+    let mut h = Harness::new(setup);
+    for _ in 0..MAX_OPS {
+        if input.done() {
+            break;
+        }
+        match input.u8() % 4 {
+            0 => {
+                let len = usize::from(input.u16()) % (MAX_FRAME + 64);
+                let frame = input.bytes(len);
+                h.inject(frame);
+            }
+            1 | 2 => h.tcp(&mut input),
+            _ => {
+                let ms = u64::from(input.u16());
+                h.advance(Duration::from_millis(ms));
+            }
+        }
+        h.advance(Duration::from_millis(1));
+    }
+    h.silence();
+}
+
+impl Harness {
+    fn new(setup: u8) -> Harness {
+        let (a, _b, to_server, from_server, _b_in, _b_out) = link(SERVER_MAC, CLIENT_MAC);
+        let mut dev = Adapter::new(a);
+        let config = NetConfig {
+            dhcp: setup & 1 != 0,
+            // The static address soon, so that DHCP runs change little else.
+            dhcp_wait: Duration::from_millis(50),
+            static_ip: Ipv4Cidr::new(SERVER_IP.into(), 24),
+            static_gateway: Some(CLIENT_IP.into()),
+            http_idle: Duration::from_secs(15),
+        };
+        let stack = Stack::new(&mut dev, config, 0x5eed_0000 | u64::from(setup), Duration::ZERO);
+        let conns = core::array::from_fn(|i| Conn { isn: 1000 << i, next: 1000 << i, ..Conn::default() });
+        Harness { stack, dev, to_server, from_server, now: Duration::ZERO, conns }
+    }
+
+    fn inject(&mut self, frame: Vec<u8>) {
+        self.to_server.borrow_mut().push_back(frame);
+    }
+
+    /// Time passes; the stack is polled until it has nothing left to do now.
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        for _ in 0..8 {
+            let busy = self.stack.poll(self.now, &mut self.dev, &NoHost);
+            self.check_output();
+            if !busy && self.to_server.borrow().is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// A TCP segment from the client, checksums right, the rest fuzzed.
+    fn tcp(&mut self, input: &mut Input) {
+        let which = input.u8();
+        let c = usize::from(which & 3);
+        let port = match which >> 2 & 3 {
+            0 | 1 => 80,
+            2 => 7,
+            _ => 9, // nothing listens there
+        };
+        let flags = input.u8();
+        let seq_delta = i32::from(input.u8() as i8);
+        let ack_delta = i32::from(input.u8() as i8);
+        let window = input.u16();
+        let kind = input.u8();
+        let conn = &mut self.conns[c];
+        if flags & SYN != 0 && conn.server_port != port {
+            // A new connection (to another port): a fresh initial sequence number.
+            conn.isn = conn.isn.wrapping_add(0x0101_0000);
+            conn.next = conn.isn;
+            conn.server_isn = None;
+            conn.server_port = port;
+        }
+        let seq = conn.next.wrapping_add(seq_delta as u32);
+        let ack = conn.server_next.wrapping_add(ack_delta as u32);
+        // Payload bytes start after the SYN, if any.
+        let data_seq = seq.wrapping_add(u32::from(flags & SYN != 0));
+        let payload: Vec<u8> = match kind % 8 {
+            0 | 1 if port == 80 => REQUESTS[usize::from(kind >> 3) % REQUESTS.len()].to_vec(),
+            0..=2 => {
+                let n = usize::from(input.u8()) * 6;
+                (0..n as u32).map(|i| stream_byte(data_seq.wrapping_add(i))).collect()
+            }
+            _ => Vec::new(),
+        };
+        if seq_delta == 0 {
+            conn.next = data_seq.wrapping_add(payload.len() as u32).wrapping_add(u32::from(flags & FIN != 0));
+        }
+        if trace() {
+            eprintln!("{:?} client {c}->{port} flags {flags:#x} seq {seq} ack {ack} {} bytes", self.now, payload.len());
+        }
+        let frame = tcp_frame(CLIENT_PORT + c as u16, port, seq, ack, flags, window, &payload);
+        self.inject(frame);
+    }
+
+    /// Checks and answers what the stack sent.
+    fn check_output(&mut self) {
+        let frames: Vec<Vec<u8>> = self.from_server.borrow_mut().drain(..).collect();
+        for frame in frames {
+            assert!(frame.len() >= ETHERNET_HEADER && frame.len() <= MAX_FRAME, "sent a {}-byte frame", frame.len());
+            assert_eq!(frame[6..12], SERVER_MAC, "sent from another MAC");
+            match [frame[12], frame[13]] {
+                ETHERTYPE_ARP => self.answer_arp(&frame),
+                ETHERTYPE_IPV4 => self.check_ipv4(&frame),
+                _ => {}
+            }
+        }
+    }
+
+    fn answer_arp(&mut self, frame: &[u8]) {
+        let request = frame.get(20..22) == Some(&[0, 1]) && frame.get(38..42) == Some(&CLIENT_IP);
+        if request {
+            let mut reply = frame_head(&SERVER_MAC, ETHERTYPE_ARP);
+            reply.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+            reply.extend_from_slice(&CLIENT_MAC);
+            reply.extend_from_slice(&CLIENT_IP);
+            reply.extend_from_slice(&frame[22..32]); // the asker's MAC and IP
+            self.inject(reply);
+        }
+    }
+
+    fn check_ipv4(&mut self, frame: &[u8]) {
+        let ip = &frame[ETHERNET_HEADER..];
+        assert!(ip.len() >= 20 && ip[0] >> 4 == 4, "a bad IPv4 header was sent");
+        let ihl = usize::from(ip[0] & 0x0F) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        assert!(ihl >= 20 && total >= ihl && total <= ip.len(), "sent IPv4 lengths that do not add up");
+        assert_eq!(checksum::fold(checksum::sum(&ip[..ihl], 0)), 0xFFFF, "sent a bad IPv4 header checksum");
+        if let Some(valid) = checksum::verify(frame) {
+            assert!(valid, "sent a bad TCP/UDP checksum");
+        }
+        if ip[9] != PROTO_TCP || ip[16..20] != CLIENT_IP {
+            return;
+        }
+        let tcp = &ip[ihl..total];
+        let be16 = |i: usize| u16::from_be_bytes([tcp[i], tcp[i + 1]]);
+        let be32 = |i: usize| u32::from_be_bytes([tcp[i], tcp[i + 1], tcp[i + 2], tcp[i + 3]]);
+        let (sport, dport, seq, ack, flags) = (be16(0), be16(2), be32(4), be32(8), tcp[13]);
+        let Some(c) = dport.checked_sub(CLIENT_PORT).map(usize::from).filter(|&c| c < 4) else { return };
+        let data_offset = usize::from(tcp[12] >> 4) * 4;
+        let payload = &tcp[data_offset.min(tcp.len())..];
+        let conn = &mut self.conns[c];
+        if flags & SYN != 0 {
+            // SYN-ACK: the server's initial sequence number, and the client's as it took it.
+            conn.server_isn = Some((seq, ack.wrapping_sub(1)));
+        }
+        let data_seq = seq.wrapping_add(u32::from(flags & SYN != 0));
+        let end = data_seq.wrapping_add(payload.len() as u32).wrapping_add(u32::from(flags & FIN != 0));
+        if end.wrapping_sub(conn.server_next) as i32 > 0 || flags & SYN != 0 {
+            conn.server_next = end;
+        }
+        if trace() {
+            eprintln!(
+                "{:?} server {sport}->{dport} flags {flags:#x} seq {seq} ack {ack} {} bytes {:?}",
+                self.now,
+                payload.len(),
+                String::from_utf8_lossy(&payload[..payload.len().min(20)])
+            );
+        }
+        let Some((server_isn, client_isn)) = conn.server_isn else { return };
+        let offset = data_seq.wrapping_sub(server_isn).wrapping_sub(1);
+        if sport == 7 {
+            for (i, &b) in payload.iter().enumerate() {
+                let at = client_isn.wrapping_add(1).wrapping_add(offset).wrapping_add(i as u32);
+                assert_eq!(
+                    b,
+                    stream_byte(at),
+                    "echo byte {} of the stream differs from what was sent",
+                    offset as usize + i
+                );
+            }
+        } else if sport == 80 && offset == 0 && !payload.is_empty() {
+            assert!(payload.starts_with(b"HTTP/1.1 "), "an HTTP answer without a status line");
+        }
+    }
+
+    /// Five minutes pass with nothing but ARP answers: every socket must be back to listening.
+    fn silence(&mut self) {
+        let listening = |stack: &Stack| stack.socket_states() == [("listen", LISTENING)];
+        if listening(&self.stack) {
+            return;
+        }
+        let end = self.now + SILENCE;
+        while self.now < end {
+            self.advance(SILENCE_STEP);
+        }
+        let states = self.stack.socket_states();
+        assert!(listening(&self.stack), "after {SILENCE:?} of silence the sockets are {states:?}");
+    }
+}
+
+/// An Ethernet header from the client to `dst`.
+fn frame_head(dst: &[u8; 6], ethertype: [u8; 2]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&CLIENT_MAC);
+    f.extend_from_slice(&ethertype);
+    f
+}
+
+/// A TCP segment from the client to the server, with both checksums right.
+pub fn tcp_frame(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, window: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = frame_head(&SERVER_MAC, ETHERTYPE_IPV4);
+    let total = (20 + 20 + payload.len()) as u16;
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, PROTO_TCP, 0, 0]);
+    f.extend_from_slice(&CLIENT_IP);
+    f.extend_from_slice(&SERVER_IP);
+    let ip_sum = !checksum::fold(checksum::sum(&f[ETHERNET_HEADER..ETHERNET_HEADER + 20], 0));
+    f[ETHERNET_HEADER + 10..ETHERNET_HEADER + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&ack.to_be_bytes());
+    f.extend_from_slice(&[5 << 4, flags]);
+    f.extend_from_slice(&window.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0]); // checksum (below), urgent pointer
+    f.extend_from_slice(payload);
+    checksum::fill_in_software(&mut f);
+    f
+}

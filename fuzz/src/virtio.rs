@@ -1,0 +1,452 @@
+//! `virtio_rx`: Skiff's virtio-net driver (`skiff_drivers::virtio::net`)
+//! against a fake device whose every move comes from the fuzz input: the
+//! used-ring entries it writes (ids, lengths, index jumps, batches), the
+//! `virtio_net_hdr` and frame bytes in the buffers, transmit completions,
+//! and the features, header layout, queue size and MTU it offers.
+//!
+//! The harness keeps a model of which buffers the device holds. Checked:
+//!
+//! - no buffer is ever made available while the device still holds it, and
+//!   with everything received, recycled and flushed, the driver has every
+//!   receive buffer with the device again (no leak); transmit buffers are
+//!   free or in flight, never lost;
+//! - while the device keeps its used index honest, every used entry has the
+//!   outcome the model predicts — a frame with exactly the bytes the device
+//!   wrote (its checksum completed where the header asks), or a drop of the
+//!   predicted kind — and the counters say so, one count per entry.
+
+use std::collections::VecDeque;
+
+use skiff_drivers::virtio::fake::{DeviceQueue, FakeHal, FakeTransport};
+use skiff_drivers::virtio::net::header::{
+    FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_NONE, LEGACY_LEN, MODERN_LEN, NetHeader,
+};
+use skiff_drivers::virtio::net::{NetFeatures, NetStats, RxChecksum, VirtioNet};
+use skiff_net::checksum::{self, test_frames::udp4_frame};
+
+type Net = VirtioNet<FakeHal, FakeTransport>;
+
+/// Ethernet's header: the shortest frame the driver hands on.
+const ETHERNET_HEADER: usize = 14;
+/// Operations per input, so that every input runs in bounded time.
+const MAX_OPS: usize = 4096;
+/// Frames the harness holds (received, not yet recycled) at most.
+const MAX_LENT: usize = 8;
+
+/// Reads the fuzz input a byte at a time; zeros once it runs out.
+struct Input<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Input<'_> {
+    fn u8(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.u8()).collect()
+    }
+    fn done(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+}
+
+/// What the model expects the driver to make of one used entry.
+#[derive(Debug)]
+enum Expect {
+    Frame { bytes: Vec<u8>, checksum: RxChecksum },
+    BadId,
+    NotInFlight,
+    BadLen,
+    Short,
+    BadHeader,
+}
+
+struct Harness {
+    net: Net,
+    rx: DeviceQueue,
+    tx: DeviceQueue,
+    size: u16,
+    header_len: usize,
+    guest_csum: bool,
+    /// Per receive buffer: the device holds it; what it last wrote there
+    /// (as the driver may have changed it: completed checksums).
+    held: Vec<bool>,
+    shadow: Vec<Vec<u8>>,
+    tx_held: Vec<bool>,
+    /// Outcomes of used entries the driver has not taken yet, in order.
+    expected: VecDeque<Expect>,
+    /// Whether `expected` is exact: false once the device moved its used
+    /// index past what the queue holds (the driver then skips entries).
+    exact: bool,
+    /// Entries published since the driver last found the used ring empty.
+    since_empty: usize,
+    /// Counts of each expected outcome taken so far, as the driver counts them.
+    model: NetStats,
+    lent: Vec<skiff_drivers::virtio::net::RxFrame>,
+}
+
+/// One fuzz input.
+pub fn run(data: &[u8]) {
+    let mut input = Input { data, pos: 0 };
+    let Some(mut h) = Harness::new(&mut input) else { return };
+    for _ in 0..MAX_OPS {
+        if input.done() {
+            break;
+        }
+        match input.u8() % 10 {
+            0..=2 => h.deliver(&mut input),
+            3 => h.jump(&mut input),
+            4 => h.receive_one(),
+            5 => h.recycle_one(&mut input),
+            6 => h.drain(),
+            7 => h.send(&mut input),
+            8 => h.complete_tx(&mut input),
+            _ => h.net.set_queue_interrupts(input.u8() & 1 == 1),
+        }
+        h.check_tx();
+    }
+    h.drain();
+    let rx_in_flight = h.net.split().0.in_flight();
+    assert_eq!(rx_in_flight, usize::from(h.size), "receive buffers leaked");
+}
+
+impl Harness {
+    fn new(input: &mut Input) -> Option<Harness> {
+        let setup = input.u8();
+        let legacy = setup & 1 != 0;
+        let mut offered = NetFeatures::MAC | NetFeatures::STATUS;
+        offered |= if legacy { NetFeatures::ANY_LAYOUT } else { NetFeatures::VERSION_1 };
+        for (bit, feature) in [
+            (1, NetFeatures::GUEST_CSUM),
+            (2, NetFeatures::CSUM),
+            (3, NetFeatures::RING_EVENT_IDX),
+            (4, NetFeatures::MTU),
+            (5, NetFeatures::MRG_RXBUF),
+        ] {
+            if setup & (1 << bit) != 0 {
+                offered |= feature;
+            }
+        }
+        // Legacy queue sizes are the device's and must be powers of two;
+        // modern ones are rounded down to one.
+        let queue_max = if legacy { 1 << (input.u8() % 6) } else { u32::from(input.u8() % 40) + 1 };
+        let mtu = input.u16();
+        let mut config = vec![0x52, 0x54, 0, 0x12, 0x34, 0x56, 1, 0, 1, 0];
+        config.extend_from_slice(&mtu.to_le_bytes());
+        let t = FakeTransport::new(offered.bits(), config, queue_max);
+        t.0.borrow_mut().legacy = legacy;
+        let net = Net::new(t.clone(), u64::from(setup)).ok()?;
+        let size = net.queue_sizes().0;
+        let features = net.features();
+        let header_len =
+            if features.intersects(NetFeatures::VERSION_1 | NetFeatures::MRG_RXBUF) { MODERN_LEN } else { LEGACY_LEN };
+        let mut rx = DeviceQueue::new(t.queue(0));
+        let tx = DeviceQueue::new(t.queue(1));
+        let mut held = vec![false; usize::from(size)];
+        for id in rx.take_avail() {
+            assert!(!held[usize::from(id)], "buffer {id} made available twice");
+            held[usize::from(id)] = true;
+        }
+        assert!(held.iter().all(|&h| h), "receive queue not filled at start");
+        let shadow = (0..size).map(|id| vec![0; rx.descriptor(id).1 as usize]).collect();
+        Some(Harness {
+            guest_csum: net.rx_checksum_offload(),
+            net,
+            rx,
+            tx,
+            size,
+            header_len,
+            held,
+            shadow,
+            tx_held: vec![false; usize::from(size)],
+            expected: VecDeque::new(),
+            exact: true,
+            since_empty: 0,
+            model: NetStats::default(),
+            lent: Vec::new(),
+        })
+    }
+
+    /// The device writes a frame into a buffer it holds (or not), and a
+    /// used entry (honest or not).
+    fn deliver(&mut self, input: &mut Input) {
+        let size = u32::from(self.size);
+        let choice = input.u8();
+        let id = match choice {
+            0..=0xEF => u32::from(choice) % (size + 2),
+            0xF0 => u32::from(u16::MAX),
+            0xF1 => size + u32::from(input.u16()),
+            _ => input.u32(),
+        };
+        let bytes = self.packet(input);
+        if let Some(slot) = usize::try_from(id).ok().filter(|&i| i < self.held.len() && self.held[i]) {
+            self.rx.fill(slot as u16, &bytes);
+            let n = bytes.len().min(self.shadow[slot].len());
+            self.shadow[slot][..n].copy_from_slice(&bytes[..n]);
+        }
+        let len = match input.u8() % 8 {
+            0 => input.u32(),
+            1 => u32::from(input.u8()),
+            2 => self.shadow.first().map_or(0, |s| s.len() as u32) + 1,
+            _ => bytes.len() as u32,
+        };
+        self.publish(&[(id, len)]);
+    }
+
+    /// A `virtio_net_hdr` and a frame: sane ones with checksum flags, or raw bytes.
+    fn packet(&mut self, input: &mut Input) -> Vec<u8> {
+        let mode = input.u8();
+        let payload_len = usize::from(input.u8());
+        let mut frame = if mode & 0x10 != 0 {
+            input.bytes(payload_len)
+        } else {
+            let mut f = udp4_frame(&input.bytes(payload_len % 64));
+            if mode & 0x20 != 0 {
+                f[23] = 6; // TCP (the segment may now be too short for its header)
+            }
+            f
+        };
+        let mut out = vec![0; self.header_len];
+        if mode & 1 != 0 {
+            out = input.bytes(self.header_len);
+        } else {
+            let mut header = NetHeader::default();
+            if mode & 2 != 0 {
+                header.flags |= FLAG_NEEDS_CSUM;
+                match checksum::prepare_offload(&mut frame) {
+                    Some((start, offset)) if mode & 8 == 0 => (header.csum_start, header.csum_offset) = (start, offset),
+                    _ => (header.csum_start, header.csum_offset) = (input.u16(), input.u16()),
+                }
+            }
+            if mode & 4 != 0 {
+                header.flags |= FLAG_DATA_VALID;
+            }
+            header.emit(&mut out, self.header_len);
+            if self.header_len == MODERN_LEN {
+                out[10..12].copy_from_slice(&u16::from(mode >> 6).to_le_bytes()); // num_buffers 0..=3
+            }
+        }
+        out.extend_from_slice(&frame);
+        out
+    }
+
+    /// Makes `entries` visible at once (one index update for the batch).
+    fn publish(&mut self, entries: &[(u32, u32)]) {
+        for (ahead, &(id, len)) in entries.iter().enumerate() {
+            self.rx.write_used(ahead as u16, id, len);
+            let expect = self.predict(id, len);
+            if self.exact {
+                self.expected.push_back(expect);
+            }
+        }
+        self.rx.publish_used(entries.len() as u16);
+        self.since_empty += entries.len();
+        if self.since_empty > usize::from(self.size) {
+            self.inexact(); // more entries than slots: the driver sees a jump
+        }
+    }
+
+    /// What the driver should make of a used entry, as the device's side
+    /// sees it; updates which buffers the device holds.
+    fn predict(&mut self, id: u32, len: u32) -> Expect {
+        let Some(slot) = usize::try_from(id).ok().filter(|&i| i < self.held.len()) else { return Expect::BadId };
+        if !self.held[slot] {
+            return Expect::NotInFlight;
+        }
+        self.held[slot] = false;
+        let buffer = &mut self.shadow[slot];
+        let len = len as usize;
+        if len > buffer.len() {
+            return Expect::BadLen;
+        }
+        let hl = self.header_len;
+        if len < hl + ETHERNET_HEADER {
+            return Expect::Short;
+        }
+        let header = NetHeader::parse(buffer, hl).expect("buffer holds a header");
+        if header.gso_type != GSO_NONE || (hl == MODERN_LEN && header.num_buffers > 1) {
+            return Expect::BadHeader;
+        }
+        let mut checksum = RxChecksum::Unknown;
+        if header.flags & FLAG_NEEDS_CSUM != 0 {
+            if !self.guest_csum {
+                return Expect::BadHeader;
+            }
+            // The device sums from csum_start to the end of the segment
+            // when the frame says where it ends, else to the end of the frame.
+            let data = &mut buffer[hl..len];
+            let start = usize::from(header.csum_start);
+            let end = checksum::find_segment(data).filter(|s| s.start == start).map_or(data.len(), |s| s.start + s.len);
+            if !checksum::complete(data, start, usize::from(header.csum_offset), end) {
+                return Expect::BadHeader;
+            }
+            checksum = RxChecksum::Valid;
+        } else if header.flags & FLAG_DATA_VALID != 0 && self.guest_csum {
+            checksum = RxChecksum::Valid;
+        }
+        Expect::Frame { bytes: buffer[hl..len].to_vec(), checksum }
+    }
+
+    /// The device moves its used index by an arbitrary amount: over stale
+    /// slots, or further than the queue holds.
+    fn jump(&mut self, input: &mut Input) {
+        let by = input.u16();
+        if input.u8() & 1 == 0 && by > 0 && by <= self.size {
+            // A batch of fresh entries, published with one index update.
+            let entries: Vec<(u32, u32)> =
+                (0..by).map(|_| (u32::from(input.u8()) % u32::from(self.size + 1), u32::from(input.u16()))).collect();
+            self.publish(&entries);
+        } else {
+            self.rx.publish_used(by);
+            self.inexact();
+        }
+    }
+
+    fn inexact(&mut self) {
+        self.exact = false;
+        self.expected.clear();
+    }
+
+    fn receive_one(&mut self) {
+        if self.lent.len() >= MAX_LENT {
+            return;
+        }
+        let before = self.net.split().0.stats();
+        let frame = self.net.receive();
+        let after = self.net.split().0.stats();
+        match frame {
+            Some(frame) => {
+                assert!(frame.len() >= ETHERNET_HEADER, "a frame shorter than an Ethernet header");
+                let bytes = self.net.frame(&frame).to_vec();
+                assert_eq!(bytes.len(), frame.len());
+                self.take_expected(Some((&bytes, frame.checksum)), before, after);
+                self.lent.push(frame);
+            }
+            None => {
+                self.take_expected(None, before, after);
+                self.since_empty = 0;
+            }
+        }
+    }
+
+    /// Matches what the driver did in one `receive` against the model.
+    fn take_expected(&mut self, got: Option<(&[u8], RxChecksum)>, before: NetStats, after: NetStats) {
+        if !self.exact {
+            return;
+        }
+        loop {
+            match self.expected.pop_front() {
+                Some(Expect::Frame { bytes, checksum }) => {
+                    let (frame, sum) = got.expect("the driver dropped a frame the model expects");
+                    assert!(frame == bytes.as_slice(), "frame bytes differ from what the device wrote");
+                    assert_eq!(sum, checksum, "checksum state");
+                    self.model.rx_frames += 1;
+                    self.model.rx_bytes += bytes.len() as u64;
+                    break;
+                }
+                Some(Expect::BadId) => self.model.drop_bad_id += 1,
+                Some(Expect::NotInFlight) => self.model.drop_not_in_flight += 1,
+                Some(Expect::BadLen) => self.model.rx_drop_bad_len += 1,
+                Some(Expect::Short) => self.model.rx_drop_short += 1,
+                Some(Expect::BadHeader) => self.model.rx_drop_bad_header += 1,
+                None => {
+                    assert!(got.is_none(), "the driver delivered a frame the model does not expect");
+                    break;
+                }
+            }
+        }
+        let counted = |s: &NetStats| {
+            (s.rx_frames, s.rx_bytes, s.drop_bad_id, s.drop_not_in_flight, s.rx_drop_bad_len, s.rx_drop_short)
+        };
+        assert_eq!(counted(&after), counted(&self.model), "receive counters (before: {before:?})");
+        assert_eq!(after.rx_drop_bad_header, self.model.rx_drop_bad_header, "bad-header counter");
+        assert_eq!(after.drop_bad_index, 0);
+    }
+
+    fn recycle_one(&mut self, input: &mut Input) {
+        if !self.lent.is_empty() {
+            let i = usize::from(input.u8()) % self.lent.len();
+            let frame = self.lent.swap_remove(i);
+            self.net.recycle(frame);
+        }
+    }
+
+    /// Everything received and given back, and the buffers reposted.
+    fn drain(&mut self) {
+        for frame in self.lent.drain(..) {
+            self.net.recycle(frame);
+        }
+        loop {
+            self.receive_one();
+            match self.lent.pop() {
+                Some(frame) => self.net.recycle(frame),
+                None => break,
+            }
+        }
+        self.flush();
+        let in_flight = self.net.split().0.in_flight();
+        let held = self.held.iter().filter(|&&h| h).count();
+        if self.exact {
+            assert_eq!(in_flight, held, "the driver and the device disagree on who holds which buffers");
+        }
+        assert_eq!(in_flight, usize::from(self.size), "receive buffers leaked");
+    }
+
+    /// Flushes the driver and takes what it made available, as the device.
+    fn flush(&mut self) {
+        self.net.flush();
+        for id in self.rx.take_avail() {
+            let slot = usize::from(id);
+            assert!(slot < self.held.len(), "made available a receive id {id} out of range");
+            assert!(!self.held[slot], "receive buffer {id} made available while the device holds it");
+            self.held[slot] = true;
+        }
+        for id in self.tx.take_avail() {
+            let slot = usize::from(id);
+            assert!(slot < self.tx_held.len(), "made available a transmit id {id} out of range");
+            assert!(!self.tx_held[slot], "transmit buffer {id} made available while the device holds it");
+            self.tx_held[slot] = true;
+        }
+    }
+
+    fn send(&mut self, input: &mut Input) {
+        let len = usize::from(input.u16() % 1600);
+        if let Some(tx) = self.net.transmit_buffer(len) {
+            let frame =
+                if input.u8() & 1 == 0 { udp4_frame(&vec![0xA5; len.saturating_sub(42)]) } else { vec![0; len] };
+            let n = frame.len().min(len);
+            self.net.frame_mut(&tx)[..n].copy_from_slice(&frame[..n]);
+            self.net.send(tx);
+        }
+        self.flush();
+    }
+
+    /// The device completes a transmit buffer (or claims to).
+    fn complete_tx(&mut self, input: &mut Input) {
+        let choice = input.u8();
+        let id = match choice {
+            0..=0xEF => u32::from(choice) % (u32::from(self.size) + 2),
+            _ => input.u32(),
+        };
+        if let Some(slot) = usize::try_from(id).ok().filter(|&i| i < self.tx_held.len()) {
+            self.tx_held[slot] = false;
+        }
+        self.tx.put_used(id, input.u32());
+        self.net.reclaim_tx();
+    }
+
+    /// Every transmit buffer is free or with the device.
+    fn check_tx(&mut self) {
+        let tx = self.net.split().1;
+        assert_eq!(tx.free() + tx.in_flight(), usize::from(self.size), "transmit buffers lost");
+    }
+}
