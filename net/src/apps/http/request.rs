@@ -114,6 +114,12 @@ pub fn parse(input: &[u8]) -> Parsed<'_> {
     let mut content_length: Option<u64> = None;
     for header in request.headers.iter() {
         let name = header.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Whatever its value (even bytes that are not UTF-8): chunked
+            // request bodies are not supported, and without them the
+            // request's end cannot be found (RFC 9112 6.1).
+            return Parsed::Error(Status::NotImplemented);
+        }
         let Ok(value) = core::str::from_utf8(header.value) else {
             // Only Connection and Content-Length matter here, and both are ASCII.
             if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("connection") {
@@ -121,11 +127,7 @@ pub fn parse(input: &[u8]) -> Parsed<'_> {
             }
             continue;
         };
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Chunked request bodies are not supported, and without them the
-            // request's end cannot be found (RFC 9112 6.1).
-            return Parsed::Error(Status::NotImplemented);
-        } else if name.eq_ignore_ascii_case("content-length") {
+        if name.eq_ignore_ascii_case("content-length") {
             let Ok(n) = value.trim().parse::<u64>() else { return Parsed::Error(Status::BadRequest) };
             if content_length.is_some_and(|m| m != n) {
                 return Parsed::Error(Status::BadRequest); // conflicting lengths (RFC 9112 6.3)
@@ -227,6 +229,16 @@ mod test {
             req("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"),
             Parsed::Request(Request { method: Method::Unsupported, .. }, _)
         ));
+    }
+
+    /// Found by `cargo fuzz` (http_request): a Transfer-Encoding value with
+    /// bytes that are not UTF-8 was skipped like an unknown header, and the
+    /// request framed as if it had no body: the chunked body that followed
+    /// was then read as the next request.
+    #[test]
+    fn transfer_encoding_is_refused_whatever_its_bytes() {
+        let smuggled = b"POST / HTTP/1.1\r\nTransfer-Encoding:\x98\xdfucnked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        assert_eq!(parse(smuggled), Parsed::Error(Status::NotImplemented));
     }
 
     #[test]
