@@ -111,6 +111,7 @@ pub fn parse(input: &[u8]) -> Parsed<'_> {
     };
 
     let mut keep_alive = version >= 1;
+    let mut close = false;
     let mut content_length: Option<u64> = None;
     for header in request.headers.iter() {
         let name = header.name;
@@ -128,7 +129,12 @@ pub fn parse(input: &[u8]) -> Parsed<'_> {
             continue;
         };
         if name.eq_ignore_ascii_case("content-length") {
-            let Ok(n) = value.trim().parse::<u64>() else { return Parsed::Error(Status::BadRequest) };
+            // 1*DIGIT (RFC 9110 8.6): `parse` alone would also take "+5".
+            let digits = value.trim_matches([' ', '\t']);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Parsed::Error(Status::BadRequest);
+            }
+            let Ok(n) = digits.parse::<u64>() else { return Parsed::Error(Status::BadRequest) };
             if content_length.is_some_and(|m| m != n) {
                 return Parsed::Error(Status::BadRequest); // conflicting lengths (RFC 9112 6.3)
             }
@@ -136,13 +142,15 @@ pub fn parse(input: &[u8]) -> Parsed<'_> {
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
-                    keep_alive = false;
+                    close = true;
                 } else if token.eq_ignore_ascii_case("keep-alive") {
                     keep_alive = true;
                 }
             }
         }
     }
+    // "close" wins over any "keep-alive", in whichever order (RFC 9112 9.6).
+    keep_alive &= !close;
     let body = content_length.unwrap_or(0);
     if body > MAX_BODY as u64 {
         return Parsed::Error(Status::ContentTooLarge);
@@ -229,6 +237,31 @@ mod test {
             req("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"),
             Parsed::Request(Request { method: Method::Unsupported, .. }, _)
         ));
+    }
+
+    /// Found by `cargo fuzz` (http_request, with its dictionary): a
+    /// `keep-alive` after `close` kept the connection open.
+    #[test]
+    fn close_wins_whatever_the_order_of_connection_tokens() {
+        for text in [
+            "GET / HTTP/1.1\r\nConnection: close, keep-alive\r\n\r\n",
+            "GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
+        ] {
+            assert!(matches!(req(text), Parsed::Request(Request { keep_alive: false, .. }, _)), "{text}");
+        }
+    }
+
+    /// Found by the http_request fuzz target's framing model: Rust's integer
+    /// parsing takes a leading '+', which Content-Length's grammar does not
+    /// allow; another parser in front of Skiff could frame such a request
+    /// differently.
+    #[test]
+    fn content_length_is_digits_only() {
+        for value in ["+0", "+5", "-0", " 5 x", "", "0x5", "5,5"] {
+            let text = format!("POST / HTTP/1.1\r\nContent-Length: {value}\r\n\r\nhello");
+            assert_eq!(parse(text.as_bytes()), Parsed::Error(Status::BadRequest), "{value:?}");
+        }
+        assert!(matches!(req("POST / HTTP/1.1\r\nContent-Length: \t5 \r\n\r\nhello"), Parsed::Request(_, 45)));
     }
 
     /// Found by `cargo fuzz` (http_request): a Transfer-Encoding value with
