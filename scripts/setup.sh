@@ -2,7 +2,9 @@
 # Installs what Skiff's build and tests need, and only what is missing:
 #   - QEMU and OVMF from Debian (apt-get update, then apt-get install);
 #   - the Rust toolchains, components and targets named by rust-toolchain.toml
-#     (kernel, libraries, xtask) and boot/rust-toolchain.toml (image builder).
+#     (kernel, libraries, xtask), boot/rust-toolchain.toml (image builder) and
+#     fuzz/rust-toolchain.toml (fuzz targets);
+#   - cargo-fuzz, and the C++ compiler its libFuzzer build needs.
 # rustup installs nothing by itself on these machines (RUSTUP_AUTO_INSTALL=0),
 # so this script does it. Idempotent; quiet and quick when all is there.
 set -euo pipefail
@@ -14,6 +16,8 @@ log() { printf '    setup: %s\n' "$*" >&2; }
 missing=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] && [ -e /usr/share/OVMF/OVMF_VARS_4M.fd ] || missing+=(ovmf)
+# libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets.
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=()
     # -n: fail at once rather than wait for a password nobody will type (CI).
@@ -36,7 +40,7 @@ toml_list() {
     sed -n "s/^$2 *= *//p" "$1" | tr -d '[]",' | tr ' ' '\n' | sed '/^$/d'
 }
 
-for file in rust-toolchain.toml boot/rust-toolchain.toml; do
+for file in rust-toolchain.toml boot/rust-toolchain.toml fuzz/rust-toolchain.toml; do
     channel=$(toml_list "$file" channel)
     profile=$(toml_list "$file" profile)
     if ! rustup run "$channel" rustc --version >/dev/null 2>&1; then
@@ -67,3 +71,13 @@ for file in rust-toolchain.toml boot/rust-toolchain.toml; do
         done
     fi
 done
+
+# --- cargo-fuzz --------------------------------------------------------------
+# Runs the fuzz targets in fuzz/ (`cargo xtask fuzz`, and briefly in
+# `cargo xtask qemu`). Any installed version will do; a fresh install takes
+# about 30 s here. It needs no extra components: no -Zbuild-std by default,
+# and llvm-tools only for `cargo fuzz coverage`.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    log "installing cargo-fuzz (cargo install --locked)"
+    cargo install cargo-fuzz --version 0.13.2 --locked
+fi

@@ -10,8 +10,11 @@
 
 use crate::stack::tcp_frame;
 
+/// Named seed inputs of one target.
+pub type Seeds = Vec<(&'static str, Vec<u8>)>;
+
 /// Seeds for `http_request`: a cut byte, then what a client sends.
-pub fn http_request() -> Vec<(&'static str, Vec<u8>)> {
+pub fn http_request() -> Seeds {
     let seed = |cut: u8, text: &[u8]| [&[cut][..], text].concat();
     vec![
         ("get", seed(0, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n")),
@@ -55,7 +58,7 @@ fn deliver(id: u8, mode: u8, payload: u8) -> Vec<u8> {
 }
 
 /// Seeds for `virtio_rx`: set-up bytes (features, queue size, MTU), then operations.
-pub fn virtio_rx() -> Vec<(&'static str, Vec<u8>)> {
+pub fn virtio_rx() -> Seeds {
     let setup = |bits: u8, queue: u8| vec![bits, queue, 0xDC, 0x05]; // MTU 1500
     let mut burst = setup(EVENT_IDX, 7);
     for id in 0..8 {
@@ -128,7 +131,7 @@ fn time(ms: u16) -> Vec<u8> {
 }
 
 /// Seeds for `stack`: a set-up byte (bit 0: DHCP), then operations.
-pub fn stack() -> Vec<(&'static str, Vec<u8>)> {
+pub fn stack() -> Seeds {
     let arp_request = {
         let mut f = vec![0xFF; 6];
         f.extend([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
@@ -201,7 +204,7 @@ pub fn stack() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// Every target's seeds.
-pub fn all() -> Vec<(&'static str, Vec<(&'static str, Vec<u8>)>)> {
+pub fn all() -> Vec<(&'static str, Seeds)> {
     vec![("http_request", http_request()), ("virtio_rx", virtio_rx()), ("stack", stack())]
 }
 

@@ -51,6 +51,8 @@ const MAX_OPS: usize = 512;
 /// Client ports of the four connections.
 const CLIENT_PORT: u16 = 40000;
 
+/// How every HTTP answer starts.
+const STATUS_LINE: &[u8] = b"HTTP/1.1 ";
 /// HTTP requests the TCP operation can carry.
 const REQUESTS: [&[u8]; 6] = [
     b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n",
@@ -73,15 +75,22 @@ impl Host for NoHost {
 /// What the client knows of one connection, learned from the server's SYN-ACK.
 #[derive(Clone, Copy, Default)]
 struct Conn {
-    /// The client's next sequence number, and its initial one.
+    /// The client's next sequence number.
     next: u32,
-    isn: u32,
     /// The server's initial sequence number, the client's as the server
     /// took it, and the server's next sequence number seen.
     server_isn: Option<(u32, u32)>,
     server_next: u32,
-    server_port: u16,
+    /// The client has sent a FIN on this connection. smoltcp 0.14 still
+    /// takes segment text after the peer's FIN (RFC 9293 3.10.7.4 says to
+    /// ignore it), and echo returns it, one sequence number off: from then
+    /// on the echo stream cannot be checked byte for byte.
+    fin_sent: bool,
 }
+
+/// The server ports the client connects to: HTTP, echo, and one where
+/// nothing listens.
+const SERVER_PORTS: [u16; 3] = [80, 7, 9];
 
 struct Harness {
     stack: Stack,
@@ -89,7 +98,8 @@ struct Harness {
     to_server: Queue,
     from_server: Queue,
     now: Duration,
-    conns: [Conn; 4],
+    /// By client port (four), then server port (`SERVER_PORTS`).
+    conns: [[Conn; SERVER_PORTS.len()]; 4],
 }
 
 /// Reads the fuzz input a byte at a time; zeros once it runs out.
@@ -167,7 +177,12 @@ impl Harness {
             http_idle: Duration::from_secs(15),
         };
         let stack = Stack::new(&mut dev, config, 0x5eed_0000 | u64::from(setup), Duration::ZERO);
-        let conns = core::array::from_fn(|i| Conn { isn: 1000 << i, next: 1000 << i, ..Conn::default() });
+        let conns = core::array::from_fn(|c| {
+            core::array::from_fn(|p| {
+                // The client's initial sequence numbers, apart for each connection.
+                Conn { next: (1000 << c) + ((p as u32) << 24), ..Conn::default() }
+            })
+        });
         Harness { stack, dev, to_server, from_server, now: Duration::ZERO, conns }
     }
 
@@ -191,24 +206,18 @@ impl Harness {
     fn tcp(&mut self, input: &mut Input) {
         let which = input.u8();
         let c = usize::from(which & 3);
-        let port = match which >> 2 & 3 {
-            0 | 1 => 80,
-            2 => 7,
-            _ => 9, // nothing listens there
+        let p = match which >> 2 & 3 {
+            0 | 1 => 0,
+            2 => 1,
+            _ => 2,
         };
+        let port = SERVER_PORTS[p];
         let flags = input.u8();
         let seq_delta = i32::from(input.u8() as i8);
         let ack_delta = i32::from(input.u8() as i8);
         let window = input.u16();
         let kind = input.u8();
-        let conn = &mut self.conns[c];
-        if flags & SYN != 0 && conn.server_port != port {
-            // A new connection (to another port): a fresh initial sequence number.
-            conn.isn = conn.isn.wrapping_add(0x0101_0000);
-            conn.next = conn.isn;
-            conn.server_isn = None;
-            conn.server_port = port;
-        }
+        let conn = &mut self.conns[c][p];
         let seq = conn.next.wrapping_add(seq_delta as u32);
         let ack = conn.server_next.wrapping_add(ack_delta as u32);
         // Payload bytes start after the SYN, if any.
@@ -221,6 +230,7 @@ impl Harness {
             }
             _ => Vec::new(),
         };
+        conn.fin_sent |= flags & FIN != 0;
         if seq_delta == 0 {
             conn.next = data_seq.wrapping_add(payload.len() as u32).wrapping_add(u32::from(flags & FIN != 0));
         }
@@ -277,13 +287,18 @@ impl Harness {
         let Some(c) = dport.checked_sub(CLIENT_PORT).map(usize::from).filter(|&c| c < 4) else { return };
         let data_offset = usize::from(tcp[12] >> 4) * 4;
         let payload = &tcp[data_offset.min(tcp.len())..];
-        let conn = &mut self.conns[c];
+        let Some(p) = SERVER_PORTS.iter().position(|&port| port == sport) else { return };
+        let conn = &mut self.conns[c][p];
         if flags & SYN != 0 {
             // SYN-ACK: the server's initial sequence number, and the client's as it took it.
             conn.server_isn = Some((seq, ack.wrapping_sub(1)));
+            conn.fin_sent = false;
         }
         let data_seq = seq.wrapping_add(u32::from(flags & SYN != 0));
         let end = data_seq.wrapping_add(payload.len() as u32).wrapping_add(u32::from(flags & FIN != 0));
+        // A keep-alive probe repeats the last sent octet's place with a
+        // garbage octet (RFC 9293 3.8.4); it is not stream data.
+        let probe = payload.len() == 1 && end == conn.server_next;
         if end.wrapping_sub(conn.server_next) as i32 > 0 || flags & SYN != 0 {
             conn.server_next = end;
         }
@@ -297,7 +312,7 @@ impl Harness {
         }
         let Some((server_isn, client_isn)) = conn.server_isn else { return };
         let offset = data_seq.wrapping_sub(server_isn).wrapping_sub(1);
-        if sport == 7 {
+        if sport == 7 && !probe && !conn.fin_sent {
             for (i, &b) in payload.iter().enumerate() {
                 let at = client_isn.wrapping_add(1).wrapping_add(offset).wrapping_add(i as u32);
                 assert_eq!(
@@ -308,7 +323,9 @@ impl Harness {
                 );
             }
         } else if sport == 80 && offset == 0 && !payload.is_empty() {
-            assert!(payload.starts_with(b"HTTP/1.1 "), "an HTTP answer without a status line");
+            // The client's window may let through only a few bytes.
+            let n = payload.len().min(STATUS_LINE.len());
+            assert!(payload[..n] == STATUS_LINE[..n], "an HTTP answer without a status line");
         }
     }
 

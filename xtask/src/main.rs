@@ -6,11 +6,13 @@
 //! - `cargo xtask qemu`: every test: host unit tests of all crates, then the
 //!   kernel's own tests booted on each firmware and machine, then a check that
 //!   the harness notices failures, panics, faults and hangs.
+//! - `cargo xtask fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets.
 //!
 //! Each command first runs `scripts/setup.sh`, which installs what is missing.
 
 mod build;
 mod clients;
+mod fuzz;
 mod netns;
 mod qemu;
 mod suite;
@@ -70,6 +72,14 @@ enum Cmd {
         #[arg(long, default_value_t = suite::BOOT_TIMEOUT_SECS)]
         timeout: u64,
     },
+    /// Run the cargo-fuzz targets (fuzz/) for a bounded time each (see docs/testing.md).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets to run (default: all of them).
+        targets: Vec<String>,
+    },
     /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
     #[command(hide = true)]
     UdpEcho {
@@ -102,6 +112,12 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Qemu { filter, timeout } => suite::run(filter.as_deref(), timeout),
+        Cmd::Fuzz { seconds, targets } => {
+            let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+            let targets = if targets.is_empty() { fuzz::TARGETS.to_vec() } else { targets };
+            fuzz::run_targets(&targets, std::time::Duration::from_secs(seconds))
+                .map(|report| println!("fuzz: {}", report.summary()))
+        }
         Cmd::UdpEcho { .. } => Ok(()),
     });
     match result {

@@ -441,6 +441,11 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let suite_started = Instant::now();
     lint()?;
     host_tests()?;
+    // The fuzz targets, briefly (xtask/src/fuzz.rs); also with --filter fuzz.
+    if filter.is_none_or(|f| "fuzz".contains(f)) {
+        let fuzzed = crate::fuzz::run(Duration::from_secs(crate::fuzz::SUITE_SECONDS))?;
+        eprintln!("    {}", fuzzed.summary());
+    }
     let artifacts = build::build()?;
     artifacts.print();
 
