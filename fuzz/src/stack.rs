@@ -40,6 +40,7 @@ const MAX_FRAME: usize = ETHERNET_HEADER + 1500;
 /// TCP header flag bits (RFC 9293 3.1).
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
 /// The stack's listening sockets: 40 for echo, 40 for HTTP (`net/src/apps`).
 const LISTENING: usize = 80;
 /// Silence after which every connection must be gone: past the echo's
@@ -86,6 +87,10 @@ struct Conn {
     /// ignore it), and echo returns it, one sequence number off: from then
     /// on the echo stream cannot be checked byte for byte.
     fin_sent: bool,
+    /// The highest acknowledgement number the client sent. smoltcp takes an
+    /// ACK of data it has queued but not sent yet (RFC 9293 3.10.7.4 says to
+    /// drop it), so this, not `server_next`, may be its SND.NXT.
+    acked: u32,
 }
 
 /// The server ports the client connects to: HTTP, echo, and one where
@@ -231,6 +236,9 @@ impl Harness {
             _ => Vec::new(),
         };
         conn.fin_sent |= flags & FIN != 0;
+        if flags & ACK != 0 && ack.wrapping_sub(conn.acked) as i32 > 0 {
+            conn.acked = ack;
+        }
         if seq_delta == 0 {
             conn.next = data_seq.wrapping_add(payload.len() as u32).wrapping_add(u32::from(flags & FIN != 0));
         }
@@ -292,13 +300,14 @@ impl Harness {
         if flags & SYN != 0 {
             // SYN-ACK: the server's initial sequence number, and the client's as it took it.
             conn.server_isn = Some((seq, ack.wrapping_sub(1)));
+            conn.acked = seq.wrapping_add(1);
             conn.fin_sent = false;
         }
         let data_seq = seq.wrapping_add(u32::from(flags & SYN != 0));
         let end = data_seq.wrapping_add(payload.len() as u32).wrapping_add(u32::from(flags & FIN != 0));
         // A keep-alive probe repeats the last sent octet's place with a
         // garbage octet (RFC 9293 3.8.4); it is not stream data.
-        let probe = payload.len() == 1 && end == conn.server_next;
+        let probe = payload.len() == 1 && (end == conn.server_next || end == conn.acked);
         if end.wrapping_sub(conn.server_next) as i32 > 0 || flags & SYN != 0 {
             conn.server_next = end;
         }
