@@ -19,8 +19,8 @@ use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
 use super::features::NetFeatures;
 use super::header::{FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_NONE, LEGACY_LEN, MODERN_LEN, NetHeader};
 use crate::virtio::queue::{BadUsed, QueueError, SplitQueue};
-use skiff_net::checksum;
 use skiff_net::device::{DeviceInfo, NetDevice, RxHalf, TxHalf};
+use skiff_net::{checksum, trace};
 
 /// Queue indices (spec 5.1.2): receiveq1 and transmitq1.
 const RX_QUEUE: u16 = 0;
@@ -256,6 +256,18 @@ impl<H: Hal> RxRing<H> {
                 Some(frame) => {
                     self.stats.rx_frames += 1;
                     self.stats.rx_bytes += frame.len as u64;
+                    log::trace!(
+                        target: trace::TARGET,
+                        "rx virtq  desc {} used len {} = header {} + frame {}, checksum {}",
+                        frame.id,
+                        used.len,
+                        self.header_len,
+                        frame.len,
+                        match frame.checksum {
+                            RxChecksum::Valid => "valid",
+                            RxChecksum::Unknown => "unchecked",
+                        }
+                    );
                     return Some(frame);
                 }
                 None => self.returned.push(used.id),
@@ -392,6 +404,13 @@ impl<H: Hal> TxRing<H> {
             Ok(()) => {
                 self.stats.tx_frames += 1;
                 self.stats.tx_bytes += frame.len as u64;
+                log::trace!(
+                    target: trace::TARGET,
+                    "tx virtq  desc {} len {len} = header {header_len} + frame {}, checksum {}",
+                    frame.id,
+                    frame.len,
+                    if net_header.flags & FLAG_NEEDS_CSUM != 0 { "left to the device" } else { "complete" }
+                );
             }
             // Ids in TxFrame come from `free`, so they are valid and not in flight.
             Err(e) => unreachable!("transmit buffer {}: {e}", frame.id),
@@ -758,6 +777,9 @@ impl<H: Hal, T: Transport> NetDevice for VirtioNet<H, T> {
     }
     fn features(&self) -> String {
         self.features.to_string()
+    }
+    fn link_up(&self) -> bool {
+        self.link_up
     }
 }
 
