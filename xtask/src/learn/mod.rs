@@ -2,6 +2,9 @@
 //! what the learner's guide shows — the trace of one request at every layer,
 //! the checksums in a capture (`tshark`), and the live page (headless Chromium).
 
+pub mod cases;
+pub mod page;
+pub mod pcap;
 pub mod trace;
 
 /// The kernel command line `cmdline` with the packet trace turned on: the

@@ -1,4 +1,5 @@
-//! HTTP/1.1 on port 80: `/` (what Skiff is), `/stats` (JSON) and
+//! HTTP/1.1 on port 80: `/` (what Skiff is, and a live view of its
+//! counters), `/stats` (JSON) and
 //! `/stats.html` (the same, as a page that refreshes itself).
 //!
 //! Each connection has a bounded input buffer and a bounded output buffer.
@@ -34,18 +35,10 @@ const INPUT_LIMIT: usize = MAX_HEAD + MAX_BODY;
 /// Stop answering pipelined requests while this much output waits.
 const OUTPUT_HIGH_WATER: usize = 32 * 1024;
 
-/// The page at `/`.
-const INDEX_HTML: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Skiff</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em">
-<h1>Skiff</h1>
-<p>A small Rust unikernel that boots straight into a TCP/IP stack: a virtio-net
-driver, smoltcp, and this server, with nothing in between.</p>
-<p>See what it is doing: <a href="/stats.html">live counters</a>, or the raw
-<a href="/stats">/stats</a> JSON.</p>
-</body></html>
-"#;
+/// The page at `/`: a live view of `/stats` (link, address, counters,
+/// interrupt rate, recent connections), refreshed in place every second by a
+/// few lines of script; no external resources.
+const INDEX_HTML: &str = include_str!("index.html");
 
 struct Connection {
     handle: SocketHandle,
@@ -307,4 +300,47 @@ fn stats_page(json: &str) -> String {
 <body style=\"font-family: sans-serif; margin: 1em\"><h1>Skiff</h1><p><a href=\"/\">home</a> · refreshes every 2 s · \
 <a href=\"/stats\">JSON</a></p>\n<pre id=\"stats\">{escaped}</pre></body></html>\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_page_is_self_contained_and_fits_a_phone() {
+        let page = INDEX_HTML;
+        assert!(page.contains(r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#));
+        // Nothing from elsewhere: no scripts, styles, fonts or images to fetch.
+        for external in ["http://", "https://", "src=", "@import", "url("] {
+            assert!(!page.contains(external), "the page refers to something outside: {external}");
+        }
+        assert!(page.contains("fetch('/stats'"), "the page does not poll /stats");
+        assert!(page.len() < 8 * 1024, "the page grew to {} bytes", page.len());
+    }
+
+    #[test]
+    fn every_element_the_script_fills_exists() {
+        let page = INDEX_HTML;
+        let mut rest = page;
+        let mut ids = 0;
+        while let Some(at) = rest.find("$('") {
+            let name = &rest[at + 3..];
+            let name = &name[..name.find('\'').unwrap()];
+            assert!(page.contains(&format!("id=\"{name}\"")), "the script fills #{name}, which the page lacks");
+            ids += 1;
+            rest = &rest[at + 3..];
+        }
+        assert!(ids >= 10, "only {ids} elements filled");
+    }
+
+    #[test]
+    fn the_root_answers_with_the_live_page() {
+        let mut out = Vec::new();
+        let status = respond(&mut out, Method::Get, "/", true, &|| String::from("{}"));
+        assert_eq!(status, Status::Ok);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(text.contains("Content-Type: text/html; charset=utf-8\r\n"));
+        assert!(text.ends_with(INDEX_HTML));
+    }
 }
