@@ -1,6 +1,6 @@
 //! `cargo xtask qemu`: the whole test suite.
 //!
-//! 1. Lint (rustfmt, clippy), then host unit tests of the libraries and of xtask.
+//! 1. Lint (rustfmt, clippy, rustdoc), then host unit tests of the libraries and of xtask.
 //! 2. The kernel's own tests (`mode=test`), booted from BIOS on q35 and pc and
 //!    from UEFI on q35. A boot passes only if QEMU exits with the kernel's
 //!    success code *and* the kernel printed a summary with no failure.
@@ -470,7 +470,7 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
 
 /// Formatting and clippy, warnings as errors, for the host crates and the kernel.
 fn lint() -> Result<()> {
-    let step = ui::Step::start("lint (cargo fmt --check, cargo clippy -D warnings)");
+    let step = ui::Step::start("lint (cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings)");
     let run = |args: &[&str]| -> Result<()> {
         let status = build::cargo(&root()).args(args).status().map_err(|e| format!("cannot run cargo: {e}"))?;
         if status.success() { Ok(()) } else { Err(format!("cargo {} failed (see above)", args.join(" "))) }
@@ -502,6 +502,22 @@ fn lint() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    // Rustdoc, warnings as errors: docs build and every intra-doc link resolves
+    // (missing_docs is denied in drivers and net themselves).
+    for extra in [
+        &["--package", "skiff-drivers", "--package", "skiff-net", "--package", "xtask"][..],
+        &["--package", "skiff-kernel", "--target", build::KERNEL_TARGET],
+    ] {
+        let status = build::cargo(&root())
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--quiet", "--no-deps"])
+            .args(extra)
+            .status()
+            .map_err(|e| format!("cannot run cargo doc: {e}"))?;
+        if !status.success() {
+            return Err(format!("RUSTDOCFLAGS=-D warnings cargo doc --no-deps {} failed (see above)", extra.join(" ")));
+        }
+    }
     step.done();
     Ok(())
 }
