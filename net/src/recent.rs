@@ -234,11 +234,12 @@ impl Follow {
             record.state = state;
         }
         if !connected {
+            // As far as the app saw: a socket that had begun closing (a FIN
+            // either way) closed; one that drops from an open state was reset
+            // (or aborted). Polls are coarse, so states in between are missed.
             let ending = match before {
-                // An orderly close passes through these; anything else that
-                // ends in CLOSED was reset (or aborted).
-                tcp::State::TimeWait | tcp::State::LastAck | tcp::State::Closing => Ending::Closed,
-                _ => Ending::Reset,
+                tcp::State::Established | tcp::State::SynReceived | tcp::State::SynSent => Ending::Reset,
+                _ => Ending::Closed,
             };
             self.end(recent, ending, now_ms);
         }
@@ -302,6 +303,33 @@ mod tests {
         follow.observe(&mut recent, tcp::State::SynReceived, peer(40313), 140);
         assert_eq!(recent.total(), 2);
         assert_eq!(recent.iter().next().unwrap().ending, Ending::Open);
+    }
+
+    #[test]
+    fn a_close_seen_only_at_its_start_is_still_a_close() {
+        let mut recent = RecentConnections::new();
+        let mut follow = Follow::new("http", 0);
+        follow.observe(&mut recent, tcp::State::Established, peer(5), 1);
+        // CLOSE-WAIT, then LAST-ACK and CLOSED between two polls.
+        follow.observe(&mut recent, tcp::State::CloseWait, peer(5), 2);
+        follow.observe(&mut recent, tcp::State::Closed, None, 3);
+        assert_eq!(recent.iter().next().unwrap().ending, Ending::Closed);
+    }
+
+    #[test]
+    fn a_socket_reopened_and_reused_between_polls_counts_two_connections() {
+        let mut recent = RecentConnections::new();
+        let mut follow = Follow::new("http", 0);
+        follow.observe(&mut recent, tcp::State::Established, peer(5), 1);
+        follow.observe(&mut recent, tcp::State::TimeWait, peer(5), 2);
+        // The app reopens the socket and tells the follower at once...
+        follow.observe(&mut recent, tcp::State::Listen, None, 3);
+        // ...so a SYN before its next poll starts a new connection.
+        follow.observe(&mut recent, tcp::State::SynReceived, peer(6), 4);
+        assert_eq!(recent.total(), 2);
+        let ports: Vec<u16> = recent.iter().map(|r| r.peer.unwrap().port).collect();
+        assert_eq!(ports, [6, 5]);
+        assert_eq!(follow.peer(), peer(6));
     }
 
     #[test]

@@ -73,6 +73,8 @@ impl EchoServer {
             follow.observe(recent, socket.state(), socket.remote_endpoint(), now_ms);
             if !socket.is_open() {
                 super::reopen(socket, PORT, now, since);
+                // Seen now, so that a SYN before the next poll is a new connection.
+                follow.observe(recent, socket.state(), None, now_ms);
                 continue;
             }
             if !socket.is_active() {

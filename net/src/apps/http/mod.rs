@@ -101,6 +101,8 @@ impl HttpServer {
                 conn.output.clear();
                 conn.closing = false;
                 super::reopen(socket, PORT, now, &mut conn.time_wait_since);
+                // Seen now, so that a SYN before the next poll is a new connection.
+                conn.follow.observe(recent, socket.state(), None, now_ms);
                 continue;
             }
             if !socket.is_active() {
