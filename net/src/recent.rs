@@ -231,7 +231,8 @@ impl Follow {
             }
         }
         if let Some(record) = self.record(recent) {
-            record.state = state;
+            // A socket listening again is a closed connection to the record.
+            record.state = if connected { state } else { tcp::State::Closed };
         }
         if !connected {
             // As far as the app saw: a socket that had begun closing (a FIN
@@ -298,6 +299,7 @@ mod tests {
         follow.observe(&mut recent, tcp::State::Closed, None, 120);
         let r = recent.iter().next().unwrap();
         assert_eq!((r.opened_ms, r.closed_ms, r.ending, r.requests), (10, Some(120), Ending::Closed, 1));
+        assert_eq!(r.state, tcp::State::Closed);
         // The socket listens again and takes a second connection.
         follow.observe(&mut recent, tcp::State::Listen, None, 130);
         follow.observe(&mut recent, tcp::State::SynReceived, peer(40313), 140);
@@ -327,6 +329,7 @@ mod tests {
         // ...so a SYN before its next poll starts a new connection.
         follow.observe(&mut recent, tcp::State::SynReceived, peer(6), 4);
         assert_eq!(recent.total(), 2);
+        assert_eq!(recent.iter().nth(1).unwrap().state, tcp::State::Closed, "not LISTEN");
         let ports: Vec<u16> = recent.iter().map(|r| r.peer.unwrap().port).collect();
         assert_eq!(ports, [6, 5]);
         assert_eq!(follow.peer(), peer(6));

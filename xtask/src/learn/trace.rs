@@ -146,24 +146,36 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    /// Real output of `cargo xtask run --trace` and `curl .../packet-journey`
-    /// (abridged: lines of other frames removed between them).
+    /// Real output of `cargo xtask run --trace` while `curl http://127.0.0.1:8080/packet-journey`
+    /// ran (copied from a boot, unabridged).
     const JOURNEY: &str = "\
-[    1.724101] TRACE packet: rx virtq  desc 10 used len 70 = header 12 + frame 58, checksum unchecked
-[    1.726019] TRACE packet: rx virtq  desc 12 used len 152 = header 12 + frame 140, checksum unchecked
-[    1.726148] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 140 bytes
-[    1.726277] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 126, ttl 64
-[    1.726386] TRACE packet: rx tcp    55664 > 80 [P.] seq 448002 ack 1283895302 win 65535 len 86
-[    1.726538] TRACE packet: -- socket http#0 10.0.2.2:55664 syn_received -> established
-[    1.726673] TRACE packet: rx socket http#0 10.0.2.2:55664 read 86 bytes
-[    1.726937] TRACE packet: rx app    http#0 GET /packet-journey
-[    1.727170] TRACE packet: tx app    http#0 404 Not Found, 150 bytes queued
-[    1.727284] TRACE packet: tx socket http#0 10.0.2.2:55664 wrote 150 bytes
-[    1.727439] TRACE packet: tx tcp    80 > 55664 [P.] seq 1283895302 ack 448088 win 8192 len 150
-[    1.727567] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 190, ttl 64
-[    1.727677] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 204 bytes
-[    1.727817] TRACE packet: tx virtq  desc 1 len 216 = header 12 + frame 204, checksum complete
-[    1.728326] TRACE packet: rx virtq  desc 13 used len 66 = header 12 + frame 54, checksum unchecked";
+[    1.657010] TRACE packet: rx virtq  desc 11 used len 70 = header 12 + frame 58, checksum unchecked
+[    1.657175] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 58 bytes
+[    1.657285] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 44, ttl 64
+[    1.657377] TRACE packet: rx tcp    54020 > 80 [S] seq 512001 win 65535 len 0
+[    1.657519] TRACE packet: -- socket http#0 10.0.2.2:54020 listen -> syn_received
+[    1.657671] TRACE packet: tx tcp    80 > 54020 [S.] seq 3966711016 ack 512002 win 8192 len 0
+[    1.657779] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 44, ttl 64
+[    1.657917] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 58 bytes
+[    1.658026] TRACE packet: tx virtq  desc 0 len 70 = header 12 + frame 58, checksum complete
+[    1.658310] TRACE packet: rx virtq  desc 12 used len 66 = header 12 + frame 54, checksum unchecked
+[    1.658413] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 54 bytes
+[    1.658515] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 40, ttl 64
+[    1.658602] TRACE packet: rx tcp    54020 > 80 [.] seq 512002 ack 3966711017 win 65535 len 0
+[    1.658716] TRACE packet: rx virtq  desc 13 used len 158 = header 12 + frame 146, checksum unchecked
+[    1.658819] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 146 bytes
+[    1.658921] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 132, ttl 64
+[    1.659008] TRACE packet: rx tcp    54020 > 80 [P.] seq 512002 ack 3966711017 win 65535 len 92
+[    1.659124] TRACE packet: -- socket http#0 10.0.2.2:54020 syn_received -> established
+[    1.659231] TRACE packet: rx socket http#0 10.0.2.2:54020 read 92 bytes
+[    1.659445] TRACE packet: rx app    http#0 GET /packet-journey
+[    1.659592] TRACE packet: tx app    http#0 404 Not Found, 150 bytes queued
+[    1.659678] TRACE packet: tx socket http#0 10.0.2.2:54020 wrote 150 bytes
+[    1.659789] TRACE packet: tx tcp    80 > 54020 [P.] seq 3966711017 ack 512094 win 8192 len 150
+[    1.659889] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 190, ttl 64
+[    1.659976] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 204 bytes
+[    1.660079] TRACE packet: tx virtq  desc 4 len 216 = header 12 + frame 204, checksum complete
+[    1.660537] TRACE packet: rx virtq  desc 14 used len 66 = header 12 + frame 54, checksum unchecked";
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()
@@ -172,12 +184,12 @@ mod tests {
     #[test]
     fn a_whole_journey_passes() {
         let found = check_journey(&lines(JOURNEY)).unwrap();
-        assert!(found.contains("12 layers in order, 86 bytes in, 150 out"), "{found}");
+        assert!(found.contains("12 layers in order, 92 bytes in, 150 out"), "{found}");
     }
 
     #[test]
     fn a_missing_layer_fails() {
-        for gone in ["rx eth", "rx socket", "tx socket", "tx virtq  desc 1 ", "rx app"] {
+        for gone in ["rx eth", "rx socket", "tx socket", "tx virtq  desc 4 ", "rx app"] {
             let text: Vec<String> = lines(JOURNEY).into_iter().filter(|l| !l.contains(gone)).collect();
             assert!(check_journey(&text).is_err(), "passed without {gone}");
         }
@@ -185,7 +197,7 @@ mod tests {
 
     #[test]
     fn disagreeing_lengths_fail() {
-        let text = JOURNEY.replace("frame 140", "frame 141");
+        let text = JOURNEY.replace("frame 146", "frame 147");
         assert!(check_journey(&lines(&text)).unwrap_err().contains("lengths disagree"));
         let text = JOURNEY.replace("wrote 150", "wrote 149");
         assert!(check_journey(&lines(&text)).is_err());
