@@ -283,7 +283,7 @@ pub fn run_interactive(artifacts: &Artifacts, boot: &Boot, http_port: u16, echo_
         if crate::clients::wait_until_serving(http_port, Duration::from_secs(300)).is_ok() {
             eprintln!(
                 "\r\n==> Skiff answers ({:.1} s after QEMU started):\r\n    http://127.0.0.1:{http_port}/  \
-                 (live stats: http://127.0.0.1:{http_port}/stats.html)\r\n    echo: nc 127.0.0.1 {echo_port}\r",
+                 (a live view; JSON at http://127.0.0.1:{http_port}/stats)\r\n    echo: nc 127.0.0.1 {echo_port}\r",
                 started.elapsed().as_secs_f64()
             );
         }
