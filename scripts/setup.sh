@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Skiff's build and tests need, and only what is missing:
-#   - QEMU and OVMF from Debian (apt-get update, then apt-get install);
+#   - QEMU, OVMF, g++, tshark and Chromium from Debian (apt-get update, then apt-get install);
 #   - the Rust toolchains, components and targets named by rust-toolchain.toml
 #     (kernel, libraries, xtask), boot/rust-toolchain.toml (image builder) and
 #     fuzz/rust-toolchain.toml (fuzz targets);
@@ -18,6 +18,10 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] && [ -e /usr/share/OVMF/OVMF_VARS_4M.fd ] || missing+=(ovmf)
 # libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets.
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
+# The learner's checks (xtask/src/learn): tshark judges captured checksums,
+# headless Chromium loads the live page.
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=()
     # -n: fail at once rather than wait for a password nobody will type (CI).

@@ -3,7 +3,9 @@
 //!
 //! Known keys:
 //! - `mode=run|test`: serve (the default), or run the in-kernel tests and exit.
-//! - `log=error|warn|info|debug|trace`: the log level (default `info`).
+//! - `log=LEVEL[,TARGET=LEVEL]...`: log levels (`off error warn info debug
+//!   trace`, default `info`), as with `RUST_LOG`; `log=info,packet=trace`
+//!   turns on the packet trace (`cargo xtask run --trace`, `net/src/trace.rs`).
 //! - `ktest.inject=fail|panic|fault|hang`: make test mode misbehave on purpose,
 //!   so that the harness can show it notices (see `xtask/src/qemu.rs`).
 

@@ -37,7 +37,6 @@ use core::panic::PanicInfo;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
-use log::LevelFilter;
 
 use skiff_net::apps::{echo, http};
 use skiff_net::config::NetConfig;
@@ -61,14 +60,7 @@ entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     serial::init();
     let cmdline = cmdline::get();
-    let level = match cmdline.get("log") {
-        Some("error") => LevelFilter::Error,
-        Some("warn") => LevelFilter::Warn,
-        Some("debug") => LevelFilter::Debug,
-        Some("trace") => LevelFilter::Trace,
-        _ => LevelFilter::Info,
-    };
-    logger::init(level);
+    logger::init(cmdline.get("log"));
     log::info!("Skiff {} booting; command line: \"{}\"", env!("CARGO_PKG_VERSION"), cmdline.as_str());
     if cmdline.truncated {
         log::warn!("command line cut to {} bytes", cmdline.as_str().len());

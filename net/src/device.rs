@@ -75,4 +75,8 @@ pub trait NetDevice {
     fn counters(&self) -> Vec<(&'static str, u64)>;
     /// The features the card negotiated, by name, for `/stats`.
     fn features(&self) -> String;
+    /// Whether the link is up (cards that cannot tell say it always is).
+    fn link_up(&self) -> bool {
+        true
+    }
 }

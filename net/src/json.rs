@@ -70,6 +70,19 @@ impl JsonWriter {
         self.has_member.push(false);
     }
 
+    /// An object element of the current array: `{` ... (close with `end_object`).
+    pub fn begin_array_object(&mut self) {
+        self.separator();
+        self.out.push('{');
+        self.has_member.push(false);
+    }
+
+    /// `"key": null`.
+    pub fn null(&mut self, key: &str) {
+        self.key(key);
+        self.out.push_str("null");
+    }
+
     /// A string element of the current array.
     pub fn array_string(&mut self, value: &str) {
         self.separator();
@@ -120,13 +133,16 @@ mod test {
         j.begin_array("d");
         j.array_string("x");
         j.array_string("y");
+        j.begin_array_object();
+        j.null("z");
+        j.end_object();
         j.end_array();
         j.end_object();
         j.begin_object("empty");
         j.end_object();
         assert_eq!(
             j.finish(),
-            r#"{"a":1,"b":{"c":"quote \" backslash \\ newline \n bell \u0007","d":["x","y"]},"empty":{}}"#
+            r#"{"a":1,"b":{"c":"quote \" backslash \\ newline \n bell \u0007","d":["x","y",{"z":null}]},"empty":{}}"#
         );
     }
 }

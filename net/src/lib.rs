@@ -21,8 +21,10 @@ pub mod config;
 pub mod device;
 pub mod json;
 pub mod phy;
+pub mod recent;
 pub mod seed;
 pub mod stack;
+pub mod trace;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testlink;

@@ -14,8 +14,8 @@
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use crate::checksum;
 use crate::device::{NetDevice, RxHalf, TxHalf};
+use crate::{checksum, trace};
 
 /// Ethernet's header, which smoltcp counts in the "MTU" of an Ethernet device.
 const ETHERNET_HEADER: usize = 14;
@@ -106,8 +106,12 @@ impl<R: RxHalf> phy::RxToken for RxToken<'_, R> {
                 Some(valid) => !valid,
                 None => checksum::unverifiable_transport(bytes),
             };
+        if trace::enabled() {
+            trace::log_frame(trace::Direction::Rx, bytes);
+        }
         let result = if bad {
             *self.dropped += 1;
+            log::trace!(target: trace::TARGET, "rx drop   bad TCP/UDP checksum");
             f(&[])
         } else {
             f(bytes)
@@ -122,6 +126,9 @@ impl<T: TxHalf> phy::TxToken for TxToken<'_, T> {
         match self.tx.reserve(len) {
             Some(mut frame) => {
                 let result = f(self.tx.bytes_mut(&mut frame));
+                if trace::enabled() {
+                    trace::log_frame(trace::Direction::Tx, self.tx.bytes_mut(&mut frame));
+                }
                 self.tx.send(frame);
                 result
             }

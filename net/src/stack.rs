@@ -19,6 +19,7 @@ use crate::config::NetConfig;
 use crate::device::NetDevice;
 use crate::json::JsonWriter;
 use crate::phy::Adapter;
+use crate::recent::RecentConnections;
 
 /// Frames taken in per poll step before sockets and timers get their turn,
 /// so that a flood cannot starve transmission or TCP's timers.
@@ -71,6 +72,7 @@ pub struct Stack {
     started: Instant,
     echo: EchoServer,
     http: HttpServer,
+    recent: RecentConnections,
 }
 
 impl Stack {
@@ -110,6 +112,7 @@ impl Stack {
             started: now,
             echo,
             http,
+            recent: RecentConnections::new(),
         };
         if !config.dhcp {
             stack.use_static();
@@ -138,12 +141,12 @@ impl Stack {
             }
         }
         self.poll_address(now);
-        self.echo.poll(now, &mut self.sockets);
+        self.echo.poll(now, &mut self.sockets, &mut self.recent);
         let (ipv4, echo_bytes) = (&self.ipv4, self.echo.bytes());
-        let render = |sockets: &SocketSet<'static>, requests: u64| {
-            stats_json(ipv4, sockets, requests, echo_bytes, adapter, host)
+        let render = |sockets: &SocketSet<'static>, requests: u64, recent: &RecentConnections| {
+            stats_json(ipv4, sockets, requests, echo_bytes, recent, adapter, host)
         };
-        self.http.poll(now, &mut self.sockets, &render);
+        self.http.poll(now, &mut self.sockets, &mut self.recent, &render);
         for _ in 0..EGRESS_ROUNDS {
             match self.iface.poll_egress(now, adapter, &mut self.sockets) {
                 PollResult::None => break,
@@ -262,6 +265,7 @@ fn stats_json<D: NetDevice>(
     sockets: &SocketSet<'static>,
     http_requests: u64,
     echo_bytes: u64,
+    recent: &RecentConnections,
     adapter: &Adapter<D>,
     host: &dyn Host,
 ) -> String {
@@ -282,6 +286,7 @@ fn stats_json<D: NetDevice>(
     let m = info.mac;
     json.string("mac", &format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]));
     json.number("mtu", info.mtu as u64);
+    json.string("link", if device.link_up() { "up" } else { "down" });
     json.string("features", &device.features());
     json.begin_object("device");
     for (name, value) in device.counters() {
@@ -300,6 +305,7 @@ fn stats_json<D: NetDevice>(
         json.number(state, count as u64);
     }
     json.end_object();
+    recent.write_json(&mut json);
     host.write_stats(&mut json);
     json.finish()
 }

@@ -383,3 +383,20 @@ fn without_a_dhcp_server_the_static_address_takes_over_in_time() {
     assert_eq!(ipv4.address, Some(Ipv4Cidr::new(Ipv4Addr::new(10, 0, 2, 15), 24)));
     assert_eq!(ipv4.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
 }
+
+#[test]
+fn stats_list_the_connection_asking_among_the_recent_ones() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40123);
+    let first = net.exchange(h, b"GET / HTTP/1.1\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    assert!(first.starts_with(b"HTTP/1.1 200 OK"));
+    let reply = net.exchange(h, b"GET /stats HTTP/1.1\r\n\r\n", |r| r.ends_with(b"}"));
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.contains("\"connections_total\":1,\"recent\":[{\"app\":\"http\",\"peer\":\"10.9.0.2:40123\""),
+        "{text}"
+    );
+    // Both requests counted (the second is the one asking); 18 + 23 bytes read.
+    assert!(text.contains("\"state\":\"established\",\"ending\":\"open\",\"requests\":2,\"bytes_in\":41"), "{text}");
+    assert!(text.contains("\"link\":\"up\""), "{text}");
+}

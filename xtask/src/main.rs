@@ -13,6 +13,7 @@
 mod build;
 mod clients;
 mod fuzz;
+mod learn;
 mod netns;
 mod qemu;
 mod suite;
@@ -62,6 +63,9 @@ enum Cmd {
         /// Record the card's traffic to this pcap file (open it in Wireshark).
         #[arg(long)]
         pcap: Option<PathBuf>,
+        /// Log every frame at each layer, driver to app (adds packet=trace to log=).
+        #[arg(long)]
+        trace: bool,
     },
     /// Run every test: host unit tests, then the kernel's tests under QEMU.
     Qemu {
@@ -102,7 +106,8 @@ fn main() -> ExitCode {
     }
     let result = setup().and_then(|()| match cli.command {
         Cmd::Build => build::build().map(|artifacts| artifacts.print()),
-        Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap } => {
+        Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap, trace } => {
+            let cmdline = if trace { learn::with_trace(&cmdline) } else { cmdline };
             build::build().and_then(|artifacts| {
                 let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
                 let forwards = vec![Forward { host: http_port, guest: 80 }, Forward { host: echo_port, guest: 7 }];

@@ -36,9 +36,9 @@ fn ip(args: &[&str]) -> Result<()> {
 }
 
 impl TestNetwork {
-    /// Makes the namespace `skiff-PID-TAG` and everything in it.
+    /// Makes the namespace [`namespace_name`]`(tag)` and everything in it.
     pub fn create(tag: &str) -> Result<TestNetwork> {
-        let name = format!("skiff-{}-{tag}", std::process::id());
+        let name = namespace_name(tag);
         ip(&["netns", "add", &name])?;
         // From here on, dropping `net` removes the namespace.
         let mut net = TestNetwork { name, echo: None };
@@ -62,6 +62,11 @@ impl TestNetwork {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// The namespace a boot tagged `tag` runs in: `skiff-PID-TAG`.
+pub fn namespace_name(tag: &str) -> String {
+    format!("skiff-{}-{tag}", std::process::id())
 }
 
 impl Drop for TestNetwork {

@@ -11,6 +11,10 @@ use crate::build::Artifacts;
 use crate::{Result, root};
 
 pub const DEFAULT_MEMORY: &str = "128M";
+/// Where the bootloader places the kernel, a position-independent ELF linked
+/// at 0: the first free 512 GiB slot of the address space (bootloader 0.11
+/// without ASLR). gdb loads the symbols with this offset.
+pub const KERNEL_LOAD_OFFSET: u64 = 0x100_0000_0000;
 /// QEMU's `isa-debug-exit` device, at the port the kernel writes (kernel/src/qemu.rs).
 const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
 /// The fw_cfg file the kernel reads its command line from (kernel/src/cmdline.rs).
@@ -266,7 +270,10 @@ pub fn run_interactive(artifacts: &Artifacts, boot: &Boot, http_port: u16, echo_
     eprintln!("==> booting: {}", shell_line(&args));
     eprintln!("    (Ctrl-A X quits QEMU)");
     if boot.gdb {
-        eprintln!("    waiting for gdb: gdb {} -ex 'target remote :1234'", artifacts.kernel_elf.display());
+        eprintln!(
+            "    waiting for gdb: gdb -q -ex 'symbol-file -o {KERNEL_LOAD_OFFSET:#x} {}' -ex 'target remote :1234'",
+            artifacts.kernel_elf.display()
+        );
     }
     let mut qemu =
         Command::new("qemu-system-x86_64").args(&args).spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
@@ -276,7 +283,7 @@ pub fn run_interactive(artifacts: &Artifacts, boot: &Boot, http_port: u16, echo_
         if crate::clients::wait_until_serving(http_port, Duration::from_secs(300)).is_ok() {
             eprintln!(
                 "\r\n==> Skiff answers ({:.1} s after QEMU started):\r\n    http://127.0.0.1:{http_port}/  \
-                 (live stats: http://127.0.0.1:{http_port}/stats.html)\r\n    echo: nc 127.0.0.1 {echo_port}\r",
+                 (a live view; JSON at http://127.0.0.1:{http_port}/stats)\r\n    echo: nc 127.0.0.1 {echo_port}\r",
                 started.elapsed().as_secs_f64()
             );
         }

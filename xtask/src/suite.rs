@@ -1,6 +1,6 @@
 //! `cargo xtask qemu`: the whole test suite.
 //!
-//! 1. Lint (rustfmt, clippy), then host unit tests of the libraries and of xtask.
+//! 1. Lint (rustfmt, clippy, rustdoc), then host unit tests of the libraries and of xtask.
 //! 2. The kernel's own tests (`mode=test`), booted from BIOS on q35 and pc and
 //!    from UEFI on q35. A boot passes only if QEMU exits with the kernel's
 //!    success code *and* the kernel printed a summary with no failure.
@@ -37,21 +37,24 @@ pub enum Expect {
     /// Serve: the host-side client's checks pass, and the kernel is still
     /// running (no panic, no exception) when the harness stops it.
     Serves,
+    /// As `Serves`, and the function accepts the boot's output (its message
+    /// is added to the client's).
+    ServesPrinting(fn(&[String]) -> std::result::Result<String, String>),
     /// Be rejected by the `AllTestsPass` check, end with `outcome`, and print
     /// each of `lines` (as substrings).
     Rejected { outcome: Outcome, lines: &'static [&'static str] },
 }
 
 /// Host-side checks, given QEMU's process id (see `qemu::Client`).
-type ClientFn = dyn Fn(&qemu::Guest) -> std::result::Result<String, String> + Sync;
+pub(crate) type ClientFn = dyn Fn(&qemu::Guest) -> std::result::Result<String, String> + Sync;
 
-struct Case {
-    name: &'static str,
-    boot: Boot,
-    expect: Expect,
-    timeout: Duration,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) boot: Boot,
+    pub(crate) expect: Expect,
+    pub(crate) timeout: Duration,
     /// Host-side checks against the serving guest (with `Expect::Serves`).
-    client: Option<Box<ClientFn>>,
+    pub(crate) client: Option<Box<ClientFn>>,
 }
 
 /// The feature sets QEMU 7.2 leaves after Skiff's driver has chosen: the
@@ -105,7 +108,7 @@ fn http_case(
 }
 
 /// A port on 127.0.0.1 that is free now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port())
 }
 
@@ -422,6 +425,10 @@ pub fn check(report: &Report, expect: &Expect) -> std::result::Result<String, St
                 None => Err("the client never ran".into()),
             }
         }
+        Expect::ServesPrinting(judge) => {
+            let served = check(report, &Expect::Serves)?;
+            Ok(format!("{served}; {}", judge(&report.lines)?))
+        }
         Expect::Rejected { outcome, lines } => {
             if let Ok(why) = check(report, &Expect::AllTestsPass) {
                 return Err(format!("the harness accepted a broken boot ({why})"));
@@ -449,8 +456,10 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let artifacts = build::build()?;
     artifacts.print();
 
-    let cases: Vec<Case> = cases(Duration::from_secs(timeout_secs))
+    let timeout = Duration::from_secs(timeout_secs);
+    let cases: Vec<Case> = cases(timeout)
         .into_iter()
+        .chain(crate::learn::cases::cases(timeout))
         .filter(|c| filter.is_none_or(|f| c.name.contains(f)))
         .collect();
     let workers = std::thread::available_parallelism().map_or(1, usize::from).min(cases.len()).max(1);
@@ -466,7 +475,7 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
 
 /// Formatting and clippy, warnings as errors, for the host crates and the kernel.
 fn lint() -> Result<()> {
-    let step = ui::Step::start("lint (cargo fmt --check, cargo clippy -D warnings)");
+    let step = ui::Step::start("lint (cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings)");
     let run = |args: &[&str]| -> Result<()> {
         let status = build::cargo(&root()).args(args).status().map_err(|e| format!("cannot run cargo: {e}"))?;
         if status.success() { Ok(()) } else { Err(format!("cargo {} failed (see above)", args.join(" "))) }
@@ -498,6 +507,22 @@ fn lint() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    // Rustdoc, warnings as errors: docs build and every intra-doc link resolves
+    // (missing_docs is denied in drivers and net themselves).
+    for extra in [
+        &["--package", "skiff-drivers", "--package", "skiff-net", "--package", "xtask"][..],
+        &["--package", "skiff-kernel", "--target", build::KERNEL_TARGET],
+    ] {
+        let status = build::cargo(&root())
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--quiet", "--no-deps"])
+            .args(extra)
+            .status()
+            .map_err(|e| format!("cannot run cargo doc: {e}"))?;
+        if !status.success() {
+            return Err(format!("RUSTDOCFLAGS=-D warnings cargo doc --no-deps {} failed (see above)", extra.join(" ")));
+        }
+    }
     step.done();
     Ok(())
 }

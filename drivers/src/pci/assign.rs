@@ -103,7 +103,7 @@ pub const PCI_IO_START: u64 = 0x1000;
 pub const PCI_IO_END: u64 = 0x1_0000;
 
 /// Address windows above everything the firmware assigned: memory from the
-/// end of the highest 32-bit memory BAR to [`PCI_MEMORY_END`], I/O from the
+/// end of the highest 32-bit memory BAR to `PCI_MEMORY_END`, I/O from the
 /// end of the highest I/O BAR to the end of the port space.
 pub fn free_windows(functions: &[Function]) -> (AddressWindow, AddressWindow) {
     let mut memory_next = 0;

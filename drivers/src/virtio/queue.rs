@@ -147,7 +147,8 @@ impl Layout {
     }
 }
 
-/// A split virtqueue over DMA memory from `H`.
+/// A split virtqueue over DMA memory from `H` (spec 2.7: descriptor table
+/// 2.7.5, available ring 2.7.6, used ring 2.7.8).
 pub struct SplitQueue<H: Hal> {
     index: u16,
     size: u16,
@@ -175,7 +176,8 @@ unsafe impl<H: Hal> Send for SplitQueue<H> {}
 impl<H: Hal> SplitQueue<H> {
     /// Sets up queue `index` on `transport`, with the device's size (modern
     /// devices: the largest power of two up to both the device's maximum and
-    /// `max_size`; legacy devices fix the size themselves).
+    /// `max_size`; legacy devices fix the size themselves). Spec 4.1.5.1.3
+    /// (virtqueue configuration over PCI), 4.1.4.10 for legacy devices.
     pub fn new<T: Transport>(
         transport: &mut T,
         index: u16,
@@ -253,7 +255,7 @@ impl<H: Hal> SplitQueue<H> {
 
     /// Points descriptor `id` at `len` bytes at `paddr`, which the device
     /// reads (`device_writes == false`) or writes. The descriptor must not be
-    /// in flight.
+    /// in flight. Spec 2.7.5 (the virtqueue descriptor table).
     pub fn set_buffer(&mut self, id: u16, paddr: PhysAddr, len: u32, device_writes: bool) -> Result<(), QueueError> {
         if id >= self.size || self.in_flight[usize::from(id)] {
             return Err(QueueError::InvalidId(id));
@@ -268,7 +270,8 @@ impl<H: Hal> SplitQueue<H> {
         Ok(())
     }
 
-    /// Gives descriptor `id` to the device. It becomes visible at the next [`publish`](Self::publish).
+    /// Gives descriptor `id` to the device. It becomes visible at the next
+    /// [`publish`](Self::publish). Spec 2.7.13.2 (updating the available ring).
     pub fn push(&mut self, id: u16) -> Result<(), QueueError> {
         if id >= self.size || self.in_flight[usize::from(id)] {
             return Err(QueueError::InvalidId(id));
@@ -282,6 +285,7 @@ impl<H: Hal> SplitQueue<H> {
 
     /// Makes everything pushed since the last call visible to the device, and
     /// says whether the device wants a notification (a "kick") for it.
+    /// Spec 2.7.13.3 (updating `idx`), 2.7.13.4 (notifying the device).
     pub fn publish(&mut self) -> bool {
         if self.avail_idx == self.published_idx {
             return false;
@@ -309,7 +313,8 @@ impl<H: Hal> SplitQueue<H> {
 
     /// Takes the next entry from the used ring: `None` when it is empty,
     /// `Some(Err(..))` for an entry that failed a check (it is consumed, so
-    /// the next call moves on).
+    /// the next call moves on). Spec 2.7.8 (the used ring), 2.7.14
+    /// (receiving used buffers from the device).
     pub fn pop_used(&mut self) -> Option<Result<Used, BadUsed>> {
         let used_idx = self.used_idx();
         if used_idx == self.last_used {
@@ -349,6 +354,7 @@ impl<H: Hal> SplitQueue<H> {
     /// Asks the device to interrupt (or not) when it uses buffers. A hint:
     /// the device may interrupt anyway. With EVENT_IDX, "on" means "after the
     /// next used buffer" and "off" moves the event index out of reach.
+    /// Spec 2.7.7 (used buffer notification suppression), 2.7.10 (EVENT_IDX).
     pub fn set_interrupts(&mut self, enabled: bool) {
         self.interrupts = enabled;
         if self.event_idx {

@@ -12,6 +12,9 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
+use crate::recent::{Ending, Follow, RecentConnections};
+use crate::trace;
+
 /// The echo port.
 pub const PORT: u16 = 7;
 /// Listening sockets: this many connections at once; more are refused (RST).
@@ -30,6 +33,8 @@ pub struct EchoServer {
     time_wait_since: Vec<Option<Instant>>,
     /// Per socket: when data last moved.
     last_activity: Vec<Instant>,
+    /// Per socket: its connections, for `/stats` and the packet trace.
+    follow: Vec<Follow>,
     bytes: u64,
 }
 
@@ -41,6 +46,7 @@ impl EchoServer {
             handles,
             time_wait_since: vec![None; CONNECTIONS],
             last_activity: vec![Instant::ZERO; CONNECTIONS],
+            follow: (0..CONNECTIONS).map(|index| Follow::new("echo", index)).collect(),
             bytes: 0,
         }
     }
@@ -55,15 +61,20 @@ impl EchoServer {
         &self.handles
     }
 
-    /// Echoes what can be echoed; reopens closed sockets.
-    pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'static>) {
+    /// Echoes what can be echoed; reopens closed sockets. Connections are
+    /// recorded in `recent`.
+    pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections) {
         let mut chunk = [0u8; CHUNK];
-        for ((&handle, since), last_activity) in
-            self.handles.iter().zip(&mut self.time_wait_since).zip(&mut self.last_activity)
+        let now_ms = now.total_millis().max(0) as u64;
+        for (((&handle, since), last_activity), follow) in
+            self.handles.iter().zip(&mut self.time_wait_since).zip(&mut self.last_activity).zip(&mut self.follow)
         {
             let socket = sockets.get_mut::<tcp::Socket>(handle);
+            follow.observe(recent, socket.state(), socket.remote_endpoint(), now_ms);
             if !socket.is_open() {
                 super::reopen(socket, PORT, now, since);
+                // Seen now, so that a SYN before the next poll is a new connection.
+                follow.observe(recent, socket.state(), None, now_ms);
                 continue;
             }
             if !socket.is_active() {
@@ -84,6 +95,13 @@ impl EchoServer {
                         debug_assert_eq!(sent, n);
                         self.bytes += sent as u64;
                         *last_activity = now;
+                        if let Some(record) = follow.record(recent) {
+                            record.bytes_in += n as u64;
+                            record.bytes_out += sent as u64;
+                        }
+                        log::trace!(target: trace::TARGET, "rx socket {} read {n} bytes", follow.name());
+                        log::trace!(target: trace::TARGET, "tx app    {} echoes {sent} bytes", follow.name());
+                        log::trace!(target: trace::TARGET, "tx socket {} wrote {sent} bytes", follow.name());
                     }
                 }
             }
@@ -93,6 +111,7 @@ impl EchoServer {
             } else if now - *last_activity > IDLE_TIMEOUT {
                 // Nothing moved for this long: an idle client, or one that
                 // stopped reading for good (back-pressure has its limit).
+                follow.end(recent, Ending::TimedOut, now_ms);
                 socket.abort();
             }
         }

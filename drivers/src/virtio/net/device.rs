@@ -19,8 +19,8 @@ use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
 use super::features::NetFeatures;
 use super::header::{FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_NONE, LEGACY_LEN, MODERN_LEN, NetHeader};
 use crate::virtio::queue::{BadUsed, QueueError, SplitQueue};
-use skiff_net::checksum;
 use skiff_net::device::{DeviceInfo, NetDevice, RxHalf, TxHalf};
+use skiff_net::{checksum, trace};
 
 /// Queue indices (spec 5.1.2): receiveq1 and transmitq1.
 const RX_QUEUE: u16 = 0;
@@ -222,7 +222,8 @@ impl<H: Hal> Drop for Buffers<H> {
     }
 }
 
-/// The receive half: the receive queue, its buffers, and its counters.
+/// The receive half: the receive queue, its buffers, and its counters
+/// (spec 5.1.6.3: setting up receive buffers, 5.1.6.4: processing incoming packets).
 pub struct RxRing<H: Hal> {
     queue: SplitQueue<H>,
     buffers: Buffers<H>,
@@ -238,7 +239,9 @@ pub struct RxRing<H: Hal> {
 
 impl<H: Hal> RxRing<H> {
     /// Takes the next received frame, skipping (and counting) anything the
-    /// device got wrong. The frame's slot stays the caller's until [`recycle`](Self::recycle).
+    /// device got wrong. The frame's slot stays the caller's until
+    /// [`recycle`](Self::recycle). The header's flags are honoured as spec
+    /// 5.1.6.4.1 says: NEEDS_CSUM completed here, DATA_VALID trusted.
     pub fn receive(&mut self) -> Option<RxFrame> {
         loop {
             let used = match self.queue.pop_used()? {
@@ -256,6 +259,18 @@ impl<H: Hal> RxRing<H> {
                 Some(frame) => {
                     self.stats.rx_frames += 1;
                     self.stats.rx_bytes += frame.len as u64;
+                    log::trace!(
+                        target: trace::TARGET,
+                        "rx virtq  desc {} used len {} = header {} + frame {}, checksum {}",
+                        frame.id,
+                        used.len,
+                        self.header_len,
+                        frame.len,
+                        match frame.checksum {
+                            RxChecksum::Valid => "valid",
+                            RxChecksum::Unknown => "unchecked",
+                        }
+                    );
                     return Some(frame);
                 }
                 None => self.returned.push(used.id),
@@ -333,7 +348,8 @@ impl<H: Hal> RxRing<H> {
     }
 }
 
-/// The transmit half: the transmit queue, its buffers, and its counters.
+/// The transmit half: the transmit queue, its buffers, and its counters
+/// (spec 5.1.6.2: packet transmission).
 pub struct TxRing<H: Hal> {
     queue: SplitQueue<H>,
     buffers: Buffers<H>,
@@ -395,7 +411,8 @@ impl<H: Hal> TxRing<H> {
 
     /// Queues a filled transmit buffer. TCP/UDP checksums are left to the
     /// device where it offers CSUM (the stack must leave them zero), or filled
-    /// in here where it cannot describe the frame. It goes out at the next flush.
+    /// in here where it cannot describe the frame. It goes out at the next
+    /// flush. Spec 5.1.6.2 (the header's NEEDS_CSUM, `csum_start`, `csum_offset`).
     pub fn send(&mut self, frame: TxFrame) {
         let header_len = self.header_len;
         let slot = self.buffers.slot_mut(frame.id);
@@ -419,13 +436,21 @@ impl<H: Hal> TxRing<H> {
             Ok(()) => {
                 self.stats.tx_frames += 1;
                 self.stats.tx_bytes += frame.len as u64;
+                log::trace!(
+                    target: trace::TARGET,
+                    "tx virtq  desc {} len {len} = header {header_len} + frame {}, checksum {}",
+                    frame.id,
+                    frame.len,
+                    if net_header.flags & FLAG_NEEDS_CSUM != 0 { "left to the device" } else { "complete" }
+                );
             }
             // Ids in TxFrame come from `free`, so they are valid and not in flight.
             Err(e) => unreachable!("transmit buffer {}: {e}", frame.id),
         }
     }
 
-    /// Takes back transmit buffers the device has finished with; returns how many.
+    /// Takes back transmit buffers the device has finished with; returns how
+    /// many. Spec 5.1.6.2.1 (the device returns sent buffers in the used ring).
     pub fn reclaim(&mut self) -> usize {
         let mut reclaimed = 0;
         while let Some(used) = self.queue.pop_used() {
@@ -704,12 +729,14 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
 
     /// Acknowledges the device's interrupt and, on a configuration change,
     /// re-reads the link state. Returns the new link state if it changed.
+    /// Spec 4.1.4.5 (ISR status), 4.1.5.3 (configuration change notification).
     pub fn handle_interrupt(&mut self) -> Option<bool> {
         let isr = self.transport.ack_interrupt();
         if isr.contains(InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT) { self.poll_link() } else { None }
     }
 
     /// Re-reads the link state (with STATUS); returns it if it changed.
+    /// Spec 5.1.4 (`virtio_net_config.status`, VIRTIO_NET_S_LINK_UP).
     pub fn poll_link(&mut self) -> Option<bool> {
         let up = read_link(&self.transport, self.features)?;
         if up == self.link_up {
@@ -785,6 +812,9 @@ impl<H: Hal, T: Transport> NetDevice for VirtioNet<H, T> {
     }
     fn features(&self) -> String {
         self.features.to_string()
+    }
+    fn link_up(&self) -> bool {
+        self.link_up
     }
 }
 

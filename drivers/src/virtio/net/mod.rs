@@ -7,7 +7,8 @@ pub mod features;
 pub mod header;
 
 pub use device::{
-    DEFAULT_MTU, MAX_QUEUE_SIZE, Mac, NetError, NetStats, RxChecksum, RxFrame, TxFrame, VirtioNet, random_mac,
+    DEFAULT_MTU, MAX_QUEUE_SIZE, Mac, NetError, NetStats, RxChecksum, RxFrame, RxRing, TxFrame, TxRing, VirtioNet,
+    random_mac,
 };
 pub use features::NetFeatures;
 

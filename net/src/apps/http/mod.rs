@@ -1,4 +1,5 @@
-//! HTTP/1.1 on port 80: `/` (what Skiff is), `/stats` (JSON) and
+//! HTTP/1.1 on port 80: `/` (what Skiff is, and a live view of its
+//! counters), `/stats` (JSON) and
 //! `/stats.html` (the same, as a page that refreshes itself).
 //!
 //! Each connection has a bounded input buffer and a bounded output buffer.
@@ -18,6 +19,8 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
+use crate::recent::{Ending, Follow, RecentConnections};
+use crate::trace;
 use request::{MAX_BODY, MAX_HEAD, Method, Parsed, Status};
 
 /// The HTTP port.
@@ -32,18 +35,10 @@ const INPUT_LIMIT: usize = MAX_HEAD + MAX_BODY;
 /// Stop answering pipelined requests while this much output waits.
 const OUTPUT_HIGH_WATER: usize = 32 * 1024;
 
-/// The page at `/`.
-const INDEX_HTML: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Skiff</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em">
-<h1>Skiff</h1>
-<p>A small Rust unikernel that boots straight into a TCP/IP stack: a virtio-net
-driver, smoltcp, and this server, with nothing in between.</p>
-<p>See what it is doing: <a href="/stats.html">live counters</a>, or the raw
-<a href="/stats">/stats</a> JSON.</p>
-</body></html>
-"#;
+/// The page at `/`: a live view of `/stats` (link, address, counters,
+/// interrupt rate, recent connections), refreshed in place every second by a
+/// few lines of script; no external resources.
+const INDEX_HTML: &str = include_str!("index.html");
 
 struct Connection {
     handle: SocketHandle,
@@ -54,6 +49,8 @@ struct Connection {
     closing: bool,
     /// When the socket was first seen in TIME-WAIT (see `super::reopen`).
     time_wait_since: Option<Instant>,
+    /// Its connections, for `/stats` and the packet trace.
+    follow: Follow,
 }
 
 /// The HTTP server's sockets and connection state.
@@ -67,7 +64,7 @@ impl HttpServer {
     /// Creates `CONNECTIONS` listening sockets in `sockets`.
     pub fn new(sockets: &mut SocketSet<'static>, idle_timeout: Duration) -> Self {
         let connections = (0..CONNECTIONS)
-            .map(|_| {
+            .map(|index| {
                 let socket = super::server_socket(RX_BUFFER, TX_BUFFER);
                 Connection {
                     handle: sockets.add(socket),
@@ -76,6 +73,7 @@ impl HttpServer {
                     last_activity: Instant::ZERO,
                     closing: false,
                     time_wait_since: None,
+                    follow: Follow::new("http", index),
                 }
             })
             .collect();
@@ -83,17 +81,28 @@ impl HttpServer {
     }
 
     /// Moves every connection forward: read, answer, write, time out.
-    /// `stats_json` renders `/stats` from the sockets and the request count.
-    pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'static>, stats_json: &StatsRenderer) {
+    /// `stats_json` renders `/stats` from the sockets, the request count and
+    /// the recent connections, which this records into.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        sockets: &mut SocketSet<'static>,
+        recent: &mut RecentConnections,
+        stats_json: &StatsRenderer,
+    ) {
         let HttpServer { connections, idle_timeout, requests } = self;
         let idle_timeout = smoltcp::time::Duration::from_micros(idle_timeout.as_micros() as u64);
+        let now_ms = now.total_millis().max(0) as u64;
         for conn in connections.iter_mut() {
             let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
+            conn.follow.observe(recent, socket.state(), socket.remote_endpoint(), now_ms);
             if !socket.is_open() {
                 conn.input.clear();
                 conn.output.clear();
                 conn.closing = false;
                 super::reopen(socket, PORT, now, &mut conn.time_wait_since);
+                // Seen now, so that a SYN before the next poll is a new connection.
+                conn.follow.observe(recent, socket.state(), None, now_ms);
                 continue;
             }
             if !socket.is_active() {
@@ -105,12 +114,18 @@ impl HttpServer {
             if socket.can_recv() && !conn.closing && conn.output.len() < OUTPUT_HIGH_WATER {
                 let room = INPUT_LIMIT + 1 - conn.input.len().min(INPUT_LIMIT);
                 let input = &mut conn.input;
-                let _ = socket.recv(|data| {
-                    let n = data.len().min(room);
-                    input.extend_from_slice(&data[..n]);
-                    (n, ())
-                });
+                let read = socket
+                    .recv(|data| {
+                        let n = data.len().min(room);
+                        input.extend_from_slice(&data[..n]);
+                        (n, n)
+                    })
+                    .unwrap_or(0);
                 conn.last_activity = now;
+                if let Some(record) = conn.follow.record(recent) {
+                    record.bytes_in += read as u64;
+                }
+                trace_socket(trace::Direction::Rx, &conn.follow, "read", read);
             }
 
             // Answer every complete request, in order.
@@ -120,14 +135,22 @@ impl HttpServer {
                     Parsed::Request(req, used) => {
                         let keep_alive = req.keep_alive;
                         *requests += 1;
-                        let render = || stats_json(sockets, *requests);
-                        respond(&mut conn.output, req.method, req.path, keep_alive, &render);
+                        if let Some(record) = conn.follow.record(recent) {
+                            record.requests += 1;
+                        }
+                        log::trace!(target: trace::TARGET, "rx app    {} {} {}", conn.follow.name(), req.method.name(), req.path);
+                        let before = conn.output.len();
+                        let render = || stats_json(sockets, *requests, recent);
+                        let status = respond(&mut conn.output, req.method, req.path, keep_alive, &render);
+                        trace_response(&conn.follow, status, conn.output.len() - before);
                         conn.input.drain(..used);
                         conn.closing = !keep_alive;
                     }
                     Parsed::Error(status) => {
                         *requests += 1;
+                        let before = conn.output.len();
                         error_response(&mut conn.output, status);
+                        trace_response(&conn.follow, status, conn.output.len() - before);
                         conn.input.clear();
                         conn.closing = true;
                     }
@@ -142,6 +165,10 @@ impl HttpServer {
             {
                 conn.output.drain(..n);
                 conn.last_activity = now;
+                if let Some(record) = conn.follow.record(recent) {
+                    record.bytes_out += n as u64;
+                }
+                trace_socket(trace::Direction::Tx, &conn.follow, "wrote", n);
             }
 
             // The client closed its side: every whole request it sent is
@@ -151,6 +178,7 @@ impl HttpServer {
             // sends its FIN (FIN-WAIT-2 has no timer in smoltcp) or never
             // acknowledges ours must not keep the socket.
             if now - conn.last_activity > idle_timeout {
+                conn.follow.end(recent, Ending::TimedOut, now_ms);
                 socket.abort();
             } else if conn.output.is_empty() && (conn.closing || peer_done) {
                 socket.close();
@@ -159,8 +187,33 @@ impl HttpServer {
     }
 }
 
-/// Renders `/stats` from the sockets and the number of HTTP requests so far.
-pub type StatsRenderer<'a> = dyn Fn(&SocketSet<'static>, u64) -> String + 'a;
+/// Renders `/stats` from the sockets, the number of HTTP requests so far and
+/// the recent connections.
+pub type StatsRenderer<'a> = dyn Fn(&SocketSet<'static>, u64, &RecentConnections) -> String + 'a;
+
+/// A packet-trace line for data the app moved through a socket.
+fn trace_socket(direction: trace::Direction, follow: &Follow, what: &str, bytes: usize) {
+    if bytes == 0 || !trace::enabled() {
+        return;
+    }
+    match follow.peer() {
+        Some(peer) => {
+            log::trace!(target: trace::TARGET, "{direction} socket {} {peer} {what} {bytes} bytes", follow.name())
+        }
+        None => log::trace!(target: trace::TARGET, "{direction} socket {} {what} {bytes} bytes", follow.name()),
+    }
+}
+
+/// A packet-trace line for an answer the app queued.
+fn trace_response(follow: &Follow, status: Status, bytes: usize) {
+    log::trace!(
+        target: trace::TARGET,
+        "tx app    {} {} {}, {bytes} bytes queued",
+        follow.name(),
+        status.code(),
+        status.reason()
+    );
+}
 
 /// TCP sockets by state name, for `/stats`.
 pub fn socket_states(sockets: &SocketSet<'static>) -> Vec<(&'static str, usize)> {
@@ -194,7 +247,7 @@ pub fn state_name(state: tcp::State) -> &'static str {
     }
 }
 
-fn respond(out: &mut Vec<u8>, method: Method, path: &str, keep_alive: bool, stats_json: &dyn Fn() -> String) {
+fn respond(out: &mut Vec<u8>, method: Method, path: &str, keep_alive: bool, stats_json: &dyn Fn() -> String) -> Status {
     let (status, content_type, body): (Status, &str, String) = match (path, method) {
         ("/" | "/index.html", Method::Get | Method::Head) => {
             (Status::Ok, "text/html; charset=utf-8", INDEX_HTML.into())
@@ -205,11 +258,12 @@ fn respond(out: &mut Vec<u8>, method: Method, path: &str, keep_alive: bool, stat
         }
         ("/" | "/index.html" | "/stats" | "/stats.html", Method::Unsupported) => {
             write_response(out, Status::MethodNotAllowed, "text/plain", b"405 Method Not Allowed\n", true, keep_alive);
-            return;
+            return Status::MethodNotAllowed;
         }
         _ => (Status::NotFound, "text/plain", "404 Not Found\n".into()),
     };
     write_response(out, status, content_type, body.as_bytes(), method != Method::Head, keep_alive);
+    status
 }
 
 fn error_response(out: &mut Vec<u8>, status: Status) {
@@ -248,4 +302,47 @@ fn stats_page(json: &str) -> String {
 <body style=\"font-family: sans-serif; margin: 1em\"><h1>Skiff</h1><p><a href=\"/\">home</a> · refreshes every 2 s · \
 <a href=\"/stats\">JSON</a></p>\n<pre id=\"stats\">{escaped}</pre></body></html>\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_page_is_self_contained_and_fits_a_phone() {
+        let page = INDEX_HTML;
+        assert!(page.contains(r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#));
+        // Nothing from elsewhere: no scripts, styles, fonts or images to fetch.
+        for external in ["http://", "https://", "src=", "@import", "url("] {
+            assert!(!page.contains(external), "the page refers to something outside: {external}");
+        }
+        assert!(page.contains("fetch('/stats'"), "the page does not poll /stats");
+        assert!(page.len() < 8 * 1024, "the page grew to {} bytes", page.len());
+    }
+
+    #[test]
+    fn every_element_the_script_fills_exists() {
+        let page = INDEX_HTML;
+        let mut rest = page;
+        let mut ids = 0;
+        while let Some(at) = rest.find("$('") {
+            let name = &rest[at + 3..];
+            let name = &name[..name.find('\'').unwrap()];
+            assert!(page.contains(&format!("id=\"{name}\"")), "the script fills #{name}, which the page lacks");
+            ids += 1;
+            rest = &rest[at + 3..];
+        }
+        assert!(ids >= 10, "only {ids} elements filled");
+    }
+
+    #[test]
+    fn the_root_answers_with_the_live_page() {
+        let mut out = Vec::new();
+        let status = respond(&mut out, Method::Get, "/", true, &|| String::from("{}"));
+        assert_eq!(status, Status::Ok);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(text.contains("Content-Type: text/html; charset=utf-8\r\n"));
+        assert!(text.ends_with(INDEX_HTML));
+    }
 }

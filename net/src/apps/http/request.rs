@@ -71,6 +71,17 @@ pub enum Method {
     Unsupported,
 }
 
+impl Method {
+    /// The method's name (`OTHER` for the unsupported ones).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Unsupported => "OTHER",
+        }
+    }
+}
+
 /// A complete, well-framed request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request<'a> {

@@ -1,0 +1,228 @@
+//! The suite's boots for the learner's guide: the packet trace of one
+//! request, the checksums of captured traffic with and without offload, and
+//! the live page in headless Chromium.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::{page, pcap, trace};
+use crate::clients;
+use crate::qemu::{self, Backend, Boot, Forward, Nic, TEST_MAC};
+use crate::suite::{Case, Expect, free_port};
+
+/// The guest's address on the TAP network (its static fallback, as on QEMU's user network).
+const GUEST_IP: &str = "10.0.2.15";
+/// How long the TAP boots wait for DHCP before the static address: there is
+/// no DHCP server there, but the guest's DISCOVERs are the UDP it sends.
+const TAP_CMDLINE: &str = "net.dhcp_wait_ms=300";
+/// A port nothing listens on in the guest: a datagram there is UDP received.
+const UDP_DISCARD_PORT: u16 = 9;
+/// Bytes sent through the echo port, so that the capture holds some data.
+const ECHO_PROBE: &[u8] = b"a few bytes for the capture\n";
+
+fn serving(
+    name: &'static str,
+    nic: Nic,
+    cmdline: &str,
+    expect: Expect,
+    timeout: Duration,
+    client: Box<crate::suite::ClientFn>,
+) -> Case {
+    Case {
+        name,
+        boot: Boot { cmdline: cmdline.into(), nic: Some(nic), ..Boot::default() },
+        expect,
+        timeout,
+        client: Some(client),
+    }
+}
+
+/// The learner's boots.
+pub fn cases(timeout: Duration) -> Vec<Case> {
+    let trace_port = free_port();
+    let (pcap_http, pcap_echo) = (free_port(), free_port());
+    let page_port = free_port();
+    let user_pcap = capture_path("serve-pcap-user");
+    let user_nic = Nic {
+        forwards: vec![Forward { host: pcap_http, guest: 80 }, Forward { host: pcap_echo, guest: 7 }],
+        pcap: Some(user_pcap.clone()),
+        ..Nic::default()
+    };
+    let tap = |offload: bool, name: &'static str| {
+        let path = capture_path(name);
+        let nic = Nic { backend: Backend::Tap, offload, pcap: Some(path.clone()), ..Nic::default() };
+        serving(name, nic, TAP_CMDLINE, Expect::Serves, timeout, Box::new(move |_| tap_capture(name, &path, offload)))
+    };
+    vec![
+        serving(
+            "serve-trace",
+            Nic { forwards: vec![Forward { host: trace_port, guest: 80 }], ..Nic::default() },
+            "log=info,packet=trace",
+            Expect::ServesPrinting(trace::check_journey),
+            timeout,
+            Box::new(move |_| {
+                clients::wait_until_serving(trace_port, Duration::from_secs(60))?;
+                let status = get_status(trace_port, trace::PATH)?;
+                if status != 404 {
+                    return Err(format!("GET {} answered {status}, expected 404", trace::PATH));
+                }
+                Ok(format!("GET {} answered {status}", trace::PATH))
+            }),
+        ),
+        serving(
+            "serve-pcap-user",
+            user_nic,
+            "",
+            Expect::Serves,
+            timeout,
+            Box::new(move |_| user_capture(pcap_http, pcap_echo, &user_pcap)),
+        ),
+        tap(true, "serve-pcap-tap-offload"),
+        tap(false, "serve-pcap-tap-no-offload"),
+        serving(
+            "serve-live-page",
+            Nic { forwards: vec![Forward { host: page_port, guest: 80 }], ..Nic::default() },
+            "",
+            Expect::Serves,
+            timeout,
+            Box::new(move |_| page::check(page_port)),
+        ),
+    ]
+}
+
+/// Where a boot's capture goes (any old one removed first, so that a boot
+/// that records nothing cannot pass on a stale file).
+fn capture_path(name: &str) -> PathBuf {
+    let path = qemu::workdir(name).join("capture.pcap");
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// GET `path` on a fresh connection; the response's status code.
+fn get_status(port: u16, path: &str) -> Result<u16, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).map_err(|e| format!("reading the response: {e}"))?;
+    let text = String::from_utf8_lossy(&response);
+    text.split(' ').nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| format!("bad response {text:.80}"))
+}
+
+/// Waits until `path` has stopped growing: QEMU writes each frame as it
+/// passes, and the last ones of an exchange may still be on their way.
+fn settled(path: &Path) {
+    let size = || std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut last = size();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = size();
+        if now == last && now > 0 {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// User network, no offload: DHCP at boot is UDP both ways; HTTP and echo are TCP.
+fn user_capture(http: u16, echo: u16, path: &Path) -> Result<String, String> {
+    clients::wait_until_serving(http, Duration::from_secs(60))?;
+    for page in ["/", "/stats"] {
+        let status = get_status(http, page)?;
+        if status != 200 {
+            return Err(format!("GET {page} answered {status}"));
+        }
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", echo)).map_err(|e| format!("echo: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    s.write_all(ECHO_PROBE).map_err(|e| e.to_string())?;
+    let mut back = vec![0u8; ECHO_PROBE.len()];
+    s.read_exact(&mut back).map_err(|e| format!("echo: {e}"))?;
+    drop(s);
+    settled(path);
+    let tally = pcap::check(path, false, TEST_MAC)?;
+    if tally.partial != 0 {
+        return Err(format!("{} partial checksums on a network without offload", tally.partial));
+    }
+    Ok(format!(
+        "tshark: all checksums good in {} frames (TCP {} out {} in, UDP {} out {} in), no offload",
+        tally.frames, tally.tcp_tx, tally.tcp_rx, tally.udp_tx, tally.udp_rx
+    ))
+}
+
+/// Runs a command inside the boot's network namespace.
+fn in_namespace(case: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &crate::netns::namespace_name(case)])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A `/proc/net/snmp` counter of the namespace's own stack (`Tcp`, `InCsumErrors`).
+fn snmp(case: &str, protocol: &str, counter: &str) -> Result<u64, String> {
+    let text = in_namespace(case, &["cat", "/proc/net/snmp"])?;
+    let mut rows = text.lines().filter(|l| l.starts_with(&format!("{protocol}:")));
+    let (names, values) = (rows.next().unwrap_or_default(), rows.next().unwrap_or_default());
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == counter)
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| format!("no {protocol} {counter} in /proc/net/snmp"))
+}
+
+/// TAP network: curl from the namespace (TCP both ways), a datagram to a
+/// closed port (UDP in), DHCP DISCOVERs (UDP out). The host's own stack must
+/// count no checksum errors, and the capture must check out.
+fn tap_capture(case: &'static str, path: &Path, offload: bool) -> Result<String, String> {
+    let url = format!("http://{GUEST_IP}/");
+    let start = Instant::now();
+    let body = loop {
+        match in_namespace(case, &["curl", "--silent", "--show-error", "--fail", "--max-time", "5", &url]) {
+            Ok(body) => break body,
+            Err(e) if start.elapsed() > Duration::from_secs(60) => {
+                return Err(format!("the guest never answered: {e}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    if !body.contains("Skiff") {
+        return Err(format!("GET / from the namespace: {body:.100}"));
+    }
+    let script = format!("echo datagram > /dev/udp/{GUEST_IP}/{UDP_DISCARD_PORT}");
+    in_namespace(case, &["bash", "-c", &script])?;
+    settled(path);
+    let segments = snmp(case, "Tcp", "InSegs")?;
+    let errors = snmp(case, "Tcp", "InCsumErrors")? + snmp(case, "Udp", "InCsumErrors")?;
+    if segments == 0 || errors != 0 {
+        return Err(format!("the host's stack took {segments} TCP segments with {errors} checksum errors"));
+    }
+    let tally = pcap::check(path, true, TEST_MAC)?;
+    match (offload, tally.partial) {
+        (true, 0) => return Err("checksum offload on, yet no frame carried a partial checksum".into()),
+        (false, n) if n > 0 => return Err(format!("{n} partial checksums with offload off")),
+        _ => {}
+    }
+    let partial = match tally.partial {
+        0 => "no partial checksums".to_string(),
+        n => format!(
+            "{n} partial checksums ({} from the guest, {} to it), each exactly the pseudo-header sum, completed",
+            tally.partial_tx,
+            n - tally.partial_tx
+        ),
+    };
+    Ok(format!(
+        "tshark: all checksums good in {} frames (TCP {} out {} in, UDP {} out {} in); {partial}; {} marked \
+         DATA_VALID; the host's stack took {segments} TCP segments, 0 checksum errors",
+        tally.frames, tally.tcp_tx, tally.tcp_rx, tally.udp_tx, tally.udp_rx, tally.data_valid
+    ))
+}

@@ -1,0 +1,210 @@
+//! Checks a packet trace (`log=info,packet=trace`, see net/src/trace.rs):
+//! one request, followed through the serial log from the virtqueue up to the
+//! app and its answer back down to the virtqueue, each layer in order and
+//! agreeing with the next on lengths and ports.
+
+/// The path the suite asks for, so that its request is easy to find.
+pub const PATH: &str = "/packet-journey";
+
+/// One trace line: its time and the text after `packet: `.
+#[derive(Clone, Copy, Debug)]
+struct Line<'a> {
+    index: usize,
+    seconds: f64,
+    text: &'a str,
+}
+
+fn trace_lines(lines: &[String]) -> Vec<Line<'_>> {
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let (stamp, rest) = line.strip_prefix('[')?.split_once(']')?;
+            let text = rest.trim_start().strip_prefix("TRACE packet: ")?;
+            Some(Line { index, seconds: stamp.trim().parse().ok()?, text })
+        })
+        .collect()
+}
+
+/// The number after `word ` in `text` (`len 50` → 50).
+fn number_after(text: &str, word: &str) -> Option<u64> {
+    let rest = text.split(&format!(" {word} ")).nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Finds, from `from` on (forwards) or before it (backwards), the first trace
+/// line that starts with `prefix` and satisfies `also`.
+fn find<'a>(
+    lines: &[Line<'a>],
+    from: usize,
+    forwards: bool,
+    prefix: &str,
+    also: impl Fn(&str) -> bool,
+) -> Option<(usize, Line<'a>)> {
+    let hit = |&(_, l): &(usize, &Line)| l.text.starts_with(prefix) && also(l.text);
+    if forwards {
+        lines.iter().enumerate().skip(from).find(hit).map(|(i, l)| (i, *l))
+    } else {
+        lines.iter().enumerate().take(from).rev().find(hit).map(|(i, l)| (i, *l))
+    }
+}
+
+/// The lines right below (`rx`) or right after (`tx`) a TCP line: IPv4,
+/// Ethernet and the virtqueue, with consistent lengths.
+fn lower_layers(lines: &[Line], tcp: usize, dir: &str) -> Result<Vec<usize>, String> {
+    let at = |offset: isize| -> Result<&Line, String> {
+        tcp.checked_add_signed(offset)
+            .and_then(|i| lines.get(i))
+            .ok_or_else(|| format!("the trace ends around the {dir} TCP line"))
+    };
+    let step: isize = if dir == "rx" { -1 } else { 1 };
+    let (ip, eth, virtq) = (at(step)?, at(2 * step)?, at(3 * step)?);
+    for (line, prefix) in [(ip, "ipv4 "), (eth, "eth "), (virtq, "virtq ")] {
+        if !line.text.starts_with(&format!("{dir} {prefix}")) {
+            return Err(format!("expected a {dir} {prefix}line next to the TCP line, got {:?}", line.text));
+        }
+    }
+    let frame = eth.text.rsplit_once(", ").and_then(|(_, b)| b.strip_suffix(" bytes")?.parse::<u64>().ok());
+    let ip_len = number_after(ip.text, "len");
+    let virtq_frame = number_after(virtq.text, "frame");
+    match (frame, ip_len, virtq_frame) {
+        (Some(f), Some(ip), Some(v)) if f == v && f >= ip + 14 => {}
+        _ => {
+            return Err(format!("lengths disagree: {:?} / {:?} / {:?}", ip.text, eth.text, virtq.text));
+        }
+    }
+    let mut order = vec![virtq.index, eth.index, ip.index];
+    if dir == "tx" {
+        order.reverse();
+    }
+    Ok(order)
+}
+
+/// Checks that `lines` (a boot's output) show the request for [`PATH`] at
+/// every layer in order: virtqueue, Ethernet, IPv4, TCP, socket, app, then
+/// the answer from the app down to the virtqueue. Says what it found.
+pub fn check_journey(lines: &[String]) -> Result<String, String> {
+    let trace = trace_lines(lines);
+    if trace.is_empty() {
+        return Err("no packet trace lines in the output (is log=...,packet=trace passed?)".into());
+    }
+    let want = format!(" GET {PATH}");
+    let (app_i, app) = find(&trace, 0, true, "rx app ", |t| t.ends_with(&want))
+        .ok_or_else(|| format!("no `rx app ... GET {PATH}` line"))?;
+    let socket = app.text.split_whitespace().nth(2).ok_or("app line without a socket name")?.to_string();
+    let (read_i, read) = find(&trace, app_i, false, &format!("rx socket {socket} "), |t| t.contains(" read "))
+        .ok_or_else(|| format!("no `rx socket {socket} ... read` line before the app's"))?;
+    let bytes = number_after(read.text, "read").ok_or("socket line without a byte count")?;
+    let peer_port = read.text.split_whitespace().nth(3).and_then(|p| p.rsplit_once(':')).map(|(_, p)| p.to_string());
+    let peer_port = peer_port.ok_or("socket line without the peer")?;
+    let (tcp_i, tcp) = find(&trace, read_i, false, &format!("rx tcp    {peer_port} > 80 "), |t| {
+        number_after(t, "len") == Some(bytes) && t.contains('P')
+    })
+    .ok_or_else(|| format!("no `rx tcp {peer_port} > 80 [P.] ... len {bytes}` line before the socket read"))?;
+    let rx = lower_layers(&trace, tcp_i, "rx")?;
+
+    let (answer_i, answer) = find(&trace, app_i, true, &format!("tx app    {socket} "), |_| true)
+        .ok_or_else(|| format!("no `tx app {socket}` line after the request"))?;
+    let queued: u64 = answer
+        .text
+        .rsplit_once(", ")
+        .and_then(|(_, b)| b.strip_suffix(" bytes queued")?.parse().ok())
+        .ok_or("app answer line without a byte count")?;
+    let (wrote_i, wrote) = find(&trace, answer_i, true, &format!("tx socket {socket} "), |t| t.contains(" wrote "))
+        .ok_or_else(|| format!("no `tx socket {socket} ... wrote` line after the answer"))?;
+    if number_after(wrote.text, "wrote") != Some(queued) {
+        return Err(format!("the app queued {queued} bytes but the socket line says {:?}", wrote.text));
+    }
+    let (out_i, out) = find(&trace, wrote_i, true, &format!("tx tcp    80 > {peer_port} "), |t| {
+        number_after(t, "len").is_some_and(|n| n > 0)
+    })
+    .ok_or_else(|| format!("no `tx tcp 80 > {peer_port} ... len N` line after the socket write"))?;
+    let tx = lower_layers(&trace, out_i, "tx")?;
+
+    let chain: Vec<usize> = rx
+        .iter()
+        .copied()
+        .chain([tcp.index, read.index, app.index, answer.index, wrote.index, out.index])
+        .chain(tx.iter().copied())
+        .collect();
+    if !chain.windows(2).all(|w| w[0] < w[1]) {
+        return Err(format!("the layers are out of order (output lines {chain:?})"));
+    }
+    let at = |i: usize| trace.iter().find(|l| l.index == i).map_or(0.0, |l| l.seconds);
+    let (first, last) = (at(chain[0]), at(chain[chain.len() - 1]));
+    if last < first {
+        return Err("the trace's timestamps go backwards".into());
+    }
+    Ok(format!(
+        "GET {PATH} traced through {} layers in order, {bytes} bytes in, {queued} out, {:.2} ms from rx descriptor to tx descriptor",
+        chain.len(),
+        (last - first) * 1000.0
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real output of `cargo xtask run --trace` while `curl http://127.0.0.1:8080/packet-journey`
+    /// ran (copied from a boot, unabridged).
+    const JOURNEY: &str = "\
+[    1.657010] TRACE packet: rx virtq  desc 11 used len 70 = header 12 + frame 58, checksum unchecked
+[    1.657175] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 58 bytes
+[    1.657285] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 44, ttl 64
+[    1.657377] TRACE packet: rx tcp    54020 > 80 [S] seq 512001 win 65535 len 0
+[    1.657519] TRACE packet: -- socket http#0 10.0.2.2:54020 listen -> syn_received
+[    1.657671] TRACE packet: tx tcp    80 > 54020 [S.] seq 3966711016 ack 512002 win 8192 len 0
+[    1.657779] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 44, ttl 64
+[    1.657917] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 58 bytes
+[    1.658026] TRACE packet: tx virtq  desc 0 len 70 = header 12 + frame 58, checksum complete
+[    1.658310] TRACE packet: rx virtq  desc 12 used len 66 = header 12 + frame 54, checksum unchecked
+[    1.658413] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 54 bytes
+[    1.658515] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 40, ttl 64
+[    1.658602] TRACE packet: rx tcp    54020 > 80 [.] seq 512002 ack 3966711017 win 65535 len 0
+[    1.658716] TRACE packet: rx virtq  desc 13 used len 158 = header 12 + frame 146, checksum unchecked
+[    1.658819] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 146 bytes
+[    1.658921] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 132, ttl 64
+[    1.659008] TRACE packet: rx tcp    54020 > 80 [P.] seq 512002 ack 3966711017 win 65535 len 92
+[    1.659124] TRACE packet: -- socket http#0 10.0.2.2:54020 syn_received -> established
+[    1.659231] TRACE packet: rx socket http#0 10.0.2.2:54020 read 92 bytes
+[    1.659445] TRACE packet: rx app    http#0 GET /packet-journey
+[    1.659592] TRACE packet: tx app    http#0 404 Not Found, 150 bytes queued
+[    1.659678] TRACE packet: tx socket http#0 10.0.2.2:54020 wrote 150 bytes
+[    1.659789] TRACE packet: tx tcp    80 > 54020 [P.] seq 3966711017 ack 512094 win 8192 len 150
+[    1.659889] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 190, ttl 64
+[    1.659976] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 204 bytes
+[    1.660079] TRACE packet: tx virtq  desc 4 len 216 = header 12 + frame 204, checksum complete
+[    1.660537] TRACE packet: rx virtq  desc 14 used len 66 = header 12 + frame 54, checksum unchecked";
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_whole_journey_passes() {
+        let found = check_journey(&lines(JOURNEY)).unwrap();
+        assert!(found.contains("12 layers in order, 92 bytes in, 150 out"), "{found}");
+    }
+
+    #[test]
+    fn a_missing_layer_fails() {
+        for gone in ["rx eth", "rx socket", "tx socket", "tx virtq  desc 4 ", "rx app"] {
+            let text: Vec<String> = lines(JOURNEY).into_iter().filter(|l| !l.contains(gone)).collect();
+            assert!(check_journey(&text).is_err(), "passed without {gone}");
+        }
+    }
+
+    #[test]
+    fn disagreeing_lengths_fail() {
+        let text = JOURNEY.replace("frame 146", "frame 147");
+        assert!(check_journey(&lines(&text)).unwrap_err().contains("lengths disagree"));
+        let text = JOURNEY.replace("wrote 150", "wrote 149");
+        assert!(check_journey(&lines(&text)).is_err());
+    }
+
+    #[test]
+    fn no_trace_at_all_fails() {
+        assert!(check_journey(&lines("[    0.1] INFO  kernel: hi")).is_err());
+    }
+}
