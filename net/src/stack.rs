@@ -283,7 +283,9 @@ fn stats_json<D: NetDevice>(
         json.number(name, value);
     }
     let adapter_stats = adapter.stats();
-    json.number("rx_drop_bad_checksum", adapter_stats.rx_drop_bad_checksum);
+    for (name, value) in adapter_stats.rx.fields() {
+        json.number(name, value);
+    }
     json.number("tx_drop_no_buffer", adapter_stats.tx_drop_no_buffer);
     json.end_object();
     json.begin_object("apps");

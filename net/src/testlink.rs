@@ -197,6 +197,20 @@ impl Net {
         self.wire.carry(b_out, a_in);
     }
 
+    /// As `step`, with `tamper` applied to each frame the client sends.
+    fn step_tampered(&mut self, mut tamper: impl FnMut(&mut Vec<u8>)) {
+        self.now += Duration::from_millis(1);
+        self.server.poll(self.now, &mut self.server_dev, &NoHost);
+        let now = Instant::from_micros(self.now.as_micros() as i64);
+        self.client.poll(now, &mut self.client_dev, &mut self.sockets);
+        let (a_in, a_out, b_in, b_out) = &self.queues;
+        for frame in b_out.borrow_mut().iter_mut() {
+            tamper(frame);
+        }
+        self.wire.carry(a_out, b_in);
+        self.wire.carry(b_out, a_in);
+    }
+
     fn socket(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
         self.sockets.get_mut::<tcp::Socket>(h)
     }
@@ -360,4 +374,74 @@ fn without_a_dhcp_server_the_static_address_takes_over_in_time() {
     assert_eq!(ipv4.source, crate::stack::AddressSource::Static);
     assert_eq!(ipv4.address, Some(Ipv4Cidr::new(Ipv4Addr::new(10, 0, 2, 15), 24)));
     assert_eq!(ipv4.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+}
+
+/// A TCP segment with data, from the client: its checksum is corrupted.
+fn corrupt_tcp_data(frame: &mut [u8]) -> bool {
+    // Ethernet 14 + IPv4 20 (smoltcp sends no options) + TCP 20 or more.
+    let is_tcp_with_data = frame.len() > 54 && frame[12..14] == [0x08, 0x00] && frame[23] == 6;
+    if is_tcp_with_data {
+        let csum = 14 + 20 + 16;
+        frame[csum] ^= 0xFF;
+    }
+    is_tcp_with_data
+}
+
+#[test]
+fn a_segment_with_a_bad_tcp_checksum_is_dropped_counted_and_its_retransmission_served() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40002);
+    for _ in 0..100 {
+        net.step();
+    }
+    assert!(net.socket(h).may_send(), "handshake");
+    net.socket(h).send_slice(b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n").expect("queue request");
+    let mut corrupted = 0;
+    while corrupted == 0 && net.now < Duration::from_secs(1) {
+        net.step_tampered(|f| corrupted += usize::from(corrupt_tcp_data(f)));
+    }
+    assert_eq!(corrupted, 1);
+    for _ in 0..100 {
+        net.step();
+    }
+    assert_eq!(net.server_dev.stats().rx.bad_checksum, 1, "the corrupted segment is counted");
+    let reply = net.exchange(h, b"", |r| responses(r) == 1 && r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"), "the retransmission is served");
+}
+
+#[test]
+fn truncated_and_fragmented_frames_are_counted_by_reason_and_serving_goes_on() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40003);
+    for _ in 0..100 {
+        net.step();
+    }
+    // Every client frame of the next few steps, cut inside its TCP header,
+    // or marked as a first fragment.
+    let mut cut = 0;
+    let mut fragmented = 0;
+    net.socket(h).send_slice(b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n").expect("queue request");
+    while cut + fragmented < 2 && net.now < Duration::from_secs(5) {
+        net.step_tampered(|f| {
+            if f.len() > 54 && f[23] == 6 {
+                if cut == 0 {
+                    // Keep 10 bytes of TCP header; IP total length to match, checksum redone.
+                    f.truncate(14 + 20 + 10);
+                    f[16..18].copy_from_slice(&30u16.to_be_bytes());
+                    cut += 1;
+                } else {
+                    f[20] |= 0x20; // more fragments
+                    fragmented += 1;
+                }
+                f[24..26].copy_from_slice(&[0, 0]);
+                let sum = !crate::checksum::fold(crate::checksum::sum(&f[14..34], 0));
+                f[24..26].copy_from_slice(&sum.to_be_bytes());
+            }
+        });
+    }
+    net.step(); // the server takes in the last tampered frame
+    let drops = net.server_dev.stats().rx;
+    assert_eq!((drops.malformed_tcp, drops.ipv4_fragment), (1, 1), "{drops:?}");
+    let reply = net.exchange(h, b"", |r| responses(r) == 1 && r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
 }
