@@ -32,6 +32,8 @@ pub struct RxDrops {
     pub bad_checksum: u64,
     /// Frames shorter than an Ethernet header.
     pub malformed_ethernet: u64,
+    /// ARP packets shorter than their header says.
+    pub malformed_arp: u64,
     /// IPv4 headers that do not hold together (length, IHL, version).
     pub malformed_ipv4: u64,
     /// IPv4 headers with a wrong checksum.
@@ -48,6 +50,7 @@ impl RxDrops {
     fn count(&mut self, why: Malformed) {
         let counter = match why {
             Malformed::Ethernet => &mut self.malformed_ethernet,
+            Malformed::Arp => &mut self.malformed_arp,
             Malformed::Ipv4Header => &mut self.malformed_ipv4,
             Malformed::Ipv4Checksum => &mut self.bad_ipv4_checksum,
             Malformed::Ipv4Fragment => &mut self.ipv4_fragment,
@@ -58,10 +61,11 @@ impl RxDrops {
     }
 
     /// Every counter with its `/stats` name.
-    pub fn fields(&self) -> [(&'static str, u64); 7] {
+    pub fn fields(&self) -> [(&'static str, u64); 8] {
         [
             ("rx_drop_bad_checksum", self.bad_checksum),
             ("rx_drop_malformed_ethernet", self.malformed_ethernet),
+            ("rx_drop_malformed_arp", self.malformed_arp),
             ("rx_drop_malformed_ipv4", self.malformed_ipv4),
             ("rx_drop_bad_ipv4_checksum", self.bad_ipv4_checksum),
             ("rx_drop_ipv4_fragment", self.ipv4_fragment),

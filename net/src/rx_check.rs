@@ -10,13 +10,15 @@
 //! Ref: RFC 791 (IPv4 header, fragments), RFC 9293 3.1 (TCP data offset),
 //! RFC 768 (UDP length), IEEE 802.3 (the 14-byte Ethernet II header).
 
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+use smoltcp::wire::{ArpPacket, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 
 /// Why a received frame was dropped before smoltcp saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Malformed {
     /// Shorter than an Ethernet header.
     Ethernet,
+    /// ARP shorter than its header says (RFC 826).
+    Arp,
     /// IPv4 whose header does not hold together: truncated, a version other
     /// than 4, an IHL under 5 or past the frame, a total length shorter than
     /// the header or longer than the frame.
@@ -37,8 +39,10 @@ pub fn classify(frame: &[u8]) -> Option<Malformed> {
     let Ok(ethernet) = EthernetFrame::new_checked(frame) else {
         return Some(Malformed::Ethernet);
     };
-    if ethernet.ethertype() != EthernetProtocol::Ipv4 {
-        return None;
+    match ethernet.ethertype() {
+        EthernetProtocol::Ipv4 => {}
+        EthernetProtocol::Arp => return ArpPacket::new_checked(ethernet.payload()).err().map(|_| Malformed::Arp),
+        _ => return None,
     }
     let ip = match Ipv4Packet::new_checked(ethernet.payload()) {
         Ok(ip) if ip.version() == 4 => ip,
@@ -184,9 +188,21 @@ mod test {
     }
 
     #[test]
+    fn truncated_arp_is_malformed_arp() {
+        let mut f = udp();
+        f.truncate(14);
+        f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        // Ethernet/IPv4 ARP: hardware type, protocol type, sizes 6 and 4, operation.
+        f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        assert_eq!(classify(&f), Some(Malformed::Arp), "no addresses");
+        f.extend_from_slice(&[0; 20]);
+        assert_eq!(classify(&f), None, "a whole request");
+    }
+
+    #[test]
     fn other_ethertypes_pass_untouched() {
         let mut f = udp();
-        f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        f[12..14].copy_from_slice(&0x88B5u16.to_be_bytes()); // IEEE 802 local experimental
         assert_eq!(classify(&f), None);
     }
 }
