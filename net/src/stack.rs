@@ -168,6 +168,12 @@ impl Stack {
         delay.map(|d| core::time::Duration::from_micros(d.total_micros()))
     }
 
+    /// TCP sockets in `state` (for tests).
+    #[cfg(test)]
+    pub(crate) fn sockets_in(&self, state: smoltcp::socket::tcp::State) -> usize {
+        self.sockets.iter().filter(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(t) if t.state() == state)).count()
+    }
+
     /// Whether any TCP socket is past listening (connected, closing, TIME-WAIT).
     fn has_connections(&self) -> bool {
         self.sockets.iter().any(|(_, socket)| match socket {

@@ -445,3 +445,50 @@ fn truncated_and_fragmented_frames_are_counted_by_reason_and_serving_goes_on() {
     let reply = net.exchange(h, b"", |r| responses(r) == 1 && r.ends_with(b"</html>\n"));
     assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
 }
+
+/// A SYN from `src`:`port` to the server, as a client that will never
+/// complete the handshake sends it (the server cannot even resolve `src`).
+fn spoofed_syn(src: Ipv4Addr, port: u16, dst_port: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&SERVER_MAC);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 1, 1]);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&SERVER_IP.octets());
+    let sum = !crate::checksum::fold(crate::checksum::sum(&f[14..34], 0));
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&dst_port.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x30, 0x39, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0x00, 0, 0, 0, 0]);
+    assert!(crate::checksum::fill_in_software(&mut f));
+    f
+}
+
+#[test]
+fn after_a_spoofed_syn_flood_the_listeners_come_back_within_the_half_open_timeout() {
+    let mut net = Net::new(0, 0);
+    net.step();
+    // More SYNs than listening sockets, on both ports, from addresses nobody answers for.
+    for i in 0..200u16 {
+        let src = Ipv4Addr::new(10, 9, 0, 100 + (i % 100) as u8);
+        let port = if i % 2 == 0 { crate::apps::http::PORT } else { crate::apps::echo::PORT };
+        net.queues.0.borrow_mut().push_back(spoofed_syn(src, 30000 + i, port));
+    }
+    for _ in 0..50 {
+        net.step();
+    }
+    let half_open = |net: &Net| net.server.sockets_in(smoltcp::socket::tcp::State::SynReceived);
+    assert_eq!(half_open(&net), 80, "every listener taken by the flood");
+    let until = net.now + crate::apps::SYN_RECEIVED_TIMEOUT.into() + Duration::from_millis(500);
+    while net.now < until {
+        net.step();
+    }
+    assert_eq!(half_open(&net), 0, "half-open sockets given up");
+    assert_eq!(net.server.sockets_in(smoltcp::socket::tcp::State::Listen), 80);
+    let h = net.connect(80, 40004);
+    let reply = net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
+    let h = net.connect(7, 40005);
+    assert_eq!(net.exchange(h, b"still echoing", |r| r.len() >= 13), b"still echoing");
+}

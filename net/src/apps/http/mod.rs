@@ -100,6 +100,10 @@ impl HttpServer {
                 conn.last_activity = now; // listening: the idle clock starts at connect
                 continue;
             }
+            if super::half_open_too_long(socket, now, conn.last_activity) {
+                socket.abort();
+                continue;
+            }
 
             // Read, while there is room for the request and for its answer.
             if socket.can_recv() && !conn.closing && conn.output.len() < OUTPUT_HIGH_WATER {
