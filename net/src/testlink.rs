@@ -492,3 +492,35 @@ fn after_a_spoofed_syn_flood_the_listeners_come_back_within_the_half_open_timeou
     let h = net.connect(7, 40005);
     assert_eq!(net.exchange(h, b"still echoing", |r| r.len() >= 13), b"still echoing");
 }
+
+#[test]
+fn a_client_trickling_its_header_gets_408_within_the_idle_timeout_of_its_first_byte() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40006);
+    for _ in 0..100 {
+        net.step();
+    }
+    net.socket(h).send_slice(b"GET / HTTP/1.1\r\nX-Slow: ").expect("queue");
+    let started = net.now;
+    let limit = started + NetConfig::default().http_idle + Duration::from_secs(1);
+    let mut reply = Vec::new();
+    // One more header byte every 500 ms: never idle, never done.
+    while net.now < limit && reply.is_empty() {
+        if (net.now - started).as_millis().is_multiple_of(500) {
+            let _ = net.socket(h).send_slice(b"a");
+        }
+        net.step();
+        let s = net.socket(h);
+        if s.can_recv() {
+            let _ = s.recv(|d| {
+                reply.extend_from_slice(d);
+                (d.len(), ())
+            });
+        }
+    }
+    assert!(reply.starts_with(b"HTTP/1.1 408 Request Timeout"), "{:?}", String::from_utf8_lossy(&reply));
+    for _ in 0..1000 {
+        net.step();
+    }
+    assert!(!net.socket(h).may_recv(), "the server closed the connection");
+}

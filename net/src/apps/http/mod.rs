@@ -52,6 +52,8 @@ struct Connection {
     last_activity: Instant,
     /// Close once the output is sent.
     closing: bool,
+    /// When the first byte of the request now in `input` arrived.
+    request_started: Option<Instant>,
     /// When the socket was first seen in TIME-WAIT (see `super::reopen`).
     time_wait_since: Option<Instant>,
 }
@@ -75,6 +77,7 @@ impl HttpServer {
                     output: Vec::new(),
                     last_activity: Instant::ZERO,
                     closing: false,
+                    request_started: None,
                     time_wait_since: None,
                 }
             })
@@ -93,6 +96,7 @@ impl HttpServer {
                 conn.input.clear();
                 conn.output.clear();
                 conn.closing = false;
+                conn.request_started = None;
                 super::reopen(socket, PORT, now, &mut conn.time_wait_since);
                 continue;
             }
@@ -128,6 +132,7 @@ impl HttpServer {
                         respond(&mut conn.output, req.method, req.path, keep_alive, &render);
                         conn.input.drain(..used);
                         conn.closing = !keep_alive;
+                        conn.request_started = None;
                     }
                     Parsed::Error(status) => {
                         *requests += 1;
@@ -135,6 +140,21 @@ impl HttpServer {
                         conn.input.clear();
                         conn.closing = true;
                     }
+                }
+            }
+
+            // A request must arrive whole within the idle timeout of its
+            // first byte: a client trickling a header a byte at a time is
+            // never idle, and would otherwise hold the socket for ever.
+            if conn.input.is_empty() {
+                conn.request_started = None;
+            } else if !conn.closing {
+                let started = *conn.request_started.get_or_insert(now);
+                if now - started > idle_timeout {
+                    *requests += 1;
+                    error_response(&mut conn.output, Status::RequestTimeout);
+                    conn.input.clear();
+                    conn.closing = true;
                 }
             }
 
