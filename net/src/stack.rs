@@ -168,6 +168,12 @@ impl Stack {
         delay.map(|d| core::time::Duration::from_micros(d.total_micros()))
     }
 
+    /// Heap held by HTTP connection buffers (for tests).
+    #[cfg(test)]
+    pub(crate) fn http_buffered(&self) -> usize {
+        self.http.buffered()
+    }
+
     /// TCP sockets in `state` (for tests).
     #[cfg(test)]
     pub(crate) fn sockets_in(&self, state: smoltcp::socket::tcp::State) -> usize {

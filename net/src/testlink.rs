@@ -524,3 +524,19 @@ fn a_client_trickling_its_header_gets_408_within_the_idle_timeout_of_its_first_b
     }
     assert!(!net.socket(h).may_recv(), "the server closed the connection");
 }
+
+#[test]
+fn a_finished_connection_gives_its_buffers_back() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40007);
+    // A backlog of pipelined requests, all answered; then the client closes.
+    let requests = b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n".repeat(20);
+    let reply = net.exchange(h, &requests, |r| responses(r) == 20 && r.ends_with(b"</html>\n"));
+    assert_eq!(responses(&reply), 20);
+    net.socket(h).close();
+    for _ in 0..2000 {
+        net.step();
+    }
+    assert_eq!(net.server.sockets_in(smoltcp::socket::tcp::State::Listen), 80, "every socket listens again");
+    assert_eq!(net.server.http_buffered(), 0, "no heap held for a connection that ended");
+}

@@ -93,8 +93,11 @@ impl HttpServer {
         for conn in connections.iter_mut() {
             let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
             if !socket.is_open() {
-                conn.input.clear();
-                conn.output.clear();
+                // Give the buffers back, not just empty them: a connection
+                // that once held a large request or a backlog of answers
+                // would otherwise pin that much heap while its socket listens.
+                conn.input = Vec::new();
+                conn.output = Vec::new();
                 conn.closing = false;
                 conn.request_started = None;
                 super::reopen(socket, PORT, now, &mut conn.time_wait_since);
@@ -180,6 +183,13 @@ impl HttpServer {
                 socket.close();
             }
         }
+    }
+}
+
+impl HttpServer {
+    /// Heap held by the connections' input and output buffers.
+    pub fn buffered(&self) -> usize {
+        self.connections.iter().map(|c| c.input.capacity() + c.output.capacity()).sum()
     }
 }
 
