@@ -7,12 +7,18 @@
 //!   kernel's own tests booted on each firmware and machine, then a check that
 //!   the harness notices failures, panics, faults and hangs.
 //!
+//! - `cargo xtask stress`: the long hostile-network, load and soak runs.
+//!
 //! Each command first runs `scripts/setup.sh`, which installs what is missing.
 
 mod build;
 mod clients;
+mod frames;
+mod hostile;
 mod netns;
 mod qemu;
+mod rawlink;
+mod stress;
 mod suite;
 mod ui;
 
@@ -70,6 +76,20 @@ enum Cmd {
         #[arg(long, default_value_t = suite::BOOT_TIMEOUT_SECS)]
         timeout: u64,
     },
+    /// The long hostile-network, load and soak runs (see docs/testing.md).
+    Stress {
+        /// Boots (each a full hostile run at stress size).
+        #[arg(long, default_value_t = stress::ROUNDS)]
+        rounds: usize,
+    },
+    /// (Internal) the hostile suite's client, run inside the TAP test network.
+    #[command(hide = true)]
+    HostileClient {
+        #[arg(long, default_value = "quick")]
+        size: String,
+        #[arg(long)]
+        qemu_pid: u32,
+    },
     /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
     #[command(hide = true)]
     UdpEcho {
@@ -90,6 +110,16 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Cmd::HostileClient { size, qemu_pid } = &cli.command {
+        let result = hostile::sizes(size).and_then(|s| hostile::run_in_namespace(s, *qemu_pid, netns::TAP));
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                ui::error(&e);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = setup().and_then(|()| match cli.command {
         Cmd::Build => build::build().map(|artifacts| artifacts.print()),
         Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap } => {
@@ -102,7 +132,8 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Qemu { filter, timeout } => suite::run(filter.as_deref(), timeout),
-        Cmd::UdpEcho { .. } => Ok(()),
+        Cmd::Stress { rounds } => stress::run(rounds),
+        Cmd::UdpEcho { .. } | Cmd::HostileClient { .. } => Ok(()),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
