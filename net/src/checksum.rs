@@ -152,10 +152,46 @@ pub fn unverifiable_transport(frame: &[u8]) -> bool {
     };
     match ethertype {
         (Some(0x08), Some(0x00)) => matches!(at(ip + 9), Some(PROTO_TCP | PROTO_UDP)),
-        // Hop-by-hop, routing, fragment and destination options headers.
-        (Some(0x86), Some(0xDD)) => matches!(at(ip + 6), Some(0 | 43 | 44 | 60)),
+        (Some(0x86), Some(0xDD)) => ipv6_chain_leads_to_transport(frame, ip),
         _ => false,
     }
+}
+
+/// IPv6 extension headers Skiff can step over (RFC 8200 4): hop-by-hop,
+/// routing and destination options (length in 8-byte units, after the
+/// first 8), and the fixed 8-byte fragment header.
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_FRAGMENT: u8 = 44;
+const IPV6_DESTINATION_OPTIONS: u8 = 60;
+/// Extension headers followed before giving up (RFC 8200 allows each once or twice).
+const IPV6_MAX_EXTENSIONS: usize = 8;
+
+/// Whether an IPv6 packet at `ip` with extension headers carries TCP or UDP
+/// at the end of its chain. Not just any extension header: MLD reports, for
+/// one, are ICMPv6 behind a hop-by-hop header, and have no TCP/UDP checksum
+/// to fail. A chain that is cut short or too long counts as carrying one.
+fn ipv6_chain_leads_to_transport(frame: &[u8], ip: usize) -> bool {
+    let Some(&first) = frame.get(ip + 6) else { return false };
+    let mut next = first;
+    let mut at = ip + IPV6_HEADER;
+    for _ in 0..IPV6_MAX_EXTENSIONS {
+        let len = match next {
+            PROTO_TCP | PROTO_UDP => return true,
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DESTINATION_OPTIONS => match frame.get(at + 1) {
+                Some(&units) => (usize::from(units) + 1) * 8,
+                None => return true,
+            },
+            IPV6_FRAGMENT => 8,
+            _ => return false,
+        };
+        match frame.get(at) {
+            Some(&n) => next = n,
+            None => return true,
+        }
+        at += len;
+    }
+    true
 }
 
 /// Prepares a frame for the device to checksum: writes the folded
@@ -383,9 +419,25 @@ mod test {
         let mut icmp = good.clone();
         icmp[23] = 1;
         assert!(!unverifiable_transport(&icmp), "ICMP is not TCP/UDP");
-        let mut v6 = tcp6_frame(b"x");
-        v6[20] = 0; // next header: hop-by-hop options
-        assert!(unverifiable_transport(&v6));
+        // TCP behind a hop-by-hop header (router alert, then PadN): cannot be checked here.
+        let v6 = tcp6_frame(b"x");
+        let hop_by_hop = |next: u8| [next, 0, 5, 2, 0, 0, 1, 0];
+        let behind = |next: u8, transport: &[u8]| {
+            let mut f = v6[..54].to_vec();
+            f[20] = 0; // next header: hop-by-hop options
+            let len = u16::from_be_bytes([f[18], f[19]]) + 8;
+            f[18..20].copy_from_slice(&len.to_be_bytes());
+            f.extend_from_slice(&hop_by_hop(next));
+            f.extend_from_slice(transport);
+            f
+        };
+        assert!(unverifiable_transport(&behind(6, &v6[54..])));
+        // An MLDv2 report: ICMPv6 (58) behind hop-by-hop. No TCP/UDP checksum to fail.
+        assert!(!unverifiable_transport(&behind(58, &[143, 0, 0, 0, 0, 0, 0, 0])));
+        // A chain cut short is suspect.
+        let mut cut = v6[..54].to_vec();
+        cut[20] = 0; // hop-by-hop options, then nothing
+        assert!(unverifiable_transport(&cut));
         assert!(!unverifiable_transport(&[0u8; 10]), "too short to be anything");
     }
 

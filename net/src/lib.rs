@@ -7,6 +7,7 @@
 //! - [`stack`]: the interface (DHCP with a static fallback, IPv6 link-local),
 //!   the sockets, and one bounded poll step.
 //! - [`apps`]: TCP echo (port 7) and HTTP/1.1 (port 80).
+//! - [`rx_check`]: names and counts the frames smoltcp would drop silently.
 //! - [`checksum`], [`seed`], [`json`], [`config`]: the small pieces they need.
 
 #![cfg_attr(not(test), no_std)]
@@ -22,6 +23,7 @@ pub mod device;
 pub mod json;
 pub mod phy;
 pub mod recent;
+pub mod rx_check;
 pub mod seed;
 pub mod stack;
 pub mod trace;

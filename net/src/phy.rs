@@ -7,25 +7,79 @@
 //! reply, a TCP ACK), so the two tokens borrow the driver's two halves, which
 //! are independent.
 //!
-//! Checksums: with offload, smoltcp neither computes TCP/UDP checksums on
-//! transmit (the device does) nor verifies them on receive; frames the device
-//! did not vouch for are verified here instead, and dropped if wrong.
+//! Checksums: with offload, smoltcp does not compute TCP/UDP checksums on
+//! transmit (the device does). It never verifies them on receive: frames the
+//! device did not vouch for are verified here instead, and dropped if wrong,
+//! so that every such drop is counted (smoltcp's own drops are silent).
+//! For the same reason, frames smoltcp could not parse are named and counted
+//! here first (see [`crate::rx_check`]).
 
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use crate::device::{NetDevice, RxHalf, TxHalf};
+use crate::rx_check::{self, Malformed};
 use crate::{checksum, trace};
 
 /// Ethernet's header, which smoltcp counts in the "MTU" of an Ethernet device.
 const ETHERNET_HEADER: usize = 14;
 
+/// Received frames dropped by the adapter, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxDrops {
+    /// TCP/UDP frames with a wrong checksum, or one that could not be
+    /// checked, verified in software here.
+    pub bad_checksum: u64,
+    /// Frames shorter than an Ethernet header.
+    pub malformed_ethernet: u64,
+    /// ARP packets shorter than their header says.
+    pub malformed_arp: u64,
+    /// IPv4 headers that do not hold together (length, IHL, version).
+    pub malformed_ipv4: u64,
+    /// IPv4 headers with a wrong checksum.
+    pub bad_ipv4_checksum: u64,
+    /// IPv4 fragments (not reassembled).
+    pub ipv4_fragment: u64,
+    /// TCP headers that do not fit (truncated, bad data offset).
+    pub malformed_tcp: u64,
+    /// UDP headers that do not fit (truncated, bad length).
+    pub malformed_udp: u64,
+}
+
+impl RxDrops {
+    fn count(&mut self, why: Malformed) {
+        let counter = match why {
+            Malformed::Ethernet => &mut self.malformed_ethernet,
+            Malformed::Arp => &mut self.malformed_arp,
+            Malformed::Ipv4Header => &mut self.malformed_ipv4,
+            Malformed::Ipv4Checksum => &mut self.bad_ipv4_checksum,
+            Malformed::Ipv4Fragment => &mut self.ipv4_fragment,
+            Malformed::TcpHeader => &mut self.malformed_tcp,
+            Malformed::UdpHeader => &mut self.malformed_udp,
+        };
+        *counter += 1;
+    }
+
+    /// Every counter with its `/stats` name.
+    pub fn fields(&self) -> [(&'static str, u64); 8] {
+        [
+            ("rx_drop_bad_checksum", self.bad_checksum),
+            ("rx_drop_malformed_ethernet", self.malformed_ethernet),
+            ("rx_drop_malformed_arp", self.malformed_arp),
+            ("rx_drop_malformed_ipv4", self.malformed_ipv4),
+            ("rx_drop_bad_ipv4_checksum", self.bad_ipv4_checksum),
+            ("rx_drop_ipv4_fragment", self.ipv4_fragment),
+            ("rx_drop_malformed_tcp", self.malformed_tcp),
+            ("rx_drop_malformed_udp", self.malformed_udp),
+        ]
+    }
+}
+
 /// Frames dropped by the adapter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AdapterStats {
-    /// Received TCP/UDP frames with a wrong checksum, or (with receive
-    /// offload) one that could not be checked, verified in software here.
-    pub rx_drop_bad_checksum: u64,
+    /// Received frames dropped, by reason.
+    pub rx: RxDrops,
     /// Frames smoltcp wanted to send when no transmit buffer was free.
     pub tx_drop_no_buffer: u64,
 }
@@ -34,7 +88,6 @@ pub struct AdapterStats {
 pub struct Adapter<D: NetDevice> {
     device: D,
     caps: DeviceCapabilities,
-    verify_rx: bool,
     stats: AdapterStats,
 }
 
@@ -46,8 +99,8 @@ impl<D: NetDevice> Adapter<D> {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = info.mtu + ETHERNET_HEADER;
         caps.max_burst_size = Some(info.max_burst);
-        caps.checksum = checksum_caps(info.tx_checksum_offload, info.rx_checksum_offload);
-        Adapter { device, caps, verify_rx: info.rx_checksum_offload, stats: AdapterStats::default() }
+        caps.checksum = checksum_caps(info.tx_checksum_offload);
+        Adapter { device, caps, stats: AdapterStats::default() }
     }
 
     /// The wrapped device.
@@ -66,14 +119,11 @@ impl<D: NetDevice> Adapter<D> {
     }
 }
 
-/// What smoltcp must compute and check itself, given the device's offloads.
-pub fn checksum_caps(tx_offload: bool, rx_offload: bool) -> ChecksumCapabilities {
-    let l4 = match (tx_offload, rx_offload) {
-        (false, false) => Checksum::Both,
-        (true, false) => Checksum::Rx,
-        (false, true) => Checksum::Tx,
-        (true, true) => Checksum::None,
-    };
+/// What smoltcp must compute itself, given the device's transmit offload.
+/// It never verifies TCP/UDP checksums on receive: the adapter does, counting
+/// what it drops.
+pub fn checksum_caps(tx_offload: bool) -> ChecksumCapabilities {
+    let l4 = if tx_offload { Checksum::None } else { Checksum::Tx };
     let mut caps = ChecksumCapabilities::default();
     caps.tcp = l4;
     caps.udp = l4;
@@ -84,8 +134,7 @@ pub fn checksum_caps(tx_offload: bool, rx_offload: bool) -> ChecksumCapabilities
 pub struct RxToken<'a, R: RxHalf> {
     rx: &'a mut R,
     frame: R::Frame,
-    verify: bool,
-    dropped: &'a mut u64,
+    dropped: &'a mut RxDrops,
 }
 
 /// Lends smoltcp one transmit buffer.
@@ -99,23 +148,30 @@ impl<R: RxHalf> phy::RxToken for RxToken<'_, R> {
         let bytes = self.rx.bytes(&self.frame);
         // smoltcp skips empty frames: that is how a bad one is dropped. A
         // frame whose TCP/UDP checksum cannot be checked here is bad too:
-        // with offload on, smoltcp does not check it either.
-        let bad = self.verify
-            && !self.rx.checksum_verified(&self.frame)
-            && match checksum::verify(bytes) {
-                Some(valid) => !valid,
-                None => checksum::unverifiable_transport(bytes),
-            };
+        // smoltcp does not check it either.
         if trace::enabled() {
             trace::log_frame(trace::Direction::Rx, bytes);
         }
-        let result = if bad {
-            *self.dropped += 1;
-            log::trace!(target: trace::TARGET, "rx drop   bad TCP/UDP checksum");
-            f(&[])
-        } else {
-            f(bytes)
+        let bad = match rx_check::classify(bytes) {
+            Some(why) => {
+                self.dropped.count(why);
+                log::trace!(target: trace::TARGET, "rx drop   malformed: {why:?}");
+                true
+            }
+            None => {
+                let bad_checksum = !self.rx.checksum_verified(&self.frame)
+                    && match checksum::verify(bytes) {
+                        Some(valid) => !valid,
+                        None => checksum::unverifiable_transport(bytes),
+                    };
+                self.dropped.bad_checksum += u64::from(bad_checksum);
+                if bad_checksum {
+                    log::trace!(target: trace::TARGET, "rx drop   bad TCP/UDP checksum");
+                }
+                bad_checksum
+            }
         };
+        let result = if bad { f(&[]) } else { f(bytes) };
         self.rx.recycle(self.frame);
         result
     }
@@ -160,11 +216,8 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
             return None;
         }
         let frame = rx.receive()?;
-        let AdapterStats { rx_drop_bad_checksum, tx_drop_no_buffer } = &mut self.stats;
-        Some((
-            RxToken { rx, frame, verify: self.verify_rx, dropped: rx_drop_bad_checksum },
-            TxToken { tx, dropped: tx_drop_no_buffer },
-        ))
+        let AdapterStats { rx: rx_drops, tx_drop_no_buffer } = &mut self.stats;
+        Some((RxToken { rx, frame, dropped: rx_drops }, TxToken { tx, dropped: tx_drop_no_buffer }))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {

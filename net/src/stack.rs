@@ -176,6 +176,18 @@ impl Stack {
         delay.map(|d| core::time::Duration::from_micros(d.total_micros()))
     }
 
+    /// Heap held by HTTP connection buffers (for tests).
+    #[cfg(test)]
+    pub(crate) fn http_buffered(&self) -> usize {
+        self.http.buffered()
+    }
+
+    /// TCP sockets in `state` (for tests).
+    #[cfg(test)]
+    pub(crate) fn sockets_in(&self, state: smoltcp::socket::tcp::State) -> usize {
+        self.sockets.iter().filter(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(t) if t.state() == state)).count()
+    }
+
     /// Whether any TCP socket is past listening (connected, closing, TIME-WAIT).
     fn has_connections(&self) -> bool {
         self.sockets.iter().any(|(_, socket)| match socket {
@@ -293,7 +305,9 @@ fn stats_json<D: NetDevice>(
         json.number(name, value);
     }
     let adapter_stats = adapter.stats();
-    json.number("rx_drop_bad_checksum", adapter_stats.rx_drop_bad_checksum);
+    for (name, value) in adapter_stats.rx.fields() {
+        json.number(name, value);
+    }
     json.number("tx_drop_no_buffer", adapter_stats.tx_drop_no_buffer);
     json.end_object();
     json.begin_object("apps");

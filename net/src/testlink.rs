@@ -218,6 +218,20 @@ impl Net {
         self.wire.carry(b_out, a_in);
     }
 
+    /// As `step`, with `tamper` applied to each frame the client sends.
+    fn step_tampered(&mut self, mut tamper: impl FnMut(&mut Vec<u8>)) {
+        self.now += Duration::from_millis(1);
+        self.server.poll(self.now, &mut self.server_dev, &NoHost);
+        let now = Instant::from_micros(self.now.as_micros() as i64);
+        self.client.poll(now, &mut self.client_dev, &mut self.sockets);
+        let (a_in, a_out, b_in, b_out) = &self.queues;
+        for frame in b_out.borrow_mut().iter_mut() {
+            tamper(frame);
+        }
+        self.wire.carry(a_out, b_in);
+        self.wire.carry(b_out, a_in);
+    }
+
     fn socket(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
         self.sockets.get_mut::<tcp::Socket>(h)
     }
@@ -399,4 +413,169 @@ fn stats_list_the_connection_asking_among_the_recent_ones() {
     // Both requests counted (the second is the one asking); 18 + 23 bytes read.
     assert!(text.contains("\"state\":\"established\",\"ending\":\"open\",\"requests\":2,\"bytes_in\":41"), "{text}");
     assert!(text.contains("\"link\":\"up\""), "{text}");
+}
+
+/// A TCP segment with data, from the client: its checksum is corrupted.
+fn corrupt_tcp_data(frame: &mut [u8]) -> bool {
+    // Ethernet 14 + IPv4 20 (smoltcp sends no options) + TCP 20 or more.
+    let is_tcp_with_data = frame.len() > 54 && frame[12..14] == [0x08, 0x00] && frame[23] == 6;
+    if is_tcp_with_data {
+        let csum = 14 + 20 + 16;
+        frame[csum] ^= 0xFF;
+    }
+    is_tcp_with_data
+}
+
+#[test]
+fn a_segment_with_a_bad_tcp_checksum_is_dropped_counted_and_its_retransmission_served() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40002);
+    for _ in 0..100 {
+        net.step();
+    }
+    assert!(net.socket(h).may_send(), "handshake");
+    net.socket(h).send_slice(b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n").expect("queue request");
+    let mut corrupted = 0;
+    while corrupted == 0 && net.now < Duration::from_secs(1) {
+        net.step_tampered(|f| corrupted += usize::from(corrupt_tcp_data(f)));
+    }
+    assert_eq!(corrupted, 1);
+    for _ in 0..100 {
+        net.step();
+    }
+    assert_eq!(net.server_dev.stats().rx.bad_checksum, 1, "the corrupted segment is counted");
+    let reply = net.exchange(h, b"", |r| responses(r) == 1 && r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"), "the retransmission is served");
+}
+
+#[test]
+fn truncated_and_fragmented_frames_are_counted_by_reason_and_serving_goes_on() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40003);
+    for _ in 0..100 {
+        net.step();
+    }
+    // Every client frame of the next few steps, cut inside its TCP header,
+    // or marked as a first fragment.
+    let mut cut = 0;
+    let mut fragmented = 0;
+    net.socket(h).send_slice(b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n").expect("queue request");
+    while cut + fragmented < 2 && net.now < Duration::from_secs(5) {
+        net.step_tampered(|f| {
+            if f.len() > 54 && f[23] == 6 {
+                if cut == 0 {
+                    // Keep 10 bytes of TCP header; IP total length to match, checksum redone.
+                    f.truncate(14 + 20 + 10);
+                    f[16..18].copy_from_slice(&30u16.to_be_bytes());
+                    cut += 1;
+                } else {
+                    f[20] |= 0x20; // more fragments
+                    fragmented += 1;
+                }
+                f[24..26].copy_from_slice(&[0, 0]);
+                let sum = !crate::checksum::fold(crate::checksum::sum(&f[14..34], 0));
+                f[24..26].copy_from_slice(&sum.to_be_bytes());
+            }
+        });
+    }
+    net.step(); // the server takes in the last tampered frame
+    let drops = net.server_dev.stats().rx;
+    assert_eq!((drops.malformed_tcp, drops.ipv4_fragment), (1, 1), "{drops:?}");
+    let reply = net.exchange(h, b"", |r| responses(r) == 1 && r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
+}
+
+/// A SYN from `src`:`port` to the server, as a client that will never
+/// complete the handshake sends it (the server cannot even resolve `src`).
+fn spoofed_syn(src: Ipv4Addr, port: u16, dst_port: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&SERVER_MAC);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 1, 1]);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&SERVER_IP.octets());
+    let sum = !crate::checksum::fold(crate::checksum::sum(&f[14..34], 0));
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&dst_port.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x30, 0x39, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0x00, 0, 0, 0, 0]);
+    assert!(crate::checksum::fill_in_software(&mut f));
+    f
+}
+
+#[test]
+fn after_a_spoofed_syn_flood_the_listeners_come_back_within_the_half_open_timeout() {
+    let mut net = Net::new(0, 0);
+    net.step();
+    // More SYNs than listening sockets, on both ports, from addresses nobody answers for.
+    for i in 0..200u16 {
+        let src = Ipv4Addr::new(10, 9, 0, 100 + (i % 100) as u8);
+        let port = if i % 2 == 0 { crate::apps::http::PORT } else { crate::apps::echo::PORT };
+        net.queues.0.borrow_mut().push_back(spoofed_syn(src, 30000 + i, port));
+    }
+    for _ in 0..50 {
+        net.step();
+    }
+    let half_open = |net: &Net| net.server.sockets_in(smoltcp::socket::tcp::State::SynReceived);
+    assert_eq!(half_open(&net), 80, "every listener taken by the flood");
+    let until = net.now + crate::apps::SYN_RECEIVED_TIMEOUT.into() + Duration::from_millis(500);
+    while net.now < until {
+        net.step();
+    }
+    assert_eq!(half_open(&net), 0, "half-open sockets given up");
+    assert_eq!(net.server.sockets_in(smoltcp::socket::tcp::State::Listen), 80);
+    let h = net.connect(80, 40004);
+    let reply = net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
+    let h = net.connect(7, 40005);
+    assert_eq!(net.exchange(h, b"still echoing", |r| r.len() >= 13), b"still echoing");
+}
+
+#[test]
+fn a_client_trickling_its_header_gets_408_within_the_idle_timeout_of_its_first_byte() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40006);
+    for _ in 0..100 {
+        net.step();
+    }
+    net.socket(h).send_slice(b"GET / HTTP/1.1\r\nX-Slow: ").expect("queue");
+    let started = net.now;
+    let limit = started + NetConfig::default().http_idle + Duration::from_secs(1);
+    let mut reply = Vec::new();
+    // One more header byte every 500 ms: never idle, never done.
+    while net.now < limit && reply.is_empty() {
+        if (net.now - started).as_millis().is_multiple_of(500) {
+            let _ = net.socket(h).send_slice(b"a");
+        }
+        net.step();
+        let s = net.socket(h);
+        if s.can_recv() {
+            let _ = s.recv(|d| {
+                reply.extend_from_slice(d);
+                (d.len(), ())
+            });
+        }
+    }
+    assert!(reply.starts_with(b"HTTP/1.1 408 Request Timeout"), "{:?}", String::from_utf8_lossy(&reply));
+    for _ in 0..1000 {
+        net.step();
+    }
+    assert!(!net.socket(h).may_recv(), "the server closed the connection");
+}
+
+#[test]
+fn a_finished_connection_gives_its_buffers_back() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40007);
+    // A backlog of pipelined requests, all answered; then the client closes.
+    let requests = b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n".repeat(20);
+    let reply = net.exchange(h, &requests, |r| responses(r) == 20 && r.ends_with(b"</html>\n"));
+    assert_eq!(responses(&reply), 20);
+    net.socket(h).close();
+    for _ in 0..2000 {
+        net.step();
+    }
+    assert_eq!(net.server.sockets_in(smoltcp::socket::tcp::State::Listen), 80, "every socket listens again");
+    assert_eq!(net.server.http_buffered(), 0, "no heap held for a connection that ended");
 }

@@ -46,7 +46,7 @@ impl Response {
 
 /// Reads one response (Content-Length framed) from `stream`, after the
 /// bytes already in `buffer`. `head_only` for responses to HEAD.
-fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>, head_only: bool) -> Result<Response> {
+pub fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>, head_only: bool) -> Result<Response> {
     let mut chunk = [0u8; 16384];
     let head_end = loop {
         if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {

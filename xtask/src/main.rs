@@ -7,15 +7,20 @@
 //!   kernel's own tests booted on each firmware and machine, then a check that
 //!   the harness notices failures, panics, faults and hangs.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets.
+//! - `cargo xtask stress`: the long hostile-network, load and soak runs.
 //!
 //! Each command first runs `scripts/setup.sh`, which installs what is missing.
 
 mod build;
 mod clients;
+mod frames;
 mod fuzz;
+mod hostile;
 mod learn;
 mod netns;
 mod qemu;
+mod rawlink;
+mod stress;
 mod suite;
 mod ui;
 
@@ -84,6 +89,20 @@ enum Cmd {
         /// Targets to run (default: all of them).
         targets: Vec<String>,
     },
+    /// The long hostile-network, load and soak runs (see docs/testing.md).
+    Stress {
+        /// Boots (each a full hostile run at stress size).
+        #[arg(long, default_value_t = stress::ROUNDS)]
+        rounds: usize,
+    },
+    /// (Internal) the hostile suite's client, run inside the TAP test network.
+    #[command(hide = true)]
+    HostileClient {
+        #[arg(long, default_value = "quick")]
+        size: String,
+        #[arg(long)]
+        qemu_pid: u32,
+    },
     /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
     #[command(hide = true)]
     UdpEcho {
@@ -97,6 +116,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Cmd::UdpEcho { addr, seconds } = &cli.command {
         return match netns::udp_echo(addr, *seconds) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                ui::error(&e);
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Cmd::HostileClient { size, qemu_pid } = &cli.command {
+        let result = hostile::sizes(size).and_then(|s| hostile::run_in_namespace(s, *qemu_pid, netns::TAP));
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 ui::error(&e);
@@ -123,7 +152,8 @@ fn main() -> ExitCode {
             fuzz::run_targets(&targets, std::time::Duration::from_secs(seconds))
                 .map(|report| println!("fuzz: {}", report.summary()))
         }
-        Cmd::UdpEcho { .. } => Ok(()),
+        Cmd::Stress { rounds } => stress::run(rounds),
+        Cmd::UdpEcho { .. } | Cmd::HostileClient { .. } => Ok(()),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

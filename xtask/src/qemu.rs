@@ -333,6 +333,8 @@ pub struct Guest {
     pub pid: u32,
     /// QEMU's human monitor, on a Unix socket.
     pub monitor: PathBuf,
+    /// The network namespace of a TAP boot (see `netns.rs`).
+    pub netns: Option<String>,
 }
 
 impl Guest {
@@ -436,7 +438,11 @@ pub fn run_captured(
             Ok(None) if started.elapsed() >= timeout => break Outcome::TimedOut,
             Ok(None) => match client {
                 Some(client) if serving() => {
-                    client_result = Some(client(&Guest { pid: qemu.0.id(), monitor: monitor.clone() }));
+                    client_result = Some(client(&Guest {
+                        pid: qemu.0.id(),
+                        monitor: monitor.clone(),
+                        netns: network.as_ref().map(|n| n.name().to_string()),
+                    }));
                     match qemu.0.try_wait() {
                         Ok(Some(status)) => break Outcome::from_status(status),
                         _ => break Outcome::Stopped,

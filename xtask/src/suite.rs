@@ -221,6 +221,17 @@ fn signal_checks(port: u16, mode: &str, what: &str) -> std::result::Result<Strin
     Ok(format!("{what}: keep-alive {rate:.0} req/s, {} device wake-ups", after - before))
 }
 
+/// A boot that takes the hostile suite at its quick size.
+fn hostile_case(name: &'static str, offload: bool, timeout: Duration) -> Case {
+    Case {
+        name,
+        boot: crate::stress::hostile_boot(offload),
+        expect: Expect::Serves,
+        timeout: SERVE_TIMEOUT.max(timeout),
+        client: Some(Box::new(move |guest| crate::stress::hostile_check(name, guest, crate::hostile::QUICK))),
+    }
+}
+
 /// What the kernel's UDP echo test prints (kernel/src/ktest.rs).
 const OFFLOADED_BOTH_WAYS: &str = "echo checksums: tx offloaded 1, rx completed 1, rx valid 0$";
 const NOT_OFFLOADED: &str = "echo checksums: tx offloaded 0, rx completed 0, rx valid 0$";
@@ -270,6 +281,10 @@ fn cases(timeout: Duration) -> Vec<Case> {
     };
     vec![
         // Long ones first, so that their waits overlap the other boots.
+        // The hostile suite (xtask/src/hostile.rs) on the TAP network,
+        // checksum offload on and off.
+        hostile_case("hostile-tap-offload", true, timeout),
+        hostile_case("hostile-tap-no-offload", false, timeout),
         Case {
             name: "serve-http-and-echo",
             boot: Boot { cmdline: "http.idle_ms=60000".into(), nic: Some(serving), ..Boot::default() },

@@ -81,6 +81,10 @@ impl EchoServer {
                 *last_activity = now; // listening: the idle clock starts at connect
                 continue;
             }
+            if super::half_open_too_long(socket, now, *last_activity) {
+                socket.abort();
+                continue;
+            }
             loop {
                 let room = socket.send_capacity() - socket.send_queue();
                 let want = room.min(CHUNK);

@@ -22,6 +22,21 @@ pub fn server_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
     socket
 }
 
+/// A connection still half-open (SYN-RECEIVED) this long after its SYN is
+/// aborted and its socket listens again. smoltcp has no listen backlog and
+/// no SYN cookies: each SYN takes one of the 40 listening sockets, and one
+/// whose handshake never completes (a spoofed SYN flood) would otherwise hold
+/// it until the 60 s `TCP_TIMEOUT`, refusing everyone else. Three seconds is
+/// smoltcp's 1 s initial retransmission timeout (RFC 6298 2.1) twice over, so
+/// a lost SYN-ACK is sent again before a real client is given up on.
+pub const SYN_RECEIVED_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether `socket` has been half-open for longer than `SYN_RECEIVED_TIMEOUT`;
+/// `since_listen` is when it was last seen listening.
+pub fn half_open_too_long(socket: &tcp::Socket, now: Instant, since_listen: Instant) -> bool {
+    socket.state() == tcp::State::SynReceived && now - since_listen > SYN_RECEIVED_TIMEOUT
+}
+
 /// How long a socket stays in TIME-WAIT before it listens again: ten times
 /// smoltcp's 10 ms delayed ACK, so the ACK of the peer's FIN has gone out.
 pub const TIME_WAIT_LINGER: Duration = Duration::from_millis(100);

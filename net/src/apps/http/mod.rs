@@ -47,6 +47,8 @@ struct Connection {
     last_activity: Instant,
     /// Close once the output is sent.
     closing: bool,
+    /// When the first byte of the request now in `input` arrived.
+    request_started: Option<Instant>,
     /// When the socket was first seen in TIME-WAIT (see `super::reopen`).
     time_wait_since: Option<Instant>,
     /// Its connections, for `/stats` and the packet trace.
@@ -72,6 +74,7 @@ impl HttpServer {
                     output: Vec::new(),
                     last_activity: Instant::ZERO,
                     closing: false,
+                    request_started: None,
                     time_wait_since: None,
                     follow: Follow::new("http", index),
                 }
@@ -97,9 +100,13 @@ impl HttpServer {
             let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
             conn.follow.observe(recent, socket.state(), socket.remote_endpoint(), now_ms);
             if !socket.is_open() {
-                conn.input.clear();
-                conn.output.clear();
+                // Give the buffers back, not just empty them: a connection
+                // that once held a large request or a backlog of answers
+                // would otherwise pin that much heap while its socket listens.
+                conn.input = Vec::new();
+                conn.output = Vec::new();
                 conn.closing = false;
+                conn.request_started = None;
                 super::reopen(socket, PORT, now, &mut conn.time_wait_since);
                 // Seen now, so that a SYN before the next poll is a new connection.
                 conn.follow.observe(recent, socket.state(), None, now_ms);
@@ -107,6 +114,10 @@ impl HttpServer {
             }
             if !socket.is_active() {
                 conn.last_activity = now; // listening: the idle clock starts at connect
+                continue;
+            }
+            if super::half_open_too_long(socket, now, conn.last_activity) {
+                socket.abort();
                 continue;
             }
 
@@ -145,6 +156,7 @@ impl HttpServer {
                         trace_response(&conn.follow, status, conn.output.len() - before);
                         conn.input.drain(..used);
                         conn.closing = !keep_alive;
+                        conn.request_started = None;
                     }
                     Parsed::Error(status) => {
                         *requests += 1;
@@ -154,6 +166,21 @@ impl HttpServer {
                         conn.input.clear();
                         conn.closing = true;
                     }
+                }
+            }
+
+            // A request must arrive whole within the idle timeout of its
+            // first byte: a client trickling a header a byte at a time is
+            // never idle, and would otherwise hold the socket for ever.
+            if conn.input.is_empty() {
+                conn.request_started = None;
+            } else if !conn.closing {
+                let started = *conn.request_started.get_or_insert(now);
+                if now - started > idle_timeout {
+                    *requests += 1;
+                    error_response(&mut conn.output, Status::RequestTimeout);
+                    conn.input.clear();
+                    conn.closing = true;
                 }
             }
 
@@ -184,6 +211,13 @@ impl HttpServer {
                 socket.close();
             }
         }
+    }
+}
+
+impl HttpServer {
+    /// Heap held by the connections' input and output buffers.
+    pub fn buffered(&self) -> usize {
+        self.connections.iter().map(|c| c.input.capacity() + c.output.capacity()).sum()
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Status {
     NotFound,
     /// 405 Method Not Allowed.
     MethodNotAllowed,
+    /// 408 Request Timeout (RFC 9110 15.5.9): the request did not arrive whole in time.
+    RequestTimeout,
     /// 413 Content Too Large.
     ContentTooLarge,
     /// 431 Request Header Fields Too Large.
@@ -40,6 +42,7 @@ impl Status {
             Status::BadRequest => 400,
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
+            Status::RequestTimeout => 408,
             Status::ContentTooLarge => 413,
             Status::HeadersTooLarge => 431,
             Status::NotImplemented => 501,
@@ -53,6 +56,7 @@ impl Status {
             Status::BadRequest => "Bad Request",
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
+            Status::RequestTimeout => "Request Timeout",
             Status::ContentTooLarge => "Content Too Large",
             Status::HeadersTooLarge => "Request Header Fields Too Large",
             Status::NotImplemented => "Not Implemented",

@@ -1,0 +1,82 @@
+//! `cargo xtask stress`: the hostile suite at full size (`hostile::STRESS`:
+//! 10,000+ SYNs, 1,000 connections at once, 100,000 HTTP requests and 1 GiB
+//! of echo in the soak), booted `rounds` times, checksum offload on and off
+//! in turn. `cargo xtask qemu` runs the same code at `hostile::QUICK` size.
+
+use std::time::{Duration, Instant};
+
+use crate::hostile::{self, Sizes};
+use crate::qemu::{self, Backend, Boot, Guest, Nic, Outcome};
+use crate::{Result, build, ui};
+
+/// Boots of `cargo xtask stress` unless `--rounds` says otherwise.
+pub const ROUNDS: usize = 2;
+/// One stress boot's limit; the client bounds each of its own steps.
+const STRESS_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The hostile boot: the TAP test network, a fixed address (no DHCP server
+/// there), and a short HTTP idle timeout so that the slow-client check is quick.
+pub fn hostile_boot(offload: bool) -> Boot {
+    Boot {
+        cmdline: format!(
+            "net.dhcp=off net.ip={}/24 net.gateway=10.0.2.2 http.idle_ms={}",
+            hostile::GUEST_IP,
+            hostile::HTTP_IDLE.as_millis()
+        ),
+        nic: Some(Nic { backend: Backend::Tap, offload, ..Nic::default() }),
+        ..Boot::default()
+    }
+}
+
+/// The client of a hostile boot: runs the suite in the boot's namespace,
+/// keeps the full report in the boot's directory, and sums it up.
+pub fn hostile_check(name: &str, guest: &Guest, sizes: Sizes) -> std::result::Result<String, String> {
+    let netns = guest.netns.as_deref().ok_or("the hostile suite needs a TAP boot")?;
+    let report = qemu::workdir(name).join("hostile-report.txt");
+    let lines = hostile::client(netns, guest.pid, sizes);
+    let text = match &lines {
+        Ok(lines) => lines.join("\n"),
+        Err(e) => e.clone(),
+    };
+    let _ = std::fs::write(&report, format!("{text}\n"));
+    let lines = lines?;
+    let summary = lines.last().cloned().unwrap_or_default();
+    Ok(format!("{summary} ({} steps; report: {})", lines.len(), report.display()))
+}
+
+pub fn run(rounds: usize) -> Result<()> {
+    let started = Instant::now();
+    let artifacts = build::build()?;
+    // FUZZ HOOK: the long cargo-fuzz runs (xtask/src/fuzz.rs, another
+    // branch) go here, before the boots: `crate::fuzz::run(...)` with the
+    // stress duration. Wired in when the branches are merged.
+    for round in 0..rounds {
+        let offload = round % 2 == 0;
+        let name = format!("stress-{round}-{}", if offload { "offload" } else { "no-offload" });
+        let step = ui::Step::start(format!("{name}: hostile suite at stress size, TAP, checksum offload {offload}"));
+        let workdir = qemu::workdir(&name);
+        let client_name = name.clone();
+        let client = move |guest: &Guest| {
+            let out = hostile_check(&client_name, guest, hostile::STRESS);
+            if let Ok(text) = std::fs::read_to_string(qemu::workdir(&client_name).join("hostile-report.txt")) {
+                for line in text.lines() {
+                    eprintln!("    {line}");
+                }
+            }
+            out
+        };
+        let report = qemu::run_captured(&artifacts, &hostile_boot(offload), &workdir, STRESS_TIMEOUT, Some(&client))?;
+        if let Some(line) = report.lines.iter().find(|l| l.contains("KERNEL PANIC") || l.contains("EXCEPTION:")) {
+            return Err(format!("{name}: the kernel crashed: {line}"));
+        }
+        match (&report.client, report.outcome) {
+            (Some(Ok(_)), Outcome::Stopped) => step.done(),
+            (Some(Err(e)), _) => {
+                return Err(format!("{name}: {e}\n    re-run by hand with:\n    {}", report.command_line));
+            }
+            (_, outcome) => return Err(format!("{name}: the guest did not keep serving: {outcome}")),
+        }
+    }
+    eprintln!("stress: {rounds} rounds passed in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
