@@ -88,6 +88,11 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
     if trace.is_empty() {
         return Err("no packet trace lines in the output (is log=...,packet=trace passed?)".into());
     }
+    // `packet=trace` turns on that target alone (kernel/src/logger.rs):
+    // smoltcp's and the drivers' own trace lines stay off.
+    if let Some(other) = lines.iter().find(|l| l.contains("] TRACE ") && !l.contains("] TRACE packet: ")) {
+        return Err(format!("a trace line from another target got through: {other:?}"));
+    }
     let want = format!(" GET {PATH}");
     let (app_i, app) = find(&trace, 0, true, "rx app ", |t| t.ends_with(&want))
         .ok_or_else(|| format!("no `rx app ... GET {PATH}` line"))?;
@@ -201,6 +206,13 @@ mod tests {
         assert!(check_journey(&lines(&text)).unwrap_err().contains("lengths disagree"));
         let text = JOURNEY.replace("wrote 150", "wrote 149");
         assert!(check_journey(&lines(&text)).is_err());
+    }
+
+    #[test]
+    fn other_targets_at_trace_level_fail() {
+        let mut text = lines(JOURNEY);
+        text.push("[    1.700000] TRACE smoltcp::iface::interface: address 10.0.2.15 not in neighbor cache".into());
+        assert!(check_journey(&text).unwrap_err().contains("another target"));
     }
 
     #[test]
