@@ -147,13 +147,19 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
     ))
 }
 
+/// A real journey, for tests elsewhere in xtask.
+#[cfg(test)]
+pub fn tests_journey() -> &'static str {
+    tests::JOURNEY
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Real output of `cargo xtask run --trace` while `curl http://127.0.0.1:8080/packet-journey`
     /// ran (copied from a boot, unabridged).
-    const JOURNEY: &str = "\
+    pub const JOURNEY: &str = "\
 [    1.657010] TRACE packet: rx virtq  desc 11 used len 70 = header 12 + frame 58, checksum unchecked
 [    1.657175] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 58 bytes
 [    1.657285] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 44, ttl 64
