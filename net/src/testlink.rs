@@ -579,3 +579,79 @@ fn a_finished_connection_gives_its_buffers_back() {
     assert_eq!(net.server.sockets_in(smoltcp::socket::tcp::State::Listen), 80, "every socket listens again");
     assert_eq!(net.server.http_buffered(), 0, "no heap held for a connection that ended");
 }
+
+/// Collects the packet trace's lines on each test's own thread.
+mod capture {
+    use std::cell::RefCell;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    struct Capture;
+    static CAPTURE: Capture = Capture;
+
+    std::thread_local! {
+        static LINES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    impl log::Log for Capture {
+        fn enabled(&self, metadata: &log::Metadata) -> bool {
+            metadata.target() == crate::trace::TARGET
+        }
+        fn log(&self, record: &log::Record) {
+            if self.enabled(record.metadata()) {
+                LINES.with(|l| l.borrow_mut().push(record.args().to_string()));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    /// Turns the trace on (for the whole test binary) and empties this thread's lines.
+    pub fn start() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if log::set_logger(&CAPTURE).is_ok() {
+                log::set_max_level(log::LevelFilter::Trace);
+            }
+        });
+        LINES.with(|l| l.borrow_mut().clear());
+    }
+
+    /// This thread's lines so far.
+    pub fn lines() -> Vec<String> {
+        LINES.with(|l| l.borrow().clone())
+    }
+}
+
+#[test]
+fn the_trace_follows_a_request_from_tcp_to_the_app_and_back() {
+    capture::start();
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40200);
+    let reply = net.exchange(h, b"GET /traced HTTP/1.1\r\n\r\n", |r| r.ends_with(b"404 Not Found\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 404"));
+    let lines = capture::lines();
+    // The server's side of it, in order (the client's adapter traces too,
+    // with the directions the other way round).
+    // (start, end) of each line.
+    let wanted = [
+        ("-- socket http#0 10.9.0.2:40200 listen -> syn_received", ""),
+        ("-- socket http#0 10.9.0.2:40200 syn_received -> established", ""),
+        ("rx eth    02:00:00:00:00:02 > 02:00:00:00:00:01 ipv4, 78 bytes", ""),
+        ("rx ipv4   10.9.0.2 > 10.9.0.1 tcp, len 64, ttl 64", ""),
+        ("rx tcp    40200 > 80 [P.] seq ", " len 24"),
+        ("rx socket http#0 10.9.0.2:40200 read 24 bytes", ""),
+        ("rx app    http#0 GET /traced", ""),
+        ("tx app    http#0 404 Not Found, 150 bytes queued", ""),
+        ("tx socket http#0 10.9.0.2:40200 wrote 150 bytes", ""),
+        ("tx tcp    80 > 40200 [P.] seq ", " len 150"),
+        ("tx ipv4   10.9.0.1 > 10.9.0.2 tcp, len 190, ttl 64", ""),
+        ("tx eth    02:00:00:00:00:01 > 02:00:00:00:00:02 ipv4, 204 bytes", ""),
+    ];
+    let mut at = 0;
+    for (start, end) in wanted {
+        match lines[at..].iter().position(|l| l.starts_with(start) && l.ends_with(end)) {
+            Some(i) => at += i + 1,
+            None => panic!("no {start:?}...{end:?} after line {at} in:\n{}", lines.join("\n")),
+        }
+    }
+}

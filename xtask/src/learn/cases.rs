@@ -93,12 +93,10 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
     ]
 }
 
-/// Where a boot's capture goes (any old one removed first, so that a boot
-/// that records nothing cannot pass on a stale file).
+/// Where a boot's capture goes. QEMU's `filter-dump` truncates the file when
+/// it opens it, so a capture never holds an earlier boot's frames.
 fn capture_path(name: &str) -> PathBuf {
-    let path = qemu::workdir(name).join("capture.pcap");
-    let _ = std::fs::remove_file(&path);
-    path
+    qemu::workdir(name).join("capture.pcap")
 }
 
 /// GET `path` on a fresh connection; the response's status code.
@@ -225,4 +223,43 @@ fn tap_capture(case: &'static str, path: &Path, offload: bool) -> Result<String,
          DATA_VALID; the host's stack took {segments} TCP segments, 0 checksum errors",
         tally.frames, tally.tcp_tx, tally.tcp_rx, tally.udp_tx, tally.udp_rx, tally.data_valid
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::{Outcome, Report};
+    use crate::suite::check;
+
+    fn served(lines: Vec<String>) -> Report {
+        Report {
+            outcome: Outcome::Stopped,
+            lines,
+            command_line: String::new(),
+            elapsed: Duration::ZERO,
+            client: Some(Ok("GET answered 404".into())),
+        }
+    }
+
+    #[test]
+    fn the_trace_boot_is_judged_on_its_output_too() {
+        let cases = cases(Duration::from_secs(1));
+        let trace = cases.iter().find(|c| c.name == "serve-trace").unwrap();
+        assert!(trace.boot.cmdline.contains("packet=trace"));
+        let good = served(trace::tests_journey().lines().map(str::to_string).collect());
+        assert!(check(&good, &trace.expect).unwrap().contains("traced through 12 layers"));
+        // The client passed, but the output does not show the journey.
+        assert!(check(&served(vec!["Skiff is up.".into()]), &trace.expect).is_err());
+    }
+
+    #[test]
+    fn captures_are_taken_with_and_without_offload() {
+        let cases = cases(Duration::from_secs(1));
+        let nic = |name: &str| cases.iter().find(|c| c.name == name).unwrap().boot.nic.clone().unwrap();
+        let (user, offload, plain) =
+            (nic("serve-pcap-user"), nic("serve-pcap-tap-offload"), nic("serve-pcap-tap-no-offload"));
+        assert!(user.pcap.is_some() && offload.pcap.is_some() && plain.pcap.is_some());
+        assert_eq!((offload.backend, offload.offload), (Backend::Tap, true));
+        assert_eq!((plain.backend, plain.offload), (Backend::Tap, false));
+    }
 }

@@ -88,6 +88,11 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
     if trace.is_empty() {
         return Err("no packet trace lines in the output (is log=...,packet=trace passed?)".into());
     }
+    // `packet=trace` turns on that target alone (kernel/src/logger.rs):
+    // smoltcp's and the drivers' own trace lines stay off.
+    if let Some(other) = lines.iter().find(|l| l.contains("] TRACE ") && !l.contains("] TRACE packet: ")) {
+        return Err(format!("a trace line from another target got through: {other:?}"));
+    }
     let want = format!(" GET {PATH}");
     let (app_i, app) = find(&trace, 0, true, "rx app ", |t| t.ends_with(&want))
         .ok_or_else(|| format!("no `rx app ... GET {PATH}` line"))?;
@@ -142,13 +147,19 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
     ))
 }
 
+/// A real journey, for tests elsewhere in xtask.
+#[cfg(test)]
+pub fn tests_journey() -> &'static str {
+    tests::JOURNEY
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Real output of `cargo xtask run --trace` while `curl http://127.0.0.1:8080/packet-journey`
     /// ran (copied from a boot, unabridged).
-    const JOURNEY: &str = "\
+    pub const JOURNEY: &str = "\
 [    1.657010] TRACE packet: rx virtq  desc 11 used len 70 = header 12 + frame 58, checksum unchecked
 [    1.657175] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 58 bytes
 [    1.657285] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 44, ttl 64
@@ -201,6 +212,13 @@ mod tests {
         assert!(check_journey(&lines(&text)).unwrap_err().contains("lengths disagree"));
         let text = JOURNEY.replace("wrote 150", "wrote 149");
         assert!(check_journey(&lines(&text)).is_err());
+    }
+
+    #[test]
+    fn other_targets_at_trace_level_fail() {
+        let mut text = lines(JOURNEY);
+        text.push("[    1.700000] TRACE smoltcp::iface::interface: address 10.0.2.15 not in neighbor cache".into());
+        assert!(check_journey(&text).unwrap_err().contains("another target"));
     }
 
     #[test]
