@@ -209,11 +209,14 @@ fn clock_is_monotonic(_: &mut Context) -> TestResult {
 
 fn clock_agrees_with_pit(_: &mut Context) -> TestResult {
     // Calibration correctness, not speed: a wrong PIT program or a unit error
-    // would be off by far more than this.
+    // would be off by far more than this, every time. A host that deschedules
+    // the vCPU between the PIT running out and the TSC being read only makes
+    // one measurement too high, so the closest of a few is compared.
+    const TRIES: usize = 5;
     let hz = clock::tsc_hz();
-    let again = clock::measure_tsc_hz();
     check!(hz > 0, "TSC frequency unknown");
-    check!(again.abs_diff(hz) < hz / 4, "TSC measured at {again} Hz now, {hz} Hz at boot");
+    let closest = (0..TRIES).map(|_| clock::measure_tsc_hz()).min_by_key(|m| m.abs_diff(hz)).unwrap_or(0);
+    check!(closest.abs_diff(hz) < hz / 4, "TSC measured at {closest} Hz now (closest of {TRIES}), {hz} Hz at boot");
     Ok(())
 }
 
