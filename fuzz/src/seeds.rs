@@ -104,6 +104,7 @@ pub fn virtio_rx() -> Seeds {
 const RAW: u8 = 0;
 const TCP: u8 = 1;
 const TIME: u8 = 3;
+const DHCP: u8 = 4;
 /// TCP flags.
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
@@ -127,6 +128,16 @@ fn tcp(conn: u8, port: u8, flags: u8, kind: u8, extra: &[u8]) -> Vec<u8> {
 fn time(ms: u16) -> Vec<u8> {
     let mut op = vec![TIME];
     op.extend(ms.to_le_bytes());
+    op
+}
+
+/// A DHCP answer of `message` (0: OFFER, 1: ACK) to the stack's last
+/// transaction: 10.0.2.15/24, server and router 10.0.2.2, one DNS server,
+/// a one-hour lease (see `stack::Harness::dhcp`).
+fn dhcp_answer(message: u8) -> Vec<u8> {
+    let kind = message | 4 | 8 | 0x10 | 1 << 5; // our address, server id, router, one DNS server
+    let mut op = vec![DHCP, kind, 24, 10, 0, 2, 2, 10, 0, 2, 3];
+    op.extend(3600u32.to_be_bytes());
     op
 }
 
@@ -200,6 +211,7 @@ pub fn stack() -> Seeds {
         ("closed-port", [&[0][..], &closed_port].concat()),
         ("arp-icmp-udp-syn", [&[0][..], &frames].concat()),
         ("dhcp-then-http", [&[1][..], &time(100), &http].concat()),
+        ("dhcp-lease", [&[1][..], &time(10), &dhcp_answer(0), &time(10), &dhcp_answer(1), &time(10), &http].concat()),
     ]
 }
 
