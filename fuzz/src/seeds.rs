@@ -41,6 +41,7 @@ const RECYCLE: u8 = 5;
 const DRAIN: u8 = 6;
 const SEND: u8 = 7;
 const COMPLETE_TX: u8 = 8;
+const AVAIL_EVENT: u8 = 10;
 /// `setup` bits: legacy, GUEST_CSUM, CSUM, RING_EVENT_IDX, MTU.
 const LEGACY: u8 = 1;
 const GUEST_CSUM: u8 = 2;
@@ -64,7 +65,12 @@ pub fn virtio_rx() -> Seeds {
     for id in 0..8 {
         burst.extend(deliver(id, 0, 10 + id));
     }
-    burst.extend([RECEIVE, RECEIVE, RECYCLE, 0, DRAIN]);
+    // The device asks for a kick only once the driver has reposted 12 buffers.
+    burst.extend([AVAIL_EVENT, 0, 12 + 8, 0, RECEIVE, RECEIVE, RECYCLE, 0, DRAIN]);
+    for id in 0..6 {
+        burst.extend(deliver(id, 0, 10));
+    }
+    burst.extend([DRAIN]);
 
     let mut offload = setup(GUEST_CSUM | CSUM | EVENT_IDX | MTU, 15);
     offload.extend(deliver(0, 2, 30)); // NEEDS_CSUM, completed
