@@ -117,8 +117,14 @@ const ACK: u8 = 0x10;
 const PSH_ACK: u8 = 0x18;
 const FIN_ACK: u8 = 0x11;
 
+/// A raw frame, sent as it is.
 fn raw(frame: &[u8]) -> Vec<u8> {
-    let mut op = vec![RAW];
+    raw_with(frame, 0)
+}
+
+/// A raw frame; `fix` 1: the harness makes its checksums right first.
+fn raw_with(frame: &[u8], fix: u8) -> Vec<u8> {
+    let mut op = vec![RAW, fix];
     op.extend((frame.len() as u16).to_le_bytes());
     op.extend_from_slice(frame);
     op
@@ -210,12 +216,49 @@ pub fn stack() -> Seeds {
     frames.extend(raw(&udp));
     frames.extend(raw(&tcp_frame(40000, 80, 1, 0, SYN, 1024, &[])));
     frames.extend(time(1000));
+
+    // IPv6: neighbour solicitation for the stack's link-local address, then
+    // an echo request to it; IPv4: a ping in two fragments, and one with an
+    // IP option (checksums made right by the harness).
+    let client_ll = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x55, 0x0a, 0xff, 0xfe, 0x00, 0x02, 0x02];
+    let server_ll = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56];
+    let ipv6 = |dst_mac: [u8; 6], dst: [u8; 16], icmp: &[u8]| {
+        let mut f = dst_mac.to_vec();
+        f.extend([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x86, 0xdd, 0x60, 0, 0, 0, 0, icmp.len() as u8, 58, 255]);
+        f.extend(client_ll);
+        f.extend(dst);
+        f.extend_from_slice(icmp);
+        f
+    };
+    let mut solicit = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    solicit.extend(server_ll);
+    solicit.extend([1, 1, 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02]);
+    let solicited = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0x12, 0x34, 0x56];
+    let mut v6 = raw_with(&ipv6([0x33, 0x33, 0xff, 0x12, 0x34, 0x56], solicited, &solicit), 1);
+    v6.extend(raw_with(&ipv6([0x52, 0x54, 0x00, 0x12, 0x34, 0x56], server_ll, &[128, 0, 0, 0, 0, 7, 0, 1, 0xaa]), 1));
+    v6.extend(time(10));
+    let mut fragments = raw(&arp_request);
+    let mut first = ping.clone();
+    first[20] = 0x20; // more fragments
+    fragments.extend(raw_with(&first, 1));
+    let mut second = ping.clone();
+    second[21] = 1; // offset 8 bytes
+    fragments.extend(raw_with(&second, 1));
+    let mut option = ping[..34].to_vec();
+    option[14] = 0x46; // IHL 6: one 4-byte option word
+    option[17] = 32;
+    option.extend([1, 1, 1, 0]); // NOPs and end of options
+    option.extend(&ping[34..]);
+    fragments.extend(raw_with(&option, 1));
+    fragments.extend(time(10));
     vec![
         ("http-get", [&[0][..], &http].concat()),
         ("echo", [&[0][..], &echo].concat()),
         ("pipelined-close", [&[0][..], &pipelined].concat()),
         ("closed-port", [&[0][..], &closed_port].concat()),
         ("arp-icmp-udp-syn", [&[0][..], &frames].concat()),
+        ("ipv6-ndp-ping", [&[0][..], &v6].concat()),
+        ("ipv4-fragments-options", [&[0][..], &fragments].concat()),
         ("dhcp-then-http", [&[1][..], &time(100), &http].concat()),
         ("dhcp-lease", [&[1][..], &time(10), &dhcp_answer(0), &time(10), &dhcp_answer(1), &time(10), &http].concat()),
     ]

@@ -2,7 +2,9 @@
 //! over the in-memory device of `skiff_net::testlink`), with TCP echo and
 //! HTTP serving, DHCP or a static address, and time passing.
 //!
-//! The input is a list of operations: a raw frame; a TCP segment from one of
+//! The input is a list of operations: a raw frame, its checksums made
+//! right or not (IPv4 options and fragments, ICMP, IPv6 neighbour
+//! discovery); a TCP segment from one of
 //! four client connections, with checksums right and fuzzed flags, sequence
 //! and acknowledgement numbers, window and payload (so the fuzzer gets past
 //! the handshake into echo and HTTP); a DHCP answer to the stack's last
@@ -37,6 +39,8 @@ const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
 /// DHCP (RFC 2131, options from RFC 2132).
 const DHCP_SERVER_PORT: u16 = 67;
 const DHCP_CLIENT_PORT: u16 = 68;
@@ -175,8 +179,12 @@ pub fn run(data: &[u8]) {
         }
         match input.u8() % 5 {
             0 => {
+                let fix = input.u8() & 1 != 0;
                 let len = usize::from(input.u16()) % (MAX_FRAME + 64);
-                let frame = input.bytes(len);
+                let mut frame = input.bytes(len);
+                if fix {
+                    fix_checksums(&mut frame);
+                }
                 h.inject(frame);
             }
             1 | 2 => h.tcp(&mut input),
@@ -284,6 +292,9 @@ impl Harness {
         for frame in frames {
             assert!(frame.len() >= ETHERNET_HEADER && frame.len() <= MAX_FRAME, "sent a {}-byte frame", frame.len());
             assert_eq!(frame[6..12], SERVER_MAC, "sent from another MAC");
+            if trace() {
+                eprintln!("{:?} sent ethertype {:02x}{:02x}, {} bytes", self.now, frame[12], frame[13], frame.len());
+            }
             match [frame[12], frame[13]] {
                 ETHERTYPE_ARP => self.answer_arp(&frame),
                 ETHERTYPE_IPV4 => self.check_ipv4(&frame),
@@ -443,6 +454,54 @@ impl Harness {
         }
         let states = self.stack.socket_states();
         assert!(listening(&self.stack), "after {SILENCE:?} of silence the sockets are {states:?}");
+    }
+}
+
+/// Makes a raw frame's checksums right where it can (IPv4 header, TCP,
+/// UDP, ICMP, ICMPv6), so that fuzzed IP packets get past the checks into
+/// the protocols: options, fragments, ICMP, IPv6 neighbour discovery.
+fn fix_checksums(f: &mut [u8]) {
+    const IP: usize = ETHERNET_HEADER;
+    let be16 = |f: &[u8], at: usize| usize::from(u16::from_be_bytes([f[at], f[at + 1]]));
+    // The checksum at `at` over `f[start..end]`, starting from `pseudo`.
+    let fill = |f: &mut [u8], start: usize, end: usize, at: usize, pseudo: u64| {
+        if at + 2 <= end && end <= f.len() {
+            f[at..at + 2].copy_from_slice(&[0, 0]);
+            let sum = !checksum::fold(checksum::sum(&f[start..end], pseudo));
+            f[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+        }
+    };
+    match f.get(12..14) {
+        Some(&[0x08, 0x00]) if f.len() >= IP + 20 => {
+            let ihl = usize::from(f[IP] & 0x0F) * 4;
+            if ihl < 20 || f.len() < IP + ihl {
+                return;
+            }
+            fill(f, IP, IP + ihl, IP + 10, 0);
+            let end = (IP + be16(f, IP + 2)).min(f.len());
+            match f[IP + 9] {
+                ICMP => fill(f, IP + ihl, end, IP + ihl + 2, 0),
+                PROTO_TCP | PROTO_UDP => {
+                    checksum::fill_in_software(f);
+                }
+                _ => {}
+            }
+        }
+        Some(&[0x86, 0xDD]) if f.len() >= IP + 40 => {
+            let payload = be16(f, IP + 4);
+            match f[IP + 6] {
+                ICMPV6 => {
+                    let pseudo = checksum::sum(&f[IP + 8..IP + 40], payload as u64 + u64::from(ICMPV6));
+                    let end = (IP + 40 + payload).min(f.len());
+                    fill(f, IP + 40, end, IP + 42, pseudo);
+                }
+                PROTO_TCP | PROTO_UDP => {
+                    checksum::fill_in_software(f);
+                }
+                _ => {}
+            }
+        }
+        _ => {}
     }
 }
 
