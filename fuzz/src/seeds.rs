@@ -41,6 +41,7 @@ const RECYCLE: u8 = 5;
 const DRAIN: u8 = 6;
 const SEND: u8 = 7;
 const COMPLETE_TX: u8 = 8;
+const AVAIL_EVENT: u8 = 10;
 /// `setup` bits: legacy, GUEST_CSUM, CSUM, RING_EVENT_IDX, MTU.
 const LEGACY: u8 = 1;
 const GUEST_CSUM: u8 = 2;
@@ -64,7 +65,12 @@ pub fn virtio_rx() -> Seeds {
     for id in 0..8 {
         burst.extend(deliver(id, 0, 10 + id));
     }
-    burst.extend([RECEIVE, RECEIVE, RECYCLE, 0, DRAIN]);
+    // The device asks for a kick only once the driver has reposted 12 buffers.
+    burst.extend([AVAIL_EVENT, 0, 12 + 8, 0, RECEIVE, RECEIVE, RECYCLE, 0, DRAIN]);
+    for id in 0..6 {
+        burst.extend(deliver(id, 0, 10));
+    }
+    burst.extend([DRAIN]);
 
     let mut offload = setup(GUEST_CSUM | CSUM | EVENT_IDX | MTU, 15);
     offload.extend(deliver(0, 2, 30)); // NEEDS_CSUM, completed
@@ -104,14 +110,21 @@ pub fn virtio_rx() -> Seeds {
 const RAW: u8 = 0;
 const TCP: u8 = 1;
 const TIME: u8 = 3;
+const DHCP: u8 = 4;
 /// TCP flags.
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const PSH_ACK: u8 = 0x18;
 const FIN_ACK: u8 = 0x11;
 
+/// A raw frame, sent as it is.
 fn raw(frame: &[u8]) -> Vec<u8> {
-    let mut op = vec![RAW];
+    raw_with(frame, 0)
+}
+
+/// A raw frame; `fix` 1: the harness makes its checksums right first.
+fn raw_with(frame: &[u8], fix: u8) -> Vec<u8> {
+    let mut op = vec![RAW, fix];
     op.extend((frame.len() as u16).to_le_bytes());
     op.extend_from_slice(frame);
     op
@@ -127,6 +140,16 @@ fn tcp(conn: u8, port: u8, flags: u8, kind: u8, extra: &[u8]) -> Vec<u8> {
 fn time(ms: u16) -> Vec<u8> {
     let mut op = vec![TIME];
     op.extend(ms.to_le_bytes());
+    op
+}
+
+/// A DHCP answer of `message` (0: OFFER, 1: ACK) to the stack's last
+/// transaction: 10.0.2.15/24, server and router 10.0.2.2, one DNS server,
+/// a one-hour lease (see `stack::Harness::dhcp`).
+fn dhcp_answer(message: u8) -> Vec<u8> {
+    let kind = message | 4 | 8 | 0x10 | 1 << 5; // our address, server id, router, one DNS server
+    let mut op = vec![DHCP, kind, 24, 10, 0, 2, 2, 10, 0, 2, 3];
+    op.extend(3600u32.to_be_bytes());
     op
 }
 
@@ -193,13 +216,51 @@ pub fn stack() -> Seeds {
     frames.extend(raw(&udp));
     frames.extend(raw(&tcp_frame(40000, 80, 1, 0, SYN, 1024, &[])));
     frames.extend(time(1000));
+
+    // IPv6: neighbour solicitation for the stack's link-local address, then
+    // an echo request to it; IPv4: a ping in two fragments, and one with an
+    // IP option (checksums made right by the harness).
+    let client_ll = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x55, 0x0a, 0xff, 0xfe, 0x00, 0x02, 0x02];
+    let server_ll = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56];
+    let ipv6 = |dst_mac: [u8; 6], dst: [u8; 16], icmp: &[u8]| {
+        let mut f = dst_mac.to_vec();
+        f.extend([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x86, 0xdd, 0x60, 0, 0, 0, 0, icmp.len() as u8, 58, 255]);
+        f.extend(client_ll);
+        f.extend(dst);
+        f.extend_from_slice(icmp);
+        f
+    };
+    let mut solicit = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    solicit.extend(server_ll);
+    solicit.extend([1, 1, 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02]);
+    let solicited = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0x12, 0x34, 0x56];
+    let mut v6 = raw_with(&ipv6([0x33, 0x33, 0xff, 0x12, 0x34, 0x56], solicited, &solicit), 1);
+    v6.extend(raw_with(&ipv6([0x52, 0x54, 0x00, 0x12, 0x34, 0x56], server_ll, &[128, 0, 0, 0, 0, 7, 0, 1, 0xaa]), 1));
+    v6.extend(time(10));
+    let mut fragments = raw(&arp_request);
+    let mut first = ping.clone();
+    first[20] = 0x20; // more fragments
+    fragments.extend(raw_with(&first, 1));
+    let mut second = ping.clone();
+    second[21] = 1; // offset 8 bytes
+    fragments.extend(raw_with(&second, 1));
+    let mut option = ping[..34].to_vec();
+    option[14] = 0x46; // IHL 6: one 4-byte option word
+    option[17] = 32;
+    option.extend([1, 1, 1, 0]); // NOPs and end of options
+    option.extend(&ping[34..]);
+    fragments.extend(raw_with(&option, 1));
+    fragments.extend(time(10));
     vec![
         ("http-get", [&[0][..], &http].concat()),
         ("echo", [&[0][..], &echo].concat()),
         ("pipelined-close", [&[0][..], &pipelined].concat()),
         ("closed-port", [&[0][..], &closed_port].concat()),
         ("arp-icmp-udp-syn", [&[0][..], &frames].concat()),
+        ("ipv6-ndp-ping", [&[0][..], &v6].concat()),
+        ("ipv4-fragments-options", [&[0][..], &fragments].concat()),
         ("dhcp-then-http", [&[1][..], &time(100), &http].concat()),
+        ("dhcp-lease", [&[1][..], &time(10), &dhcp_answer(0), &time(10), &dhcp_answer(1), &time(10), &http].concat()),
     ]
 }
 

@@ -2,14 +2,18 @@
 //! over the in-memory device of `skiff_net::testlink`), with TCP echo and
 //! HTTP serving, DHCP or a static address, and time passing.
 //!
-//! The input is a list of operations: a raw frame; a TCP segment from one of
+//! The input is a list of operations: a raw frame, its checksums made
+//! right or not (IPv4 options and fragments, ICMP, IPv6 neighbour
+//! discovery); a TCP segment from one of
 //! four client connections, with checksums right and fuzzed flags, sequence
 //! and acknowledgement numbers, window and payload (so the fuzzer gets past
-//! the handshake into echo and HTTP); or time passing. The harness answers
+//! the handshake into echo and HTTP); a DHCP answer to the stack's last
+//! request with a fuzzed lease; or time passing. The harness answers
 //! the stack's ARP requests for the client, as a peer would. Checked:
 //!
 //! - every frame the stack sends is well formed: at most the MTU, from its
-//!   own MAC, IPv4 header checksum right, TCP/UDP checksum right;
+//!   own MAC and IPv4 address (or 0.0.0.0), IPv4 header checksum right,
+//!   TCP/UDP checksum right;
 //! - echo never corrupts: every byte the echo port sends is the byte the
 //!   client sent at that place in its stream (the client's payload bytes are
 //!   a function of their sequence number, so retransmissions agree);
@@ -34,6 +38,23 @@ const CLIENT_IP: [u8; 4] = [10, 0, 2, 2];
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
 const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
+/// DHCP (RFC 2131, options from RFC 2132).
+const DHCP_SERVER_PORT: u16 = 67;
+const DHCP_CLIENT_PORT: u16 = 68;
+const DHCP_MAGIC: [u8; 4] = [99, 130, 83, 99];
+const DHCP_OFFER: u8 = 2;
+const DHCP_ACK: u8 = 5;
+const DHCP_NAK: u8 = 6;
+const DHCP_SUBNET_MASK: u8 = 1;
+const DHCP_ROUTER: u8 = 3;
+const DHCP_DNS: u8 = 6;
+const DHCP_LEASE_TIME: u8 = 51;
+const DHCP_MESSAGE_TYPE: u8 = 53;
+const DHCP_SERVER_ID: u8 = 54;
+const DHCP_END: u8 = 255;
 /// Ethernet header and the largest frame with a 1500-byte MTU.
 const ETHERNET_HEADER: usize = 14;
 const MAX_FRAME: usize = ETHERNET_HEADER + 1500;
@@ -105,6 +126,10 @@ struct Harness {
     now: Duration,
     /// By client port (four), then server port (`SERVER_PORTS`).
     conns: [[Conn; SERVER_PORTS.len()]; 4],
+    /// Addresses the stack may send from now (before and after the last poll).
+    sources: [Option<[u8; 4]>; 2],
+    /// The transaction id of the stack's last DHCP message.
+    dhcp_xid: u32,
 }
 
 /// Reads the fuzz input a byte at a time; zeros once it runs out.
@@ -152,13 +177,18 @@ pub fn run(data: &[u8]) {
         if input.done() {
             break;
         }
-        match input.u8() % 4 {
+        match input.u8() % 5 {
             0 => {
+                let fix = input.u8() & 1 != 0;
                 let len = usize::from(input.u16()) % (MAX_FRAME + 64);
-                let frame = input.bytes(len);
+                let mut frame = input.bytes(len);
+                if fix {
+                    fix_checksums(&mut frame);
+                }
                 h.inject(frame);
             }
             1 | 2 => h.tcp(&mut input),
+            4 => h.dhcp(&mut input),
             _ => {
                 let ms = u64::from(input.u16());
                 h.advance(Duration::from_millis(ms));
@@ -188,7 +218,7 @@ impl Harness {
                 Conn { next: (1000 << c) + ((p as u32) << 24), ..Conn::default() }
             })
         });
-        Harness { stack, dev, to_server, from_server, now: Duration::ZERO, conns }
+        Harness { stack, dev, to_server, from_server, now: Duration::ZERO, conns, sources: [None; 2], dhcp_xid: 0 }
     }
 
     fn inject(&mut self, frame: Vec<u8>) {
@@ -199,7 +229,14 @@ impl Harness {
     fn advance(&mut self, by: Duration) {
         self.now += by;
         for _ in 0..8 {
+            let before = self.address();
             let busy = self.stack.poll(self.now, &mut self.dev, &NoHost);
+            // Frames may leave from the address before the poll (answers
+            // sent during ingress) or after it (a new lease applied).
+            self.sources = [before, self.address()];
+            if trace() && before != self.sources[1] {
+                eprintln!("{:?} address {:?}", self.now, self.stack.ipv4());
+            }
             self.check_output();
             if !busy && self.to_server.borrow().is_empty() {
                 break;
@@ -255,6 +292,9 @@ impl Harness {
         for frame in frames {
             assert!(frame.len() >= ETHERNET_HEADER && frame.len() <= MAX_FRAME, "sent a {}-byte frame", frame.len());
             assert_eq!(frame[6..12], SERVER_MAC, "sent from another MAC");
+            if trace() {
+                eprintln!("{:?} sent ethertype {:02x}{:02x}, {} bytes", self.now, frame[12], frame[13], frame.len());
+            }
             match [frame[12], frame[13]] {
                 ETHERTYPE_ARP => self.answer_arp(&frame),
                 ETHERTYPE_IPV4 => self.check_ipv4(&frame),
@@ -275,6 +315,58 @@ impl Harness {
         }
     }
 
+    /// The stack's IPv4 address now, if it has one.
+    fn address(&self) -> Option<[u8; 4]> {
+        self.stack.ipv4().address.map(|a| a.address().octets())
+    }
+
+    /// A DHCP answer (RFC 2131) from the client's side of the link to the
+    /// stack's last DISCOVER or REQUEST, with fuzzed type, address, mask,
+    /// router, DNS servers, lease time and server identifier.
+    fn dhcp(&mut self, input: &mut Input) {
+        let kind = input.u8();
+        let xid = if kind & 0x80 == 0 { self.dhcp_xid } else { input.u16().into() };
+        let message_type = match kind & 3 {
+            0 => DHCP_OFFER,
+            1 => DHCP_ACK,
+            2 => DHCP_NAK,
+            _ => input.u8(),
+        };
+        let yiaddr = if kind & 4 != 0 { SERVER_IP } else { [input.u8(), input.u8(), input.u8(), input.u8()] };
+        let prefix = input.u8();
+        let mask =
+            if prefix <= 32 { (!0u32).checked_shl(32 - u32::from(prefix)).unwrap_or(0) } else { input.u16().into() };
+        let mut options = vec![DHCP_MESSAGE_TYPE, 1, message_type, DHCP_SERVER_ID, 4];
+        options.extend_from_slice(if kind & 8 != 0 { &CLIENT_IP } else { &[0, 0, 0, 0] });
+        options.extend_from_slice(&[DHCP_SUBNET_MASK, 4]);
+        options.extend_from_slice(&mask.to_be_bytes());
+        if kind & 0x10 != 0 {
+            options.extend_from_slice(&[DHCP_ROUTER, 4, input.u8(), input.u8(), input.u8(), input.u8()]);
+        }
+        let dns = usize::from(kind >> 5 & 3);
+        options.extend_from_slice(&[DHCP_DNS, (4 * dns) as u8]);
+        options.extend(input.bytes(4 * dns));
+        options.extend_from_slice(&[DHCP_LEASE_TIME, 4]);
+        options.extend(input.bytes(4));
+        options.push(DHCP_END);
+
+        let mut bootp = vec![2, 1, 6, 0]; // BOOTREPLY, Ethernet, 6-byte addresses, no hops
+        bootp.extend_from_slice(&xid.to_be_bytes());
+        bootp.extend_from_slice(&[0; 8]); // secs, flags, ciaddr
+        bootp.extend_from_slice(&yiaddr);
+        bootp.extend_from_slice(&CLIENT_IP); // siaddr
+        bootp.extend_from_slice(&[0; 4]); // giaddr
+        bootp.extend_from_slice(&SERVER_MAC);
+        bootp.extend_from_slice(&[0; 10 + 64 + 128]); // chaddr padding, sname, file
+        bootp.extend_from_slice(&DHCP_MAGIC);
+        bootp.extend_from_slice(&options);
+        if trace() {
+            eprintln!("{:?} dhcp type {message_type} xid {xid:#x} yiaddr {yiaddr:?} mask {mask:#x}", self.now);
+        }
+        let frame = udp_frame([0xFF; 4], DHCP_SERVER_PORT, DHCP_CLIENT_PORT, &bootp);
+        self.inject(frame);
+    }
+
     fn check_ipv4(&mut self, frame: &[u8]) {
         let ip = &frame[ETHERNET_HEADER..];
         assert!(ip.len() >= 20 && ip[0] >> 4 == 4, "a bad IPv4 header was sent");
@@ -284,6 +376,18 @@ impl Harness {
         assert_eq!(checksum::fold(checksum::sum(&ip[..ihl], 0)), 0xFFFF, "sent a bad IPv4 header checksum");
         if let Some(valid) = checksum::verify(frame) {
             assert!(valid, "sent a bad TCP/UDP checksum");
+        }
+        let source: [u8; 4] = ip[12..16].try_into().unwrap_or_default();
+        assert!(
+            source == [0; 4] || self.sources.contains(&Some(source)),
+            "sent from {source:?}, which is not its address ({:?})",
+            self.sources
+        );
+        if ip[9] == PROTO_UDP && ip.get(ihl + 2..ihl + 4) == Some(&DHCP_SERVER_PORT.to_be_bytes()) {
+            // The stack's DISCOVER or REQUEST: answers must carry its transaction id.
+            if let Some(xid) = ip.get(ihl + 12..ihl + 16) {
+                self.dhcp_xid = u32::from_be_bytes([xid[0], xid[1], xid[2], xid[3]]);
+            }
         }
         if ip[9] != PROTO_TCP || ip[16..20] != CLIENT_IP {
             return;
@@ -353,6 +457,54 @@ impl Harness {
     }
 }
 
+/// Makes a raw frame's checksums right where it can (IPv4 header, TCP,
+/// UDP, ICMP, ICMPv6), so that fuzzed IP packets get past the checks into
+/// the protocols: options, fragments, ICMP, IPv6 neighbour discovery.
+fn fix_checksums(f: &mut [u8]) {
+    const IP: usize = ETHERNET_HEADER;
+    let be16 = |f: &[u8], at: usize| usize::from(u16::from_be_bytes([f[at], f[at + 1]]));
+    // The checksum at `at` over `f[start..end]`, starting from `pseudo`.
+    let fill = |f: &mut [u8], start: usize, end: usize, at: usize, pseudo: u64| {
+        if at + 2 <= end && end <= f.len() {
+            f[at..at + 2].copy_from_slice(&[0, 0]);
+            let sum = !checksum::fold(checksum::sum(&f[start..end], pseudo));
+            f[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+        }
+    };
+    match f.get(12..14) {
+        Some(&[0x08, 0x00]) if f.len() >= IP + 20 => {
+            let ihl = usize::from(f[IP] & 0x0F) * 4;
+            if ihl < 20 || f.len() < IP + ihl {
+                return;
+            }
+            fill(f, IP, IP + ihl, IP + 10, 0);
+            let end = (IP + be16(f, IP + 2)).min(f.len());
+            match f[IP + 9] {
+                ICMP => fill(f, IP + ihl, end, IP + ihl + 2, 0),
+                PROTO_TCP | PROTO_UDP => {
+                    checksum::fill_in_software(f);
+                }
+                _ => {}
+            }
+        }
+        Some(&[0x86, 0xDD]) if f.len() >= IP + 40 => {
+            let payload = be16(f, IP + 4);
+            match f[IP + 6] {
+                ICMPV6 => {
+                    let pseudo = checksum::sum(&f[IP + 8..IP + 40], payload as u64 + u64::from(ICMPV6));
+                    let end = (IP + 40 + payload).min(f.len());
+                    fill(f, IP + 40, end, IP + 42, pseudo);
+                }
+                PROTO_TCP | PROTO_UDP => {
+                    checksum::fill_in_software(f);
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
 /// An Ethernet header from the client to `dst`.
 fn frame_head(dst: &[u8; 6], ethertype: [u8; 2]) -> Vec<u8> {
     let mut f = dst.to_vec();
@@ -361,15 +513,34 @@ fn frame_head(dst: &[u8; 6], ethertype: [u8; 2]) -> Vec<u8> {
     f
 }
 
-/// A TCP segment from the client to the server, with both checksums right.
-pub fn tcp_frame(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, window: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = frame_head(&SERVER_MAC, ETHERTYPE_IPV4);
-    let total = (20 + 20 + payload.len()) as u16;
-    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, PROTO_TCP, 0, 0]);
+/// An IPv4 header from the client to `dst`, with its checksum, after an Ethernet header.
+fn ipv4_head(dst: [u8; 4], protocol: u8, payload_len: usize) -> Vec<u8> {
+    let dst_mac = if dst == [0xFF; 4] { [0xFF; 6] } else { SERVER_MAC };
+    let mut f = frame_head(&dst_mac, ETHERTYPE_IPV4);
+    let total = (20 + payload_len) as u16;
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, protocol, 0, 0]);
     f.extend_from_slice(&CLIENT_IP);
-    f.extend_from_slice(&SERVER_IP);
+    f.extend_from_slice(&dst);
     let ip_sum = !checksum::fold(checksum::sum(&f[ETHERNET_HEADER..ETHERNET_HEADER + 20], 0));
     f[ETHERNET_HEADER + 10..ETHERNET_HEADER + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    f
+}
+
+/// A UDP datagram from the client to `dst`, with both checksums right.
+fn udp_frame(dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = ipv4_head(dst, PROTO_UDP, 8 + payload.len());
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    checksum::fill_in_software(&mut f);
+    f
+}
+
+/// A TCP segment from the client to the server, with both checksums right.
+pub fn tcp_frame(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, window: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = ipv4_head(SERVER_IP, PROTO_TCP, 20 + payload.len());
     f.extend_from_slice(&sport.to_be_bytes());
     f.extend_from_slice(&dport.to_be_bytes());
     f.extend_from_slice(&seq.to_be_bytes());

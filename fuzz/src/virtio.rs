@@ -2,7 +2,8 @@
 //! against a fake device whose every move comes from the fuzz input: the
 //! used-ring entries it writes (ids, lengths, index jumps, batches), the
 //! `virtio_net_hdr` and frame bytes in the buffers, transmit completions,
-//! and the features, header layout, queue size and MTU it offers.
+//! its `avail_event`, and the features, header layout, queue size and MTU it
+//! offers.
 //!
 //! The harness keeps a model of which buffers the device holds. Checked:
 //!
@@ -10,6 +11,8 @@
 //!   with everything received, recycled and flushed, the driver has every
 //!   receive buffer with the device again (no leak); transmit buffers are
 //!   free or in flight, never lost;
+//! - the driver kicks a queue exactly when the device asked for it (with
+//!   EVENT_IDX, once the new entries pass the `avail_event` it wrote);
 //! - while the device keeps its used index honest, every used entry has the
 //!   outcome the model predicts — a frame with exactly the bytes the device
 //!   wrote (its checksum completed where the header asks), or a drop of the
@@ -72,6 +75,12 @@ enum Expect {
 
 struct Harness {
     net: Net,
+    t: FakeTransport,
+    event_idx: bool,
+    /// Per queue (receive, transmit): available entries the device has
+    /// seen, and the `avail_event` it last wrote (EVENT_IDX).
+    avail_seen: [u16; 2],
+    avail_event: [u16; 2],
     rx: DeviceQueue,
     tx: DeviceQueue,
     size: u16,
@@ -112,7 +121,7 @@ pub fn run(data: &[u8]) {
         if input.done() {
             break;
         }
-        let op = input.u8() % 10;
+        let op = input.u8() % 11;
         if trace() {
             eprintln!("op {op}");
         }
@@ -124,7 +133,8 @@ pub fn run(data: &[u8]) {
             6 => h.drain(),
             7 => h.send(&mut input),
             8 => h.complete_tx(&mut input),
-            _ => h.net.set_queue_interrupts(input.u8() & 1 == 1),
+            9 => h.net.set_queue_interrupts(input.u8() & 1 == 1),
+            _ => h.set_avail_event(&mut input),
         }
         h.check_tx();
     }
@@ -173,6 +183,10 @@ impl Harness {
         assert!(held.iter().all(|&h| h), "receive queue not filled at start");
         let shadow = (0..size).map(|id| vec![0; rx.descriptor(id).1 as usize]).collect();
         Some(Harness {
+            t: t.clone(),
+            event_idx: features.contains(NetFeatures::RING_EVENT_IDX),
+            avail_seen: [size, 0],
+            avail_event: [0, 0],
             guest_csum: net.rx_checksum_offload(),
             net,
             rx,
@@ -423,20 +437,45 @@ impl Harness {
 
     /// Flushes the driver and takes what it made available, as the device.
     fn flush(&mut self) {
+        let kicks = |t: &FakeTransport, q: u16| t.0.borrow().notifications.iter().filter(|&&n| n == q).count();
+        let before = [kicks(&self.t, 0), kicks(&self.t, 1)];
         self.net.flush();
-        for id in self.rx.take_avail() {
+        let rx_ids = self.rx.take_avail();
+        let tx_ids = self.tx.take_avail();
+        // A kick for a queue exactly when the device asked for one (spec
+        // 2.7.10): with EVENT_IDX, when the new entries pass its avail_event;
+        // without, for any new entries (this device never sets NO_NOTIFY).
+        for (q, count) in [(0, rx_ids.len()), (1, tx_ids.len())] {
+            let old = self.avail_seen[q];
+            let new = old.wrapping_add(count as u16);
+            self.avail_seen[q] = new;
+            let event = self.avail_event[q];
+            let wanted =
+                count > 0 && (!self.event_idx || new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old));
+            let kicked = kicks(&self.t, q as u16) - before[q];
+            assert_eq!(kicked, usize::from(wanted), "queue {q}: kicks for {old}..{new} with avail_event {event}");
+        }
+        for id in rx_ids {
             let slot = usize::from(id);
             assert!(slot < self.held.len(), "made available a receive id {id} out of range");
             // (Once inexact, the model no longer knows which entries the driver took.)
             assert!(!self.exact || !self.held[slot], "receive buffer {id} made available while the device holds it");
             self.held[slot] = true;
         }
-        for id in self.tx.take_avail() {
+        for id in tx_ids {
             let slot = usize::from(id);
             assert!(slot < self.tx_held.len(), "made available a transmit id {id} out of range");
             assert!(!self.tx_held[slot], "transmit buffer {id} made available while the device holds it");
             self.tx_held[slot] = true;
         }
+    }
+
+    /// The device says after which available entry it wants a kick.
+    fn set_avail_event(&mut self, input: &mut Input) {
+        let q = usize::from(input.u8() & 1);
+        let event = input.u16();
+        self.avail_event[q] = event;
+        [&self.rx, &self.tx][q].set_avail_event(event);
     }
 
     fn send(&mut self, input: &mut Input) {

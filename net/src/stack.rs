@@ -238,7 +238,14 @@ impl Stack {
         });
     }
 
-    fn apply(&mut self, config: Ipv4Config) {
+    fn apply(&mut self, mut config: Ipv4Config) {
+        // A next hop must be a unicast address: smoltcp asserts it when it
+        // looks one up, so a DHCP server (or command line) naming a
+        // broadcast, multicast or unspecified router would panic the stack.
+        if let Some(gateway) = config.gateway.filter(|g| !is_unicast(*g)) {
+            log::warn!("ignoring gateway {gateway} ({:?}): not a unicast address", config.source);
+            config.gateway = None;
+        }
         if config == self.ipv4 {
             return;
         }
@@ -322,6 +329,12 @@ fn stats_json<D: NetDevice>(
     recent.write_json(&mut json);
     host.write_stats(&mut json);
     json.finish()
+}
+
+/// Whether `address` can be a host's (or a router's): not broadcast,
+/// multicast or 0.0.0.0, which is what smoltcp's neighbour cache requires.
+fn is_unicast(address: Ipv4Addr) -> bool {
+    !(address.is_broadcast() || address.is_multicast() || address.is_unspecified())
 }
 
 /// The kernel's time since boot as smoltcp's `Instant`.

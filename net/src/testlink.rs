@@ -398,6 +398,33 @@ fn without_a_dhcp_server_the_static_address_takes_over_in_time() {
     assert_eq!(ipv4.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
 }
 
+/// Found by `cargo fuzz` (stack): a DHCP lease whose router option was not a
+/// unicast address (here broadcast; multicast and 0.0.0.0 alike) became the
+/// default route, and the first answer to an off-link host hit smoltcp's
+/// neighbour-cache assertion: a panic, so a rogue DHCP server could stop
+/// Skiff. The static gateway from the command line took the same path.
+#[test]
+fn a_gateway_that_is_not_unicast_is_refused_not_routed_through() {
+    for gateway in [Ipv4Addr::BROADCAST, Ipv4Addr::new(224, 0, 0, 1), Ipv4Addr::UNSPECIFIED] {
+        let (a, _b, a_in, a_out, _b_in, _b_out) = link(SERVER_MAC, CLIENT_MAC);
+        let mut dev = Adapter::new(a);
+        let config = NetConfig { dhcp: false, static_gateway: Some(gateway), ..NetConfig::default() };
+        let mut stack = Stack::new(&mut dev, config, 7, Duration::ZERO);
+        assert_eq!(stack.ipv4().gateway, None, "{gateway} kept as the gateway");
+        // A UDP datagram from off the link to a closed port: the ICMP answer
+        // would go through the gateway.
+        let mut frame = crate::checksum::test_frames::udp4_frame(b"anyone?");
+        frame[..6].copy_from_slice(&SERVER_MAC);
+        frame[26..34].copy_from_slice(&[192, 0, 2, 1, 10, 0, 2, 15]);
+        frame[24..26].copy_from_slice(&[0, 0]);
+        let sum = !crate::checksum::fold(crate::checksum::sum(&frame[14..34], 0));
+        frame[24..26].copy_from_slice(&sum.to_be_bytes());
+        a_in.borrow_mut().push_back(frame);
+        stack.poll(Duration::from_millis(1), &mut dev, &NoHost);
+        assert!(a_out.borrow().is_empty(), "something was sent towards {gateway}");
+    }
+}
+
 #[test]
 fn stats_list_the_connection_asking_among_the_recent_ones() {
     let mut net = Net::new(0, 0);
