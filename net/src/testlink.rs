@@ -540,3 +540,47 @@ fn a_finished_connection_gives_its_buffers_back() {
     assert_eq!(net.server.sockets_in(smoltcp::socket::tcp::State::Listen), 80, "every socket listens again");
     assert_eq!(net.server.http_buffered(), 0, "no heap held for a connection that ended");
 }
+
+#[test]
+fn waves_of_connections_closed_by_the_server_are_never_refused() {
+    let mut net = Net::new(0, 0);
+    // Five waves of 30 connections at once (fewer than the 40 listening
+    // sockets), each closed by the server (`Connection: close`) as soon as it
+    // has answered; the next wave starts as soon as the last one is served.
+    const WAVE: u16 = 30;
+    for wave in 0..5u16 {
+        let handles: Vec<SocketHandle> = (0..WAVE).map(|i| net.connect(80, 41000 + wave * WAVE + i)).collect();
+        let mut replies = vec![Vec::new(); handles.len()];
+        let mut sent = vec![false; handles.len()];
+        for _ in 0..5_000 {
+            net.step();
+            for (k, &h) in handles.iter().enumerate() {
+                let s = net.socket(h);
+                if !sent[k] && s.can_send() {
+                    sent[k] = s.send_slice(b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n").is_ok();
+                }
+                if s.can_recv() {
+                    let _ = s.recv(|d| {
+                        replies[k].extend_from_slice(d);
+                        (d.len(), ())
+                    });
+                }
+                if s.state() == tcp::State::CloseWait && !s.can_recv() {
+                    s.close();
+                }
+            }
+            if replies.iter().all(|r| r.ends_with(b"</html>\n")) {
+                break;
+            }
+        }
+        for (k, r) in replies.iter().enumerate() {
+            assert!(r.starts_with(b"HTTP/1.1 200 OK"), "wave {wave}, connection {k}: {:?}", String::from_utf8_lossy(r));
+        }
+        for _ in 0..3 {
+            net.step();
+        }
+        for h in handles {
+            net.sockets.remove(h);
+        }
+    }
+}

@@ -180,7 +180,7 @@ impl HttpServer {
             if now - conn.last_activity > idle_timeout {
                 socket.abort();
             } else if conn.output.is_empty() && (conn.closing || peer_done) {
-                socket.close();
+                super::close(socket);
             }
         }
     }
