@@ -372,8 +372,11 @@ impl Ctx {
         let before = self.stats()?;
         let start = Instant::now();
         let (sent, expect) = send(self).map_err(|e| format!("{name}: {e}"))?;
+        let sending = start.elapsed();
+        let sent_at = Instant::now();
         // Counters move as the guest works through its queue: wait for them.
         let mut after = self.stats()?;
+        let answered = sent_at.elapsed();
         let wait = Instant::now();
         let reached = |after: &Value| expect.iter().all(|(path, n)| number(after, path) >= number(&before, path) + n);
         while !reached(&after) && wait.elapsed() < Duration::from_secs(10) {
@@ -386,13 +389,14 @@ impl Ctx {
                 return Err(format!("{name}: {path} rose by {moved}, expected {n} ({sent} frames sent)"));
             }
         }
-        let sending = start.elapsed();
-        let recovered = self.health().map_err(|e| format!("after {name}: {e}"))?;
+        self.health().map_err(|e| format!("after {name}: {e}"))?;
         say(format!(
-            "{name:22} {sent:>6} frames in {:.2} s; {}; answering again after {:.2} s",
+            "{name:22} {sent:>6} frames in {:.2} s; {}; HTTP answered {:.2} s after the last frame, \
+             ping, HTTP and echo all {:.2} s after",
             sending.as_secs_f64(),
             deltas(&before, &after),
-            recovered.as_secs_f64()
+            answered.as_secs_f64(),
+            sent_at.elapsed().as_secs_f64()
         ));
         Ok(())
     }

@@ -10,7 +10,7 @@ use crate::qemu::{self, Backend, Boot, Guest, Nic, Outcome};
 use crate::{Result, build, ui};
 
 /// Boots of `cargo xtask stress` unless `--rounds` says otherwise.
-pub const ROUNDS: usize = 2;
+pub const ROUNDS: usize = 4;
 /// One stress boot's limit; the client bounds each of its own steps.
 const STRESS_TIMEOUT: Duration = Duration::from_secs(3600);
 
