@@ -210,10 +210,19 @@ fn clock_is_monotonic(_: &mut Context) -> TestResult {
 fn clock_agrees_with_pit(_: &mut Context) -> TestResult {
     // Calibration correctness, not speed: a wrong PIT program or a unit error
     // would be off by far more than this.
+    // Measured as at boot, the median of several runs: under TCG on a busy
+    // host the vCPU can be descheduled inside one 10 ms window, which makes
+    // that single run read far too high (70% was seen with other boots
+    // running alongside).
     let hz = clock::tsc_hz();
-    let again = clock::measure_tsc_hz();
+    let mut runs = [0u64; clock::CALIBRATION_RUNS];
+    for run in &mut runs {
+        *run = clock::measure_tsc_hz();
+    }
+    runs.sort_unstable();
+    let again = runs[runs.len() / 2];
     check!(hz > 0, "TSC frequency unknown");
-    check!(again.abs_diff(hz) < hz / 4, "TSC measured at {again} Hz now, {hz} Hz at boot");
+    check!(again.abs_diff(hz) < hz / 4, "TSC measured at {again} Hz now (runs {runs:?}), {hz} Hz at boot");
     Ok(())
 }
 
