@@ -584,3 +584,34 @@ fn waves_of_connections_closed_by_the_server_are_never_refused() {
         }
     }
 }
+
+#[test]
+fn the_first_connection_after_a_long_quiet_spell_is_served() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40008);
+    let reply = net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
+    net.socket(h).close();
+    for _ in 0..100 {
+        net.step();
+    }
+    // Nothing connected: the kernel need not poll for a long time, and the
+    // next SYN is what wakes it. That SYN must not meet an idle clock that
+    // ran all that while.
+    for (port, local) in [(80, 40009), (7, 40010)] {
+        let h = net.connect(port, local);
+        let now = Instant::from_micros(net.now.as_micros() as i64);
+        net.client.poll(now, &mut net.client_dev, &mut net.sockets);
+        let (a_in, _, _, b_out) = &net.queues;
+        net.wire.carry(b_out, a_in);
+        net.now += NetConfig::default().http_idle * 2;
+        type Check = fn(&[u8]) -> bool;
+        let (request, done): (&[u8], Check) = if port == 80 {
+            (b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"))
+        } else {
+            (b"hello", |r| r == b"hello")
+        };
+        let reply = net.exchange(h, request, done);
+        assert!(done(&reply), "port {port}");
+    }
+}

@@ -49,7 +49,9 @@ struct Connection {
     handle: SocketHandle,
     input: Vec<u8>,
     output: Vec<u8>,
-    last_activity: Instant,
+    /// When data last moved, or when the connection began (the poll step
+    /// that saw its SYN); `None` while listening.
+    last_activity: Option<Instant>,
     /// Close once the output is sent.
     closing: bool,
     /// When the first byte of the request now in `input` arrived.
@@ -75,7 +77,7 @@ impl HttpServer {
                     handle: sockets.add(socket),
                     input: Vec::new(),
                     output: Vec::new(),
-                    last_activity: Instant::ZERO,
+                    last_activity: None,
                     closing: false,
                     request_started: None,
                     time_wait_since: None,
@@ -104,10 +106,13 @@ impl HttpServer {
                 continue;
             }
             if !socket.is_active() {
-                conn.last_activity = now; // listening: the idle clock starts at connect
+                conn.last_activity = None; // listening: the idle clock starts at connect
                 continue;
             }
-            if super::half_open_too_long(socket, now, conn.last_activity) {
+            // Polls may be seconds apart while nothing is connected, so the
+            // clock starts here, in the step that took in the SYN.
+            let began = *conn.last_activity.get_or_insert(now);
+            if super::half_open_too_long(socket, now, began) {
                 socket.abort();
                 continue;
             }
@@ -121,7 +126,7 @@ impl HttpServer {
                     input.extend_from_slice(&data[..n]);
                     (n, ())
                 });
-                conn.last_activity = now;
+                conn.last_activity = Some(now);
             }
 
             // Answer every complete request, in order.
@@ -168,7 +173,7 @@ impl HttpServer {
                 && let Ok(n) = socket.send_slice(&conn.output)
             {
                 conn.output.drain(..n);
-                conn.last_activity = now;
+                conn.last_activity = Some(now);
             }
 
             // The client closed its side: every whole request it sent is
@@ -177,7 +182,7 @@ impl HttpServer {
             // The idle clock runs whatever the state: a peer that never
             // sends its FIN (FIN-WAIT-2 has no timer in smoltcp) or never
             // acknowledges ours must not keep the socket.
-            if now - conn.last_activity > idle_timeout {
+            if now - conn.last_activity.unwrap_or(now) > idle_timeout {
                 socket.abort();
             } else if conn.output.is_empty() && (conn.closing || peer_done) {
                 super::close(socket);
