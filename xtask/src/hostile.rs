@@ -1219,6 +1219,7 @@ fn soak(ctx: &mut Ctx, baseline: u64) -> Result<()> {
                 };
                 let mut done = 0;
                 let mut stream: Option<(TcpStream, Vec<u8>)> = None;
+                let mut on_connection = 0;
                 while done < per_worker {
                     let depth = match kind {
                         Pattern::ServerCloses => {
@@ -1236,8 +1237,9 @@ fn soak(ctx: &mut Ctx, baseline: u64) -> Result<()> {
                         }
                         Pattern::KeepAlive | Pattern::Pipelined => {
                             // Keep-alive connections are renewed now and then, as browsers do.
-                            if stream.as_ref().is_none_or(|_| done % RENEW_AFTER < PIPELINE_DEPTH && done > 0) {
+                            if stream.is_none() || on_connection >= RENEW_AFTER {
                                 stream = Some((connect(HTTP).map_err(label)?, Vec::new()));
+                                on_connection = 0;
                             }
                             let Some((s, buf)) = stream.as_mut() else { return Err(label("no connection".into())) };
                             let depth =
@@ -1251,6 +1253,7 @@ fn soak(ctx: &mut Ctx, baseline: u64) -> Result<()> {
                         }
                     };
                     done += depth;
+                    on_connection += depth;
                     requests.fetch_add(depth as u64, Ordering::Relaxed);
                 }
                 Ok(())
