@@ -14,7 +14,7 @@ const PIT_HZ: u64 = 1_193_182;
 /// Each calibration run waits this long on PIT channel 2.
 const CALIBRATION_MS: u64 = 10;
 /// Runs; the median is kept, so one run disturbed by the host does not count.
-const CALIBRATION_RUNS: usize = 5;
+pub const CALIBRATION_RUNS: usize = 5;
 
 /// PIT ports: channel 2's data port, the mode/command port, and the PC's
 /// "port B" (bit 0: channel 2 gate, bit 1: speaker enable, bit 5: channel 2 output).

@@ -682,3 +682,78 @@ fn the_trace_follows_a_request_from_tcp_to_the_app_and_back() {
         }
     }
 }
+
+#[test]
+fn waves_of_connections_closed_by_the_server_are_never_refused() {
+    let mut net = Net::new(0, 0);
+    // Five waves of 30 connections at once (fewer than the 40 listening
+    // sockets), each closed by the server (`Connection: close`) as soon as it
+    // has answered; the next wave starts as soon as the last one is served.
+    const WAVE: u16 = 30;
+    for wave in 0..5u16 {
+        let handles: Vec<SocketHandle> = (0..WAVE).map(|i| net.connect(80, 41000 + wave * WAVE + i)).collect();
+        let mut replies = vec![Vec::new(); handles.len()];
+        let mut sent = vec![false; handles.len()];
+        for _ in 0..5_000 {
+            net.step();
+            for (k, &h) in handles.iter().enumerate() {
+                let s = net.socket(h);
+                if !sent[k] && s.can_send() {
+                    sent[k] = s.send_slice(b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n").is_ok();
+                }
+                if s.can_recv() {
+                    let _ = s.recv(|d| {
+                        replies[k].extend_from_slice(d);
+                        (d.len(), ())
+                    });
+                }
+                if s.state() == tcp::State::CloseWait && !s.can_recv() {
+                    s.close();
+                }
+            }
+            if replies.iter().all(|r| r.ends_with(b"</html>\n")) {
+                break;
+            }
+        }
+        for (k, r) in replies.iter().enumerate() {
+            assert!(r.starts_with(b"HTTP/1.1 200 OK"), "wave {wave}, connection {k}: {:?}", String::from_utf8_lossy(r));
+        }
+        for _ in 0..3 {
+            net.step();
+        }
+        for h in handles {
+            net.sockets.remove(h);
+        }
+    }
+}
+
+#[test]
+fn the_first_connection_after_a_long_quiet_spell_is_served() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40008);
+    let reply = net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
+    net.socket(h).close();
+    for _ in 0..100 {
+        net.step();
+    }
+    // Nothing connected: the kernel need not poll for a long time, and the
+    // next SYN is what wakes it. That SYN must not meet an idle clock that
+    // ran all that while.
+    for (port, local) in [(80, 40009), (7, 40010)] {
+        let h = net.connect(port, local);
+        let now = Instant::from_micros(net.now.as_micros() as i64);
+        net.client.poll(now, &mut net.client_dev, &mut net.sockets);
+        let (a_in, _, _, b_out) = &net.queues;
+        net.wire.carry(b_out, a_in);
+        net.now += NetConfig::default().http_idle * 2;
+        type Check = fn(&[u8]) -> bool;
+        let (request, done): (&[u8], Check) = if port == 80 {
+            (b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"))
+        } else {
+            (b"hello", |r| r == b"hello")
+        };
+        let reply = net.exchange(h, request, done);
+        assert!(done(&reply), "port {port}");
+    }
+}

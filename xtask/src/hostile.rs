@@ -46,6 +46,11 @@ const HEAP_SLACK: u64 = 64 * 1024;
 /// the HTTP input and output limits (net/src/apps/http), generously.
 const HEAP_PER_STUCK_CONNECTION: u64 = 96 * 1024;
 
+/// What a client that never reads writes at most, and how long a write may
+/// stall before the client counts its windows as closed.
+const NEVER_READ_BYTES: usize = 1 << 20;
+const NEVER_READ_STALL: Duration = Duration::from_millis(200);
+
 /// How much of everything to send.
 #[derive(Clone, Copy, Debug)]
 pub struct Sizes {
@@ -75,8 +80,8 @@ pub const QUICK: Sizes = Sizes {
     connections: 1_000,
     slow_clients: 8,
     never_read: 16,
-    soak_requests: 5_000,
-    soak_echo_bytes: 32 << 20,
+    soak_requests: 20_000,
+    soak_echo_bytes: 128 << 20,
 };
 
 pub const STRESS: Sizes = Sizes {
@@ -137,6 +142,11 @@ impl Rng {
 /// Runs the whole hostile suite against the guest; prints one line per step
 /// to stdout. Runs inside the test network's namespace.
 pub fn run_in_namespace(sizes: Sizes, qemu_pid: u32, ifname: &str) -> Result<()> {
+    // Connections the client closes leave it ports in TIME-WAIT: tens of
+    // thousands in the soak. These settings belong to this namespace only.
+    for (knob, value) in [("ip_local_port_range", "1024 65000"), ("tcp_tw_reuse", "1")] {
+        std::fs::write(format!("/proc/sys/net/ipv4/{knob}"), value).map_err(|e| format!("setting {knob}: {e}"))?;
+    }
     let link = RawLink::open(ifname)?;
     let host_mac = read_mac(ifname)?;
     let mut ctx = Ctx { link, host_mac, pid: qemu_pid, rng: Rng::from_os(), sizes };
@@ -362,8 +372,11 @@ impl Ctx {
         let before = self.stats()?;
         let start = Instant::now();
         let (sent, expect) = send(self).map_err(|e| format!("{name}: {e}"))?;
+        let sending = start.elapsed();
+        let sent_at = Instant::now();
         // Counters move as the guest works through its queue: wait for them.
         let mut after = self.stats()?;
+        let answered = sent_at.elapsed();
         let wait = Instant::now();
         let reached = |after: &Value| expect.iter().all(|(path, n)| number(after, path) >= number(&before, path) + n);
         while !reached(&after) && wait.elapsed() < Duration::from_secs(10) {
@@ -376,13 +389,14 @@ impl Ctx {
                 return Err(format!("{name}: {path} rose by {moved}, expected {n} ({sent} frames sent)"));
             }
         }
-        let sending = start.elapsed();
-        let recovered = self.health().map_err(|e| format!("after {name}: {e}"))?;
+        self.health().map_err(|e| format!("after {name}: {e}"))?;
         say(format!(
-            "{name:22} {sent:>6} frames in {:.2} s; {}; answering again after {:.2} s",
+            "{name:22} {sent:>6} frames in {:.2} s; {}; HTTP answered {:.2} s after the last frame, \
+             ping, HTTP and echo all {:.2} s after",
             sending.as_secs_f64(),
             deltas(&before, &after),
-            recovered.as_secs_f64()
+            answered.as_secs_f64(),
+            sent_at.elapsed().as_secs_f64()
         ));
         Ok(())
     }
@@ -1121,9 +1135,10 @@ fn load(ctx: &mut Ctx, baseline: u64) -> Result<()> {
     let request = b"GET /stats HTTP/1.1\r\nHost: skiff\r\n\r\n".repeat(64);
     for i in 0..n {
         let mut s = connect(if i % 2 == 0 { HTTP } else { ECHO })?;
-        s.set_write_timeout(Some(Duration::from_millis(300))).map_err(|e| e.to_string())?;
-        // Write until the windows close (a write times out), at most 4 MiB.
-        for _ in 0..(4 << 20) / request.len() {
+        s.set_write_timeout(Some(NEVER_READ_STALL)).map_err(|e| e.to_string())?;
+        // Write until the windows close (a write stalls), or enough to fill
+        // the guest's buffers and the host's socket buffers several times.
+        for _ in 0..NEVER_READ_BYTES / request.len() {
             match s.write(&request) {
                 Ok(k) => pushed += k,
                 Err(_) => break,
@@ -1156,15 +1171,34 @@ fn load(ctx: &mut Ctx, baseline: u64) -> Result<()> {
 /// Mixed HTTP and echo traffic in parallel: keep-alive, a connection per
 /// request, pipelined batches, echo streams. Every response is checked.
 fn soak(ctx: &mut Ctx, baseline: u64) -> Result<()> {
-    const KEEP_ALIVE_WORKERS: usize = 3;
-    const PER_REQUEST_WORKERS: usize = 2;
-    const PIPELINED_WORKERS: usize = 3;
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Pattern {
+        KeepAlive,
+        /// A connection per request, closed by the server (`Connection: close`).
+        ServerCloses,
+        /// A connection per request, closed by the client after the answer.
+        ClientCloses,
+        Pipelined,
+    }
+    /// The HTTP clients, one pattern each.
+    const KINDS: [Pattern; 8] = [
+        Pattern::KeepAlive,
+        Pattern::Pipelined,
+        Pattern::ServerCloses,
+        Pattern::KeepAlive,
+        Pattern::Pipelined,
+        Pattern::ClientCloses,
+        Pattern::KeepAlive,
+        Pattern::Pipelined,
+    ];
+    /// Requests on one keep-alive connection before it is replaced.
+    const RENEW_AFTER: usize = 1000;
     const ECHO_WORKERS: usize = 4;
     const PIPELINE_DEPTH: usize = 16;
     const ECHO_CHUNK: usize = 64 * 1024;
     let total = ctx.sizes.soak_requests;
     let echo_total = ctx.sizes.soak_echo_bytes;
-    let workers = KEEP_ALIVE_WORKERS + PER_REQUEST_WORKERS + PIPELINED_WORKERS;
+    let workers = KINDS.len();
     let per_worker = total.div_ceil(workers);
     let requests = AtomicU64::new(0);
     let echoed = AtomicU64::new(0);
@@ -1175,49 +1209,52 @@ fn soak(ctx: &mut Ctx, baseline: u64) -> Result<()> {
         for w in 0..workers {
             let requests = &requests;
             handles.push(scope.spawn(move || -> Result<()> {
-                let kind = if w < KEEP_ALIVE_WORKERS {
-                    0
-                } else if w < KEEP_ALIVE_WORKERS + PER_REQUEST_WORKERS {
-                    1
-                } else {
-                    2
-                };
+                let kind = KINDS[w % KINDS.len()];
+                let label = |e: String| format!("soak HTTP client {w} ({kind:?}): {e}");
                 let check = |r: &crate::clients::Response| -> Result<()> {
                     if r.status != 200 || !String::from_utf8_lossy(&r.body).contains("Skiff") {
-                        return Err(format!("soak: a response was {} with {} bytes", r.status, r.body.len()));
+                        return Err(format!("a response was {} with {} bytes", r.status, r.body.len()));
                     }
                     Ok(())
                 };
                 let mut done = 0;
                 let mut stream: Option<(TcpStream, Vec<u8>)> = None;
+                let mut on_connection = 0;
                 while done < per_worker {
-                    match kind {
-                        1 => {
-                            let mut s = connect(HTTP)?;
+                    let depth = match kind {
+                        Pattern::ServerCloses => {
+                            let mut s = connect(HTTP).map_err(label)?;
                             s.write_all(b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n")
-                                .map_err(|e| format!("soak write: {e}"))?;
-                            check(&read_response(&mut s, &mut Vec::new(), false)?)?;
-                            done += 1;
+                                .map_err(|e| label(e.to_string()))?;
+                            check(&read_response(&mut s, &mut Vec::new(), false).map_err(label)?).map_err(label)?;
+                            1
                         }
-                        _ => {
+                        Pattern::ClientCloses => {
+                            let mut s = connect(HTTP).map_err(label)?;
+                            s.write_all(b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n").map_err(|e| label(e.to_string()))?;
+                            check(&read_response(&mut s, &mut Vec::new(), false).map_err(label)?).map_err(label)?;
+                            1
+                        }
+                        Pattern::KeepAlive | Pattern::Pipelined => {
                             // Keep-alive connections are renewed now and then, as browsers do.
-                            if stream.is_none() || done % 1000 == 0 {
-                                stream = Some((connect(HTTP)?, Vec::new()));
+                            if stream.is_none() || on_connection >= RENEW_AFTER {
+                                stream = Some((connect(HTTP).map_err(label)?, Vec::new()));
+                                on_connection = 0;
                             }
-                            let Some((s, buf)) = stream.as_mut() else { unreachable!() };
-                            let depth = if kind == 2 { PIPELINE_DEPTH.min(per_worker - done) } else { 1 };
+                            let Some((s, buf)) = stream.as_mut() else { return Err(label("no connection".into())) };
+                            let depth =
+                                if kind == Pattern::Pipelined { PIPELINE_DEPTH.min(per_worker - done) } else { 1 };
                             let batch = b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n".repeat(depth);
-                            s.write_all(&batch).map_err(|e| format!("soak write: {e}"))?;
+                            s.write_all(&batch).map_err(|e| label(e.to_string()))?;
                             for _ in 0..depth {
-                                check(&read_response(s, buf, false)?)?;
+                                check(&read_response(s, buf, false).map_err(label)?).map_err(label)?;
                             }
-                            done += depth;
+                            depth
                         }
-                    }
-                    requests.fetch_add(if kind == 2 { 0 } else { 1 }, Ordering::Relaxed);
-                }
-                if kind == 2 {
-                    requests.fetch_add(done as u64, Ordering::Relaxed);
+                    };
+                    done += depth;
+                    on_connection += depth;
+                    requests.fetch_add(depth as u64, Ordering::Relaxed);
                 }
                 Ok(())
             }));

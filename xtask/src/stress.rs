@@ -10,7 +10,7 @@ use crate::qemu::{self, Backend, Boot, Guest, Nic, Outcome};
 use crate::{Result, build, ui};
 
 /// Boots of `cargo xtask stress` unless `--rounds` says otherwise.
-pub const ROUNDS: usize = 2;
+pub const ROUNDS: usize = 4;
 /// One stress boot's limit; the client bounds each of its own steps.
 const STRESS_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -72,7 +72,11 @@ pub fn run(rounds: usize) -> Result<()> {
         match (&report.client, report.outcome) {
             (Some(Ok(_)), Outcome::Stopped) => step.done(),
             (Some(Err(e)), _) => {
-                return Err(format!("{name}: {e}\n    re-run by hand with:\n    {}", report.command_line));
+                let tail = report.lines.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n    | ");
+                return Err(format!(
+                    "{name}: {e}\n    last serial lines:\n    | {tail}\n    re-run by hand with:\n    {}",
+                    report.command_line
+                ));
             }
             (_, outcome) => return Err(format!("{name}: the guest did not keep serving: {outcome}")),
         }

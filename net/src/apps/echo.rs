@@ -31,8 +31,9 @@ pub struct EchoServer {
     handles: Vec<SocketHandle>,
     /// Per socket: when it was first seen in TIME-WAIT (see `super::reopen`).
     time_wait_since: Vec<Option<Instant>>,
-    /// Per socket: when data last moved.
-    last_activity: Vec<Instant>,
+    /// Per socket: when data last moved, or when the connection began (the
+    /// poll step that saw its SYN); `None` while listening.
+    last_activity: Vec<Option<Instant>>,
     /// Per socket: its connections, for `/stats` and the packet trace.
     follow: Vec<Follow>,
     bytes: u64,
@@ -45,7 +46,7 @@ impl EchoServer {
         EchoServer {
             handles,
             time_wait_since: vec![None; CONNECTIONS],
-            last_activity: vec![Instant::ZERO; CONNECTIONS],
+            last_activity: vec![None; CONNECTIONS],
             follow: (0..CONNECTIONS).map(|index| Follow::new("echo", index)).collect(),
             bytes: 0,
         }
@@ -78,10 +79,13 @@ impl EchoServer {
                 continue;
             }
             if !socket.is_active() {
-                *last_activity = now; // listening: the idle clock starts at connect
+                *last_activity = None; // listening: the idle clock starts at connect
                 continue;
             }
-            if super::half_open_too_long(socket, now, *last_activity) {
+            // Polls may be seconds apart while nothing is connected, so the
+            // clock starts here, in the step that took in the SYN.
+            let began = *last_activity.get_or_insert(now);
+            if super::half_open_too_long(socket, now, began) {
                 socket.abort();
                 continue;
             }
@@ -98,7 +102,7 @@ impl EchoServer {
                         let sent = socket.send_slice(&chunk[..n]).unwrap_or(0);
                         debug_assert_eq!(sent, n);
                         self.bytes += sent as u64;
-                        *last_activity = now;
+                        *last_activity = Some(now);
                         if let Some(record) = follow.record(recent) {
                             record.bytes_in += n as u64;
                             record.bytes_out += sent as u64;
@@ -112,7 +116,7 @@ impl EchoServer {
             // The client finished sending and everything went back: finish too.
             if socket.state() == tcp::State::CloseWait && !socket.can_recv() && socket.send_queue() == 0 {
                 socket.close();
-            } else if now - *last_activity > IDLE_TIMEOUT {
+            } else if now - last_activity.unwrap_or(now) > IDLE_TIMEOUT {
                 // Nothing moved for this long: an idle client, or one that
                 // stopped reading for good (back-pressure has its limit).
                 follow.end(recent, Ending::TimedOut, now_ms);

@@ -19,6 +19,7 @@ pub fn server_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
         tcp::Socket::new(tcp::SocketBuffer::new(alloc::vec![0; rx]), tcp::SocketBuffer::new(alloc::vec![0; tx]));
     socket.set_timeout(Some(TCP_TIMEOUT));
     socket.set_keep_alive(Some(KEEP_ALIVE));
+    socket.set_ack_delay(Some(ACK_DELAY));
     socket
 }
 
@@ -37,18 +38,34 @@ pub fn half_open_too_long(socket: &tcp::Socket, now: Instant, since_listen: Inst
     socket.state() == tcp::State::SynReceived && now - since_listen > SYN_RECEIVED_TIMEOUT
 }
 
-/// How long a socket stays in TIME-WAIT before it listens again: ten times
-/// smoltcp's 10 ms delayed ACK, so the ACK of the peer's FIN has gone out.
-pub const TIME_WAIT_LINGER: Duration = Duration::from_millis(100);
+/// smoltcp's delayed ACK (its default, set explicitly so that it can be
+/// restored): while data flows, one ACK covers several segments.
+pub const ACK_DELAY: Duration = Duration::from_millis(10);
+
+/// How long a socket stays in TIME-WAIT at least before it listens again.
+/// Sockets that Skiff closes acknowledge at once (`close`), so the ACK of the
+/// peer's FIN leaves in the same poll step that saw TIME-WAIT begin; this only
+/// has to reach a later step.
+pub const TIME_WAIT_LINGER: Duration = Duration::from_millis(1);
+
+/// Closes `socket` from our side (sends FIN) and makes it acknowledge
+/// without delay from now on, so that the ACK it owes the peer's FIN in
+/// TIME-WAIT goes out at once and the socket can listen again right after.
+pub fn close(socket: &mut tcp::Socket) {
+    socket.set_ack_delay(None);
+    socket.close();
+}
 
 /// Puts a finished socket back to listening on `port`.
 ///
 /// A socket that closed first sits in TIME-WAIT, owing the peer the ACK of
-/// its FIN, which smoltcp may delay. Listening again at once would drop that
-/// ACK: the peer would retransmit its FIN and get a reset. Holding the socket
-/// for TIME-WAIT's full 10 s would leave a busy server without listening
-/// sockets, so it lingers `TIME_WAIT_LINGER`. `since` records when the socket
-/// was first seen in TIME-WAIT.
+/// its FIN. Listening again before that ACK has gone out would drop it: the
+/// peer would retransmit its FIN and get a reset. Holding the socket for
+/// TIME-WAIT's full 10 s would leave a busy server without listening sockets
+/// (with 40 of them, a single client opening one connection after another
+/// was refused within a second), so it lingers `TIME_WAIT_LINGER` and into a
+/// later poll step. `since` records when the socket was first seen in
+/// TIME-WAIT.
 pub fn reopen(socket: &mut tcp::Socket, port: u16, now: Instant, since: &mut Option<Instant>) {
     if socket.state() == tcp::State::TimeWait {
         let first_seen = *since.get_or_insert(now);
@@ -56,6 +73,7 @@ pub fn reopen(socket: &mut tcp::Socket, port: u16, now: Instant, since: &mut Opt
             return;
         }
     }
+    socket.set_ack_delay(Some(ACK_DELAY));
     *since = None;
     if socket.listen(port).is_err() {
         log::warn!("cannot listen on port {port}");

@@ -44,7 +44,9 @@ struct Connection {
     handle: SocketHandle,
     input: Vec<u8>,
     output: Vec<u8>,
-    last_activity: Instant,
+    /// When data last moved, or when the connection began (the poll step
+    /// that saw its SYN); `None` while listening.
+    last_activity: Option<Instant>,
     /// Close once the output is sent.
     closing: bool,
     /// When the first byte of the request now in `input` arrived.
@@ -72,7 +74,7 @@ impl HttpServer {
                     handle: sockets.add(socket),
                     input: Vec::new(),
                     output: Vec::new(),
-                    last_activity: Instant::ZERO,
+                    last_activity: None,
                     closing: false,
                     request_started: None,
                     time_wait_since: None,
@@ -113,10 +115,13 @@ impl HttpServer {
                 continue;
             }
             if !socket.is_active() {
-                conn.last_activity = now; // listening: the idle clock starts at connect
+                conn.last_activity = None; // listening: the idle clock starts at connect
                 continue;
             }
-            if super::half_open_too_long(socket, now, conn.last_activity) {
+            // Polls may be seconds apart while nothing is connected, so the
+            // clock starts here, in the step that took in the SYN.
+            let began = *conn.last_activity.get_or_insert(now);
+            if super::half_open_too_long(socket, now, began) {
                 socket.abort();
                 continue;
             }
@@ -132,7 +137,7 @@ impl HttpServer {
                         (n, n)
                     })
                     .unwrap_or(0);
-                conn.last_activity = now;
+                conn.last_activity = Some(now);
                 if let Some(record) = conn.follow.record(recent) {
                     record.bytes_in += read as u64;
                 }
@@ -191,7 +196,7 @@ impl HttpServer {
                 && let Ok(n) = socket.send_slice(&conn.output)
             {
                 conn.output.drain(..n);
-                conn.last_activity = now;
+                conn.last_activity = Some(now);
                 if let Some(record) = conn.follow.record(recent) {
                     record.bytes_out += n as u64;
                 }
@@ -204,11 +209,11 @@ impl HttpServer {
             // The idle clock runs whatever the state: a peer that never
             // sends its FIN (FIN-WAIT-2 has no timer in smoltcp) or never
             // acknowledges ours must not keep the socket.
-            if now - conn.last_activity > idle_timeout {
+            if now - conn.last_activity.unwrap_or(now) > idle_timeout {
                 conn.follow.end(recent, Ending::TimedOut, now_ms);
                 socket.abort();
             } else if conn.output.is_empty() && (conn.closing || peer_done) {
-                socket.close();
+                super::close(socket);
             }
         }
     }
