@@ -1,7 +1,8 @@
 //! `cargo xtask stress`: the hostile suite at full size (`hostile::STRESS`:
 //! 10,000+ SYNs, 1,000 connections at once, 100,000 HTTP requests and 1 GiB
 //! of echo in the soak), booted `rounds` times, checksum offload on and off
-//! in turn. `cargo xtask qemu` runs the same code at `hostile::QUICK` size.
+//! in turn, after each cargo-fuzz target has run for five minutes.
+//! `cargo xtask qemu` runs the same code at `hostile::QUICK` size.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,8 @@ use crate::{Result, build, ui};
 
 /// Boots of `cargo xtask stress` unless `--rounds` says otherwise.
 pub const ROUNDS: usize = 4;
+/// How long `stress` runs each cargo-fuzz target (the suite gives each 20 s).
+const FUZZ_PER_TARGET: Duration = Duration::from_secs(300);
 /// One stress boot's limit; the client bounds each of its own steps.
 const STRESS_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -47,9 +50,9 @@ pub fn hostile_check(name: &str, guest: &Guest, sizes: Sizes) -> std::result::Re
 pub fn run(rounds: usize) -> Result<()> {
     let started = Instant::now();
     let artifacts = build::build()?;
-    // FUZZ HOOK: the long cargo-fuzz runs (xtask/src/fuzz.rs, another
-    // branch) go here, before the boots: `crate::fuzz::run(...)` with the
-    // stress duration. Wired in when the branches are merged.
+    // The cargo-fuzz targets first, for much longer than the suite's step.
+    let fuzzed = crate::fuzz::run(FUZZ_PER_TARGET)?;
+    eprintln!("    {}", fuzzed.summary());
     for round in 0..rounds {
         let offload = round % 2 == 0;
         let name = format!("stress-{round}-{}", if offload { "offload" } else { "no-offload" });
