@@ -14,10 +14,19 @@ log() { printf '    setup: %s\n' "$*" >&2; }
 missing=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] && [ -e /usr/share/OVMF/OVMF_VARS_4M.fd ] || missing+=(ovmf)
+# cargo xtask bench: glibc's static library for the Linux guest's /init, and
+# xz for kernel modules shipped compressed.
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
+sudo=()
+# -n: fail at once rather than wait for a password nobody will type (CI).
+if [ "$(id -u)" -ne 0 ]; then sudo=(sudo -n); fi
+# The bench downloads Debian's kernel package: apt's lists must know it.
+if [ ${#missing[@]} -eq 0 ] && ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+    log "apt-get update (for the bench's Linux kernel package)"
+    "${sudo[@]}" apt-get update -q
+fi
 if [ ${#missing[@]} -gt 0 ]; then
-    sudo=()
-    # -n: fail at once rather than wait for a password nobody will type (CI).
-    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo -n); fi
     log "installing ${missing[*]} with apt-get"
     "${sudo[@]}" apt-get update -q
     # Without recommends: qemu-system-x86 would pull in a GUI front end.

@@ -3,12 +3,15 @@
 //! - `cargo xtask build`: the kernel ELF and its BIOS and UEFI disk images.
 //! - `cargo xtask run`: build, then boot under QEMU with the serial console on
 //!   this terminal (Ctrl-A X quits).
+//! - `cargo xtask bench [--quick]`: Skiff against a Linux guest in the same
+//!   QEMU (see `bench/mod.rs`); results in `target/bench/`.
 //! - `cargo xtask qemu`: every test: host unit tests of all crates, then the
 //!   kernel's own tests booted on each firmware and machine, then a check that
 //!   the harness notices failures, panics, faults and hangs.
 //!
 //! Each command first runs `scripts/setup.sh`, which installs what is missing.
 
+mod bench;
 mod build;
 mod clients;
 mod netns;
@@ -70,6 +73,15 @@ enum Cmd {
         #[arg(long, default_value_t = suite::BOOT_TIMEOUT_SECS)]
         timeout: u64,
     },
+    /// Measure Skiff against a Linux guest in the same QEMU: tables and plots in target/bench/.
+    Bench {
+        /// A short run (a few minutes) that shows the bench works; results in target/bench/quick/.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// (Internal) the bench's measurements, run inside its network namespace.
+    #[command(hide = true)]
+    BenchRun { plan: PathBuf },
     /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
     #[command(hide = true)]
     UdpEcho {
@@ -90,6 +102,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Cmd::BenchRun { plan } = &cli.command {
+        return match bench::run_inside(plan) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                ui::error(&e);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = setup().and_then(|()| match cli.command {
         Cmd::Build => build::build().map(|artifacts| artifacts.print()),
         Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap } => {
@@ -102,7 +123,8 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Qemu { filter, timeout } => suite::run(filter.as_deref(), timeout),
-        Cmd::UdpEcho { .. } => Ok(()),
+        Cmd::Bench { quick } => bench::run(quick).map(|_| ()),
+        Cmd::UdpEcho { .. } | Cmd::BenchRun { .. } => Ok(()),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
