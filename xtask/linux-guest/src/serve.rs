@@ -33,6 +33,8 @@ enum Kind {
 
 struct Connection {
     stream: TcpStream,
+    /// Whether epoll watches for room to write (else for input).
+    watching_output: bool,
     kind: Kind,
     /// Output not yet taken by the socket.
     output: Vec<u8>,
@@ -141,7 +143,8 @@ impl Server {
                 }
             };
             let fd = stream.as_raw_fd();
-            self.connections[slot] = Some(Connection { stream, kind, output: Vec::new(), sent: 0, eof: false });
+            self.connections[slot] =
+                Some(Connection { stream, watching_output: false, kind, output: Vec::new(), sent: 0, eof: false });
             self.counters.connections += 1;
             self.control(libc::EPOLL_CTL_ADD, fd, slot as u64 + FIRST_CONNECTION, libc::EPOLLIN)?;
         }
@@ -153,11 +156,17 @@ impl Server {
         let next = self.step(&mut conn);
         let fd = conn.stream.as_raw_fd();
         let token = slot as u64 + FIRST_CONNECTION;
-        match next {
+        let output = match next {
             // Dropping the stream closes it, which also takes it out of the epoll set.
             Next::Close => return Ok(()),
-            Next::Read => self.control(libc::EPOLL_CTL_MOD, fd, token, libc::EPOLLIN)?,
-            Next::Write => self.control(libc::EPOLL_CTL_MOD, fd, token, libc::EPOLLOUT)?,
+            Next::Read => false,
+            Next::Write => true,
+        };
+        // Only a change costs a system call.
+        if output != conn.watching_output {
+            let events = if output { libc::EPOLLOUT } else { libc::EPOLLIN };
+            self.control(libc::EPOLL_CTL_MOD, fd, token, events)?;
+            conn.watching_output = output;
         }
         self.connections[slot] = Some(conn);
         Ok(())

@@ -60,6 +60,13 @@ pub const HTTP_LOADS: &[(&str, &str, usize, Connections)] = &[
 /// The echo loads: name, streams.
 pub const ECHO_LOADS: &[(&str, usize)] = &[("streams_1", 1), ("streams_8", 8)];
 
+fn connections_name(mode: Connections) -> &'static str {
+    match mode {
+        Connections::KeepAlive => "keep-alive",
+        Connections::PerRequest => "new per request",
+    }
+}
+
 fn summary(samples: &[f64]) -> Value {
     Summary::of(samples).map_or(Value::Null, |s| s.to_json())
 }
@@ -197,7 +204,7 @@ fn measure_guest(media: &Media, kind: Kind, s: Settings, accel: Accel, workdir: 
             let value = json!({
                 "path": path,
                 "clients": clients,
-                "connections": match mode { Connections::KeepAlive => "keep-alive", Connections::PerRequest => "new per request" },
+                "connections": connections_name(*mode),
                 "requests_per_s": field(load::HttpRun::per_second),
                 "p50_us": field(|r| r.p50_us),
                 "p99_us": field(|r| r.p99_us),
@@ -276,7 +283,9 @@ fn measure_busy(media: &Media, s: Settings, accel: Accel, workdir: &Path) -> Res
         return Err(format!("Skiff with net.poll=busy reports main loop mode {mode:?}"));
     }
     step.done();
-    Ok(
-        json!({ "boot_to_first_200_ms": summary(&[first]), "idle_cpu_percent": summary(&[idle]), "main_loop_mode": mode }),
-    )
+    Ok(json!({
+        "boot_to_first_200_ms": summary(&[first]),
+        "idle_cpu_percent": summary(&[idle]),
+        "main_loop_mode": mode,
+    }))
 }

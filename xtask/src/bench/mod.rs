@@ -112,6 +112,7 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
     let load_before = load_average();
     let started = Instant::now();
     let measured = measure::run(&mut media, settings, &out.join("work"))?;
+    let accel = if measured["accel"] == "kvm" { guest::Accel::Kvm } else { guest::Accel::Tcg };
 
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
     let modules: u64 = plan
@@ -139,8 +140,8 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
         },
         "qemu": {
             "version": qemu_version,
-            "skiff_args": guest::arguments(&media, guest::Kind::Skiff, measure::MEMORY_MIB, guest::Accel::Tcg, &out.join("work"))?,
-            "linux_args": guest::arguments(&media, guest::Kind::Linux, measure::MEMORY_MIB, guest::Accel::Tcg, &out.join("work"))?,
+            "skiff_args": guest::arguments(&media, guest::Kind::Skiff, measure::MEMORY_MIB, accel, &out.join("work"))?,
+            "linux_args": guest::arguments(&media, guest::Kind::Linux, measure::MEMORY_MIB, accel, &out.join("work"))?,
         },
         "accel": measured["accel"],
         "accel_note": measured["accel_note"],
