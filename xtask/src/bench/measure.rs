@@ -18,7 +18,7 @@ use crate::{Result, ui};
 pub struct Settings {
     /// Boots per guest timed to the first 200 (and watched idle).
     pub boots: usize,
-    /// Repeats of each load in the first boot.
+    /// Repeats of each load, one in each of the first boots (at most `boots`).
     pub repeats: usize,
     /// Length of each load run.
     pub load: Duration,
@@ -72,26 +72,46 @@ fn summary(samples: &[f64]) -> Value {
 }
 
 /// Everything measured, as `results.json`'s `guests` and `accel` parts.
+///
+/// The guests take turns, one boot each per round, and the loads of a
+/// repeat run in that round's boots: whatever else the host does drifts
+/// over minutes, so measurements taken side by side make fairer ratios than
+/// one guest's after the other's.
 pub fn run(media: &mut Media, settings: Settings, workdir: &Path) -> Result<Value> {
     let (accel, accel_note) = probe_accel(media, workdir);
     eprintln!("    accelerator: {} ({accel_note})", accel.name());
 
-    let skiff = measure_guest(media, Kind::Skiff, settings, accel, &workdir.join("skiff"))?;
-    let index = skiff.index.clone();
-    media.stats_bytes = skiff.stats_bytes;
-    let linux = measure_guest(media, Kind::Linux, settings, accel, &workdir.join("linux"))?;
-    if linux.index != index {
+    let mut skiff = Runs::new(Kind::Skiff);
+    let mut linux = Runs::new(Kind::Linux);
+    let step = ui::Step::start(format!(
+        "{} rounds of a Skiff boot and a Linux boot: first 200, idle {:.0} s; in the first {}, loads of {:.0} s each",
+        settings.boots,
+        settings.idle.as_secs_f64(),
+        settings.repeats.min(settings.boots),
+        settings.load.as_secs_f64()
+    ));
+    for round in 0..settings.boots {
+        let loads = round < settings.repeats;
+        skiff.boot(media, settings, accel, &workdir.join("skiff"), round, loads)?;
+        // Linux pads its /stats to the size of Skiff's.
+        media.stats_bytes = skiff.stats_bytes;
+        linux.boot(media, settings, accel, &workdir.join("linux"), round, loads)?;
+    }
+    step.done();
+    if linux.index != skiff.index {
         return Err(format!(
             "the guests serve different pages at / ({} and {} bytes): xtask/linux-guest/src/http.rs must copy Skiff's",
-            index.len(),
+            skiff.index.len(),
             linux.index.len()
         ));
     }
+    let skiff = skiff.finish(media, settings, accel, &workdir.join("skiff"))?;
+    let linux = linux.finish(media, settings, accel, &workdir.join("linux"))?;
     let busy = measure_busy(media, settings, accel, &workdir.join("skiff-busy"))?;
     Ok(json!({
         "accel": accel.name(),
         "accel_note": accel_note,
-        "guests": { "skiff": skiff.json, "linux": linux.json, "skiff_busy_poll": busy },
+        "guests": { "skiff": skiff, "linux": linux, "skiff_busy_poll": busy },
     }))
 }
 
@@ -118,14 +138,6 @@ fn probe_accel(media: &Media, workdir: &Path) -> (Accel, String) {
             (Accel::Tcg, format!("KVM does not work here: {why}"))
         }
     }
-}
-
-/// One guest's results.
-struct Measured {
-    json: Value,
-    /// The body of `GET /` and the size of `GET /stats`'s.
-    index: Vec<u8>,
-    stats_bytes: usize,
 }
 
 fn name(kind: Kind) -> &'static str {
@@ -174,91 +186,120 @@ fn get_ok(path: &str) -> Result<Vec<u8>> {
     }
 }
 
-fn measure_guest(media: &Media, kind: Kind, s: Settings, accel: Accel, workdir: &Path) -> Result<Measured> {
-    let step = ui::Step::start(format!(
-        "{}: {} boots, loads of {:.0} s x {}, idle {:.0} s per boot",
-        name(kind),
-        s.boots,
-        s.load.as_secs_f64(),
-        s.repeats,
-        s.idle.as_secs_f64()
-    ));
-    let mut boot_ms = Vec::new();
-    let mut idle = Vec::new();
+/// One guest's measurements so far.
+struct Runs {
+    kind: Kind,
+    boot_ms: Vec<f64>,
+    idle: Vec<f64>,
+    http: Vec<Vec<load::HttpRun>>,
+    echo: Vec<Vec<load::EchoRun>>,
+    /// The body of `GET /` and the size of `GET /stats`'s, from the first boot.
+    index: Vec<u8>,
+    stats_bytes: usize,
+    /// `/stats` after the last loads.
+    stats_after: Value,
+}
 
-    // The first boot: timed, watched idle, then loaded.
-    let mut vm = boot(media, kind, MEMORY_MIB, accel, workdir, "boot-1")?;
-    boot_ms.push(vm.wait_serving(BOOT_LIMIT)?.as_secs_f64() * 1000.0);
-    idle.push(idle_percent(&vm, s.idle)?);
-    let index = get_ok("/")?;
-    let stats = get_ok("/stats")?;
-    let mut http: Vec<Vec<load::HttpRun>> = vec![Vec::new(); HTTP_LOADS.len()];
-    let mut echo: Vec<Vec<load::EchoRun>> = vec![Vec::new(); ECHO_LOADS.len()];
-    for _ in 0..s.repeats {
-        for (runs, (_, path, clients, mode)) in http.iter_mut().zip(HTTP_LOADS) {
-            runs.push(load::http(guest::HTTP, path, *clients, *mode, s.load));
-        }
-        for (runs, (_, streams)) in echo.iter_mut().zip(ECHO_LOADS) {
-            runs.push(load::echo(guest::ECHO, *streams, s.load));
+impl Runs {
+    fn new(kind: Kind) -> Runs {
+        Runs {
+            kind,
+            boot_ms: Vec::new(),
+            idle: Vec::new(),
+            http: vec![Vec::new(); HTTP_LOADS.len()],
+            echo: vec![Vec::new(); ECHO_LOADS.len()],
+            index: Vec::new(),
+            stats_bytes: 0,
+            stats_after: Value::Null,
         }
     }
-    let stats_after: Value = get_ok("/stats").ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    drop(vm);
 
-    for i in 1..s.boots {
-        let mut vm = boot(media, kind, MEMORY_MIB, accel, workdir, &format!("boot-{}", i + 1))?;
-        boot_ms.push(vm.wait_serving(BOOT_LIMIT)?.as_secs_f64() * 1000.0);
-        idle.push(idle_percent(&vm, s.idle)?);
+    /// One boot: timed to the first 200, watched idle, and with `loads`, loaded once.
+    fn boot(
+        &mut self,
+        media: &Media,
+        s: Settings,
+        accel: Accel,
+        workdir: &Path,
+        round: usize,
+        loads: bool,
+    ) -> Result<()> {
+        let mut vm = boot(media, self.kind, MEMORY_MIB, accel, workdir, &format!("boot-{}", round + 1))?;
+        let first = vm.wait_serving(BOOT_LIMIT)?;
+        self.boot_ms.push(first.as_secs_f64() * 1000.0);
+        self.idle.push(idle_percent(&vm, s.idle)?);
+        if round == 0 {
+            self.index = get_ok("/")?;
+            self.stats_bytes = get_ok("/stats")?.len();
+        }
+        if loads {
+            for (runs, (_, path, clients, mode)) in self.http.iter_mut().zip(HTTP_LOADS) {
+                runs.push(load::http(guest::HTTP, path, *clients, *mode, s.load));
+            }
+            for (runs, (_, streams)) in self.echo.iter_mut().zip(ECHO_LOADS) {
+                runs.push(load::echo(guest::ECHO, *streams, s.load));
+            }
+            self.stats_after = get_ok("/stats").ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        }
+        eprintln!(
+            "      {} boot {}: first 200 after {:.0} ms, idle {:.2}% of a core{}",
+            name(self.kind),
+            round + 1,
+            first.as_secs_f64() * 1000.0,
+            self.idle.last().copied().unwrap_or_default(),
+            if loads { ", loads done" } else { "" }
+        );
+        Ok(())
     }
-    let boot_summary = Summary::of(&boot_ms).ok_or("no boot times")?;
-    step.done();
 
-    let min_memory = min_memory(media, kind, accel, s.memory_step_mib, &boot_summary, workdir)?;
-
-    let http_json: serde_json::Map<String, Value> = HTTP_LOADS
-        .iter()
-        .zip(&http)
-        .map(|((name, path, clients, mode), runs)| {
-            let field = |f: fn(&load::HttpRun) -> f64| summary(&runs.iter().map(f).collect::<Vec<_>>());
-            let value = json!({
-                "path": path,
-                "clients": clients,
-                "connections": connections_name(*mode),
-                "requests_per_s": field(load::HttpRun::per_second),
-                "p50_us": field(|r| r.p50_us),
-                "p99_us": field(|r| r.p99_us),
-                "requests": runs.iter().map(|r| r.requests).sum::<u64>(),
-                "errors": runs.iter().map(|r| r.errors).sum::<u64>(),
-            });
-            (name.to_string(), value)
-        })
-        .collect();
-    let echo_json: serde_json::Map<String, Value> = ECHO_LOADS
-        .iter()
-        .zip(&echo)
-        .map(|((name, streams), runs)| {
-            let value = json!({
-                "streams": streams,
-                "mib_per_s": summary(&runs.iter().map(load::EchoRun::mib_per_second).collect::<Vec<_>>()),
-                "bytes": runs.iter().map(|r| r.bytes).sum::<u64>(),
-                "errors": runs.iter().map(|r| r.errors).sum::<u64>(),
-            });
-            (name.to_string(), value)
-        })
-        .collect();
-    let json = json!({
-        "memory_mib": MEMORY_MIB,
-        "boot_to_first_200_ms": boot_summary.to_json(),
-        "idle_cpu_percent": summary(&idle),
-        "http": http_json,
-        "echo": echo_json,
-        "min_memory_mib": min_memory,
-        "memory_step_mib": s.memory_step_mib,
-        "index_bytes": index.len(),
-        "stats_bytes": stats.len(),
-        "stats_after_load": stats_after,
-    });
-    Ok(Measured { json, index, stats_bytes: stats.len() })
+    /// Finds the smallest memory, and sums everything up as JSON.
+    fn finish(self, media: &Media, s: Settings, accel: Accel, workdir: &Path) -> Result<Value> {
+        let boot_summary = Summary::of(&self.boot_ms).ok_or("no boot times")?;
+        let min_memory = min_memory(media, self.kind, accel, s.memory_step_mib, &boot_summary, workdir)?;
+        let http: serde_json::Map<String, Value> = HTTP_LOADS
+            .iter()
+            .zip(&self.http)
+            .map(|((name, path, clients, mode), runs)| {
+                let field = |f: fn(&load::HttpRun) -> f64| summary(&runs.iter().map(f).collect::<Vec<_>>());
+                let value = json!({
+                    "path": path,
+                    "clients": clients,
+                    "connections": connections_name(*mode),
+                    "requests_per_s": field(load::HttpRun::per_second),
+                    "p50_us": field(|r| r.p50_us),
+                    "p99_us": field(|r| r.p99_us),
+                    "requests": runs.iter().map(|r| r.requests).sum::<u64>(),
+                    "errors": runs.iter().map(|r| r.errors).sum::<u64>(),
+                });
+                (name.to_string(), value)
+            })
+            .collect();
+        let echo: serde_json::Map<String, Value> = ECHO_LOADS
+            .iter()
+            .zip(&self.echo)
+            .map(|((name, streams), runs)| {
+                let value = json!({
+                    "streams": streams,
+                    "mib_per_s": summary(&runs.iter().map(load::EchoRun::mib_per_second).collect::<Vec<_>>()),
+                    "bytes": runs.iter().map(|r| r.bytes).sum::<u64>(),
+                    "errors": runs.iter().map(|r| r.errors).sum::<u64>(),
+                });
+                (name.to_string(), value)
+            })
+            .collect();
+        Ok(json!({
+            "memory_mib": MEMORY_MIB,
+            "boot_to_first_200_ms": boot_summary.to_json(),
+            "idle_cpu_percent": summary(&self.idle),
+            "http": http,
+            "echo": echo,
+            "min_memory_mib": min_memory,
+            "memory_step_mib": s.memory_step_mib,
+            "index_bytes": self.index.len(),
+            "stats_bytes": self.stats_bytes,
+            "stats_after_load": self.stats_after,
+        }))
+    }
 }
 
 /// The smallest `-m` (in steps of `step` MiB, up to `MEMORY_MIB`) with
