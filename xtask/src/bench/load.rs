@@ -219,9 +219,26 @@ pub fn echo(addr: SocketAddr, streams: usize, duration: Duration) -> EchoRun {
     }
 }
 
-/// The byte at `offset` of stream `seed`'s data: cheap to make and to check.
-fn pattern(seed: u8, offset: u64) -> u8 {
-    (offset as u8).wrapping_mul(31).wrapping_add(seed).wrapping_add((offset >> 8) as u8)
+/// Stream `seed`'s data: this block, over and over. Each stream's differs,
+/// so bytes from another connection would not compare equal.
+fn block(seed: u8) -> Vec<u8> {
+    (0..ECHO_CHUNK).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed).wrapping_add((i >> 8) as u8)).collect()
+}
+
+/// Whether `got`, found at `offset` of the stream, matches the repeated `block`
+/// (slice comparisons: the check must not be what limits the stream).
+fn matches(block: &[u8], offset: u64, got: &[u8]) -> bool {
+    let mut at = (offset % block.len() as u64) as usize;
+    let mut rest = got;
+    while !rest.is_empty() {
+        let take = rest.len().min(block.len() - at);
+        if rest[..take] != block[at..at + take] {
+            return false;
+        }
+        rest = &rest[take..];
+        at = 0;
+    }
+    true
 }
 
 /// One stream: a writer thread sends until the deadline then shuts its side;
@@ -229,43 +246,52 @@ fn pattern(seed: u8, offset: u64) -> u8 {
 fn echo_stream(addr: SocketAddr, seed: u8, deadline: Instant) -> Option<u64> {
     let stream = connect(addr, IO_TIMEOUT).ok()?;
     let mut writer = stream.try_clone().ok()?;
-    let sender = std::thread::spawn(move || -> Option<u64> {
-        let mut chunk = vec![0u8; ECHO_CHUNK];
-        let mut sent = 0u64;
-        while Instant::now() < deadline {
-            for (i, b) in chunk.iter_mut().enumerate() {
-                *b = pattern(seed, sent + i as u64);
+    let data = block(seed);
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| -> Option<u64> {
+            let mut sent = 0u64;
+            while Instant::now() < deadline {
+                writer.write_all(&data).ok()?;
+                sent += data.len() as u64;
             }
-            writer.write_all(&chunk).ok()?;
-            sent += chunk.len() as u64;
+            writer.shutdown(Shutdown::Write).ok()?;
+            Some(sent)
+        });
+        let mut reader = &stream;
+        let mut got = vec![0u8; ECHO_CHUNK];
+        let mut received = 0u64;
+        let mut intact = true;
+        loop {
+            match reader.read(&mut got) {
+                Ok(0) => break,
+                Ok(n) => {
+                    intact &= matches(&data, received, &got[..n]);
+                    received += n as u64;
+                }
+                Err(_) => {
+                    intact = false;
+                    break;
+                }
+            }
         }
-        writer.shutdown(Shutdown::Write).ok()?;
-        Some(sent)
-    });
-    let mut reader = stream;
-    let mut got = vec![0u8; ECHO_CHUNK];
-    let mut received = 0u64;
-    let mut intact = true;
-    loop {
-        match reader.read(&mut got) {
-            Ok(0) => break,
-            Ok(n) => {
-                intact &= got[..n].iter().enumerate().all(|(i, &b)| b == pattern(seed, received + i as u64));
-                received += n as u64;
-            }
-            Err(_) => {
-                intact = false;
-                break;
-            }
-        }
-    }
-    let sent = sender.join().ok().flatten()?;
-    (intact && sent == received).then_some(received)
+        let sent = sender.join().ok().flatten()?;
+        (intact && sent == received).then_some(received)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echo_data_is_checked_across_block_boundaries() {
+        let b = block(3);
+        assert!(matches(&b, 0, &b));
+        let wrapped: Vec<u8> = b[ECHO_CHUNK - 10..].iter().chain(&b[..20]).copied().collect();
+        assert!(matches(&b, (ECHO_CHUNK - 10) as u64, &wrapped));
+        assert!(!matches(&b, (ECHO_CHUNK - 9) as u64, &wrapped), "one byte off");
+        assert!(!matches(&block(4), 0, &b[..100]), "another stream's bytes");
+    }
 
     #[test]
     fn responses_are_framed_by_content_length() {
