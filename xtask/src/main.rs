@@ -78,6 +78,9 @@ enum Cmd {
         /// A short run (a few minutes) that shows the bench works; results in target/bench/quick/.
         #[arg(long)]
         quick: bool,
+        /// Only write the table and plots again from the last results.json.
+        #[arg(long, hide = true)]
+        report: bool,
     },
     /// (Internal) the bench's measurements, run inside its network namespace.
     #[command(hide = true)]
@@ -123,7 +126,8 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Qemu { filter, timeout } => suite::run(filter.as_deref(), timeout),
-        Cmd::Bench { quick } => bench::run(quick).map(|_| ()),
+        Cmd::Bench { quick, report: true } => bench::report(quick),
+        Cmd::Bench { quick, report: false } => bench::run(quick).map(|_| ()),
         Cmd::UdpEcho { .. } | Cmd::BenchRun { .. } => Ok(()),
     });
     match result {

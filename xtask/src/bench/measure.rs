@@ -178,6 +178,18 @@ fn idle_percent(vm: &Running, window: Duration) -> Result<f64> {
     Ok((after - before) / elapsed.as_secs_f64() * 100.0)
 }
 
+/// Whether the guest's TCP/IP stack still answers when its server does not:
+/// a port nobody listens on is refused at once by a live stack.
+fn stack_alive() -> &'static str {
+    const CLOSED_PORT: u16 = 9; // discard: neither guest serves it
+    let addr = std::net::SocketAddr::from((guest::GUEST_IP, CLOSED_PORT));
+    match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => "its TCP/IP stack still refuses a closed port",
+        Err(_) => "nothing answers, not even a closed port",
+        Ok(_) => "a closed port accepted a connection (?)",
+    }
+}
+
 fn get_ok(path: &str) -> Result<Vec<u8>> {
     match load::get(guest::HTTP, path, REQUEST_TIMEOUT) {
         Ok((200, body)) => Ok(body),
@@ -198,6 +210,8 @@ struct Runs {
     stats_bytes: usize,
     /// `/stats` after the last loads.
     stats_after: Value,
+    /// Boots (numbered from 1) in which the guest stopped answering during the loads.
+    stalled: Vec<usize>,
 }
 
 impl Runs {
@@ -211,6 +225,7 @@ impl Runs {
             index: Vec::new(),
             stats_bytes: 0,
             stats_after: Value::Null,
+            stalled: Vec::new(),
         }
     }
 
@@ -239,7 +254,20 @@ impl Runs {
             for (runs, (_, streams)) in self.echo.iter_mut().zip(ECHO_LOADS) {
                 runs.push(load::echo(guest::ECHO, *streams, s.load));
             }
-            self.stats_after = get_ok("/stats").ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+            match get_ok("/stats") {
+                Ok(body) => self.stats_after = serde_json::from_slice(&body).unwrap_or_default(),
+                // Reported, not fatal: the runs it spoiled show it, and the other boots still count.
+                Err(e) => {
+                    eprintln!(
+                        "      {} stopped answering during the loads of boot {} ({e}); {}; console: {}",
+                        name(self.kind),
+                        round + 1,
+                        stack_alive(),
+                        workdir.join(format!("boot-{}.log", round + 1)).display()
+                    );
+                    self.stalled.push(round + 1);
+                }
+            }
         }
         eprintln!(
             "      {} boot {}: first 200 after {:.0} ms, idle {:.2}% of a core{}",
@@ -260,7 +288,10 @@ impl Runs {
             .iter()
             .zip(&self.http)
             .map(|((name, path, clients, mode), runs)| {
-                let field = |f: fn(&load::HttpRun) -> f64| summary(&runs.iter().map(f).collect::<Vec<_>>());
+                // A run that served nothing has a rate (0) but no latencies.
+                let field = |f: fn(&load::HttpRun) -> f64| {
+                    summary(&runs.iter().map(f).filter(|v| v.is_finite()).collect::<Vec<_>>())
+                };
                 let value = json!({
                     "path": path,
                     "clients": clients,
@@ -298,6 +329,7 @@ impl Runs {
             "index_bytes": self.index.len(),
             "stats_bytes": self.stats_bytes,
             "stats_after_load": self.stats_after,
+            "stalled_boots": self.stalled,
         }))
     }
 }

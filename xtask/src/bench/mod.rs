@@ -82,6 +82,11 @@ pub fn run(quick: bool) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The table and plots again, from the last run's `results.json`.
+pub fn report(quick: bool) -> Result<()> {
+    report::write(&out_dir(quick))
+}
+
 fn run_ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run ip: {e}"))?;
     if out.status.success() {

@@ -108,11 +108,14 @@ fn rows(r: &Value) -> Vec<Row> {
         rows.push(summary_row(r, &format!("{}: p99 latency (µs)", label(name)), &format!("/http/{name}/p99_us")));
         let errors = |guest: &str| number(r, &format!("/guests/{guest}/http/{name}/errors"));
         if errors("skiff").unwrap_or(0.0) + errors("linux").unwrap_or(0.0) > 0.0 {
-            rows.push(value_row(
-                &format!("{}: requests refused or failed (all runs)", label(name)),
-                errors("skiff"),
-                errors("linux"),
-            ));
+            rows.push(Row {
+                ratio: "—".into(),
+                ..value_row(
+                    &format!("{}: requests refused or failed (all runs)", label(name)),
+                    errors("skiff"),
+                    errors("linux"),
+                )
+            });
         }
     }
     for (name, streams) in ECHO_LOADS {
@@ -162,6 +165,16 @@ pub fn table(r: &Value) -> String {
     out.push_str("| metric | Skiff | Linux | Skiff/Linux | Skiff, `net.poll=busy` |\n|---|---:|---:|---:|---:|\n");
     for row in rows(r) {
         out.push_str(&format!("| {} | {} | {} | {} | {} |\n", row.metric, row.skiff, row.linux, row.ratio, row.busy));
+    }
+    for (guest, name) in [("skiff", "Skiff"), ("linux", "Linux")] {
+        let stalled = r.pointer(&format!("/guests/{guest}/stalled_boots")).and_then(Value::as_array);
+        if let Some(boots) = stalled.filter(|b| !b.is_empty()) {
+            let boots: Vec<String> = boots.iter().map(Value::to_string).collect();
+            out.push_str(&format!(
+                "\n{name} stopped answering during the loads of boot {}: its later runs in that boot count as 0.\n",
+                boots.join(", ")
+            ));
+        }
     }
     out
 }
@@ -368,6 +381,12 @@ pub fn check(path: &Path) -> Result<String> {
         &|v| v > skiff_idle,
         "busy polling must cost more than halting",
     );
+    for guest in ["skiff", "linux"] {
+        let stalled = r.pointer(&format!("/guests/{guest}/stalled_boots")).and_then(Value::as_array);
+        if stalled.is_none_or(|s| !s.is_empty()) {
+            problems.push(format!("{guest} stopped answering during the loads (stalled_boots: {stalled:?})"));
+        }
+    }
     if !problems.is_empty() {
         return Err(format!("{} incomplete or implausible: {}", path.display(), problems.join("; ")));
     }
