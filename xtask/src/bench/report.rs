@@ -347,7 +347,20 @@ where
 /// what it saw.
 pub fn check(path: &Path) -> Result<String> {
     let r = read(path)?;
+    let stalled = |guest: &str| -> Option<Vec<String>> {
+        let boots = r.pointer(&format!("/guests/{guest}/stalled_boots"))?.as_array()?;
+        Some(boots.iter().map(Value::to_string).collect())
+    };
+    // A stall of the Linux baseline is reported but does not fail the smoke
+    // test (it was seen once in about a hundred load runs, cause unknown: see
+    // docs/performance.md); Skiff's own must never happen.
+    let linux_stalled = stalled("linux").unwrap_or_default();
     let mut problems = Vec::new();
+    match stalled("skiff") {
+        Some(boots) if boots.is_empty() => {}
+        Some(boots) => problems.push(format!("Skiff stopped answering during the loads of boot {}", boots.join(", "))),
+        None => problems.push("/guests/skiff/stalled_boots is missing".into()),
+    }
     let mut need = |pointer: String, ok: &dyn Fn(f64) -> bool, what: &str| match number(&r, &pointer) {
         Some(v) if ok(v) => {}
         Some(v) => problems.push(format!("{pointer} = {v}: {what}")),
@@ -357,6 +370,9 @@ pub fn check(path: &Path) -> Result<String> {
         let g = format!("/guests/{guest}");
         need(format!("{g}/boot_to_first_200_ms/median"), &|v| v > 0.0, "must be positive");
         need(format!("{g}/idle_cpu_percent/median"), &|v| (0.0..=100.0).contains(&v), "must be a share of one core");
+        if guest == "linux" && !linux_stalled.is_empty() {
+            continue;
+        }
         for (name, _, _, mode) in HTTP_LOADS {
             need(format!("{g}/http/{name}/requests_per_s/min"), &|v| v > 0.0, "every run must serve requests");
             need(format!("{g}/http/{name}/p99_us/median"), &|v| v > 0.0, "must be positive");
@@ -370,7 +386,9 @@ pub fn check(path: &Path) -> Result<String> {
             need(format!("{g}/echo/{name}/mib_per_s/min"), &|v| v > 0.0, "every run must move data");
             need(format!("{g}/echo/{name}/errors"), &|v| v == 0.0, "every stream must come back whole");
         }
-        need(format!("{g}/min_memory_mib"), &|v| v > 0.0 && v <= 128.0, "must be found below the default");
+    }
+    for guest in ["skiff", "linux"] {
+        need(format!("/guests/{guest}/min_memory_mib"), &|v| v > 0.0 && v <= 128.0, "must be found below the default");
         need(format!("/sizes/{guest}/kernel"), &|v| v > 0.0, "must be measured");
     }
     need("/sizes/linux/initramfs".into(), &|v| v > 0.0, "must be measured");
@@ -381,18 +399,20 @@ pub fn check(path: &Path) -> Result<String> {
         &|v| v > skiff_idle,
         "busy polling must cost more than halting",
     );
-    for guest in ["skiff", "linux"] {
-        let stalled = r.pointer(&format!("/guests/{guest}/stalled_boots")).and_then(Value::as_array);
-        if stalled.is_none_or(|s| !s.is_empty()) {
-            problems.push(format!("{guest} stopped answering during the loads (stalled_boots: {stalled:?})"));
-        }
-    }
     if !problems.is_empty() {
         return Err(format!("{} incomplete or implausible: {}", path.display(), problems.join("; ")));
     }
     let median = |p: &str| number(&r, &format!("/guests/{p}/median")).unwrap_or(f64::NAN);
+    let note = if linux_stalled.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (the Linux guest stopped answering in boot {}: its load figures are incomplete)",
+            linux_stalled.join(", ")
+        )
+    };
     Ok(format!(
-        "{}: first 200 after {:.0} ms vs Linux {:.0} ms; keep-alive {:.0} vs {:.0} req/s; echo {:.1} vs {:.1} MiB/s; -m {} vs {} MiB",
+        "{}: first 200 after {:.0} ms vs Linux {:.0} ms; keep-alive {:.0} vs {:.0} req/s; echo {:.1} vs {:.1} MiB/s; -m {} vs {} MiB{note}",
         r.pointer("/accel").and_then(Value::as_str).unwrap_or("?").to_uppercase(),
         median("skiff/boot_to_first_200_ms"),
         median("linux/boot_to_first_200_ms"),
@@ -403,4 +423,97 @@ pub fn check(path: &Path) -> Result<String> {
         number(&r, "/guests/skiff/min_memory_mib").unwrap_or(0.0),
         number(&r, "/guests/linux/min_memory_mib").unwrap_or(0.0),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn summary(v: f64) -> Value {
+        Summary::of(&[v]).unwrap().to_json()
+    }
+
+    /// A complete, plausible results.json.
+    fn results() -> Value {
+        let guest = || {
+            let http: serde_json::Map<String, Value> = HTTP_LOADS
+                .iter()
+                .map(|(name, ..)| {
+                    let v = json!({"requests_per_s": summary(100.0), "p50_us": summary(50.0), "p99_us": summary(90.0), "errors": 0});
+                    (name.to_string(), v)
+                })
+                .collect();
+            let echo: serde_json::Map<String, Value> = ECHO_LOADS
+                .iter()
+                .map(|(name, _)| (name.to_string(), json!({"mib_per_s": summary(10.0), "errors": 0})))
+                .collect();
+            json!({
+                "boot_to_first_200_ms": summary(900.0), "idle_cpu_percent": summary(0.2), "http": http, "echo": echo,
+                "min_memory_mib": 21, "memory_step_mib": 1, "stalled_boots": [],
+            })
+        };
+        json!({
+            "accel": "tcg",
+            "guests": { "skiff": guest(), "linux": guest(), "skiff_busy_poll": { "idle_cpu_percent": summary(99.0) } },
+            "sizes": { "skiff": { "kernel": 1, "bios_image": 2 }, "linux": { "kernel": 3, "initramfs": 4 } },
+        })
+    }
+
+    fn check_value(r: &Value) -> Result<String> {
+        let dir = std::env::temp_dir().join(format!(
+            "skiff-bench-check-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.json");
+        std::fs::write(&path, r.to_string()).unwrap();
+        let result = check(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    #[test]
+    fn complete_results_pass_and_say_what_they_saw() {
+        let what = check_value(&results()).unwrap();
+        assert!(what.starts_with("TCG: first 200 after 900 ms vs Linux 900 ms"), "{what}");
+    }
+
+    #[test]
+    fn missing_failed_or_implausible_figures_fail() {
+        let mut r = results();
+        r["guests"]["skiff"]["http"]["keep_alive_16"]["errors"] = json!(3);
+        assert!(check_value(&r).unwrap_err().contains("keep_alive_16/errors"));
+        let mut r = results();
+        r["guests"]["linux"]["echo"].as_object_mut().unwrap().remove("streams_8");
+        assert!(check_value(&r).unwrap_err().contains("streams_8/mib_per_s/min is missing"));
+        let mut r = results();
+        r["guests"]["skiff_busy_poll"]["idle_cpu_percent"] = summary(0.1);
+        assert!(check_value(&r).unwrap_err().contains("busy polling"));
+        let mut r = results();
+        r["guests"]["skiff"]["stalled_boots"] = json!([2]);
+        assert!(check_value(&r).unwrap_err().contains("Skiff stopped answering"));
+    }
+
+    #[test]
+    fn a_stalled_linux_baseline_is_reported_not_failed() {
+        let mut r = results();
+        r["guests"]["linux"]["stalled_boots"] = json!([3]);
+        r["guests"]["linux"]["http"]["keep_alive_16"]["errors"] = json!(16);
+        let what = check_value(&r).unwrap();
+        assert!(what.contains("the Linux guest stopped answering in boot 3"), "{what}");
+    }
+
+    #[test]
+    fn the_table_has_ratios_of_medians() {
+        let mut r = results();
+        r["guests"]["linux"]["http"]["keep_alive_1"]["requests_per_s"] = summary(50.0);
+        let t = table(&r);
+        assert!(t.contains("| GET /, keep-alive, 1 client: req/s | 100 | 50.0 | 2.00× |  |"), "{t}");
+        assert!(
+            t.contains("| host CPU while idle (% of a core, lower is better) | 0.20 | 0.20 | 1.00× | 99.0 |"),
+            "{t}"
+        );
+    }
 }
