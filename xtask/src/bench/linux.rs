@@ -241,12 +241,44 @@ fn build_init() -> Result<PathBuf> {
         .args(["build", "--quiet", "--package", GUEST_PACKAGE, "--profile", GUEST_PROFILE, "--target", GUEST_TARGET])
         // With --target, these flags reach the guest and its dependencies only, not build scripts.
         .args(["--config", &format!("target.{GUEST_TARGET}.rustflags=[\"-C\", \"target-feature=+crt-static\"]")])
+        // These would take precedence over the flags above.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err(format!("{GUEST_PACKAGE} did not build (see above)"));
     }
-    Ok(root().join("target").join(GUEST_TARGET).join(GUEST_PROFILE).join(GUEST_PACKAGE))
+    let init = root().join("target").join(GUEST_TARGET).join(GUEST_PROFILE).join(GUEST_PACKAGE);
+    // The initramfs has no shared libraries: a binary that asks for the
+    // dynamic loader would fail to start, and the kernel would panic.
+    let bytes = std::fs::read(&init).map_err(|e| format!("{}: {e}", init.display()))?;
+    match has_interpreter(&bytes) {
+        Some(false) => Ok(init),
+        Some(true) => Err(format!("{} is not static: it asks for a dynamic loader", init.display())),
+        None => Err(format!("{} is not a 64-bit ELF file", init.display())),
+    }
+}
+
+/// Whether a 64-bit little-endian ELF file has a `PT_INTERP` program header
+/// (ELF-64 Object File Format 1.5: `e_phoff` at 0x20, `e_phentsize` at 0x36,
+/// `e_phnum` at 0x38, each header starting with its 32-bit type); `None` if
+/// it is not such a file.
+fn has_interpreter(elf: &[u8]) -> Option<bool> {
+    const MAGIC: &[u8] = b"\x7fELF\x02\x01"; // ELFCLASS64, ELFDATA2LSB
+    const PT_INTERP: u32 = 3;
+    if !elf.starts_with(MAGIC) {
+        return None;
+    }
+    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?) as usize);
+    let phoff = u64::from_le_bytes(elf.get(0x20..0x28)?.try_into().ok()?) as usize;
+    let (size, count) = (u16_at(0x36)?, u16_at(0x38)?);
+    (0..count)
+        .map(|i| {
+            let at = phoff.checked_add(i.checked_mul(size)?)?;
+            Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?))
+        })
+        .try_fold(false, |found, kind| Some(found || kind? == PT_INTERP))
 }
 
 /// The initramfs: `/init`, `/dev/console`, and `/modules/NN-name.ko`.
@@ -267,6 +299,24 @@ fn write_initramfs(init: &Path, modules: &[PathBuf], out: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_and_dynamic_binaries_are_told_apart() {
+        let dynamic = std::fs::read("/bin/sh").unwrap();
+        assert_eq!(has_interpreter(&dynamic), Some(true));
+        // A minimal ELF header with one PT_LOAD header and no PT_INTERP.
+        let mut elf = vec![0u8; 0x40 + 0x38];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes());
+        elf[0x36..0x38].copy_from_slice(&0x38u16.to_le_bytes());
+        elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        elf[0x40..0x44].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(has_interpreter(&elf), Some(false));
+        elf[0x40..0x44].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(has_interpreter(&elf), Some(true));
+        assert_eq!(has_interpreter(&elf[..0x42]), None, "cut short");
+        assert_eq!(has_interpreter(b"#!/bin/sh"), None);
+    }
 
     #[test]
     fn depends_are_read_from_modinfo() {
