@@ -35,6 +35,9 @@ const LINUX_CMDLINE: &str = "console=ttyS0 quiet panic=-1 mitigations=off";
 const PROBE_CONNECT: Duration = Duration::from_millis(100);
 const PROBE_READ: Duration = Duration::from_secs(2);
 const PROBE_PAUSE: Duration = Duration::from_millis(10);
+/// QEMU's monitor: its prompt, and how long an answer may take.
+const MONITOR_PROMPT: &str = "(qemu)";
+const MONITOR_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Which guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +119,9 @@ pub struct Running {
     child: Child,
     started: Instant,
     log: PathBuf,
+    /// QEMU's human monitor (the same for both guests; only read when a
+    /// guest stops answering).
+    monitor: PathBuf,
 }
 
 impl Running {
@@ -126,15 +132,19 @@ impl Running {
         }
         let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
+        let monitor = log.with_extension("monitor");
+        let _ = std::fs::remove_file(&monitor);
+        let monitor_arg = format!("unix:{},server=on,wait=off", qemu::escape_option(&monitor.display().to_string()));
         let started = Instant::now();
         let child = Command::new("qemu-system-x86_64")
             .args(args)
+            .args(["-monitor", &monitor_arg])
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .map_err(|e| format!("cannot start QEMU: {e}"))?;
-        Ok(Running { child, started, log: log.to_path_buf() })
+        Ok(Running { child, started, log: log.to_path_buf(), monitor })
     }
 
     pub fn pid(&self) -> u32 {
@@ -159,6 +169,60 @@ impl Running {
             std::thread::sleep(PROBE_PAUSE);
         }
         Err(format!("the guest did not answer GET / within {within:?}; {}", self.tail()))
+    }
+
+    /// One monitor command's output.
+    fn monitor(&self, command: &str) -> Result<String> {
+        use std::io::{Read, Write};
+        let mut socket = std::os::unix::net::UnixStream::connect(&self.monitor)
+            .map_err(|e| format!("QEMU monitor {}: {e}", self.monitor.display()))?;
+        socket.set_read_timeout(Some(MONITOR_TIMEOUT)).map_err(|e| e.to_string())?;
+        socket.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("QEMU monitor: {e}"))?;
+        // A banner and a prompt, the echoed command, its output, a prompt.
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while seen.matches(MONITOR_PROMPT).count() < 2 {
+            match socket.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        let output = seen.split(MONITOR_PROMPT).nth(1).unwrap_or_default();
+        // Drop the echoed command line (with its line-editing escapes).
+        Ok(output.split_once('\n').map_or("", |(_, rest)| rest).replace('\r', ""))
+    }
+
+    /// What QEMU says about a guest that stopped answering: the card's
+    /// queues (0 receive, 1 transmit) and whether the CPU is halted. Returns
+    /// a one-line summary and the full text.
+    pub fn diagnose(&self) -> (String, String) {
+        let mut full = String::new();
+        let mut summary = Vec::new();
+        let devices = self.monitor("info virtio").unwrap_or_else(|e| e);
+        full.push_str(&devices);
+        let path = devices.lines().find(|l| l.contains("[virtio-net]")).and_then(|l| l.split_whitespace().next());
+        if let Some(path) = path {
+            for (queue, name) in [(0, "rx"), (1, "tx")] {
+                let status = self.monitor(&format!("info virtio-queue-status {path} {queue}")).unwrap_or_else(|e| e);
+                let field = |f: &str| {
+                    status.lines().find_map(|l| l.trim().strip_prefix(f)).map_or("?".into(), |v| v.trim().to_string())
+                };
+                summary.push(format!(
+                    "{name} queue: avail {} (device took {}), used {}, in use {}",
+                    field("shadow_avail_idx:"),
+                    field("last_avail_idx:"),
+                    field("used_idx:"),
+                    field("inuse:")
+                ));
+                full.push_str(&status);
+            }
+        }
+        let registers = self.monitor("info registers").unwrap_or_else(|e| e);
+        let halted = registers.split_whitespace().find(|w| w.starts_with("HLT=")).unwrap_or("HLT=?");
+        let rip = registers.split_whitespace().find(|w| w.starts_with("RIP=")).unwrap_or("RIP=?");
+        summary.push(format!("CPU {rip} {halted}"));
+        full.push_str(&registers);
+        (summary.join("; "), full)
     }
 
     /// The end of the console log, for error messages.

@@ -258,12 +258,15 @@ impl Runs {
                 Ok(body) => self.stats_after = serde_json::from_slice(&body).unwrap_or_default(),
                 // Reported, not fatal: the runs it spoiled show it, and the other boots still count.
                 Err(e) => {
+                    let (summary, full) = vm.diagnose();
+                    let file = workdir.join(format!("boot-{}.stalled.txt", round + 1));
+                    let _ = std::fs::write(&file, &full);
                     eprintln!(
-                        "      {} stopped answering during the loads of boot {} ({e}); {}; console: {}",
+                        "      {} stopped answering during the loads of boot {} ({e}); {}; QEMU: {summary} (more in {})",
                         name(self.kind),
                         round + 1,
                         stack_alive(),
-                        workdir.join(format!("boot-{}.log", round + 1)).display()
+                        file.display()
                     );
                     self.stalled.push(round + 1);
                 }
