@@ -13,15 +13,21 @@ const S_IFCHR: u32 = 0o020000;
 const TRAILER: &str = "TRAILER!!!";
 
 /// An archive being built in memory.
-#[derive(Default)]
 pub struct Archive {
     bytes: Vec<u8>,
+    /// Inode numbers start at 1; the trailer has 0.
     next_inode: u32,
+}
+
+impl Default for Archive {
+    fn default() -> Self {
+        Archive { bytes: Vec::new(), next_inode: 1 }
+    }
 }
 
 impl Archive {
     pub fn new() -> Archive {
-        Archive { bytes: Vec::new(), next_inode: 1 }
+        Archive::default()
     }
 
     pub fn dir(&mut self, name: &str) {

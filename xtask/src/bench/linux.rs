@@ -69,8 +69,9 @@ fn kernel_package() -> Result<(String, String)> {
     Ok((package, version))
 }
 
-/// Builds (or reuses) everything; `stats_bytes` goes nowhere here (it is on
-/// the kernel command line), the initramfs is the same for every run.
+/// Fetches the kernel and modules (once), builds `/init` and writes the
+/// initramfs. The initramfs is the same for every boot: what differs (the
+/// `/stats` size) goes on the kernel command line.
 pub fn prepare() -> Result<LinuxGuest> {
     let (package, version) = kernel_package()?;
     let dir = root().join("target/bench/linux").join(format!("{package}_{version}"));
