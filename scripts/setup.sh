@@ -22,10 +22,19 @@ command -v c++ >/dev/null 2>&1 || missing+=(g++)
 # headless Chromium loads the live page.
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# cargo xtask bench: glibc's static library for the Linux guest's /init, and
+# xz for kernel modules shipped compressed.
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
+sudo=()
+# -n: fail at once rather than wait for a password nobody will type (CI).
+if [ "$(id -u)" -ne 0 ]; then sudo=(sudo -n); fi
+# The bench downloads Debian's kernel package: apt's lists must know it.
+if [ ${#missing[@]} -eq 0 ] && ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+    log "apt-get update (for the bench's Linux kernel package)"
+    "${sudo[@]}" apt-get update -q
+fi
 if [ ${#missing[@]} -gt 0 ]; then
-    sudo=()
-    # -n: fail at once rather than wait for a password nobody will type (CI).
-    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo -n); fi
     log "installing ${missing[*]} with apt-get"
     "${sudo[@]}" apt-get update -q
     # Without recommends: qemu-system-x86 would pull in a GUI front end.

@@ -3,6 +3,8 @@
 //! - `cargo xtask build`: the kernel ELF and its BIOS and UEFI disk images.
 //! - `cargo xtask run`: build, then boot under QEMU with the serial console on
 //!   this terminal (Ctrl-A X quits).
+//! - `cargo xtask bench [--quick]`: Skiff against a Linux guest in the same
+//!   QEMU (see `bench/mod.rs`); results in `target/bench/`.
 //! - `cargo xtask qemu`: every test: host unit tests of all crates, then the
 //!   kernel's own tests booted on each firmware and machine, then a check that
 //!   the harness notices failures, panics, faults and hangs.
@@ -11,6 +13,7 @@
 //!
 //! Each command first runs `scripts/setup.sh`, which installs what is missing.
 
+mod bench;
 mod build;
 mod clients;
 mod frames;
@@ -103,6 +106,18 @@ enum Cmd {
         #[arg(long)]
         qemu_pid: u32,
     },
+    /// Measure Skiff against a Linux guest in the same QEMU: tables and plots in target/bench/.
+    Bench {
+        /// A short run (a few minutes) that shows the bench works; results in target/bench/quick/.
+        #[arg(long)]
+        quick: bool,
+        /// Only write the table and plots again from the last results.json.
+        #[arg(long, hide = true)]
+        report: bool,
+    },
+    /// (Internal) the bench's measurements, run inside its network namespace.
+    #[command(hide = true)]
+    BenchRun { plan: PathBuf },
     /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
     #[command(hide = true)]
     UdpEcho {
@@ -133,6 +148,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Cmd::BenchRun { plan } = &cli.command {
+        return match bench::run_inside(plan) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                ui::error(&e);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = setup().and_then(|()| match cli.command {
         Cmd::Build => build::build().map(|artifacts| artifacts.print()),
         Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap, trace } => {
@@ -153,7 +177,9 @@ fn main() -> ExitCode {
                 .map(|report| println!("fuzz: {}", report.summary()))
         }
         Cmd::Stress { rounds } => stress::run(rounds),
-        Cmd::UdpEcho { .. } | Cmd::HostileClient { .. } => Ok(()),
+        Cmd::Bench { quick, report: true } => bench::report(quick),
+        Cmd::Bench { quick, report: false } => bench::run(quick).map(|_| ()),
+        Cmd::UdpEcho { .. } | Cmd::HostileClient { .. } | Cmd::BenchRun { .. } => Ok(()),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

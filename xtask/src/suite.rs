@@ -481,8 +481,11 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let step = ui::Step::start(format!("booting {} QEMU test runs, {workers} at a time (TCG)", cases.len()));
     let failures = run_cases(&artifacts, &cases, workers);
     step.done();
+    // After the boots, alone on the CPU: `cargo xtask bench --quick` as a smoke test.
+    let bench = filter.is_none_or(|f| "bench-quick".contains(f));
+    let failures = failures + usize::from(bench && !crate::bench::smoke());
 
-    let passed = cases.len() - failures;
+    let passed = cases.len() + usize::from(bench) - failures;
     eprintln!("\nall tests took {:.1} s", suite_started.elapsed().as_secs_f64());
     println!("qemu: {passed} passed, {failures} failed");
     if failures == 0 { Ok(()) } else { Err(format!("{failures} QEMU test run(s) failed (details above)")) }
@@ -505,6 +508,8 @@ fn lint() -> Result<()> {
         "skiff-net",
         "--package",
         "xtask",
+        "--package",
+        "skiff-linux-guest",
         "--all-targets",
         "--",
         "-D",
@@ -544,9 +549,11 @@ fn lint() -> Result<()> {
 
 /// Runs the unit tests of everything that builds for the host.
 fn host_tests() -> Result<()> {
-    let step = ui::Step::start("host unit tests (cargo test -p skiff-drivers -p skiff-net -p xtask)");
+    let step =
+        ui::Step::start("host unit tests (cargo test -p skiff-drivers -p skiff-net -p xtask -p skiff-linux-guest)");
     let status = build::cargo(&root())
         .args(["test", "--package", "skiff-drivers", "--package", "skiff-net", "--package", "xtask"])
+        .args(["--package", "skiff-linux-guest"])
         .status()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
     if !status.success() {
