@@ -442,6 +442,7 @@ fn stats_list_the_connection_asking_among_the_recent_ones() {
     assert!(text.contains("\"link\":\"up\""), "{text}");
 }
 
+#[cfg(test)]
 /// A TCP segment with data, from the client: its checksum is corrupted.
 fn corrupt_tcp_data(frame: &mut [u8]) -> bool {
     // Ethernet 14 + IPv4 20 (smoltcp sends no options) + TCP 20 or more.
@@ -512,6 +513,7 @@ fn truncated_and_fragmented_frames_are_counted_by_reason_and_serving_goes_on() {
     assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
 }
 
+#[cfg(test)]
 /// A SYN from `src`:`port` to the server, as a client that will never
 /// complete the handshake sends it (the server cannot even resolve `src`).
 fn spoofed_syn(src: Ipv4Addr, port: u16, dst_port: u16) -> Vec<u8> {
@@ -608,6 +610,7 @@ fn a_finished_connection_gives_its_buffers_back() {
 }
 
 /// Collects the packet trace's lines on each test's own thread.
+#[cfg(test)]
 mod capture {
     use std::cell::RefCell;
     use std::string::{String, ToString};
