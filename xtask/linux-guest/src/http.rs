@@ -4,18 +4,8 @@
 
 use skiff_net::apps::http::request::{self, Method, Parsed, Status};
 
-/// The page at `/`: a copy of Skiff's (the bench checks that both serve the same bytes).
-pub const INDEX_HTML: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Skiff</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em">
-<h1>Skiff</h1>
-<p>A small Rust unikernel that boots straight into a TCP/IP stack: a virtio-net
-driver, smoltcp, and this server, with nothing in between.</p>
-<p>See what it is doing: <a href="/stats.html">live counters</a>, or the raw
-<a href="/stats">/stats</a> JSON.</p>
-</body></html>
-"#;
+/// The page at `/`: Skiff's own file (the bench checks that both serve the same bytes).
+pub const INDEX_HTML: &str = include_str!("../../../net/src/apps/http/index.html");
 
 /// What this server calls itself: as long as "Skiff", so heads are the same size.
 const SERVER: &str = "Linux";
