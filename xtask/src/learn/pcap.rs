@@ -26,6 +26,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::Result;
+use crate::frames::ones_sum;
 
 /// pcap's global header (libpcap format, microsecond timestamps).
 const PCAP_HEADER: usize = 24;
@@ -122,18 +123,6 @@ pub fn write(frames: &[Frame]) -> Vec<u8> {
     out
 }
 
-/// The one's-complement sum of `bytes` as big-endian 16-bit words (RFC 1071), unfolded.
-fn sum(bytes: &[u8]) -> u32 {
-    bytes.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum()
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
 /// For an IPv4 or IPv6 TCP/UDP frame: where its transport header starts, and
 /// the folded pseudo-header sum (RFC 9293 3.1, RFC 768, RFC 8200 8.1).
 fn pseudo_header(frame: &[u8]) -> Option<(usize, u8, u16)> {
@@ -155,7 +144,7 @@ fn pseudo_header(frame: &[u8]) -> Option<(usize, u8, u16)> {
     if !matches!(proto, PROTO_TCP | PROTO_UDP) {
         return None;
     }
-    Some((start, proto, fold(sum(addresses) + u32::from(proto) + len as u32)))
+    Some((start, proto, ones_sum(addresses, u32::from(proto) + len as u32)))
 }
 
 /// How one NEEDS_CSUM frame was judged.
@@ -184,7 +173,7 @@ pub fn complete(frame: &mut [u8], csum_start: u16, csum_offset: u16) -> Partial 
     if partial != pseudo && !(partial == 0xffff && pseudo == 0 || partial == 0 && pseudo == 0xffff) {
         return Partial::Wrong(format!("partial checksum {partial:#06x}, pseudo-header sum {pseudo:#06x}"));
     }
-    let mut checksum = !fold(sum(&frame[start..]));
+    let mut checksum = !ones_sum(&frame[start..], 0);
     // UDP sends a computed zero as all ones (RFC 768).
     if proto == PROTO_UDP && checksum == 0 {
         checksum = 0xffff;
@@ -313,7 +302,7 @@ mod tests {
         assert_eq!(complete(&mut frame, 34, 16), Partial::Completed);
         // The full checksum, computed from scratch, sums to all ones.
         let (start, _, pseudo) = pseudo_header(&frame).unwrap();
-        assert_eq!(fold(sum(&frame[start..]) + u32::from(pseudo)), 0xffff);
+        assert_eq!(ones_sum(&frame[start..], u32::from(pseudo)), 0xffff);
     }
 
     #[test]
