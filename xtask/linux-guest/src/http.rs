@@ -3,6 +3,7 @@
 //! are Skiff's own: `skiff_net::apps::http::request::parse`.
 
 use skiff_net::apps::http::request::{self, Method, Parsed, Status};
+use skiff_net::apps::http::write_response;
 
 /// The page at `/`: Skiff's own file (the bench checks that both serve the same bytes).
 pub const INDEX_HTML: &str = include_str!("../../../net/src/apps/http/index.html");
@@ -41,7 +42,7 @@ pub fn answer(
             Parsed::Error(status) => {
                 counters.http_requests += 1;
                 let body = format!("{} {}\n", status.code(), status.reason());
-                write_response(out, status, "text/plain", body.as_bytes(), true, false);
+                write_response(out, SERVER, status, "text/plain", body.as_bytes(), true, false);
                 return (input.len(), true);
             }
         }
@@ -58,40 +59,34 @@ fn respond(
 ) {
     let with_body = method != Method::Head;
     match (path, method) {
-        ("/" | "/index.html", Method::Get | Method::Head) => {
-            write_response(out, Status::Ok, "text/html; charset=utf-8", INDEX_HTML.as_bytes(), with_body, keep_alive)
-        }
-        ("/stats", Method::Get | Method::Head) => {
-            write_response(out, Status::Ok, "application/json", stats(counters).as_bytes(), with_body, keep_alive)
-        }
-        (_, Method::Unsupported) => {
-            write_response(out, Status::MethodNotAllowed, "text/plain", b"405 Method Not Allowed\n", true, keep_alive)
-        }
-        _ => write_response(out, Status::NotFound, "text/plain", b"404 Not Found\n", with_body, keep_alive),
-    }
-}
-
-fn write_response(
-    out: &mut Vec<u8>,
-    status: Status,
-    content_type: &str,
-    body: &[u8],
-    with_body: bool,
-    keep_alive: bool,
-) {
-    use std::io::Write;
-    let allow = if status == Status::MethodNotAllowed { "Allow: GET, HEAD\r\n" } else { "" };
-    // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\nServer: {SERVER}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{allow}Connection: {}\r\n\r\n",
-        status.code(),
-        status.reason(),
-        body.len(),
-        if keep_alive { "keep-alive" } else { "close" },
-    );
-    if with_body {
-        out.extend_from_slice(body);
+        ("/" | "/index.html", Method::Get | Method::Head) => write_response(
+            out,
+            SERVER,
+            Status::Ok,
+            "text/html; charset=utf-8",
+            INDEX_HTML.as_bytes(),
+            with_body,
+            keep_alive,
+        ),
+        ("/stats", Method::Get | Method::Head) => write_response(
+            out,
+            SERVER,
+            Status::Ok,
+            "application/json",
+            stats(counters).as_bytes(),
+            with_body,
+            keep_alive,
+        ),
+        (_, Method::Unsupported) => write_response(
+            out,
+            SERVER,
+            Status::MethodNotAllowed,
+            "text/plain",
+            b"405 Method Not Allowed\n",
+            true,
+            keep_alive,
+        ),
+        _ => write_response(out, SERVER, Status::NotFound, "text/plain", b"404 Not Found\n", with_body, keep_alive),
     }
 }
 

@@ -38,6 +38,8 @@ const OUTPUT_HIGH_WATER: usize = 32 * 1024;
 /// The page at `/`: a live view of `/stats` (link, address, counters,
 /// interrupt rate, recent connections), refreshed in place every second by a
 /// few lines of script; no external resources.
+/// The `Server` header Skiff sends.
+const SERVER: &str = "Skiff";
 const INDEX_HTML: &str = include_str!("index.html");
 
 struct Connection {
@@ -296,22 +298,35 @@ fn respond(out: &mut Vec<u8>, method: Method, path: &str, keep_alive: bool, stat
             (Status::Ok, "text/html; charset=utf-8", stats_page(&stats_json()))
         }
         ("/" | "/index.html" | "/stats" | "/stats.html", Method::Unsupported) => {
-            write_response(out, Status::MethodNotAllowed, "text/plain", b"405 Method Not Allowed\n", true, keep_alive);
+            write_response(
+                out,
+                SERVER,
+                Status::MethodNotAllowed,
+                "text/plain",
+                b"405 Method Not Allowed\n",
+                true,
+                keep_alive,
+            );
             return Status::MethodNotAllowed;
         }
         _ => (Status::NotFound, "text/plain", "404 Not Found\n".into()),
     };
-    write_response(out, status, content_type, body.as_bytes(), method != Method::Head, keep_alive);
+    write_response(out, SERVER, status, content_type, body.as_bytes(), method != Method::Head, keep_alive);
     status
 }
 
 fn error_response(out: &mut Vec<u8>, status: Status) {
     let body = format!("{} {}\n", status.code(), status.reason());
-    write_response(out, status, "text/plain", body.as_bytes(), true, false);
+    write_response(out, SERVER, status, "text/plain", body.as_bytes(), true, false);
 }
 
-fn write_response(
+/// Appends one response to `out`: the status line, Skiff's headers (with
+/// `server` as the `Server` header, so the bench's Linux guest can send the
+/// same bytes under its own name), and the body unless `with_body` is false
+/// (HEAD). RFC 9112 4 (status line), RFC 9110 8.6 (Content-Length).
+pub fn write_response(
     out: &mut Vec<u8>,
+    server: &str,
     status: Status,
     content_type: &str,
     body: &[u8],
@@ -320,7 +335,7 @@ fn write_response(
 ) {
     let allow = if status == Status::MethodNotAllowed { "Allow: GET, HEAD\r\n" } else { "" };
     let head = format!(
-        "HTTP/1.1 {} {}\r\nServer: Skiff\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{allow}Connection: {}\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nServer: {server}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{allow}Connection: {}\r\n\r\n",
         status.code(),
         status.reason(),
         body.len(),
