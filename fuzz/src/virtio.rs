@@ -24,7 +24,8 @@ use skiff_drivers::virtio::fake::{DeviceQueue, FakeHal, FakeTransport};
 use skiff_drivers::virtio::net::header::{
     FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_NONE, LEGACY_LEN, MODERN_LEN, NetHeader,
 };
-use skiff_drivers::virtio::net::{NetFeatures, NetStats, RxChecksum, VirtioNet};
+use skiff_drivers::virtio::net::{NetFeatures, NetStats, RxChecksum, VirtioNet, offload};
+use skiff_net::device::{NetDevice, RxHalf, TxHalf};
 use skiff_net::checksum::{self, test_frames::udp4_frame};
 
 type Net = VirtioNet<FakeHal, FakeTransport>;
@@ -133,7 +134,7 @@ pub fn run(data: &[u8]) {
             6 => h.drain(),
             7 => h.send(&mut input),
             8 => h.complete_tx(&mut input),
-            9 => h.net.set_queue_interrupts(input.u8() & 1 == 1),
+            9 => h.net.set_interrupts(input.u8() & 1 == 1),
             _ => h.set_avail_event(&mut input),
         }
         h.check_tx();
@@ -187,7 +188,7 @@ impl Harness {
             event_idx: features.contains(NetFeatures::RING_EVENT_IDX),
             avail_seen: [size, 0],
             avail_event: [0, 0],
-            guest_csum: net.rx_checksum_offload(),
+            guest_csum: net.info().rx_checksum_offload,
             net,
             rx,
             tx,
@@ -250,7 +251,7 @@ impl Harness {
             let mut header = NetHeader::default();
             if mode & 2 != 0 {
                 header.flags |= FLAG_NEEDS_CSUM;
-                match checksum::prepare_offload(&mut frame) {
+                match offload::prepare(&mut frame) {
                     Some((start, offset)) if mode & 8 == 0 => (header.csum_start, header.csum_offset) = (start, offset),
                     _ => (header.csum_start, header.csum_offset) = (input.u16(), input.u16()),
                 }
@@ -313,7 +314,7 @@ impl Harness {
             let data = &mut buffer[hl..len];
             let start = usize::from(header.csum_start);
             let end = checksum::find_segment(data).filter(|s| s.start == start).map_or(data.len(), |s| s.start + s.len);
-            if !checksum::complete(data, start, usize::from(header.csum_offset), end) {
+            if !offload::complete(data, start, usize::from(header.csum_offset), end) {
                 return Expect::BadHeader;
             }
             checksum = RxChecksum::Valid;
@@ -348,12 +349,12 @@ impl Harness {
             return;
         }
         let before = self.net.split().0.stats();
-        let frame = self.net.receive();
+        let frame = self.net.split().0.receive();
         let after = self.net.split().0.stats();
         match frame {
             Some(frame) => {
                 assert!(frame.len() >= ETHERNET_HEADER, "a frame shorter than an Ethernet header");
-                let bytes = self.net.frame(&frame).to_vec();
+                let bytes = self.net.split().0.bytes(&frame).to_vec();
                 assert_eq!(bytes.len(), frame.len());
                 self.take_expected(Some((&bytes, frame.checksum)), before, after);
                 self.lent.push(frame);
@@ -410,19 +411,19 @@ impl Harness {
         if !self.lent.is_empty() {
             let i = usize::from(input.u8()) % self.lent.len();
             let frame = self.lent.swap_remove(i);
-            self.net.recycle(frame);
+            self.net.split().0.recycle(frame);
         }
     }
 
     /// Everything received and given back, and the buffers reposted.
     fn drain(&mut self) {
         for frame in self.lent.drain(..) {
-            self.net.recycle(frame);
+            self.net.split().0.recycle(frame);
         }
         loop {
             self.receive_one();
             match self.lent.pop() {
-                Some(frame) => self.net.recycle(frame),
+                Some(frame) => self.net.split().0.recycle(frame),
                 None => break,
             }
         }
@@ -480,12 +481,12 @@ impl Harness {
 
     fn send(&mut self, input: &mut Input) {
         let len = usize::from(input.u16() % 1600);
-        if let Some(tx) = self.net.transmit_buffer(len) {
+        if let Some(mut tx) = self.net.split().1.reserve(len) {
             let frame =
                 if input.u8() & 1 == 0 { udp4_frame(&vec![0xA5; len.saturating_sub(42)]) } else { vec![0; len] };
             let n = frame.len().min(len);
-            self.net.frame_mut(&tx)[..n].copy_from_slice(&frame[..n]);
-            self.net.send(tx);
+            self.net.split().1.bytes_mut(&mut tx)[..n].copy_from_slice(&frame[..n]);
+            self.net.split().1.send(tx);
         }
         self.flush();
     }
@@ -501,7 +502,7 @@ impl Harness {
             self.tx_held[slot] = false;
         }
         self.tx.put_used(id, input.u32());
-        self.net.reclaim_tx();
+        self.net.split().1.reclaim();
     }
 
     /// Every transmit buffer is free or with the device.

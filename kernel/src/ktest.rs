@@ -22,6 +22,7 @@ use crate::cmdline::Cmdline;
 use crate::nic::Nic;
 use crate::qemu::{self, ExitCode};
 use crate::{allocator, apic, clock, interrupts, memory, println};
+use skiff_net::device::{NetDevice, RxHalf, TxHalf};
 
 type TestResult = Result<(), String>;
 
@@ -326,21 +327,22 @@ fn exchange(nic: &mut Nic, frame: &[u8], answer: impl Fn(&[u8]) -> bool) -> Resu
     let mut last_sent: Option<Duration> = None;
     while clock::now() - start < ANSWER_WITHIN {
         if last_sent.is_none_or(|t| clock::now() - t >= RESEND_EVERY) {
-            let tx = nic.transmit_buffer(frame.len()).ok_or("no transmit buffer")?;
-            nic.frame_mut(&tx).copy_from_slice(frame);
-            nic.send(tx);
+            let (_, tx) = nic.split();
+            let mut buffer = tx.reserve(frame.len()).ok_or("no transmit buffer")?;
+            tx.bytes_mut(&mut buffer).copy_from_slice(frame);
+            tx.send(buffer);
             nic.flush();
             last_sent = Some(clock::now());
         }
-        while let Some(rx) = nic.receive() {
-            let bytes = nic.frame(&rx).to_vec();
-            nic.recycle(rx);
+        let (rx, _) = nic.split();
+        while let Some(frame) = rx.receive() {
+            let bytes = rx.bytes(&frame).to_vec();
+            rx.recycle(frame);
             if answer(&bytes) {
                 nic.flush();
                 return Ok(bytes);
             }
         }
-        nic.reclaim_tx();
         nic.flush();
     }
     Err(format!("no answer within {ANSWER_WITHIN:?}; counters {:?}", nic.stats()))
@@ -391,7 +393,7 @@ fn udp4(mut frame: Vec<u8>, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, 
 
 fn nic_answers_arp_for_the_gateway(ctx: &mut Context) -> TestResult {
     let (nic, _) = ctx.nic.as_mut().ok_or("no network card")?;
-    let mac = nic.mac();
+    let mac = nic.info().mac;
     let request = arp_request(mac);
     let reply = exchange(nic, &request, |f| is_gateway_arp_reply(f) && f[32..38] == mac)?;
     check!(reply[0..6] == mac, "ARP reply not addressed to our MAC");
@@ -408,7 +410,7 @@ fn nic_gets_a_dhcp_offer_with_valid_checksums(ctx: &mut Context) -> TestResult {
         return Ok(());
     }
     let (nic, _) = ctx.nic.as_mut().ok_or("no network card")?;
-    let mac = nic.mac();
+    let mac = nic.info().mac;
     let xid = [0x5C, 0x1F, 0xF0, 0x0D];
     let mut dhcp = [0u8; 240];
     dhcp[0..4].copy_from_slice(&[1, 1, 6, 0]); // BOOTREQUEST, Ethernet
@@ -438,7 +440,7 @@ fn nic_echoes_udp_with_checksum_offload(ctx: &mut Context) -> TestResult {
         return Ok(());
     }
     let (nic, _) = ctx.nic.as_mut().ok_or("no network card")?;
-    let mac = nic.mac();
+    let mac = nic.info().mac;
     let request = arp_request(mac);
     let reply = exchange(nic, &request, is_gateway_arp_reply)?;
     let mut gateway_mac = [0; 6];
@@ -454,10 +456,10 @@ fn nic_echoes_udp_with_checksum_offload(ctx: &mut Context) -> TestResult {
     check!(echo.get(42..42 + payload.len()) == Some(&payload[..]), "the echo changed the payload");
     let valid = checksum::verify(&echo);
     check!(valid == Some(true), "echo checksum after the driver: {valid:?}");
-    if nic.tx_checksum_offload() {
+    if nic.info().tx_checksum_offload {
         check!(after.tx_csum_offloaded > before.tx_csum_offloaded, "CSUM negotiated but nothing offloaded");
     }
-    if nic.rx_checksum_offload() {
+    if nic.info().rx_checksum_offload {
         let offloaded =
             (after.rx_csum_completed + after.rx_csum_valid) - (before.rx_csum_completed + before.rx_csum_valid);
         check!(offloaded > 0, "GUEST_CSUM negotiated but the echo came without a checksum flag");
@@ -478,8 +480,8 @@ fn nic_msix_vectors_fire_for_rx_and_tx(ctx: &mut Context) -> TestResult {
         return Ok(());
     }
     let (rx, tx) = (interrupts::count(interrupts::NIC_RX_VECTOR), interrupts::count(interrupts::NIC_TX_VECTOR));
-    nic.set_queue_interrupts(true);
-    let mac = nic.mac();
+    nic.set_interrupts(true);
+    let mac = nic.info().mac;
     let request = arp_request(mac);
     let result = exchange(nic, &request, is_gateway_arp_reply);
     // The transmit interrupt may trail the reply a little.
@@ -487,7 +489,7 @@ fn nic_msix_vectors_fire_for_rx_and_tx(ctx: &mut Context) -> TestResult {
     while interrupts::count(interrupts::NIC_TX_VECTOR) == tx && clock::now() - start < ANSWER_WITHIN {
         core::hint::spin_loop();
     }
-    nic.set_queue_interrupts(false);
+    nic.set_interrupts(false);
     result?;
     let (rx_fired, tx_fired) =
         (interrupts::count(interrupts::NIC_RX_VECTOR) - rx, interrupts::count(interrupts::NIC_TX_VECTOR) - tx);

@@ -18,6 +18,7 @@ use skiff_drivers::pci::{self, BarInfo, ConfigurationAccess, Function, MsixInfo,
 use skiff_drivers::virtio::legacy::CpuPorts;
 use skiff_drivers::virtio::net::{Mac, NetFeatures, VirtioNet};
 use skiff_drivers::virtio::pci::{VectorError, VirtioPciTransport, is_virtio_net, probe};
+use skiff_net::device::NetDevice;
 use x86_64::PhysAddr;
 
 use crate::dma::KernelHal;
@@ -155,26 +156,37 @@ fn on_intx(vector: u8) {
     WORK_PENDING.store(true, Ordering::Release);
 }
 
-/// Main loop, INTx: acknowledges the card (reading its ISR deasserts the
-/// line) and unmasks the pins that fired, if the card did interrupt. A pin
-/// that fired while the card did not stays masked: it is someone else's.
-/// Returns whether the card reported a configuration change.
-pub fn service_intx(nic: &mut Nic) -> bool {
-    use skiff_drivers::virtio::{InterruptStatus, Transport};
+/// Main loop: takes in what the card's interrupts signalled since the last
+/// call. Returns whether its configuration may have changed.
+pub fn service(signal: Signal, device: &mut impl NetDevice) -> bool {
+    // INTx: one ISR read acknowledges the card and says whether the
+    // configuration changed. (A second read could swallow an interrupt that
+    // arrived in between and leave its pin masked.)
+    let intx_config = signal == Signal::Intx && service_intx(device);
+    // MSI-X: the configuration vector is its own signal; no ISR read.
+    let msix_config = CONFIG_CHANGED.swap(false, Ordering::AcqRel);
+    intx_config || msix_config
+}
+
+/// INTx: acknowledges the card (reading its ISR deasserts the line) and
+/// unmasks the pins that fired, if the card did interrupt. A pin that fired
+/// while the card did not stays masked: it is someone else's. Returns
+/// whether the card reported a configuration change.
+fn service_intx(device: &mut impl NetDevice) -> bool {
     let pending = INTX_PENDING.swap(0, Ordering::AcqRel);
     if pending == 0 {
         return false;
     }
-    let isr = nic.transport_mut().ack_interrupt();
+    let cause = device.acknowledge_interrupt();
     for i in (0..INTX_CANDIDATES).filter(|i| pending & (1 << i) != 0) {
         let gsi = INTX_GSI[i].load(Ordering::Relaxed);
-        if isr.is_empty() {
+        if !cause.any() {
             log::debug!("virtio-net: GSI {gsi} fired but the card did not interrupt; leaving it masked");
         } else {
             ioapic::set_masked(gsi, false);
         }
     }
-    isr.contains(InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT)
+    cause.config
 }
 
 /// Programs the MSI-X table and enables MSI-X. `None` (logged) if the card
@@ -257,13 +269,14 @@ fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<(N
     let mac_source =
         if nic.features().contains(NetFeatures::MAC) { "from the device" } else { "random, locally administered" };
     let (rx, tx) = nic.queue_sizes();
+    let info = nic.info();
     log::info!(
         "virtio-net: MAC {} ({mac_source}), MTU {}, link {}, queues rx {rx} tx {tx}, checksum offload tx {} rx {}",
-        Mac(nic.mac()),
-        nic.mtu(),
+        Mac(info.mac),
+        info.mtu,
         if nic.link_up() { "up" } else { "down" },
-        if nic.tx_checksum_offload() { "on" } else { "off (software)" },
-        if nic.rx_checksum_offload() { "on" } else { "off (software)" },
+        if info.tx_checksum_offload { "on" } else { "off (software)" },
+        if info.rx_checksum_offload { "on" } else { "off (software)" },
     );
     log::debug!("virtio-net: random seed from {source:?}");
     Some((nic, vectors))

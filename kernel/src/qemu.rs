@@ -24,6 +24,8 @@ pub enum ExitCode {
     Panic = 0x12,
     /// A CPU exception the kernel cannot recover from. QEMU exits with 39.
     CpuException = 0x13,
+    /// The network card failed (e.g. it asked for a reset). QEMU exits with 41.
+    DeviceFailed = 0x14,
 }
 
 /// Stops the machine with `code`.

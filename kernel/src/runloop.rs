@@ -12,21 +12,33 @@
 //!
 //! Handlers only record that work is pending (`nic::WORK_PENDING`,
 //! `apic::TIMER_EXPIRED`); the stack runs here, never in a handler.
+//!
+//! The loop drives any card through `skiff_net::device::NetDevice`: it names
+//! no card type, so a new transport or card changes nothing here.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
+use skiff_net::device::{NetDevice, TxHalf};
 use skiff_net::phy::Adapter;
 use skiff_net::stack::Stack;
 use x86_64::instructions::interrupts;
 
-use crate::nic::{self, Nic, Signal};
+use crate::nic::{self, Signal};
+use crate::qemu::{self, ExitCode};
 use crate::{apic, clock, status};
 
 /// The longest sleep, even when the stack asks for none: a cheap heartbeat.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Without device interrupts, how often the card is polled.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// Polls in one turn before the loop goes on to its sleep step (which looks
+/// for work again): a bound, so that no card can keep the loop in step 1.
+const MAX_POLLS_PER_TURN: usize = 64;
+/// The longest wait for the card to take back a transmit buffer when the
+/// stack has something to send now and every buffer is with the card: its
+/// transmit interrupt normally ends the wait long before.
+const TX_FULL_WAIT: Duration = Duration::from_millis(10);
 
 /// How the loop waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +71,8 @@ pub static SLEEPS_RACED: AtomicU64 = AtomicU64::new(0);
 pub static HALTED_TSC: AtomicU64 = AtomicU64::new(0);
 pub static LOOP_START_TSC: AtomicU64 = AtomicU64::new(0);
 
-/// Serves forever.
-pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bool) -> ! {
+/// Serves until the card fails (then QEMU exits with `DeviceFailed`).
+pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Signal, busy: bool) -> ! {
     let mode = match (busy, signal) {
         (true, _) => Mode::Busy,
         (false, Signal::Msix | Signal::Intx) => Mode::Interrupts,
@@ -73,24 +85,18 @@ pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bo
     loop {
         // 1. Work, with the card quiet.
         if mode == Mode::Interrupts {
-            adapter.device_mut().set_queue_interrupts(false);
+            adapter.device_mut().set_interrupts(false);
         }
-        loop {
-            // INTx: one ISR read acknowledges the card and says whether the
-            // configuration changed. (A second read could swallow an
-            // interrupt that arrived in between and leave its pin masked.)
-            if signal == Signal::Intx && nic::service_intx(adapter.device_mut()) {
-                adapter.device_mut().poll_link();
-            }
-            // MSI-X: the configuration vector is its own signal; no ISR read.
-            if nic::CONFIG_CHANGED.swap(false, Ordering::AcqRel) {
-                adapter.device_mut().poll_link();
+        for _ in 0..MAX_POLLS_PER_TURN {
+            if nic::service(signal, adapter.device_mut()) {
+                adapter.device_mut().config_changed();
             }
             let busy = stack.poll(clock::now(), &mut adapter, &host);
             if !busy && !adapter.device().has_work() {
                 break;
             }
         }
+        stop_if_failed(adapter.device());
         if mode == Mode::Busy {
             core::hint::spin_loop();
             continue;
@@ -101,6 +107,11 @@ pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bo
         if mode == Mode::TimerPoll {
             sleep = sleep.min(POLL_INTERVAL);
         }
+        // The stack wants to send now but every transmit buffer is with the
+        // card: polling again cannot help; wait for the card to return one.
+        if sleep.is_zero() && !adapter.device_mut().split().1.has_room() {
+            sleep = TX_FULL_WAIT;
+        }
         if sleep.is_zero() {
             continue;
         }
@@ -109,7 +120,7 @@ pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bo
 
         // 3. Interrupts back on; look again; sleep.
         if mode == Mode::Interrupts {
-            adapter.device_mut().set_queue_interrupts(true);
+            adapter.device_mut().set_interrupts(true);
         }
         interrupts::disable();
         if nic::WORK_PENDING.swap(false, Ordering::AcqRel) || adapter.device().has_work() {
@@ -124,8 +135,22 @@ pub fn run(mut adapter: Adapter<Nic>, mut stack: Stack, signal: Signal, busy: bo
             WAKE_DEVICE.fetch_add(1, Ordering::Relaxed);
         } else if apic::TIMER_EXPIRED.load(Ordering::Acquire) {
             WAKE_TIMER.fetch_add(1, Ordering::Relaxed);
+            // A heartbeat for cards that change without telling (a device
+            // may set DEVICE_NEEDS_RESET and send no notification).
+            adapter.device_mut().config_changed();
         } else {
             WAKE_OTHER.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// A card that has failed cannot serve again without a reset, which would
+/// lose every connection anyway: say why and stop the machine, so that
+/// whatever runs it (a supervisor, a test) sees a clear failure and restarts
+/// it, rather than a guest that silently stopped answering.
+fn stop_if_failed<D: NetDevice>(device: &D) {
+    if let Some(failure) = device.failure() {
+        log::error!("network card failed: {failure}; stopping (counters: {:?})", device.counters());
+        qemu::exit(ExitCode::DeviceFailed);
     }
 }

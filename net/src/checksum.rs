@@ -1,18 +1,15 @@
-//! Internet checksums for TCP and UDP, as checksum offload needs them.
-//!
-//! With CSUM the device finishes what the driver starts: the driver writes
-//! the pseudo-header sum into the checksum field and says where the L4 header
-//! starts; the device sums from there to the end and stores the result. With
-//! GUEST_CSUM the device may hand the driver such half-done packets, which the
-//! driver completes the same way before the stack sees them.
+//! Internet checksums for TCP and UDP: finding a frame's segment, its
+//! pseudo-header sum, computing and verifying the checksum.
 //!
 //! Every length here comes from the packet, so every one is checked before use.
 //!
-//! Used by the virtio-net driver (offload preparation and completion) and
-//! by the stack adapter (software verification).
+//! Used by the stack adapter (software verification) and by drivers: what a
+//! card's checksum offload asks of its driver (virtio's `csum_start` and
+//! `csum_offset`, completing a partial sum) lives with that driver and is
+//! built on [`find_segment`], [`sum`] and [`fold`].
 //!
 //! Ref: RFC 1071 (computing the checksum), RFC 768 and 9293 (UDP and TCP
-//! pseudo-headers), RFC 8200 8.1 (IPv6 pseudo-header), virtio spec 5.1.6.2.
+//! pseudo-headers), RFC 8200 8.1 (IPv6 pseudo-header).
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86DD;
@@ -194,44 +191,18 @@ fn ipv6_chain_leads_to_transport(frame: &[u8], ip: usize) -> bool {
     true
 }
 
-/// Prepares a frame for the device to checksum: writes the folded
-/// pseudo-header sum into the checksum field and returns the header's
-/// `(csum_start, csum_offset)`. `None` if the frame is not TCP/UDP we can
-/// describe (the caller then checksums in software, or not at all).
-pub fn prepare_offload(frame: &mut [u8]) -> Option<(u16, u16)> {
-    let segment = find_segment(frame)?;
-    // The device sums to the end of the buffer, so the segment must end there.
-    if segment.start + segment.len != frame.len() {
-        return None;
-    }
-    let at = segment.csum_at();
-    frame[at..at + 2].copy_from_slice(&fold(segment.pseudo_sum).to_be_bytes());
-    Some((u16::try_from(segment.start).ok()?, segment.transport.csum_offset()))
-}
-
-/// Completes a partial checksum as a device would: sums from `start` to
-/// `end` (the field holds the pseudo-header sum) and stores the result at
-/// `start + offset`. A zero result is stored as 0xFFFF, its equal in ones'
-/// complement, since zero means "no checksum" to UDP. Returns `false`, and
-/// changes nothing, if the offsets do not fit in `frame[..end]`.
-pub fn complete(frame: &mut [u8], start: usize, offset: usize, end: usize) -> bool {
-    let Some(at) = start.checked_add(offset) else { return false };
-    if end > frame.len() || start >= end || at.checked_add(2).is_none_or(|e| e > end) {
-        return false;
-    }
-    let value = !fold(sum(&frame[start..end], 0));
-    let value = if value == 0 { 0xFFFF } else { value };
-    frame[at..at + 2].copy_from_slice(&value.to_be_bytes());
-    true
-}
-
 /// Computes a frame's TCP/UDP checksum in software. Returns `false` if the
 /// frame is not TCP/UDP we can describe (it is then sent as it is).
 pub fn fill_in_software(frame: &mut [u8]) -> bool {
     let Some(segment) = find_segment(frame) else { return false };
     let at = segment.csum_at();
-    frame[at..at + 2].copy_from_slice(&fold(segment.pseudo_sum).to_be_bytes());
-    complete(frame, segment.start, usize::from(segment.transport.csum_offset()), segment.start + segment.len)
+    frame[at..at + 2].fill(0);
+    let value = !fold(sum(&frame[segment.start..segment.start + segment.len], segment.pseudo_sum));
+    // Zero means "no checksum" to UDP (RFC 768): a sum of zero is sent as
+    // 0xFFFF, its equal in ones' complement.
+    let value = if value == 0 { 0xFFFF } else { value };
+    frame[at..at + 2].copy_from_slice(&value.to_be_bytes());
+    true
 }
 
 /// Checks a frame's TCP/UDP checksum: `Some(true)` if it is right (or a UDP
@@ -337,19 +308,6 @@ mod test {
     }
 
     #[test]
-    fn offload_then_device_completion_gives_the_software_result() {
-        for mut f in [udp4_frame(b"partial checksum"), tcp6_frame(b"partial checksum!")] {
-            let mut software = f.clone();
-            assert!(fill_in_software(&mut software));
-            let (start, offset) = prepare_offload(&mut f).expect("offloadable");
-            // What the device does with NEEDS_CSUM: sum from csum_start to the end.
-            let end = f.len();
-            assert!(complete(&mut f, usize::from(start), usize::from(offset), end));
-            assert_eq!(f, software);
-        }
-    }
-
-    #[test]
     fn a_corrupted_segment_fails_verification() {
         let mut f = udp4_frame(b"some data");
         fill_in_software(&mut f);
@@ -358,13 +316,9 @@ mod test {
     }
 
     #[test]
-    fn udp_without_checksum_is_valid_and_zero_results_become_ffff() {
+    fn udp_without_checksum_is_valid() {
         let f = udp4_frame(b"no checksum");
         assert_eq!(verify(&f), Some(true), "UDP over IPv4 with checksum 0 means none");
-        // A segment that sums to zero is sent as 0xFFFF.
-        let mut g = vec![0u8; 8];
-        assert!(complete(&mut g, 0, 6, 8));
-        assert_eq!(&g[6..8], &[0xff, 0xff]);
     }
 
     #[test]
@@ -373,7 +327,6 @@ mod test {
         fill_in_software(&mut f);
         f.extend_from_slice(&[0xEE; 10]); // Ethernet padding to the 60-byte minimum
         assert_eq!(verify(&f), Some(true));
-        assert_eq!(prepare_offload(&mut f), None, "the device would sum the padding");
     }
 
     #[test]
@@ -439,18 +392,6 @@ mod test {
         cut[20] = 0; // hop-by-hop options, then nothing
         assert!(unverifiable_transport(&cut));
         assert!(!unverifiable_transport(&[0u8; 10]), "too short to be anything");
-    }
-
-    #[test]
-    fn complete_refuses_offsets_outside_the_frame() {
-        let mut f = vec![1u8; 40];
-        let before = f.clone();
-        assert!(!complete(&mut f, 40, 0, 40), "start at the end");
-        assert!(!complete(&mut f, 30, 9, 40), "field straddles the end");
-        assert!(!complete(&mut f, usize::MAX, 6, 40), "overflow");
-        assert!(!complete(&mut f, 0, usize::MAX, 40), "overflow");
-        assert!(!complete(&mut f, 0, 6, 41), "end past the frame");
-        assert_eq!(f, before);
     }
 
     #[test]

@@ -6,6 +6,16 @@
 //! receive half lends out frames the device wrote, the transmit half lends out
 //! buffers the device will read. [`NetDevice::flush`] hands everything back
 //! to the device at the end of a burst, with one notification per queue.
+//!
+//! The trait also carries what the kernel's main loop needs to drive any card
+//! the same way: queue interrupts on and off, acknowledging an interrupt,
+//! configuration changes (the link), whether work is pending, and whether the
+//! device has failed. The main loop names no card type; a new transport or
+//! card implements this trait and nothing else changes.
+//!
+//! The trait lives here, with the stack that uses it, as Linux's
+//! `net_device_ops` lives in its networking core: drivers depend on this
+//! contract, never the stack on a driver.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -24,6 +34,43 @@ pub struct DeviceInfo {
     /// The card validates (or completes) TCP/UDP checksums of received
     /// frames and says so per frame ([`RxHalf::checksum_verified`]).
     pub rx_checksum_offload: bool,
+}
+
+/// The log target of per-frame trace lines (`log=packet=trace`); drivers
+/// that log their descriptors use it too, so one switch shows every layer.
+pub const TRACE_TARGET: &str = "packet";
+
+/// What reading (and so clearing) a card's interrupt status said.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InterruptCause {
+    /// The card used buffers on a queue.
+    pub queues: bool,
+    /// The card's configuration changed (link state, or a failure).
+    pub config: bool,
+}
+
+impl InterruptCause {
+    /// Whether the card interrupted at all. On a shared line, `false` means
+    /// the interrupt was another device's.
+    pub fn any(self) -> bool {
+        self.queues || self.config
+    }
+}
+
+/// Why a card can no longer be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceFailure {
+    /// The device says it hit an error it cannot recover from without a
+    /// reset (virtio: DEVICE_NEEDS_RESET, spec 2.1.1).
+    NeedsReset,
+}
+
+impl core::fmt::Display for DeviceFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            DeviceFailure::NeedsReset => write!(f, "the device needs a reset (DEVICE_NEEDS_RESET)"),
+        }
+    }
 }
 
 /// The receive half: frames the device has written.
@@ -69,8 +116,29 @@ pub trait NetDevice {
     fn split(&mut self) -> (&mut Self::Rx, &mut Self::Tx);
     /// Hands recycled and sent buffers to the device and notifies it once.
     fn flush(&mut self);
-    /// Whether the device has frames for us or sent buffers to give back.
+    /// Whether a poll would make progress now: sent buffers to take back, or
+    /// received frames while a transmit buffer is free to answer them (the
+    /// adapter takes none in otherwise). A card whose transmit queue is full
+    /// and stays full must answer `false`, or the main loop would spin.
     fn has_work(&self) -> bool;
+    /// Asks the card to interrupt (or not) when it uses buffers: off while a
+    /// burst is processed, on before sleeping. A hint: after turning them on,
+    /// look at [`has_work`](Self::has_work) again, since a buffer may have
+    /// been used just before. Cards without interrupts ignore it.
+    fn set_interrupts(&mut self, _enabled: bool) {}
+    /// Reads and clears the card's interrupt status (what a shared,
+    /// level-triggered line needs before it is unmasked).
+    fn acknowledge_interrupt(&mut self) -> InterruptCause {
+        InterruptCause::default()
+    }
+    /// Takes in a configuration change: re-reads the link state and notices
+    /// a failure. Called on configuration interrupts and on the main loop's
+    /// heartbeat, for cards that change without telling.
+    fn config_changed(&mut self) {}
+    /// Why the card cannot be used any more, if it cannot.
+    fn failure(&self) -> Option<DeviceFailure> {
+        None
+    }
     /// The card's counters, by name, for `/stats`.
     fn counters(&self) -> Vec<(&'static str, u64)>;
     /// The features the card negotiated, by name, for `/stats`.

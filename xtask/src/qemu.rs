@@ -119,6 +119,8 @@ pub enum Outcome {
     Panicked,
     /// A CPU exception stopped the kernel.
     CpuException,
+    /// The network card failed (it asked for a reset) and the kernel stopped.
+    DeviceFailed,
     /// The harness killed QEMU after its time limit.
     TimedOut,
     /// The harness stopped a serving guest after its client finished.
@@ -137,6 +139,7 @@ impl Outcome {
             Some(35) => Outcome::TestsFailed,
             Some(37) => Outcome::Panicked,
             Some(39) => Outcome::CpuException,
+            Some(41) => Outcome::DeviceFailed,
             other => Outcome::Other(other),
         }
     }
@@ -153,6 +156,7 @@ impl std::fmt::Display for Outcome {
             Outcome::TestsFailed => write!(f, "in-kernel tests failed"),
             Outcome::Panicked => write!(f, "kernel panic"),
             Outcome::CpuException => write!(f, "CPU exception"),
+            Outcome::DeviceFailed => write!(f, "network card failed"),
             Outcome::TimedOut => write!(f, "timed out (hung)"),
             Outcome::Stopped => write!(f, "stopped after the client ran"),
             Outcome::Other(Some(code)) => write!(f, "QEMU exited with status {code}"),
@@ -486,6 +490,7 @@ mod tests {
         assert_eq!(Outcome::from_exit_code(Some((0x11 << 1) | 1)), Outcome::TestsFailed);
         assert_eq!(Outcome::from_exit_code(Some((0x12 << 1) | 1)), Outcome::Panicked);
         assert_eq!(Outcome::from_exit_code(Some((0x13 << 1) | 1)), Outcome::CpuException);
+        assert_eq!(Outcome::from_exit_code(Some((0x14 << 1) | 1)), Outcome::DeviceFailed);
         assert_eq!(Outcome::from_exit_code(Some(0)), Outcome::Other(Some(0)));
         assert_eq!(Outcome::from_exit_code(Some(1)), Outcome::Other(Some(1)));
         assert_eq!(Outcome::from_exit_code(None), Outcome::Other(None));

@@ -7,7 +7,7 @@
 //! fuzz targets in `fuzz/`. Not for the kernel: it needs `std`.
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
@@ -16,12 +16,49 @@ use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// DMA memory from the heap; a buffer's "physical" address is its pointer.
+///
+/// It also watches for the worst DMA bug: memory returned to the heap while
+/// a device may still write it. A fake device counts as live from the moment
+/// a queue is set up on it until its reset completes; every page freed while
+/// one is live is counted ([`FakeHal::freed_while_live`]).
 pub struct FakeHal;
+
+thread_local! {
+    /// Pages allocated and not freed, on this thread (each test has its own).
+    static LIVE_PAGES: Cell<usize> = const { Cell::new(0) };
+    /// Allocations of more pages than this fail (to fake an exhausted heap).
+    static ALLOC_LIMIT: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Fake devices with queues that have not been reset since.
+    static LIVE_DEVICES: Cell<usize> = const { Cell::new(0) };
+    /// Pages freed while a fake device was live.
+    static FREED_WHILE_LIVE: Cell<usize> = const { Cell::new(0) };
+}
+
+impl FakeHal {
+    /// Pages allocated and not yet freed on this thread.
+    pub fn live_pages() -> usize {
+        LIVE_PAGES.get()
+    }
+
+    /// Makes every later allocation of more than `pages` pages fail.
+    pub fn limit_allocations(pages: usize) {
+        ALLOC_LIMIT.set(pages);
+    }
+
+    /// Pages freed on this thread while a fake device could still use them.
+    pub fn freed_while_live() -> usize {
+        FREED_WHILE_LIVE.get()
+    }
+}
 
 // SAFETY: allocations are page-aligned, zeroed, and live until dma_dealloc;
 // addresses handed to the fake device are real pointers into them.
 unsafe impl Hal for FakeHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        if pages > ALLOC_LIMIT.get() {
+            return (0, NonNull::dangling());
+        }
+        LIVE_PAGES.set(LIVE_PAGES.get() + pages);
         let layout = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).expect("layout");
         // SAFETY: the layout has a non-zero size.
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
@@ -32,6 +69,10 @@ unsafe impl Hal for FakeHal {
         let layout = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).expect("layout");
         // SAFETY: `vaddr` came from dma_alloc with the same layout.
         unsafe { dealloc(vaddr.as_ptr(), layout) };
+        LIVE_PAGES.set(LIVE_PAGES.get() - pages);
+        if LIVE_DEVICES.get() > 0 {
+            FREED_WHILE_LIVE.set(FREED_WHILE_LIVE.get() + pages);
+        }
         0
     }
 
@@ -84,6 +125,10 @@ pub struct State {
     pub notifications: Vec<u16>,
     /// The interrupt status the next `ack_interrupt` returns.
     pub isr: u32,
+    /// The device ignores resets (writing 0 to `device_status`).
+    pub ignores_reset: bool,
+    /// Queues are set up and no reset has completed since: the device may use them.
+    pub live: bool,
 }
 
 /// A transport whose state the test keeps a handle on.
@@ -130,14 +175,26 @@ impl Transport for FakeTransport {
     }
     fn set_status(&mut self, status: DeviceStatus) {
         let mut s = self.0.borrow_mut();
+        if status.is_empty() && s.ignores_reset {
+            return;
+        }
         s.status = status.bits() & !s.refuse_status;
+        if s.status == 0 && s.live {
+            s.live = false;
+            LIVE_DEVICES.set(LIVE_DEVICES.get() - 1);
+        }
     }
     fn set_guest_page_size(&mut self, _guest_page_size: u32) {}
     fn requires_legacy_layout(&self) -> bool {
         self.0.borrow().legacy
     }
     fn queue_set(&mut self, queue: u16, size: u32, desc: PhysAddr, avail: PhysAddr, used: PhysAddr) {
-        self.0.borrow_mut().queues[usize::from(queue)] = Some(QueueAddresses { size: size as u16, desc, avail, used });
+        let mut s = self.0.borrow_mut();
+        s.queues[usize::from(queue)] = Some(QueueAddresses { size: size as u16, desc, avail, used });
+        if !s.live {
+            s.live = true;
+            LIVE_DEVICES.set(LIVE_DEVICES.get() + 1);
+        }
     }
     fn queue_unset(&mut self, queue: u16) {
         self.0.borrow_mut().queues[usize::from(queue)] = None;

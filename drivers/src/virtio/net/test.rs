@@ -5,6 +5,7 @@ use super::*;
 use crate::virtio::fake::{DeviceQueue, FakeHal, FakeTransport};
 use crate::virtio::{DeviceStatus, InterruptStatus};
 use skiff_net::checksum::{self, test_frames::udp4_frame};
+use skiff_net::device::{DeviceFailure, InterruptCause, NetDevice, RxHalf, TxHalf};
 
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const QUEUE_SIZE: u32 = 16;
@@ -57,18 +58,20 @@ impl Rig {
 
     fn receive_all(&mut self) -> Vec<(Vec<u8>, RxChecksum)> {
         let mut out = Vec::new();
-        while let Some(f) = self.net.receive() {
-            out.push((self.net.frame(&f).to_vec(), f.checksum));
-            self.net.recycle(f);
+        let (rx, _) = self.net.split();
+        while let Some(f) = rx.receive() {
+            out.push((rx.bytes(&f).to_vec(), f.checksum));
+            rx.recycle(f);
         }
         self.net.flush();
         out
     }
 
     fn send(&mut self, frame: &[u8]) {
-        let tx = self.net.transmit_buffer(frame.len()).expect("a free transmit buffer");
-        self.net.frame_mut(&tx).copy_from_slice(frame);
-        self.net.send(tx);
+        let (_, tx) = self.net.split();
+        let mut buffer = tx.reserve(frame.len()).expect("a free transmit buffer");
+        tx.bytes_mut(&mut buffer).copy_from_slice(frame);
+        tx.send(buffer);
     }
 
     /// What the device sees on the transmit queue: (header, frame) per buffer.
@@ -107,14 +110,14 @@ fn every_combination_of_the_four_features_negotiates_and_degrades_correctly() {
         assert_eq!(t.0.borrow().driver_features, offered.bits(), "mask {mask}");
         assert_eq!(net.offered_features(), offered);
         if offered.contains(NetFeatures::MAC) {
-            assert_eq!(net.mac(), MAC, "mask {mask}");
+            assert_eq!(net.info().mac, MAC, "mask {mask}");
         } else {
-            assert_ne!(net.mac(), MAC, "mask {mask}: read a MAC the device did not offer");
-            assert_eq!(net.mac()[0] & 0b11, 0b10, "mask {mask}: not unicast and locally administered");
+            assert_ne!(net.info().mac, MAC, "mask {mask}: read a MAC the device did not offer");
+            assert_eq!(net.info().mac[0] & 0b11, 0b10, "mask {mask}: not unicast and locally administered");
         }
         assert_eq!(net.link_up(), !offered.contains(NetFeatures::STATUS), "mask {mask}: without STATUS the link is up");
-        assert_eq!(net.tx_checksum_offload(), offered.contains(NetFeatures::CSUM));
-        assert_eq!(net.rx_checksum_offload(), offered.contains(NetFeatures::GUEST_CSUM));
+        assert_eq!(net.info().tx_checksum_offload, offered.contains(NetFeatures::CSUM));
+        assert_eq!(net.info().rx_checksum_offload, offered.contains(NetFeatures::GUEST_CSUM));
         let status = DeviceStatus::from_bits_truncate(t.0.borrow().status);
         assert!(status.contains(DeviceStatus::DRIVER_OK | DeviceStatus::FEATURES_OK), "mask {mask}");
     }
@@ -166,11 +169,11 @@ fn modern_devices_need_version_1_and_legacy_ones_any_layout() {
     let t = transport(NetFeatures::MAC | NetFeatures::ANY_LAYOUT);
     t.0.borrow_mut().legacy = true;
     let net = Net::new(t.clone(), 1).unwrap();
-    assert_eq!(net.mac(), MAC);
+    assert_eq!(net.info().mac, MAC);
     // The 10-byte legacy header: a frame of 60 bytes takes a 70-byte buffer.
     let mut net = net;
-    let tx = net.transmit_buffer(60).unwrap();
-    net.send(tx);
+    let tx = net.split().1.reserve(60).unwrap();
+    net.split().1.send(tx);
     net.flush();
     let mut dev = DeviceQueue::new(t.queue(1));
     let id = dev.take_avail()[0];
@@ -236,7 +239,7 @@ fn a_hostile_device_is_counted_dropped_and_survived() {
 fn needs_csum_without_guest_csum_is_dropped() {
     let mut r = rig(BASIC);
     let mut f = udp4_frame(b"partial");
-    let (start, offset) = checksum::prepare_offload(&mut f).unwrap();
+    let (start, offset) = offload::prepare(&mut f).unwrap();
     r.deliver(0, NetHeader::needs_csum(start, offset), &f);
     assert!(r.receive_all().is_empty());
     assert_eq!(r.net.stats().rx_drop_bad_header, 1);
@@ -246,7 +249,7 @@ fn needs_csum_without_guest_csum_is_dropped() {
 fn partial_checksums_are_completed_and_valid_ones_trusted() {
     let mut r = rig(ALL);
     let mut partial = udp4_frame(b"partial checksum from the host");
-    let (start, offset) = checksum::prepare_offload(&mut partial).unwrap();
+    let (start, offset) = offload::prepare(&mut partial).unwrap();
     r.deliver(0, NetHeader::needs_csum(start, offset), &partial);
     r.deliver(1, NetHeader { flags: FLAG_DATA_VALID, ..NetHeader::default() }, &udp4_frame(b"vouched for"));
     r.deliver(2, NetHeader::default(), &udp4_frame(b"unknown"));
@@ -278,7 +281,7 @@ fn with_csum_the_device_gets_a_partial_checksum_and_offsets() {
     assert_eq!((header.csum_start, header.csum_offset), (34, 6));
     // Completing it as the device would gives a valid frame.
     let end = data.len();
-    assert!(checksum::complete(&mut data, 34, 6, end));
+    assert!(offload::complete(&mut data, 34, 6, end));
     assert_eq!(checksum::verify(&data), Some(true));
     assert_eq!(r.net.stats().tx_csum_offloaded, 1);
 }
@@ -317,7 +320,7 @@ fn a_burst_costs_one_kick_and_buffers_are_reclaimed_when_needed() {
     }
     r.net.flush();
     assert_eq!(r.notifications(1), 1, "one kick for the whole burst");
-    assert!(r.net.transmit_buffer(frame.len()).is_none(), "all buffers with the device");
+    assert!(r.net.split().1.reserve(frame.len()).is_none(), "all buffers with the device");
     assert_eq!(r.net.stats().tx_queue_full, 1);
     let ids = r.tx.take_avail();
     assert_eq!(ids.len(), QUEUE_SIZE as usize);
@@ -325,7 +328,7 @@ fn a_burst_costs_one_kick_and_buffers_are_reclaimed_when_needed() {
         r.tx.put_used(u32::from(*id), 0);
     }
     r.tx.put_used(500, 0); // a bogus transmit completion is counted, not trusted
-    assert!(r.net.transmit_buffer(frame.len()).is_some(), "reclaimed on demand");
+    assert!(r.net.split().1.reserve(frame.len()).is_some(), "reclaimed on demand");
     assert_eq!(r.net.stats().drop_bad_id, 1);
     assert_eq!(r.net.stats().tx_frames, u64::from(QUEUE_SIZE));
 }
@@ -333,8 +336,8 @@ fn a_burst_costs_one_kick_and_buffers_are_reclaimed_when_needed() {
 #[test]
 fn oversized_frames_get_no_buffer() {
     let mut r = rig(BASIC);
-    assert!(r.net.transmit_buffer(14 + 4 + 1500).is_some());
-    assert!(r.net.transmit_buffer(14 + 4 + 1501).is_none());
+    assert!(r.net.split().1.reserve(14 + 4 + 1500).is_some());
+    assert!(r.net.split().1.reserve(14 + 4 + 1501).is_none());
 }
 
 #[test]
@@ -343,12 +346,15 @@ fn a_config_interrupt_rereads_the_link() {
     assert!(r.net.link_up());
     r.t.0.borrow_mut().config[6] = 0;
     r.t.0.borrow_mut().isr = InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT.bits();
-    assert_eq!(r.net.handle_interrupt(), Some(false));
+    assert_eq!(r.net.acknowledge_interrupt(), InterruptCause { queues: false, config: true });
+    r.net.config_changed();
     assert!(!r.net.link_up());
     r.t.0.borrow_mut().isr = InterruptStatus::QUEUE_INTERRUPT.bits();
-    assert_eq!(r.net.handle_interrupt(), None, "a queue interrupt does not touch the link");
+    assert_eq!(r.net.acknowledge_interrupt(), InterruptCause { queues: true, config: false });
+    assert_eq!(r.net.acknowledge_interrupt(), InterruptCause::default(), "reading the ISR cleared it");
     r.t.0.borrow_mut().config[6] = 1;
-    assert_eq!(r.net.poll_link(), Some(true));
+    r.net.config_changed();
+    assert!(r.net.link_up());
     assert_eq!(r.net.stats().config_changes, 2);
 }
 
@@ -361,4 +367,80 @@ fn random_macs_are_unicast_local_and_differ() {
         assert_eq!(m[0] & 0b11, 0b10);
     }
     assert_eq!(Mac(MAC).to_string(), "52:54:00:12:34:56");
+}
+
+#[test]
+fn frames_waiting_behind_a_full_transmit_queue_are_no_work() {
+    // A device that stops completing transmits: with every transmit buffer
+    // in flight the adapter takes no frame in, so frames waiting must not
+    // count as work, or the main loop would poll them forever.
+    let mut r = rig(BASIC);
+    let frame = udp4_frame(b"stuck");
+    for _ in 0..QUEUE_SIZE {
+        r.send(&frame);
+    }
+    r.net.flush();
+    r.deliver(0, NetHeader::default(), &frame);
+    assert!(!r.net.split().1.has_room());
+    assert!(!r.net.has_work(), "no progress is possible until a transmit buffer comes back");
+    // One completion makes room: now the waiting frame is work again.
+    let id = r.tx.take_avail()[0];
+    r.tx.put_used(u32::from(id), 0);
+    assert!(r.net.has_work());
+    r.net.flush();
+    assert!(r.net.has_work(), "a frame waits and a transmit buffer is free");
+}
+
+#[test]
+fn a_device_that_needs_a_reset_is_reported_and_left_alone() {
+    let mut r = rig(ALL);
+    r.deliver(0, NetHeader::default(), &udp4_frame(b"x"));
+    assert!(r.net.has_work());
+    assert_eq!(r.net.failure(), None);
+    r.t.0.borrow_mut().status |= DeviceStatus::DEVICE_NEEDS_RESET.bits();
+    r.t.0.borrow_mut().isr = InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT.bits();
+    assert!(r.net.acknowledge_interrupt().config);
+    r.net.config_changed();
+    assert_eq!(r.net.failure(), Some(DeviceFailure::NeedsReset));
+    assert!(!r.net.has_work(), "a failed device gives the main loop no work");
+    r.net.config_changed();
+    assert_eq!(r.net.stats().device_needs_reset, 1, "counted once");
+}
+
+/// Queues of 32,768 entries, as a legacy device may dictate: the receive
+/// queue is set up (and so live on the device) before its 50 MB of buffers
+/// are found not to fit.
+fn huge_legacy_transport() -> FakeTransport {
+    let t = FakeTransport::new((NetFeatures::MAC | NetFeatures::ANY_LAYOUT).bits(), config(true, 1500), 32768);
+    t.0.borrow_mut().legacy = true;
+    FakeHal::limit_allocations(1024);
+    t
+}
+
+#[test]
+fn a_failed_set_up_resets_the_device_before_freeing_its_queues() {
+    let before = FakeHal::live_pages();
+    let t = huge_legacy_transport();
+    assert_eq!(Net::new(t.clone(), 1).err(), Some(NetError::NoMemory));
+    assert_eq!(FakeHal::freed_while_live(), 0, "queue memory freed while the device could still write it");
+    assert_eq!(FakeHal::live_pages(), before, "a device that did reset gets its memory freed");
+    assert!(!t.0.borrow().live);
+    assert!(DeviceStatus::from_bits_truncate(t.0.borrow().status).contains(DeviceStatus::FAILED));
+}
+
+#[test]
+fn memory_of_a_device_that_will_not_reset_never_returns_to_the_heap() {
+    let before = FakeHal::live_pages();
+    let t = huge_legacy_transport();
+    t.0.borrow_mut().ignores_reset = true;
+    assert_eq!(Net::new(t.clone(), 1).err(), Some(NetError::NoMemory));
+    assert_eq!(FakeHal::freed_while_live(), 0);
+    assert!(FakeHal::live_pages() > before, "the receive queue is kept from the heap");
+
+    // The same when a working device is dropped and then will not reset.
+    FakeHal::limit_allocations(usize::MAX);
+    let r = rig(ALL);
+    r.t.0.borrow_mut().ignores_reset = true;
+    drop(r);
+    assert_eq!(FakeHal::freed_while_live(), 0);
 }
