@@ -238,7 +238,7 @@ fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<(N
     // SAFETY: the legacy transport uses only the ports of this function's I/O
     // BAR 0, which nothing else in Skiff touches.
     let ports = unsafe { CpuPorts::new() };
-    let transport = match probe::<KernelHal, _, _>(&mut pci.root, function, ports, msix_enabled) {
+    let transport = match probe::<KernelHal, _, _>(&mut pci.root, &pci.access, function, ports, msix_enabled) {
         Ok(t) => t,
         Err(e) => {
             log::error!("virtio-net at {}: {e}", function.address);

@@ -25,6 +25,11 @@ pub use virtio_drivers::transport::pci::bus::{
     MemoryBarType, MmioCam, PciRoot,
 };
 
+/// Physical addresses on x86-64 have at most 52 bits (Intel SDM vol. 3A,
+/// 4.1.4; AMD APM vol. 2, 5.1): a BAR region ending above this cannot be
+/// mapped, and is refused rather than handed to the page tables.
+pub const PHYS_ADDR_LIMIT: u64 = 1 << 52;
+
 /// Capability IDs named in logs (PCI Code and ID Assignment Specification, 2).
 pub const CAP_MSI: u8 = 0x05;
 /// Vendor-specific capability: virtio's modern transport describes its
@@ -61,7 +66,7 @@ pub fn enable_device<C: ConfigurationAccess>(root: &mut PciRoot<C>, function: De
 }
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 
 #[cfg(test)]
 mod test {

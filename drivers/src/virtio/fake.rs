@@ -76,7 +76,12 @@ unsafe impl Hal for FakeHal {
         0
     }
 
-    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
+        // The kernel's Hal cannot map past the physical address limit (its
+        // address type panics there); the fake fails the same way, so tests
+        // show that drivers check device addresses before mapping them.
+        let end = paddr.checked_add(size as u64);
+        assert!(end.is_some_and(|e| e <= crate::pci::PHYS_ADDR_LIMIT), "MMIO at {paddr:#x} past the address limit");
         NonNull::new(paddr as *mut u8).expect("null MMIO address")
     }
 
@@ -207,6 +212,9 @@ impl Transport for FakeTransport {
     }
     fn read_config_generation(&self) -> u32 {
         self.0.borrow().generation
+    }
+    fn read_consistent<T>(&self, f: impl Fn() -> virtio_drivers::Result<T>) -> virtio_drivers::Result<T> {
+        super::read_consistent_bounded(|| self.read_config_generation(), f)
     }
     fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> virtio_drivers::Result<T> {
         let s = self.0.borrow();

@@ -280,6 +280,10 @@ impl<P: IoPorts> Transport for LegacyTransport<P> {
         0
     }
 
+    fn read_consistent<T>(&self, f: impl Fn() -> virtio_drivers::Result<T>) -> virtio_drivers::Result<T> {
+        super::read_consistent_bounded(|| self.read_config_generation(), f)
+    }
+
     fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> virtio_drivers::Result<T> {
         let len = size_of::<T>();
         let port = self.config_port(offset, len)?;

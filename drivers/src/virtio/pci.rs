@@ -7,37 +7,15 @@
 use core::fmt;
 
 use virtio_drivers::transport::pci::bus::{BarInfo, ConfigurationAccess, PciRoot};
-use virtio_drivers::transport::pci::{PciTransport, VirtioPciError};
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{Hal, PhysAddr};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::legacy::{IoPorts, LegacyError, LegacyTransport};
+use super::modern::{
+    COMMON_MSIX_CONFIG, COMMON_QUEUE_MSIX_VECTOR, COMMON_QUEUE_SELECT, ModernError, ModernTransport, common_config,
+};
 use crate::pci::{CAP_VENDOR, Function};
-
-/// The size of `virtio_pci_common_cfg` in virtio 1.0 (spec 4.1.4.3).
-const COMMON_CFG_LEN: u32 = 0x38;
-
-/// Maps the common configuration structure of a modern virtio function.
-fn common_config<H: Hal, C: ConfigurationAccess>(access: &C, function: &Function) -> Option<core::ptr::NonNull<u8>> {
-    for cap in function.capabilities.iter().filter(|c| c.id == CAP_VENDOR) {
-        let header = access.read_word(function.address, cap.offset);
-        if (header >> 24) as u8 != CAP_COMMON_CFG {
-            continue;
-        }
-        let bar = (access.read_word(function.address, cap.offset + 4) & 0xFF) as usize;
-        let offset = access.read_word(function.address, cap.offset + 8);
-        let length = access.read_word(function.address, cap.offset + 12);
-        let Some(Some(BarInfo::Memory { address, size, .. })) = function.bars.get(bar) else { return None };
-        if length < COMMON_CFG_LEN || u64::from(offset) + u64::from(length) > *size || *address == 0 {
-            return None;
-        }
-        // SAFETY: the region is inside the function's memory BAR (checked
-        // above), and mapping device registers has no side effects.
-        return Some(unsafe { H::mmio_phys_to_virt(address + u64::from(offset), length as usize) });
-    }
-    None
-}
 
 /// Red Hat's PCI vendor ID, which all virtio devices use.
 pub const VIRTIO_VENDOR: u16 = 0x1AF4;
@@ -53,8 +31,8 @@ pub fn is_virtio_net(function: &Function) -> bool {
 
 /// A virtio PCI transport of either kind.
 pub enum VirtioPciTransport<P: IoPorts> {
-    /// `virtio-drivers`' transport for virtio 1.x devices.
-    Modern(PciTransport),
+    /// `virtio-drivers`' transport for virtio 1.x devices, checked.
+    Modern(ModernTransport),
     /// Skiff's transport for legacy devices.
     Legacy(LegacyTransport<P>),
 }
@@ -63,7 +41,7 @@ pub enum VirtioPciTransport<P: IoPorts> {
 #[derive(Debug)]
 pub enum ProbeError {
     /// The modern transport failed on a function that has virtio capabilities.
-    Modern(VirtioPciError),
+    Modern(ModernError),
     /// No virtio capabilities, and no usable I/O BAR 0 for the legacy interface.
     NoLegacyBar,
     /// The legacy BAR is unusable.
@@ -83,15 +61,17 @@ impl fmt::Display for ProbeError {
 /// Builds the transport for a virtio function: modern if it has virtio
 /// vendor capabilities, else legacy over BAR 0 (with `ports`).
 /// `msix_enabled` says whether the function's MSI-X is on, which moves a
-/// legacy device's configuration space.
+/// legacy device's configuration space. `access` reads the same
+/// configuration space as `root`.
 pub fn probe<H: Hal, C: ConfigurationAccess, P: IoPorts>(
     root: &mut PciRoot<C>,
+    access: &C,
     function: &Function,
     ports: P,
     msix_enabled: bool,
 ) -> Result<VirtioPciTransport<P>, ProbeError> {
     if function.capability(CAP_VENDOR).is_some() {
-        return PciTransport::new::<H, C>(root, function.address)
+        return ModernTransport::new::<H, C>(root, access, function)
             .map(VirtioPciTransport::Modern)
             .map_err(ProbeError::Modern);
     }
@@ -103,13 +83,6 @@ pub fn probe<H: Hal, C: ConfigurationAccess, P: IoPorts>(
         .map(VirtioPciTransport::Legacy)
         .map_err(ProbeError::Legacy)
 }
-
-/// `virtio_pci_common_cfg` offsets (spec 4.1.4.3).
-const COMMON_MSIX_CONFIG: usize = 0x10;
-const COMMON_QUEUE_SELECT: usize = 0x16;
-const COMMON_QUEUE_MSIX_VECTOR: usize = 0x1A;
-/// `cfg_type` of the common configuration capability (spec 4.1.4).
-const CAP_COMMON_CFG: u8 = 1;
 
 /// Why MSI-X vectors could not be given to the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,4 +210,10 @@ impl<P: IoPorts> Transport for VirtioPciTransport<P> {
     fn write_config_space<T: IntoBytes + Immutable>(&mut self, offset: usize, value: T) -> virtio_drivers::Result<()> {
         delegate!(self, t => t.write_config_space(offset, value))
     }
+    fn read_consistent<T>(&self, f: impl Fn() -> virtio_drivers::Result<T>) -> virtio_drivers::Result<T> {
+        delegate!(self, t => t.read_consistent(f))
+    }
 }
+
+#[cfg(test)]
+mod test;

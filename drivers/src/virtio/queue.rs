@@ -113,6 +113,9 @@ pub enum QueueError {
     BadSize(u32),
     /// No DMA memory for the rings.
     NoMemory,
+    /// The transport did not enable the queue: it refused where the rings
+    /// are, or where the device said to notify it (the transport logs why).
+    NotEnabled,
     /// Our own bug: a descriptor id out of range or already in flight.
     InvalidId(u16),
 }
@@ -124,6 +127,7 @@ impl fmt::Display for QueueError {
             QueueError::AlreadyUsed => write!(f, "the queue is already in use"),
             QueueError::BadSize(n) => write!(f, "unusable queue size {n}"),
             QueueError::NoMemory => write!(f, "no DMA memory for the rings"),
+            QueueError::NotEnabled => write!(f, "the transport did not enable the queue"),
             QueueError::InvalidId(id) => write!(f, "descriptor {id} is out of range or already in flight"),
         }
     }
@@ -209,7 +213,7 @@ impl<H: Hal> SplitQueue<H> {
         }
         // Hal::dma_alloc returns zeroed memory: all flags and indices start at 0.
         transport.queue_set(index, u32::from(size), paddr, paddr + layout.avail as u64, paddr + layout.used as u64);
-        Ok(SplitQueue {
+        let queue = SplitQueue {
             index,
             size,
             layout,
@@ -225,7 +229,13 @@ impl<H: Hal> SplitQueue<H> {
             // Zeroed rings ask for interrupts: flags 0, used_event 0.
             interrupts: true,
             _hal: core::marker::PhantomData,
-        })
+        };
+        // `queue_set` cannot fail; a transport that refuses leaves the queue
+        // unused. Dropping `queue` then frees the rings.
+        if !transport.queue_used(index) {
+            return Err(QueueError::NotEnabled);
+        }
+        Ok(queue)
     }
 
     /// The queue's index on its device.
