@@ -11,9 +11,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use raw_cpuid::CpuId;
 use spin::Once;
+use x86_64::VirtAddr;
 use x86_64::instructions::port::Port;
 use x86_64::registers::model_specific::Msr;
-use x86_64::{PhysAddr, VirtAddr};
 
 use crate::interrupts::{self, PIC_VECTOR_BASE, SPURIOUS_VECTOR, TIMER_VECTOR};
 use crate::{clock, memory};
@@ -127,8 +127,7 @@ pub fn init() -> Result<(), ApicError> {
         // SAFETY: as above; this keeps the base address and sets the global
         // enable bit, which firmware normally already set.
         unsafe { base_msr.write(base | APIC_BASE_ENABLE) };
-        let phys = PhysAddr::new(base & APIC_BASE_ADDR_MASK);
-        Registers::XApic(memory::map_mmio(phys, 4096).map_err(ApicError::Map)?)
+        Registers::XApic(memory::map_mmio(base & APIC_BASE_ADDR_MASK, 4096).map_err(ApicError::Map)?)
     };
     let mut apic = LocalApic { regs, timer_hz: 0 };
     // Mask the timer before software-enabling the APIC, so nothing fires early.

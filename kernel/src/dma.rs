@@ -10,7 +10,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use skiff_drivers::virtio::{BufferDirection, Hal, PhysAddr};
-use x86_64::{PhysAddr as X86PhysAddr, VirtAddr};
+use x86_64::VirtAddr;
 
 use crate::memory;
 
@@ -50,7 +50,7 @@ unsafe impl Hal for KernelHal {
     }
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
-        match memory::map_mmio(X86PhysAddr::new(paddr), size as u64) {
+        match memory::map_mmio(paddr, size as u64) {
             Ok(virt) => NonNull::new(virt.as_mut_ptr()).unwrap_or(NonNull::dangling()),
             // The trait has no way to fail; a device whose registers cannot be
             // mapped cannot be driven, and this happens once, at boot.

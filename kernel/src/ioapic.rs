@@ -10,8 +10,8 @@
 //! (redirection table).
 
 use spin::Once;
+use x86_64::VirtAddr;
 use x86_64::instructions::interrupts;
-use x86_64::{PhysAddr, VirtAddr};
 
 use crate::memory;
 
@@ -60,7 +60,7 @@ impl IoApic {
 
 /// Maps the I/O APIC at `address` serving GSIs from `gsi_base`, all pins masked.
 pub fn init(address: u64, gsi_base: u32) -> Result<u32, memory::MemoryError> {
-    let base = memory::map_mmio(PhysAddr::new(address), 0x20)?;
+    let base = memory::map_mmio(address, 0x20)?;
     let mut ioapic = IoApic { base, gsi_base, pins: 0 };
     ioapic.pins = ((ioapic.read(REG_VERSION) >> 16) & 0xFF) + 1;
     for pin in 0..ioapic.pins {

@@ -13,7 +13,6 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 
-use x86_64::PhysAddr;
 use x86_64::structures::paging::PhysFrame;
 
 use skiff_net::checksum;
@@ -61,6 +60,7 @@ const TESTS: &[Test] = tests![
     heap_large_allocation,
     frame_allocator_gives_distinct_usable_frames,
     mmio_mapping_reaches_the_io_apic,
+    mmio_mapping_refuses_ranges_past_the_address_limit,
     clock_is_monotonic,
     clock_agrees_with_pit,
     apic_timer_interrupt_is_delivered,
@@ -183,7 +183,7 @@ fn mmio_mapping_reaches_the_io_apic(_: &mut Context) -> TestResult {
     const IOREGSEL: u64 = 0x00;
     const IOWIN: u64 = 0x10;
     const VERSION_REGISTER: u32 = 1;
-    let base = memory::map_mmio(PhysAddr::new(IOAPIC), 0x20).map_err(|e| format!("{e}"))?;
+    let base = memory::map_mmio(IOAPIC, 0x20).map_err(|e| format!("{e}"))?;
     // SAFETY: `base` maps the I/O APIC's register window uncached; selecting
     // and reading the version register has no side effects, and nothing else
     // in Skiff uses the I/O APIC yet.
@@ -194,6 +194,20 @@ fn mmio_mapping_reaches_the_io_apic(_: &mut Context) -> TestResult {
     let (id, max_entry) = (version & 0xFF, (version >> 16) & 0xFF);
     check!((0x11..=0x20).contains(&id), "I/O APIC version {version:#x}: not an I/O APIC");
     check!(max_entry >= 23, "I/O APIC with only {} entries", max_entry + 1);
+    Ok(())
+}
+
+fn mmio_mapping_refuses_ranges_past_the_address_limit(_: &mut Context) -> TestResult {
+    // A BAR's address comes from the device: one at or past 2^52, or a size
+    // that runs past it or past the end of the address space, is an error.
+    const LIMIT: u64 = 1 << 52;
+    for (phys, size) in [(LIMIT, 0x1000), (LIMIT - 0x1000, 0x2000), (u64::MAX - 0xFFF, 0x1000), (0x1000, u64::MAX)] {
+        let result = memory::map_mmio(phys, size);
+        check!(
+            matches!(result, Err(memory::MemoryError::BadAddress { .. })),
+            "{size:#x} bytes at {phys:#x}: {result:?}, not BadAddress"
+        );
+    }
     Ok(())
 }
 

@@ -121,6 +121,9 @@ pub enum MemoryError {
     Map(MapToError<Size4KiB>),
     /// `init` ran before.
     AlreadyInitialised,
+    /// A device region that is not a physical address range: it ends at or
+    /// above 2^52 (x86-64's limit), or past the end of the address space.
+    BadAddress { phys: u64, size: u64 },
 }
 
 impl core::fmt::Display for MemoryError {
@@ -134,6 +137,9 @@ impl core::fmt::Display for MemoryError {
             MemoryError::OutOfSpace => write!(f, "out of MMIO address space or page-table frames"),
             MemoryError::Map(e) => write!(f, "page mapping failed: {e:?}"),
             MemoryError::AlreadyInitialised => write!(f, "memory::init called twice"),
+            MemoryError::BadAddress { phys, size } => {
+                write!(f, "{size:#x} bytes at {phys:#x} are not a physical address range (limit 2^52)")
+            }
         }
     }
 }
@@ -217,15 +223,22 @@ pub fn init(regions: &MemoryRegions, phys_offset: Option<u64>) -> Result<MemoryI
 }
 
 /// Maps `size` bytes of device registers at physical address `phys`, uncached,
-/// and returns the virtual address of `phys`.
-pub fn map_mmio(phys: PhysAddr, size: u64) -> Result<VirtAddr, MemoryError> {
+/// and returns the virtual address of `phys`. The address usually comes from
+/// a device or firmware, so a range past the physical address limit is an
+/// error, not a panic.
+pub fn map_mmio(phys: u64, size: u64) -> Result<VirtAddr, MemoryError> {
+    let bad = MemoryError::BadAddress { phys, size };
+    let last = phys.checked_add(size.max(1) - 1).ok_or(bad)?;
+    let (Ok(phys), Ok(last)) = (PhysAddr::try_new(phys), PhysAddr::try_new(last)) else {
+        return Err(MemoryError::BadAddress { phys, size });
+    };
     let memory = MEMORY.get().ok_or(MemoryError::OutOfSpace)?;
     let mut m = memory.lock();
     let first = PhysFrame::<Size4KiB>::containing_address(phys);
-    let last = PhysFrame::<Size4KiB>::containing_address(phys + size.max(1) - 1);
+    let last = PhysFrame::<Size4KiB>::containing_address(last);
     let pages = (last.start_address() - first.start_address()) / Size4KiB::SIZE + 1;
     let virt = m.mmio_next;
-    if virt + pages * Size4KiB::SIZE > m.mmio_end {
+    if pages > (m.mmio_end - virt) / Size4KiB::SIZE {
         return Err(MemoryError::OutOfSpace);
     }
     let flags = PageTableFlags::PRESENT

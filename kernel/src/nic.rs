@@ -19,7 +19,6 @@ use skiff_drivers::virtio::legacy::CpuPorts;
 use skiff_drivers::virtio::net::{Mac, NetFeatures, VirtioNet};
 use skiff_drivers::virtio::pci::{VectorError, VirtioPciTransport, is_virtio_net, probe};
 use skiff_net::device::NetDevice;
-use x86_64::PhysAddr;
 
 use crate::dma::KernelHal;
 use crate::interrupts::{self, INTX_VECTOR_BASE, NIC_CONFIG_VECTOR, NIC_RX_VECTOR, NIC_TX_VECTOR};
@@ -205,8 +204,14 @@ fn setup_msix(pci: &mut Pci, function: &Function) -> Option<()> {
         log::warn!("virtio-net: MSI-X table runs past its BAR");
         return None;
     }
-    let virt =
-        memory::map_mmio(PhysAddr::new(address + u64::from(info.table_offset)), info.table_bytes() as u64).ok()?;
+    let table = address.saturating_add(u64::from(info.table_offset));
+    let virt = match memory::map_mmio(table, info.table_bytes() as u64) {
+        Ok(virt) => virt,
+        Err(e) => {
+            log::warn!("virtio-net: cannot map the MSI-X table: {e}");
+            return None;
+        }
+    };
     // SAFETY: `virt` maps the function's MSI-X table (inside its BAR, checked
     // above) uncached and for good; only this code writes it.
     let mut table = unsafe { MsixTable::new(NonNull::new(virt.as_mut_ptr())?, info.table_size) };

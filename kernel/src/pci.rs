@@ -10,7 +10,6 @@ use core::ops::RangeInclusive;
 use core::ptr::NonNull;
 
 use skiff_drivers::pci::{self, ConfigurationAccess, DeviceFunction, Ecam, Function, PciRoot, PortCam};
-use x86_64::PhysAddr;
 
 use crate::{acpi, memory};
 
@@ -87,7 +86,7 @@ fn port_access() -> (ConfigAccess, RangeInclusive<u8>, &'static str) {
 
 /// Maps the whole 256-bus ECAM window (256 MiB) uncached.
 fn ecam_access(base: u64) -> Option<ConfigAccess> {
-    match memory::map_mmio(PhysAddr::new(base), Ecam::SIZE as u64) {
+    match memory::map_mmio(base, Ecam::SIZE as u64) {
         // SAFETY: the mapping covers Ecam::SIZE bytes of the ECAM region, is
         // uncached, stays mapped forever, and nothing else uses it.
         Ok(virt) => NonNull::new(virt.as_mut_ptr()).map(|p| ConfigAccess::Ecam(unsafe { Ecam::new(p) })),
