@@ -1,4 +1,5 @@
-//! Skiff's device drivers: PCI enumeration and virtio-net.
+//! Skiff's device drivers: PCI enumeration, virtio-net, and the PIT that
+//! calibrates the TSC.
 //!
 //! The crate builds on `virtio-drivers`: its PCI bus types and modern PCI
 //! transport, its `Transport` and `Hal` traits. Skiff adds what that crate
@@ -18,4 +19,6 @@
 extern crate alloc;
 
 pub mod pci;
+pub mod pit;
+pub mod ports;
 pub mod virtio;

@@ -1,5 +1,6 @@
 //! The monotonic clock: the CPU's time-stamp counter, calibrated against the
-//! legacy PIT (whose input clock is a fixed 1.193182 MHz on every PC).
+//! legacy PIT (whose input clock is a fixed 1.193182 MHz on every PC; the
+//! calibration itself is `skiff_drivers::pit`, tested on the host).
 //!
 //! `now()` is the time since calibration. Before `init` it reads zero, which
 //! the first log lines show.
@@ -7,22 +8,11 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-use x86_64::instructions::port::Port;
+use skiff_drivers::pit::{CALIBRATION_MS, Pit};
+use skiff_drivers::ports::CpuPorts;
 
-/// The PIT's input clock, in Hz.
-const PIT_HZ: u64 = 1_193_182;
-/// Each calibration run waits this long on PIT channel 2.
-const CALIBRATION_MS: u64 = 10;
-/// Runs; the median is kept, so one run disturbed by the host does not count.
-pub const CALIBRATION_RUNS: usize = 5;
-
-/// PIT ports: channel 2's data port, the mode/command port, and the PC's
-/// "port B" (bit 0: channel 2 gate, bit 1: speaker enable, bit 5: channel 2 output).
-const PIT_CHANNEL2: u16 = 0x42;
-const PIT_COMMAND: u16 = 0x43;
-const PORT_B: u16 = 0x61;
-/// Channel 2, low byte then high byte, mode 0 (interrupt on terminal count), binary.
-const PIT_CH2_ONESHOT: u8 = 0b1011_0000;
+/// Runs; the median is kept (see `skiff_drivers::pit`).
+pub const CALIBRATION_RUNS: usize = skiff_drivers::pit::CALIBRATION_RUNS;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static TSC_AT_INIT: AtomicU64 = AtomicU64::new(0);
@@ -61,15 +51,17 @@ pub fn busy_wait(d: Duration) {
     }
 }
 
+/// The PIT, through the CPU's ports.
+fn pit() -> Pit<CpuPorts> {
+    // SAFETY: the PIT (0x42, 0x43) and port B (0x61) are standard PC devices
+    // that nothing else in Skiff uses; channel 2 only drives the (disabled) speaker.
+    Pit::new(unsafe { CpuPorts::new() })
+}
+
 /// Measures the TSC frequency and starts the clock.
 pub fn init() {
-    let mut runs = [0u64; CALIBRATION_RUNS];
-    for run in &mut runs {
-        *run = measure_tsc_hz();
-    }
-    runs.sort_unstable();
-    let hz = runs[CALIBRATION_RUNS / 2];
-    let (min, max) = (runs[0], runs[CALIBRATION_RUNS - 1]);
+    let calibration = pit().calibrate_tsc(&mut rdtsc);
+    let (hz, min, max) = (calibration.hz, calibration.min, calibration.max);
     TSC_AT_INIT.store(rdtsc(), Ordering::Relaxed);
     TSC_HZ.store(hz, Ordering::Relaxed);
     let invariant = raw_cpuid::CpuId::new().get_advanced_power_mgmt_info().is_some_and(|i| i.has_invariant_tsc());
@@ -83,28 +75,5 @@ pub fn init() {
 
 /// One calibration run: the TSC rate measured while PIT channel 2 counts down `CALIBRATION_MS`.
 pub fn measure_tsc_hz() -> u64 {
-    let mut port_b = Port::<u8>::new(PORT_B);
-    let mut command = Port::<u8>::new(PIT_COMMAND);
-    let mut channel2 = Port::<u8>::new(PIT_CHANNEL2);
-    let count = PIT_HZ * CALIBRATION_MS / 1000;
-    // SAFETY: the PIT and port B are standard PC devices that nothing else in
-    // Skiff uses; channel 2 only drives the (disabled) speaker.
-    unsafe {
-        // Gate low (stop), speaker off; program a one-shot count.
-        let b = port_b.read() & !0b11;
-        port_b.write(b);
-        command.write(PIT_CH2_ONESHOT);
-        channel2.write(count as u8);
-        channel2.write((count >> 8) as u8);
-        // Raising the gate starts the count; OUT2 goes high when it reaches zero.
-        port_b.write(b | 1);
-        let start = rdtsc();
-        while port_b.read() & 0x20 == 0 {
-            core::hint::spin_loop();
-        }
-        let end = rdtsc();
-        port_b.write(b);
-        // `count` whole PIT ticks elapsed (not exactly CALIBRATION_MS).
-        (end - start) * PIT_HZ / count
-    }
+    pit().measure_tsc_hz(&mut rdtsc)
 }

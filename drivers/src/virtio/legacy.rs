@@ -26,6 +26,10 @@ use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Trans
 use virtio_drivers::{Error, PAGE_SIZE, PhysAddr};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+#[cfg(target_arch = "x86_64")]
+pub use crate::ports::CpuPorts;
+pub use crate::ports::IoPorts;
+
 const DEVICE_FEATURES: u16 = 0x00;
 const DRIVER_FEATURES: u16 = 0x04;
 const QUEUE_PFN: u16 = 0x08;
@@ -46,70 +50,6 @@ const CONFIG_NO_MSIX: u16 = 0x14;
 const CONFIG_MSIX: u16 = 0x18;
 /// The largest config read or write at once; virtio-net's is 12 bytes.
 const MAX_CONFIG_ACCESS: usize = 64;
-
-/// 8/16/32-bit port I/O. The kernel passes real ports; tests pass a fake.
-pub trait IoPorts {
-    /// Reads a byte from `port`.
-    fn read8(&self, port: u16) -> u8;
-    /// Reads 16 bits from `port`.
-    fn read16(&self, port: u16) -> u16;
-    /// Reads 32 bits from `port`.
-    fn read32(&self, port: u16) -> u32;
-    /// Writes a byte to `port`.
-    fn write8(&mut self, port: u16, value: u8);
-    /// Writes 16 bits to `port`.
-    fn write16(&mut self, port: u16, value: u16);
-    /// Writes 32 bits to `port`.
-    fn write32(&mut self, port: u16, value: u32);
-}
-
-/// The CPU's I/O ports (`in`/`out` instructions).
-#[cfg(target_arch = "x86_64")]
-pub struct CpuPorts {
-    _private: (),
-}
-
-#[cfg(target_arch = "x86_64")]
-impl CpuPorts {
-    /// Access to the I/O ports of one device's BAR.
-    ///
-    /// # Safety
-    /// The transport built on this must be given only the port range of a
-    /// BAR that belongs to the device it drives, and nothing else may use
-    /// that range.
-    pub unsafe fn new() -> Self {
-        CpuPorts { _private: () }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-impl IoPorts for CpuPorts {
-    fn read8(&self, port: u16) -> u8 {
-        // SAFETY: `port` is in the device's I/O BAR (constructor contract);
-        // reads of its registers have only the documented effects.
-        unsafe { x86_64::instructions::port::Port::new(port).read() }
-    }
-    fn read16(&self, port: u16) -> u16 {
-        // SAFETY: as in `read8`.
-        unsafe { x86_64::instructions::port::Port::new(port).read() }
-    }
-    fn read32(&self, port: u16) -> u32 {
-        // SAFETY: as in `read8`.
-        unsafe { x86_64::instructions::port::Port::new(port).read() }
-    }
-    fn write8(&mut self, port: u16, value: u8) {
-        // SAFETY: as in `read8`.
-        unsafe { x86_64::instructions::port::Port::new(port).write(value) }
-    }
-    fn write16(&mut self, port: u16, value: u16) {
-        // SAFETY: as in `read8`.
-        unsafe { x86_64::instructions::port::Port::new(port).write(value) }
-    }
-    fn write32(&mut self, port: u16, value: u32) {
-        // SAFETY: as in `read8`.
-        unsafe { x86_64::instructions::port::Port::new(port).write(value) }
-    }
-}
 
 /// Why a legacy transport could not be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,128 @@
+//! The calibration against a fake PIT and TSC that share one clock.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::*;
+
+/// TSC cycles each port B poll takes (about a microsecond at 3 GHz).
+const POLL_CYCLES: u64 = 3_000;
+/// TSC cycles each `rdtsc` takes.
+const RDTSC_CYCLES: u64 = 30;
+/// Polls after which the fake gives up on the driver ever stopping.
+const FAKE_POLL_LIMIT: u64 = 50_000_000;
+
+/// How the fake PIT's channel 2 behaves.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Counts at `PIT_HZ` against a TSC of this many Hz.
+    Counts { tsc_hz: u64 },
+    /// Never reaches zero: OUT2 stays low.
+    Stuck,
+    /// No PIT at all: every port reads all ones, so OUT2 reads high at once.
+    Absent,
+}
+
+/// Port B and channel 2, on a TSC that the test shares.
+struct FakePit {
+    tsc: Rc<Cell<u64>>,
+    behaviour: Behaviour,
+    gate_raised_at: Cell<Option<u64>>,
+    command: Cell<Option<u8>>,
+    count: Cell<Vec<u8>>,
+    polls: Cell<u64>,
+}
+
+impl FakePit {
+    fn new(behaviour: Behaviour) -> (Self, Rc<Cell<u64>>) {
+        let tsc = Rc::new(Cell::new(1 << 40));
+        let pit = FakePit {
+            tsc: tsc.clone(),
+            behaviour,
+            gate_raised_at: Cell::new(None),
+            command: Cell::new(None),
+            count: Cell::new(Vec::new()),
+            polls: Cell::new(0),
+        };
+        (pit, tsc)
+    }
+
+    fn out2(&self) -> bool {
+        let Some(start) = self.gate_raised_at.get() else { return false };
+        let count = self.count.take();
+        self.count.set(count.clone());
+        assert_eq!(self.command.get(), Some(PIT_CH2_ONESHOT), "channel 2 not programmed for a one-shot");
+        let ticks = match count[..] {
+            [low, high] => u64::from(u16::from_le_bytes([low, high])),
+            _ => panic!("count written as {count:?}, not low then high byte"),
+        };
+        match self.behaviour {
+            Behaviour::Counts { tsc_hz } => self.tsc.get() - start >= ticks * tsc_hz / PIT_HZ,
+            Behaviour::Stuck => false,
+            Behaviour::Absent => true,
+        }
+    }
+}
+
+impl IoPorts for FakePit {
+    fn read8(&self, port: u16) -> u8 {
+        if let Behaviour::Absent = self.behaviour {
+            return 0xFF;
+        }
+        assert_eq!(port, PORT_B, "only port B is read");
+        self.polls.set(self.polls.get() + 1);
+        assert!(self.polls.get() < FAKE_POLL_LIMIT, "the driver polls the PIT forever");
+        self.tsc.set(self.tsc.get() + POLL_CYCLES);
+        let gate = u8::from(self.gate_raised_at.get().is_some());
+        gate | if self.out2() { PORT_B_OUT2 } else { 0 }
+    }
+    fn read16(&self, _: u16) -> u16 {
+        unreachable!("the PIT has byte ports")
+    }
+    fn read32(&self, _: u16) -> u32 {
+        unreachable!("the PIT has byte ports")
+    }
+    fn write8(&mut self, port: u16, value: u8) {
+        match port {
+            PORT_B if value & PORT_B_GATE2 != 0 => self.gate_raised_at.set(Some(self.tsc.get())),
+            PORT_B => self.gate_raised_at.set(None),
+            PIT_COMMAND => {
+                self.command.set(Some(value));
+                self.count.set(Vec::new());
+            }
+            PIT_CHANNEL2 => {
+                let mut count = self.count.take();
+                count.push(value);
+                self.count.set(count);
+            }
+            _ => panic!("write to port {port:#x}"),
+        }
+    }
+    fn write16(&mut self, _: u16, _: u16) {
+        unreachable!("the PIT has byte ports")
+    }
+    fn write32(&mut self, _: u16, _: u32) {
+        unreachable!("the PIT has byte ports")
+    }
+}
+
+/// A TSC reader on the shared clock.
+fn rdtsc(tsc: &Rc<Cell<u64>>) -> impl FnMut() -> u64 {
+    let tsc = tsc.clone();
+    move || {
+        tsc.set(tsc.get() + RDTSC_CYCLES);
+        tsc.get()
+    }
+}
+
+#[test]
+fn a_counting_pit_measures_the_tsc_within_a_poll() {
+    for tsc_hz in [1_000_000_000, 2_994_000_000, 5_000_000_000] {
+        let (pit, tsc) = FakePit::new(Behaviour::Counts { tsc_hz });
+        let calibration = Pit::new(pit).calibrate_tsc(&mut rdtsc(&tsc));
+        // One poll late at most: POLL_CYCLES in a 10 ms window.
+        let error = POLL_CYCLES * 1000 / CALIBRATION_MS + RDTSC_CYCLES * 1000 / CALIBRATION_MS;
+        assert!(calibration.hz.abs_diff(tsc_hz) <= error, "{calibration:?} for {tsc_hz} Hz");
+        assert!(calibration.min <= calibration.hz && calibration.hz <= calibration.max);
+    }
+}
