@@ -6,8 +6,15 @@
 //! watched without interrupts. The TSC is read through a closure, so the
 //! whole calibration runs on the host against a fake PIT.
 //!
+//! Nothing here trusts the hardware: every wait is bounded (by TSC cycles,
+//! and by polls in case the TSC does not move either), and a rate outside
+//! what any x86-64 CPU runs at is an error, not a clock that makes every
+//! timer wrong.
+//!
 //! Ref: Intel 82C54 CHMOS Programmable Interval Timer datasheet (control
 //! word, mode 0); IBM PC/AT Technical Reference (port B).
+
+use core::fmt;
 
 use crate::ports::IoPorts;
 
@@ -34,6 +41,50 @@ pub const PIT_CH2_ONESHOT: u8 = 0b1011_0000;
 /// The count of one run: `CALIBRATION_MS` of PIT ticks.
 pub const CALIBRATION_COUNT: u64 = PIT_HZ * CALIBRATION_MS / 1000;
 
+/// The slowest TSC accepted: slower than any x86-64 CPU's (the first ran at
+/// 800 MHz; a TSC counts at the nominal rate whatever the power state).
+pub const MIN_TSC_HZ: u64 = 100_000_000;
+/// The fastest TSC accepted: well above any CPU's nominal clock (~6 GHz today).
+pub const MAX_TSC_HZ: u64 = 20_000_000_000;
+/// A run gives up once the TSC has advanced this far without the count
+/// ending: ten windows at the fastest plausible rate (a second at 2 GHz).
+pub const MAX_WAIT_CYCLES: u64 = MAX_TSC_HZ / 1000 * CALIBRATION_MS * 10;
+/// ...or after this many polls of port B, for a TSC that does not move
+/// either. A poll is a port read (about a microsecond on hardware, a VM exit
+/// in a guest), so this is seconds, against a 10 ms window.
+pub const MAX_POLLS: u64 = 10_000_000;
+
+/// Why the TSC could not be calibrated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalibrationError {
+    /// Channel 2's count never ended: no PIT, or one that does not count.
+    PitStuck {
+        /// TSC cycles waited.
+        cycles: u64,
+        /// Polls of port B.
+        polls: u64,
+    },
+    /// The measured rate is outside `MIN_TSC_HZ..=MAX_TSC_HZ`.
+    Implausible {
+        /// The median run, in Hz.
+        hz: u64,
+    },
+}
+
+impl fmt::Display for CalibrationError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            CalibrationError::PitStuck { cycles, polls } => write!(
+                f,
+                "PIT channel 2 did not count down {CALIBRATION_MS} ms in {cycles} TSC cycles and {polls} polls"
+            ),
+            CalibrationError::Implausible { hz } => {
+                write!(f, "TSC measured at {hz} Hz, outside {MIN_TSC_HZ}..={MAX_TSC_HZ} Hz (is there a PIT?)")
+            }
+        }
+    }
+}
+
 /// The TSC rate from [`CALIBRATION_RUNS`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Calibration {
@@ -57,8 +108,10 @@ impl<P: IoPorts> Pit<P> {
     }
 
     /// One calibration run: the TSC rate measured (with `rdtsc`) while
-    /// channel 2 counts down [`CALIBRATION_MS`].
-    pub fn measure_tsc_hz(&mut self, rdtsc: &mut impl FnMut() -> u64) -> u64 {
+    /// channel 2 counts down [`CALIBRATION_MS`]. Not checked for
+    /// plausibility: a host that deschedules the vCPU makes one run read
+    /// high, which the median of several absorbs.
+    pub fn measure_tsc_hz(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<u64, CalibrationError> {
         let count = CALIBRATION_COUNT;
         // Gate low (stop), speaker off; program a one-shot count.
         let b = self.ports.read8(PORT_B) & !(PORT_B_GATE2 | PORT_B_SPEAKER);
@@ -69,23 +122,41 @@ impl<P: IoPorts> Pit<P> {
         // Raising the gate starts the count; OUT2 goes high when it reaches zero.
         self.ports.write8(PORT_B, b | PORT_B_GATE2);
         let start = rdtsc();
-        while self.ports.read8(PORT_B) & PORT_B_OUT2 == 0 {
+        let mut polls = 0;
+        let (ended, end) = loop {
+            if self.ports.read8(PORT_B) & PORT_B_OUT2 != 0 {
+                break (true, rdtsc());
+            }
+            polls += 1;
+            let now = rdtsc();
+            if now.wrapping_sub(start) > MAX_WAIT_CYCLES || polls >= MAX_POLLS {
+                break (false, now);
+            }
             core::hint::spin_loop();
-        }
-        let end = rdtsc();
+        };
         self.ports.write8(PORT_B, b);
+        // A TSC that went backwards reads as no time at all (implausible).
+        let cycles = end.saturating_sub(start);
+        if !ended {
+            return Err(CalibrationError::PitStuck { cycles, polls });
+        }
         // `count` whole PIT ticks elapsed (not exactly CALIBRATION_MS).
-        (end - start) * PIT_HZ / count
+        Ok((u128::from(cycles) * u128::from(PIT_HZ) / u128::from(count)) as u64)
     }
 
-    /// [`CALIBRATION_RUNS`] runs; the median is the TSC rate.
-    pub fn calibrate_tsc(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Calibration {
+    /// [`CALIBRATION_RUNS`] runs; the median is the TSC rate, which must be
+    /// within `MIN_TSC_HZ..=MAX_TSC_HZ`.
+    pub fn calibrate_tsc(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Calibration, CalibrationError> {
         let mut runs = [0u64; CALIBRATION_RUNS];
         for run in &mut runs {
-            *run = self.measure_tsc_hz(rdtsc);
+            *run = self.measure_tsc_hz(rdtsc)?;
         }
         runs.sort_unstable();
-        Calibration { hz: runs[CALIBRATION_RUNS / 2], min: runs[0], max: runs[CALIBRATION_RUNS - 1] }
+        let hz = runs[CALIBRATION_RUNS / 2];
+        if !(MIN_TSC_HZ..=MAX_TSC_HZ).contains(&hz) {
+            return Err(CalibrationError::Implausible { hz });
+        }
+        Ok(Calibration { hz, min: runs[0], max: runs[CALIBRATION_RUNS - 1] })
     }
 }
 

@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-use skiff_drivers::pit::{CALIBRATION_MS, Pit};
+use skiff_drivers::pit::{CALIBRATION_MS, CalibrationError, Pit};
 use skiff_drivers::ports::CpuPorts;
 
 /// Runs; the median is kept (see `skiff_drivers::pit`).
@@ -60,7 +60,12 @@ fn pit() -> Pit<CpuPorts> {
 
 /// Measures the TSC frequency and starts the clock.
 pub fn init() {
-    let calibration = pit().calibrate_tsc(&mut rdtsc);
+    // Without a working clock every timer is wrong: fail the boot (the panic
+    // handler prints this and exits QEMU with a failure code).
+    let calibration = match pit().calibrate_tsc(&mut rdtsc) {
+        Ok(calibration) => calibration,
+        Err(e) => panic!("TSC calibration failed: {e}"),
+    };
     let (hz, min, max) = (calibration.hz, calibration.min, calibration.max);
     TSC_AT_INIT.store(rdtsc(), Ordering::Relaxed);
     TSC_HZ.store(hz, Ordering::Relaxed);
@@ -73,7 +78,8 @@ pub fn init() {
     );
 }
 
-/// One calibration run: the TSC rate measured while PIT channel 2 counts down `CALIBRATION_MS`.
-pub fn measure_tsc_hz() -> u64 {
+/// One calibration run: the TSC rate measured while PIT channel 2 counts
+/// down `CALIBRATION_MS` (an error if the count never ends).
+pub fn measure_tsc_hz() -> Result<u64, CalibrationError> {
     pit().measure_tsc_hz(&mut rdtsc)
 }

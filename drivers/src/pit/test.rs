@@ -119,10 +119,42 @@ fn rdtsc(tsc: &Rc<Cell<u64>>) -> impl FnMut() -> u64 {
 fn a_counting_pit_measures_the_tsc_within_a_poll() {
     for tsc_hz in [1_000_000_000, 2_994_000_000, 5_000_000_000] {
         let (pit, tsc) = FakePit::new(Behaviour::Counts { tsc_hz });
-        let calibration = Pit::new(pit).calibrate_tsc(&mut rdtsc(&tsc));
+        let calibration = Pit::new(pit).calibrate_tsc(&mut rdtsc(&tsc)).unwrap();
         // One poll late at most: POLL_CYCLES in a 10 ms window.
         let error = POLL_CYCLES * 1000 / CALIBRATION_MS + RDTSC_CYCLES * 1000 / CALIBRATION_MS;
         assert!(calibration.hz.abs_diff(tsc_hz) <= error, "{calibration:?} for {tsc_hz} Hz");
         assert!(calibration.min <= calibration.hz && calibration.hz <= calibration.max);
+    }
+}
+
+#[test]
+fn a_pit_that_never_counts_is_an_error_not_a_hang() {
+    let (pit, tsc) = FakePit::new(Behaviour::Stuck);
+    let result = Pit::new(pit).calibrate_tsc(&mut rdtsc(&tsc));
+    assert!(matches!(result, Err(CalibrationError::PitStuck { .. })), "{result:?}");
+}
+
+#[test]
+fn a_pit_that_never_counts_on_a_tsc_that_never_counts_is_an_error_not_a_hang() {
+    let (pit, tsc) = FakePit::new(Behaviour::Stuck);
+    let result = Pit::new(pit).calibrate_tsc(&mut || tsc.get() - tsc.get() + 1);
+    assert!(matches!(result, Err(CalibrationError::PitStuck { .. })), "{result:?}");
+}
+
+#[test]
+fn absurd_rates_are_errors() {
+    // A TSC far faster than any CPU's, or far slower; and no PIT at all (the
+    // count "ends" at once, so the TSC seems to run at a few hundred kHz).
+    for behaviour in
+        [Behaviour::Counts { tsc_hz: 50_000_000_000 }, Behaviour::Counts { tsc_hz: 10_000_000 }, Behaviour::Absent]
+    {
+        let (pit, tsc) = FakePit::new(behaviour);
+        let result = Pit::new(pit).calibrate_tsc(&mut rdtsc(&tsc));
+        assert!(matches!(result, Err(CalibrationError::Implausible { .. })), "{result:?}");
+    }
+    // The ends of the plausible range are accepted.
+    for tsc_hz in [MIN_TSC_HZ + MIN_TSC_HZ / 10, MAX_TSC_HZ - MAX_TSC_HZ / 10] {
+        let (pit, tsc) = FakePit::new(Behaviour::Counts { tsc_hz });
+        assert!(Pit::new(pit).calibrate_tsc(&mut rdtsc(&tsc)).is_ok(), "{tsc_hz} Hz refused");
     }
 }
