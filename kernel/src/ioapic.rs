@@ -89,3 +89,10 @@ pub fn set_masked(gsi: u32, masked: bool) {
     let low = ioapic.read(REG_REDIRECTION + 2 * pin);
     ioapic.write(REG_REDIRECTION + 2 * pin, if masked { low | MASKED } else { low & !MASKED });
 }
+
+/// Whether `gsi` is masked (`None` if no I/O APIC serves it).
+pub fn is_masked(gsi: u32) -> Option<bool> {
+    let ioapic = IOAPIC.get()?;
+    let pin = ioapic.pin(gsi)?;
+    Some(ioapic.read(REG_REDIRECTION + 2 * pin) & MASKED != 0)
+}

@@ -20,7 +20,7 @@ use skiff_net::checksum;
 use crate::cmdline::Cmdline;
 use crate::nic::Nic;
 use crate::qemu::{self, ExitCode};
-use crate::{allocator, apic, clock, interrupts, memory, println};
+use crate::{allocator, apic, clock, interrupts, ioapic, memory, println};
 use skiff_net::device::{NetDevice, RxHalf, TxHalf};
 
 type TestResult = Result<(), String>;
@@ -70,6 +70,7 @@ const TESTS: &[Test] = tests![
     nic_gets_a_dhcp_offer_with_valid_checksums,
     nic_echoes_udp_with_checksum_offload,
     nic_msix_vectors_fire_for_rx_and_tx,
+    nic_intx_pin_that_fired_while_the_card_was_quiet_is_unmasked,
 ];
 
 /// Index of the test that is running, for the panic handler; `usize::MAX` when none.
@@ -514,5 +515,23 @@ fn nic_msix_vectors_fire_for_rx_and_tx(ctx: &mut Context) -> TestResult {
     check!(rx_fired > 0, "no receive interrupt (vector {:#x})", interrupts::NIC_RX_VECTOR);
     check!(tx_fired > 0, "no transmit interrupt (vector {:#x})", interrupts::NIC_TX_VECTOR);
     println!("ktest:   MSI-X interrupts: rx {rx_fired}, tx {tx_fired}");
+    Ok(())
+}
+
+fn nic_intx_pin_that_fired_while_the_card_was_quiet_is_unmasked(ctx: &mut Context) -> TestResult {
+    let (_, signal) = ctx.nic.as_mut().ok_or("no network card")?;
+    if *signal != crate::nic::Signal::Intx {
+        println!("ktest:   (skipped: the card does not use INTx)");
+        return Ok(());
+    }
+    // Another device on a candidate pin interrupts; the card had not.
+    let gsi = crate::nic::simulate_intx_fire().ok_or("no INTx pin routed")?;
+    check!(ioapic::is_masked(gsi) == Some(true), "the handler did not mask GSI {gsi}");
+    crate::nic::service_intx(|| false);
+    check!(
+        ioapic::is_masked(gsi) == Some(false),
+        "GSI {gsi} stayed masked after an unclaimed fire: the card's interrupts on it would be lost"
+    );
+    check!(!crate::nic::intx_parked(), "one unclaimed fire parked a pin");
     Ok(())
 }

@@ -7,13 +7,17 @@
 //! through its INTx line and the I/O APIC. Which I/O APIC pin that line
 //! reaches is in the ACPI `_PRT`, which takes an AML interpreter to read;
 //! Skiff instead listens on every pin it could be (the PCI GSIs 16–23 on
-//! q35, the firmware's interrupt-line IRQ on `pc`), and keeps masked any pin
-//! that fires while the card says it did not interrupt.
+//! q35, the firmware's interrupt-line IRQ on `pc`). A pin that fires is
+//! unmasked again once the card's ISR was read, whether or not the card had
+//! interrupted, unless it keeps firing with the card quiet: then it is left
+//! masked for a while (`skiff_drivers::pci::intx`, after Linux's handling of
+//! shared lines).
 
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
+use skiff_drivers::pci::intx::{self, Pins, STORM_LIMIT, STORM_RETRY, SharedLines};
 use skiff_drivers::pci::{self, BarInfo, ConfigurationAccess, Function, MsixInfo, MsixTable};
 use skiff_drivers::virtio::legacy::CpuPorts;
 use skiff_drivers::virtio::net::{Mac, NetFeatures, VirtioNet};
@@ -23,7 +27,7 @@ use skiff_net::device::NetDevice;
 use crate::dma::KernelHal;
 use crate::interrupts::{self, INTX_VECTOR_BASE, NIC_CONFIG_VECTOR, NIC_RX_VECTOR, NIC_TX_VECTOR};
 use crate::pci::Pci;
-use crate::{acpi, apic, entropy, ioapic, memory};
+use crate::{acpi, apic, clock, entropy, ioapic, memory};
 
 /// The network card Skiff drives.
 pub type Nic = VirtioNet<KernelHal, VirtioPciTransport<CpuPorts>>;
@@ -55,10 +59,13 @@ pub enum Signal {
 }
 
 /// Candidate INTx pins: vector `INTX_VECTOR_BASE + i` serves `INTX_GSI[i]`.
-const INTX_CANDIDATES: usize = 8;
+const INTX_CANDIDATES: usize = intx::MAX_PINS;
 static INTX_GSI: [AtomicU32; INTX_CANDIDATES] = [const { AtomicU32::new(u32::MAX) }; INTX_CANDIDATES];
 /// Candidates whose pin fired and is masked, waiting for the main loop.
 static INTX_PENDING: AtomicU8 = AtomicU8::new(0);
+/// Unclaimed fires and parked pins; the main loop's alone (handlers only
+/// set `INTX_PENDING`).
+static INTX_LINES: spin::Mutex<SharedLines> = spin::Mutex::new(SharedLines::new());
 /// The interrupt-line register in a type-0 configuration header.
 const INTERRUPT_LINE: u8 = 0x3C;
 /// PCI interrupt GSIs on q35 (PIRQ A–H, QEMU's ICH9).
@@ -161,31 +168,60 @@ pub fn service(signal: Signal, device: &mut impl NetDevice) -> bool {
     // INTx: one ISR read acknowledges the card and says whether the
     // configuration changed. (A second read could swallow an interrupt that
     // arrived in between and leave its pin masked.)
-    let intx_config = signal == Signal::Intx && service_intx(device);
+    let mut intx_config = false;
+    if signal == Signal::Intx {
+        service_intx(|| {
+            let cause = device.acknowledge_interrupt();
+            intx_config = cause.config;
+            cause.any()
+        });
+    }
     // MSI-X: the configuration vector is its own signal; no ISR read.
     let msix_config = CONFIG_CHANGED.swap(false, Ordering::AcqRel);
     intx_config || msix_config
 }
 
-/// INTx: acknowledges the card (reading its ISR deasserts the line) and
-/// unmasks the pins that fired, if the card did interrupt. A pin that fired
-/// while the card did not stays masked: it is someone else's. Returns
-/// whether the card reported a configuration change.
-fn service_intx(device: &mut impl NetDevice) -> bool {
+/// INTx: if a candidate pin fired, calls `acknowledge`, which reads the
+/// card's ISR (deasserting its line) and says whether the card had
+/// interrupted, and then unmasks the pins that fired (see the module's
+/// comment for the pins left masked). Also unmasks parked pins that are due
+/// for another try.
+pub fn service_intx(acknowledge: impl FnOnce() -> bool) {
+    let mut lines = INTX_LINES.lock();
+    let now = clock::now();
+    set_masked(lines.retry_parked(now), false);
     let pending = INTX_PENDING.swap(0, Ordering::AcqRel);
     if pending == 0 {
-        return false;
+        return;
     }
-    let cause = device.acknowledge_interrupt();
-    for i in (0..INTX_CANDIDATES).filter(|i| pending & (1 << i) != 0) {
-        let gsi = INTX_GSI[i].load(Ordering::Relaxed);
-        if !cause.any() {
-            log::debug!("virtio-net: GSI {gsi} fired but the card did not interrupt; leaving it masked");
-        } else {
-            ioapic::set_masked(gsi, false);
-        }
+    let serviced = lines.serviced(Pins(pending), acknowledge(), now);
+    for i in serviced.newly_parked.iter() {
+        log::warn!(
+            "virtio-net: GSI {} fired {STORM_LIMIT} times in a row while the card had not interrupted; masked, tried again every {STORM_RETRY:?}",
+            INTX_GSI[i].load(Ordering::Relaxed)
+        );
     }
-    cause.config
+    set_masked(serviced.unmask, false);
+}
+
+/// Whether a candidate pin is masked for a storm: the card's interrupts on
+/// it are lost meanwhile, so the main loop should poll the card.
+pub fn intx_parked() -> bool {
+    !INTX_LINES.lock().parked().is_empty()
+}
+
+/// For the in-kernel tests: runs the first routed candidate pin's handler,
+/// as if its line had fired, and returns its GSI.
+pub fn simulate_intx_fire() -> Option<u32> {
+    let i = INTX_GSI.iter().position(|g| g.load(Ordering::Relaxed) != u32::MAX)?;
+    on_intx(INTX_VECTOR_BASE + i as u8);
+    Some(INTX_GSI[i].load(Ordering::Relaxed))
+}
+
+fn set_masked(pins: Pins, masked: bool) {
+    for i in pins.iter() {
+        ioapic::set_masked(INTX_GSI[i].load(Ordering::Relaxed), masked);
+    }
 }
 
 /// Programs the MSI-X table and enables MSI-X. `None` (logged) if the card

@@ -11,6 +11,7 @@
 
 mod assign;
 mod ecam;
+pub mod intx;
 mod msix;
 mod port_cam;
 mod scan;
