@@ -13,7 +13,9 @@
 //!   once, when the queue is set up, and checked against the region (as
 //!   Linux's `vp_modern_map_vq_notify` does); a bad offset leaves the queue
 //!   disabled, which `SplitQueue::new` reports as an error.
-//! - Its `Drop` waits, without limit, for the device to read back a reset.
+//! - Its `Drop` waits, without limit, for the device to read back a reset,
+//!   and it walks the capability list without limit, so a list that loops
+//!   hangs it (the scan stops after as many as fit; here a loop is refused).
 //!
 //! Ref: virtio spec 4.1.4 (virtio structure PCI capabilities), 4.1.4.3
 //! (common configuration), 4.1.4.4 (notification structure), 2.5.1 (the
@@ -117,6 +119,8 @@ pub enum ModernError {
     BadRegion(Region),
     /// No notification capability (spec 4.1.4.4).
     NoNotifyConfig,
+    /// The capability list loops (a device bug); `PciTransport` would walk it forever.
+    CapabilityLoop,
     /// `virtio-drivers` refused the function.
     Transport(VirtioPciError),
 }
@@ -130,6 +134,7 @@ impl fmt::Display for ModernError {
                 r.cfg_type, r.bar, r.offset, r.length
             ),
             ModernError::NoNotifyConfig => write!(f, "no virtio notification capability"),
+            ModernError::CapabilityLoop => write!(f, "the capability list loops"),
             ModernError::Transport(e) => write!(f, "{e}"),
         }
     }
@@ -195,6 +200,10 @@ impl ModernTransport {
         access: &C,
         function: &Function,
     ) -> Result<Self, ModernError> {
+        let offsets = &function.capabilities;
+        if offsets.iter().enumerate().any(|(i, c)| offsets[..i].iter().any(|earlier| earlier.offset == c.offset)) {
+            return Err(ModernError::CapabilityLoop);
+        }
         let caps = capabilities(access, function);
         for (region, min_len) in [
             (caps.common, COMMON_CFG_LEN),

@@ -196,3 +196,11 @@ fn a_configuration_that_never_settles_is_an_error_not_a_hang() {
     // A configuration that settles is read once.
     assert_eq!(t.read_consistent(|| Ok(7)), Ok(7));
 }
+
+#[test]
+fn a_capability_list_that_loops_is_an_error_not_a_hang() {
+    let device = FakeModern::new();
+    // The notify capability (last) points back at the first.
+    device.config.set_reg(NIC, 0x70, device.config.reg(NIC, 0x70) | 0x40 << 8);
+    assert!(matches!(device.probe(), Err(ProbeError::Modern(ModernError::CapabilityLoop))));
+}
