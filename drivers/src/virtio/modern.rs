@@ -192,8 +192,7 @@ impl ModernTransport {
     /// Checks every virtio structure of `function` (inside an assigned
     /// memory BAR, below the physical address limit), then builds the
     /// transport. The function's BARs must be assigned and in
-    /// `function.bars`.
-    /// `access` reads the same configuration space as `root` (whose own is
+    /// `function.bars`; `access` reads the same configuration space as `root` (whose own is
     /// private to `virtio-drivers`).
     pub fn new<H: Hal, C: ConfigurationAccess>(
         root: &mut PciRoot<C>,
@@ -215,7 +214,9 @@ impl ModernTransport {
                 locate(function, region, min_len)?;
             }
         }
-        let inner = PciTransport::new::<H, C>(root, function.address).map_err(ModernError::Transport)?;
+        // Never dropped, even if a check below fails (see `inner`).
+        let inner =
+            ManuallyDrop::new(PciTransport::new::<H, C>(root, function.address).map_err(ModernError::Transport)?);
         let (notify_region, notify_multiplier) = caps.notify.ok_or(ModernError::NoNotifyConfig)?;
         let notify_phys = locate(function, notify_region, NOTIFY_WRITE_LEN as u32)?;
         let common_region = caps.common.ok_or(ModernError::Transport(VirtioPciError::MissingCommonConfig))?;
@@ -232,7 +233,7 @@ impl ModernTransport {
             return Err(ModernError::BadRegion(notify_region));
         }
         Ok(ModernTransport {
-            inner: ManuallyDrop::new(inner),
+            inner,
             common,
             notify,
             notify_len: notify_region.length,
