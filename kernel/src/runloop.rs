@@ -104,7 +104,9 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
 
         // 2. Until when may we sleep?
         let mut sleep = stack.poll_delay(clock::now()).unwrap_or(MAX_SLEEP).min(MAX_SLEEP);
-        if mode == Mode::TimerPoll {
+        // While an INTx pin is parked (a storm on a shared line), the card's
+        // interrupts on it are lost: poll as if there were none.
+        if mode == Mode::TimerPoll || (signal == Signal::Intx && nic::intx_parked()) {
             sleep = sleep.min(POLL_INTERVAL);
         }
         // The stack wants to send now but every transmit buffer is with the
