@@ -25,6 +25,7 @@ mod qemu;
 mod rawlink;
 mod stress;
 mod suite;
+mod testnet;
 mod ui;
 
 use std::path::PathBuf;

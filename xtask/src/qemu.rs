@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::build::Artifacts;
-use crate::{Result, root};
+use crate::{Result, root, testnet};
 
 pub const DEFAULT_MEMORY: &str = "128M";
 /// Where the bootloader places the kernel, a position-independent ELF linked
@@ -38,9 +38,6 @@ pub enum Firmware {
     /// OVMF, booting the GPT/ESP image.
     Uefi,
 }
-
-/// The MAC address the tests give the card, and expect the kernel to report.
-pub const TEST_MAC: &str = "52:54:00:12:34:56";
 
 /// What the virtio-net card is plugged into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,7 +211,7 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
             Backend::Tap => format!("tap,id=net0,ifname={},script=no,downscript=no,vnet_hdr=on", crate::netns::TAP),
         });
         // romfile= : Skiff never boots from the network, so skip the iPXE option ROM.
-        let mut device = format!("virtio-net-pci,netdev=net0,mac={TEST_MAC},romfile=");
+        let mut device = format!("virtio-net-pci,netdev=net0,mac={},romfile=", testnet::guest_mac_text());
         if nic.legacy {
             device.push_str(",disable-modern=on");
         }

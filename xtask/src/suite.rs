@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::build::{self, Artifacts};
 use crate::clients::{self, Ports};
-use crate::qemu::{self, Backend, Boot, Firmware, Forward, Machine, Nic, Outcome, Report, TEST_MAC};
+use crate::qemu::{self, Backend, Boot, Firmware, Forward, Machine, Nic, Outcome, Report};
+use crate::testnet::{ECHO_PORT, HTTP_PORT, LISTENING_SOCKETS, guest_mac_text};
 use crate::{Result, root, ui};
 
 /// Default per-boot limit. A UEFI boot with the tests takes about 5 s under
@@ -76,9 +77,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The serving boot's limit: its client moves 100 MiB and thousands of
 /// requests through QEMU's user network.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(600);
-/// Listening sockets of an idle server: 40 for HTTP and 40 for echo
-/// (net/src/apps).
-const LISTENING_SOCKETS: u64 = 80;
 /// The echo stream's size.
 const ECHO_BYTES: usize = 100 << 20;
 
@@ -98,7 +96,7 @@ fn http_case(
         boot: Boot {
             machine,
             cmdline: cmdline.into(),
-            nic: Some(Nic { forwards: vec![Forward { host: port, guest: 80 }], msix, ..Nic::default() }),
+            nic: Some(Nic { forwards: vec![Forward { host: port, guest: HTTP_PORT }], msix, ..Nic::default() }),
             ..Boot::default()
         },
         expect: Expect::Serves,
@@ -118,16 +116,16 @@ fn serve_checks(ports: Ports, guest: &qemu::Guest) -> std::result::Result<String
         move |e| format!("{what}: {e}")
     }
     let first = clients::wait_until_serving(ports.http, Duration::from_secs(60)).map_err(step("first request"))?;
-    let before = clients::pages(ports, TEST_MAC).map_err(step("pages"))?;
+    let before = clients::pages(ports).map_err(step("pages"))?;
     let keep_alive = clients::keep_alive(ports.http, 300).map_err(step("keep-alive"))?;
     clients::pipelining(ports.http).map_err(step("pipelining"))?;
     let bad = clients::bad_requests(ports.http).map_err(step("bad requests"))?;
     // Every socket but the one asking comes back.
     let listening = LISTENING_SOCKETS - 1;
-    clients::settle(ports, TEST_MAC, listening).map_err(step("after bad requests"))?;
+    clients::settle(ports, listening).map_err(step("after bad requests"))?;
     let eight = clients::parallel(ports.http, 8, 50).map_err(step("8 clients"))?;
     let thirty_two = clients::parallel(ports.http, 32, 10).map_err(step("32 clients"))?;
-    clients::settle(ports, TEST_MAC, listening).map_err(step("after 32 clients"))?;
+    clients::settle(ports, listening).map_err(step("after 32 clients"))?;
     clients::echo_parallel(ports.echo, 32).map_err(step("32 echo clients"))?;
     let echo = clients::echo_stream(ports.echo, ECHO_BYTES).map_err(step("100 MiB echo"))?;
     // Last, because the 8 connections the guest refuses leave QEMU's user
@@ -137,9 +135,9 @@ fn serve_checks(ports: Ports, guest: &qemu::Guest) -> std::result::Result<String
     if overload < 32 {
         return Err(format!("only {overload} of 48 simultaneous connections were served; at least 32 must be"));
     }
-    clients::settle(ports, TEST_MAC, listening).map_err(step("after 48 connections"))?;
+    clients::settle(ports, listening).map_err(step("after 48 connections"))?;
     link_toggle(ports, guest).map_err(step("link down and up"))?;
-    let after = clients::stats(ports, TEST_MAC).map_err(step("stats afterwards"))?;
+    let after = clients::stats(ports).map_err(step("stats afterwards"))?;
     let number = |json: &serde_json::Value, path: &str| json.pointer(path).and_then(|v| v.as_u64()).unwrap_or(0);
     if number(&after, "/apps/http_requests") <= number(&before, "/apps/http_requests") + 1000 {
         return Err("the HTTP request counter did not move".into());
@@ -257,7 +255,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
             expect: Expect::PassPrinting(
                 [
                     format!("virtio-net: negotiated: {negotiated}$"),
-                    format!("virtio-net: MAC {TEST_MAC} (from the device)"),
+                    format!("virtio-net: MAC {} (from the device)", guest_mac_text()),
                     format!(
                         "({transport} transport, {} config access)",
                         if machine == Machine::Q35 { "ECAM" } else { "port I/O" }
@@ -276,7 +274,10 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let tap = Nic { backend: Backend::Tap, ..Nic::default() };
     let serve_ports = Ports { http: free_port(), echo: free_port() };
     let serving = Nic {
-        forwards: vec![Forward { host: serve_ports.http, guest: 80 }, Forward { host: serve_ports.echo, guest: 7 }],
+        forwards: vec![
+            Forward { host: serve_ports.http, guest: HTTP_PORT },
+            Forward { host: serve_ports.echo, guest: ECHO_PORT },
+        ],
         ..Nic::default()
     };
     vec![

@@ -5,7 +5,7 @@
 //! same TAP netdev — and differ only in what boots: Skiff's BIOS disk image,
 //! or Linux's kernel and initramfs through QEMU's `-kernel`/`-initrd`.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,12 +14,12 @@ use super::load;
 use crate::Result;
 use crate::build::Artifacts;
 use crate::qemu::{self, Backend, Boot, Firmware, Machine, Nic};
+use crate::testnet::{ECHO_PORT, GUEST_IP, HTTP_PORT};
 
-/// The guests' address: Skiff's static one (net/src/config.rs), which the
-/// Linux guest's /init gives its card too.
-pub const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
-pub const HTTP: SocketAddr = SocketAddr::V4(SocketAddrV4::new(GUEST_IP, 80));
-pub const ECHO: SocketAddr = SocketAddr::V4(SocketAddrV4::new(GUEST_IP, 7));
+/// The guests' services. Their address is Skiff's static one
+/// (net/src/config.rs), which the Linux guest's /init gives its card too.
+pub const HTTP: SocketAddr = SocketAddr::V4(SocketAddrV4::new(GUEST_IP, HTTP_PORT));
+pub const ECHO: SocketAddr = SocketAddr::V4(SocketAddrV4::new(GUEST_IP, ECHO_PORT));
 /// Skiff's command line in the bench: the TAP network has no DHCP server, so
 /// the static address at once rather than after the DHCP wait.
 const SKIFF_CMDLINE: &str = "net.dhcp=off";
