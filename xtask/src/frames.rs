@@ -11,6 +11,8 @@ use std::net::Ipv4Addr;
 pub const ETHERNET_HEADER: usize = 14;
 /// Where the EtherType sits in an Ethernet II header.
 pub const ETHERTYPE_OFFSET: usize = 12;
+/// The largest IP packet a frame carries on the test networks (Ethernet's MTU).
+pub const MTU: usize = 1500;
 /// IPv4 header without options (RFC 791 3.1).
 pub const IPV4_HEADER: usize = 20;
 /// IPv6 header, without extension headers (RFC 8200 3).
@@ -25,7 +27,8 @@ pub const IPV4_CHECKSUM_OFFSET: usize = 10;
 /// Fields' offsets in a TCP header (RFC 9293 3.1): data offset, checksum.
 pub const TCP_DATA_OFFSET: usize = 12;
 pub const TCP_CHECKSUM_OFFSET: usize = 16;
-/// Where the checksum sits in a UDP header (RFC 768).
+/// Fields' offsets in a UDP header (RFC 768): length, checksum.
+pub const UDP_LENGTH_OFFSET: usize = 4;
 pub const UDP_CHECKSUM_OFFSET: usize = 6;
 /// EtherTypes (IANA "IEEE 802 Numbers").
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -54,6 +57,20 @@ pub type Mac = [u8; 6];
 /// Skiff's `/stats` and tshark write one. The one MAC formatter of xtask.
 pub fn mac_text(mac: Mac) -> String {
     mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// Reads a MAC written as [`mac_text`] writes it (either case).
+pub fn parse_mac(text: &str) -> Option<Mac> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
 }
 
 /// The source address of an Ethernet II frame (after the destination's).
@@ -300,8 +317,16 @@ mod tests {
     const B: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 
     #[test]
-    fn macs_are_written_as_qemu_writes_them() {
-        assert_eq!(mac_text([0x52, 0x54, 0x00, 0x12, 0xab, 0xFF]), "52:54:00:12:ab:ff");
+    fn macs_are_written_and_read_back() {
+        let mac = [0x52, 0x54, 0x00, 0x12, 0xab, 0xFF];
+        assert_eq!(mac_text(mac), "52:54:00:12:ab:ff");
+        assert_eq!(parse_mac("52:54:00:12:ab:ff\n"), Some(mac));
+        assert_eq!(parse_mac("52:54:00:12:AB:FF"), Some(mac));
+        for bad in
+            ["", "52:54:00:12:ab", "52:54:00:12:ab:ff:00", "52:54:00:12:ab:f", "52:54:00:12:ab:gg", "525:4:00:12:ab:ff"]
+        {
+            assert_eq!(parse_mac(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -282,7 +282,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
     };
     vec![
         // Long ones first, so that their waits overlap the other boots.
-        // The hostile suite (xtask/src/hostile.rs) on the TAP network,
+        // The hostile suite (xtask/src/hostile/) on the TAP network,
         // checksum offload on and off.
         hostile_case("hostile-tap-offload", true, timeout),
         hostile_case("hostile-tap-no-offload", false, timeout),
