@@ -10,7 +10,7 @@ use std::net::{Shutdown, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::testnet;
+use crate::{Result, testnet};
 
 /// The guest's forwarded ports on 127.0.0.1.
 #[derive(Clone, Copy, Debug)]
@@ -21,8 +21,6 @@ pub struct Ports {
 
 /// How long a single exchange may take under TCG.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-type Result<T> = std::result::Result<T, String>;
 
 fn connect(port: u16) -> Result<TcpStream> {
     let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect to port {port}: {e}"))?;

@@ -164,7 +164,7 @@ fn main() -> ExitCode {
             let cmdline = if trace { learn::with_trace(&cmdline) } else { cmdline };
             build::build().and_then(|artifacts| {
                 let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
-                let forwards = vec![Forward { host: http_port, guest: 80 }, Forward { host: echo_port, guest: 7 }];
+                let forwards = vec![Forward::http(http_port), Forward::echo(echo_port)];
                 let nic = Nic { forwards, pcap, ..Nic::default() };
                 let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic) };
                 qemu::run_interactive(&artifacts, &boot, http_port, echo_port)

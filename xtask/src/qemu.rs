@@ -57,6 +57,18 @@ pub struct Forward {
     pub guest: u16,
 }
 
+impl Forward {
+    /// `host` forwarded to the guest's HTTP port.
+    pub fn http(host: u16) -> Forward {
+        Forward { host, guest: testnet::HTTP_PORT }
+    }
+
+    /// `host` forwarded to the guest's TCP echo port.
+    pub fn echo(host: u16) -> Forward {
+        Forward { host, guest: testnet::ECHO_PORT }
+    }
+}
+
 /// A virtio-net card.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nic {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::build::{self, Artifacts};
 use crate::clients::{self, Ports};
 use crate::qemu::{self, Backend, Boot, Firmware, Forward, Machine, Nic, Outcome, Report};
-use crate::testnet::{ECHO_PORT, HTTP_PORT, LISTENING_SOCKETS, guest_mac_text};
+use crate::testnet::{LISTENING_SOCKETS, guest_mac_text};
 use crate::{Result, root, ui};
 
 /// Default per-boot limit. A UEFI boot with the tests takes about 5 s under
@@ -96,7 +96,7 @@ fn http_case(
         boot: Boot {
             machine,
             cmdline: cmdline.into(),
-            nic: Some(Nic { forwards: vec![Forward { host: port, guest: HTTP_PORT }], msix, ..Nic::default() }),
+            nic: Some(Nic { forwards: vec![Forward::http(port)], msix, ..Nic::default() }),
             ..Boot::default()
         },
         expect: Expect::Serves,
@@ -273,13 +273,8 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let legacy = Nic { legacy: true, ..Nic::default() };
     let tap = Nic { backend: Backend::Tap, ..Nic::default() };
     let serve_ports = Ports { http: free_port(), echo: free_port() };
-    let serving = Nic {
-        forwards: vec![
-            Forward { host: serve_ports.http, guest: HTTP_PORT },
-            Forward { host: serve_ports.echo, guest: ECHO_PORT },
-        ],
-        ..Nic::default()
-    };
+    let serving =
+        Nic { forwards: vec![Forward::http(serve_ports.http), Forward::echo(serve_ports.echo)], ..Nic::default() };
     vec![
         // Long ones first, so that their waits overlap the other boots.
         // The hostile suite (xtask/src/hostile/) on the TAP network,

@@ -44,7 +44,7 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
     let page_port = free_port();
     let user_pcap = capture_path("serve-pcap-user");
     let user_nic = Nic {
-        forwards: vec![Forward { host: pcap_http, guest: 80 }, Forward { host: pcap_echo, guest: 7 }],
+        forwards: vec![Forward::http(pcap_http), Forward::echo(pcap_echo)],
         pcap: Some(user_pcap.clone()),
         ..Nic::default()
     };
@@ -56,7 +56,7 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
     vec![
         serving(
             "serve-trace",
-            Nic { forwards: vec![Forward { host: trace_port, guest: 80 }], ..Nic::default() },
+            Nic { forwards: vec![Forward::http(trace_port)], ..Nic::default() },
             "log=info,packet=trace",
             Expect::ServesPrinting(trace::check_journey),
             timeout,
@@ -81,7 +81,7 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
         tap(false, "serve-pcap-tap-no-offload"),
         serving(
             "serve-live-page",
-            Nic { forwards: vec![Forward { host: page_port, guest: 80 }], ..Nic::default() },
+            Nic { forwards: vec![Forward::http(page_port)], ..Nic::default() },
             "",
             Expect::Serves,
             timeout,
