@@ -192,6 +192,11 @@ pub fn stats_field(port: u16, pointer: &str) -> Result<String> {
     Ok(value.as_str().map_or_else(|| value.to_string(), str::to_string))
 }
 
+/// One counter of `/stats` (0 if it is not a number).
+pub fn stats_number(port: u16, pointer: &str) -> Result<u64> {
+    stats_field(port, pointer).map(|v| v.parse().unwrap_or(0))
+}
+
 /// The share of one host core the process `pid` used over `period`, from
 /// `/proc/PID/stat` (user and system time, in clock ticks).
 pub fn cpu_share(pid: u32, period: Duration) -> Result<f64> {

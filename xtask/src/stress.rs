@@ -34,7 +34,7 @@ pub fn hostile_boot(offload: bool) -> Boot {
 
 /// The client of a hostile boot: runs the suite in the boot's namespace,
 /// keeps the full report in the boot's directory, and sums it up.
-pub fn hostile_check(name: &str, guest: &Guest, sizes: Sizes) -> std::result::Result<String, String> {
+pub fn hostile_check(name: &str, guest: &Guest, sizes: Sizes) -> Result<String> {
     let netns = guest.netns.as_deref().ok_or("the hostile suite needs a TAP boot")?;
     let report = qemu::workdir(name).join("hostile-report.txt");
     let lines = hostile::client(netns, guest.pid, sizes);

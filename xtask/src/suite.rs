@@ -40,14 +40,14 @@ pub enum Expect {
     Serves,
     /// As `Serves`, and the function accepts the boot's output (its message
     /// is added to the client's).
-    ServesPrinting(fn(&[String]) -> std::result::Result<String, String>),
+    ServesPrinting(fn(&[String]) -> Result<String>),
     /// Be rejected by the `AllTestsPass` check, end with `outcome`, and print
     /// each of `lines` (as substrings).
     Rejected { outcome: Outcome, lines: &'static [&'static str] },
 }
 
 /// Host-side checks, given QEMU's process id (see `qemu::Client`).
-pub(crate) type ClientFn = dyn Fn(&qemu::Guest) -> std::result::Result<String, String> + Sync;
+pub(crate) type ClientFn = dyn Fn(&qemu::Guest) -> Result<String> + Sync;
 
 pub(crate) struct Case {
     pub(crate) name: &'static str,
@@ -88,7 +88,7 @@ fn http_case(
     msix: bool,
     cmdline: &str,
     timeout: Duration,
-    check: fn(u16, &qemu::Guest) -> std::result::Result<String, String>,
+    check: fn(u16, &qemu::Guest) -> Result<String>,
 ) -> Case {
     let port = free_port();
     Case {
@@ -111,7 +111,7 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// Everything the host checks against the serving guest.
-fn serve_checks(ports: Ports, guest: &qemu::Guest) -> std::result::Result<String, String> {
+fn serve_checks(ports: Ports, guest: &qemu::Guest) -> Result<String> {
     fn step(what: &'static str) -> impl Fn(String) -> String {
         move |e| format!("{what}: {e}")
     }
@@ -159,8 +159,8 @@ fn serve_checks(ports: Ports, guest: &qemu::Guest) -> std::result::Result<String
 /// Takes the link down and up from QEMU's monitor: each change raises the
 /// card's configuration interrupt, the kernel re-reads the link, and serving
 /// goes on afterwards.
-fn link_toggle(ports: Ports, guest: &qemu::Guest) -> std::result::Result<(), String> {
-    let number = |path: &str| clients::stats_field(ports.http, path).map(|v| v.parse::<u64>().unwrap_or(0));
+fn link_toggle(ports: Ports, guest: &qemu::Guest) -> Result<()> {
+    let number = |path: &str| clients::stats_number(ports.http, path);
     let (changes, interrupts) = (number("/device/config_changes")?, number("/interrupts/nic_config")?);
     guest.monitor("set_link net0 off")?;
     // While the link is down nothing can be asked; bring it up and look.
@@ -178,7 +178,7 @@ fn link_toggle(ports: Ports, guest: &qemu::Guest) -> std::result::Result<(), Str
 
 /// An idle guest costs the host almost nothing and answers at once when
 /// asked; an idle connection is closed at the timeout.
-fn idle_checks(port: u16, pid: u32) -> std::result::Result<String, String> {
+fn idle_checks(port: u16, pid: u32) -> Result<String> {
     clients::wait_until_serving(port, Duration::from_secs(60))?;
     let share = clients::cpu_share(pid, IDLE_PERIOD)?;
     // Generous: the measured figure goes in the benchmark; this only has to
@@ -203,12 +203,12 @@ fn idle_checks(port: u16, pid: u32) -> std::result::Result<String, String> {
 
 /// Serving works however the card signals (`mode`: "interrupts" for INTx,
 /// "timer-poll" with `net.irq=off`); with interrupts, the card's wake the loop.
-fn signal_checks(port: u16, mode: &str, what: &str) -> std::result::Result<String, String> {
+fn signal_checks(port: u16, mode: &str, what: &str) -> Result<String> {
     clients::wait_until_serving(port, Duration::from_secs(60))?;
-    let before = clients::stats_field(port, "/main_loop/wakeups_device")?.parse::<u64>().unwrap_or(0);
+    let before = clients::stats_number(port, "/main_loop/wakeups_device")?;
     let rate = clients::keep_alive(port, 200)?;
     clients::pipelining(port)?;
-    let after = clients::stats_field(port, "/main_loop/wakeups_device")?.parse::<u64>().unwrap_or(0);
+    let after = clients::stats_number(port, "/main_loop/wakeups_device")?;
     let actual = clients::stats_field(port, "/main_loop/mode")?;
     if actual != mode {
         return Err(format!("main loop mode {actual}, expected {mode}"));
@@ -404,7 +404,7 @@ pub fn ktest_summary(lines: &[String]) -> Option<(u32, u32)> {
 }
 
 /// Judges a boot. `Err` says why it does not meet `expect`.
-pub fn check(report: &Report, expect: &Expect) -> std::result::Result<String, String> {
+pub fn check(report: &Report, expect: &Expect) -> Result<String> {
     match expect {
         Expect::AllTestsPass => {
             if report.outcome != Outcome::Success {

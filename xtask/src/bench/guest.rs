@@ -35,8 +35,7 @@ const LINUX_CMDLINE: &str = "console=ttyS0 quiet panic=-1 mitigations=off";
 const PROBE_CONNECT: Duration = Duration::from_millis(100);
 const PROBE_READ: Duration = Duration::from_secs(2);
 const PROBE_PAUSE: Duration = Duration::from_millis(10);
-/// QEMU's monitor: its prompt, and how long an answer may take.
-const MONITOR_PROMPT: &str = "(qemu)";
+/// How long an answer of QEMU's monitor may take.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Which guest.
@@ -173,23 +172,7 @@ impl Running {
 
     /// One monitor command's output.
     fn monitor(&self, command: &str) -> Result<String> {
-        use std::io::{Read, Write};
-        let mut socket = std::os::unix::net::UnixStream::connect(&self.monitor)
-            .map_err(|e| format!("QEMU monitor {}: {e}", self.monitor.display()))?;
-        socket.set_read_timeout(Some(MONITOR_TIMEOUT)).map_err(|e| e.to_string())?;
-        socket.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("QEMU monitor: {e}"))?;
-        // A banner and a prompt, the echoed command, its output, a prompt.
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        while seen.matches(MONITOR_PROMPT).count() < 2 {
-            match socket.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-        let output = seen.split(MONITOR_PROMPT).nth(1).unwrap_or_default();
-        // Drop the echoed command line (with its line-editing escapes).
-        Ok(output.split_once('\n').map_or("", |(_, rest)| rest).replace('\r', ""))
+        qemu::monitor_command(&self.monitor, command, MONITOR_TIMEOUT)
     }
 
     /// What QEMU says about a guest that stopped answering: the card's
