@@ -10,6 +10,9 @@ use crate::testnet::{ECHO_PORT, GATEWAY_IP, PREFIX_LEN};
 
 /// The TAP device's name inside the namespace.
 pub const TAP: &str = "skiff0";
+/// The TAP device's transmit queue toward QEMU, in frames: the `qlen` that
+/// `ip tuntap add` gives it (Linux's default; `ip link show` says so).
+pub const TAP_QUEUE_FRAMES: usize = 1000;
 /// The echo server stops by itself after this, whatever happens to its parent.
 pub const ECHO_LIFETIME_SECS: u64 = 600;
 

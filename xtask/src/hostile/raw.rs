@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use super::checks::Ctx;
 use super::{ECHO, FAKE_IP, FAKE_MAC, GUEST_IP, GUEST_MAC, HTTP, Result};
 use crate::frames::{self, ACK, FIN, Ipv4, RST, SYN, Tcp};
+use crate::netns::TAP_QUEUE_FRAMES;
 use crate::rawlink::FRAME_BUFFER;
 
 /// Frames sent back to back before `send_all` pauses: well inside the TAP
-/// device's transmit queue (`netns::TAP_QUEUE_FRAMES`).
+/// device's transmit queue.
 const BURST: usize = 64;
+const _: () = assert!(BURST < TAP_QUEUE_FRAMES / 8);
 /// The pause after a burst.
 const BURST_PAUSE: Duration = Duration::from_millis(2);
 /// The receive window the raw connections advertise, and the SYNs'.
