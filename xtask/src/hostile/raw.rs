@@ -61,7 +61,8 @@ impl Ctx {
         Tcp { src_port: self.rng.port(), dst_port: port, seq: self.rng.next() as u32, ack, flags, window }
     }
 
-    /// [`Ctx::stray`] at HTTP or echo, alternating with `i`.
+    /// [`Ctx::stray`] at HTTP when `i` is a multiple of 4, else at echo (the
+    /// storms ask for every other `i`, so the two ports alternate).
     pub(super) fn stray_at_either(&mut self, i: usize, flags: u8, ack: u32, window: u16) -> Tcp {
         self.stray(if i.is_multiple_of(4) { HTTP } else { ECHO }, flags, ack, window)
     }
