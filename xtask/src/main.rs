@@ -20,6 +20,7 @@ mod frames;
 mod fuzz;
 mod hostile;
 mod learn;
+mod monitor;
 mod netns;
 mod qemu;
 mod rawlink;

@@ -349,36 +349,12 @@ pub struct Guest {
 impl Guest {
     /// Runs one QEMU monitor command (such as `set_link net0 off`).
     pub fn monitor(&self, command: &str) -> Result<()> {
-        monitor_command(&self.monitor, command, GUEST_MONITOR_TIMEOUT).map(|_| ())
+        crate::monitor::run(&self.monitor, command, GUEST_MONITOR_TIMEOUT).map(|_| ())
     }
 }
 
-/// QEMU's human monitor: its prompt, and how long a test's command may take.
-const MONITOR_PROMPT: &str = "(qemu)";
+/// How long a test's monitor command may take.
 const GUEST_MONITOR_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Runs one command on the QEMU human monitor listening on the Unix socket
-/// `socket` (`-monitor unix:...,server=on`); returns what it printed.
-pub fn monitor_command(socket: &Path, command: &str, timeout: Duration) -> Result<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::os::unix::net::UnixStream::connect(socket)
-        .map_err(|e| format!("QEMU monitor {}: {e}", socket.display()))?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("QEMU monitor: {e}"))?;
-    // A banner and a prompt, the echoed command, its output, a prompt.
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while seen.matches(MONITOR_PROMPT).count() < 2 {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            Err(e) => return Err(format!("QEMU monitor, {command:?}: {e} (it had said {seen:?})")),
-        }
-    }
-    let output = seen.split(MONITOR_PROMPT).nth(1).unwrap_or_default();
-    // Drop the echoed command line (with its line-editing escapes).
-    Ok(output.split_once('\n').map_or("", |(_, rest)| rest).replace('\r', ""))
-}
 
 /// Host-side checks run against a serving guest; `Ok` says what passed.
 pub type Client<'a> = &'a (dyn Fn(&Guest) -> Result<String> + Sync);
@@ -593,48 +569,5 @@ mod tests {
         let line = shell_line(&["-m".into(), "128M".into(), "name=x,string=mode=test log=debug".into()]);
         assert_eq!(line, "qemu-system-x86_64 -m 128M 'name=x,string=mode=test log=debug'");
         assert_eq!(shell_line(&["it's".into()]), "qemu-system-x86_64 'it'\\''s'");
-    }
-
-    /// A stand-in for QEMU's monitor on a Unix socket: a banner and a
-    /// prompt, then the echoed command (with line-editing escapes), `answer`
-    /// and a prompt. Returns the socket's path and the command it was sent.
-    fn fake_monitor(name: &str, answer: &'static str) -> (PathBuf, std::thread::JoinHandle<String>) {
-        use std::io::{BufRead, Write};
-        let path = std::env::temp_dir().join(format!("xtask-{}-{name}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let server = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            stream.write_all(b"QEMU 7.2.22 monitor - type 'help' for more information\r\n(qemu) ").unwrap();
-            let mut command = String::new();
-            BufReader::new(&stream).read_line(&mut command).unwrap();
-            write!(stream, "{}\x1b[K\r\n{answer}(qemu) ", command.trim_end()).unwrap();
-            command
-        });
-        (path, server)
-    }
-
-    #[test]
-    fn a_monitor_command_returns_what_qemu_printed_for_it() {
-        let (path, server) = fake_monitor("answer", "/machine/peripheral-anon/device[0]/virtio-backend\r\n");
-        let output = monitor_command(&path, "info virtio", Duration::from_secs(10)).unwrap();
-        assert_eq!(output, "/machine/peripheral-anon/device[0]/virtio-backend\n");
-        assert_eq!(server.join().unwrap(), "info virtio\n");
-        let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn a_monitor_command_without_output_succeeds() {
-        let (path, server) = fake_monitor("silent", "");
-        let guest = Guest { pid: 0, monitor: path.clone(), netns: None };
-        assert_eq!(guest.monitor("set_link net0 off"), Ok(()));
-        assert_eq!(server.join().unwrap(), "set_link net0 off\n");
-        let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn a_monitor_that_is_not_there_is_an_error() {
-        let missing = Path::new("/nonexistent/monitor.sock");
-        assert!(monitor_command(missing, "info virtio", Duration::from_secs(1)).is_err());
     }
 }

@@ -172,7 +172,7 @@ impl Running {
 
     /// One monitor command's output.
     fn monitor(&self, command: &str) -> Result<String> {
-        qemu::monitor_command(&self.monitor, command, MONITOR_TIMEOUT)
+        crate::monitor::run(&self.monitor, command, MONITOR_TIMEOUT)
     }
 
     /// What QEMU says about a guest that stopped answering: the card's
