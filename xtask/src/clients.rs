@@ -10,6 +10,8 @@ use std::net::{Shutdown, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::{Result, testnet};
+
 /// The guest's forwarded ports on 127.0.0.1.
 #[derive(Clone, Copy, Debug)]
 pub struct Ports {
@@ -19,8 +21,6 @@ pub struct Ports {
 
 /// How long a single exchange may take under TCG.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-type Result<T> = std::result::Result<T, String>;
 
 fn connect(port: u16) -> Result<TcpStream> {
     let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect to port {port}: {e}"))?;
@@ -126,7 +126,7 @@ fn curl(url: &str) -> Result<String> {
 }
 
 /// `/` and `/stats` with curl; the JSON parsed and checked.
-pub fn pages(ports: Ports, mac: &str) -> Result<serde_json::Value> {
+pub fn pages(ports: Ports) -> Result<serde_json::Value> {
     let base = format!("http://127.0.0.1:{}", ports.http);
     let index = curl(&format!("{base}/"))?;
     if !index.contains("Skiff") || !index.contains("href=\"/stats") {
@@ -136,19 +136,20 @@ pub fn pages(ports: Ports, mac: &str) -> Result<serde_json::Value> {
     if !page.contains("http-equiv=\"refresh\"") || !page.contains("uptime_ms") {
         return Err("GET /stats.html is not a refreshing view of the stats".into());
     }
-    stats(ports, mac)
+    stats(ports)
 }
 
 /// `/stats`, parsed, with the fields every later check relies on.
-pub fn stats(ports: Ports, mac: &str) -> Result<serde_json::Value> {
+pub fn stats(ports: Ports) -> Result<serde_json::Value> {
+    let mac = testnet::guest_mac_text();
     let text = curl(&format!("http://127.0.0.1:{}/stats", ports.http))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("/stats is not JSON: {e}: {text:.200}"))?;
     let field = |path: &str| json.pointer(path).ok_or_else(|| format!("/stats has no {path}"));
-    if field("/mac")? != mac {
+    if field("/mac")? != mac.as_str() {
         return Err(format!("/stats mac {} != {mac}", field("/mac")?));
     }
-    if field("/ipv4/address")? != "10.0.2.15/24" {
+    if field("/ipv4/address")? != testnet::guest_cidr().as_str() {
         return Err(format!("/stats ipv4 address {}", field("/ipv4/address")?));
     }
     if !field("/features")?.as_str().is_some_and(|f| f.contains("VERSION_1")) {
@@ -170,11 +171,11 @@ pub fn stats(ports: Ports, mac: &str) -> Result<serde_json::Value> {
 /// Waits until the server has `listening` sockets free again (from
 /// `/stats`): after a burst of connections that the server closed, sockets
 /// linger briefly in TIME-WAIT. A socket that never comes back is a leak.
-pub fn settle(ports: Ports, mac: &str, listening: u64) -> Result<()> {
+pub fn settle(ports: Ports, listening: u64) -> Result<()> {
     let start = Instant::now();
     let mut last = 0;
     while start.elapsed() < Duration::from_secs(10) {
-        last = stats(ports, mac)?.pointer("/sockets/listen").and_then(|v| v.as_u64()).unwrap_or(0);
+        last = stats(ports)?.pointer("/sockets/listen").and_then(|v| v.as_u64()).unwrap_or(0);
         if last >= listening {
             return Ok(());
         }
@@ -189,6 +190,11 @@ pub fn stats_field(port: u16, pointer: &str) -> Result<String> {
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("/stats is not JSON: {e}"))?;
     let value = json.pointer(pointer).ok_or_else(|| format!("/stats has no {pointer}"))?;
     Ok(value.as_str().map_or_else(|| value.to_string(), str::to_string))
+}
+
+/// One counter of `/stats` (0 if it is not a number).
+pub fn stats_number(port: u16, pointer: &str) -> Result<u64> {
+    stats_field(port, pointer).map(|v| v.parse().unwrap_or(0))
 }
 
 /// The share of one host core the process `pid` used over `period`, from

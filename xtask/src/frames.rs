@@ -7,16 +7,34 @@
 
 use std::net::Ipv4Addr;
 
-/// Ethernet II header length.
+/// Ethernet II header length: destination, source, EtherType (IEEE 802.3 3.1.1).
 pub const ETHERNET_HEADER: usize = 14;
-/// IPv4 header without options.
+/// Where the EtherType sits in an Ethernet II header.
+pub const ETHERTYPE_OFFSET: usize = 12;
+/// The largest IP packet a frame carries on the test networks (Ethernet's MTU).
+pub const MTU: usize = 1500;
+/// IPv4 header without options (RFC 791 3.1).
 pub const IPV4_HEADER: usize = 20;
-/// TCP header without options.
+/// IPv6 header, without extension headers (RFC 8200 3).
+pub const IPV6_HEADER: usize = 40;
+/// TCP header without options (RFC 9293 3.1).
 pub const TCP_HEADER: usize = 20;
-/// UDP header.
+/// UDP header (RFC 768).
 pub const UDP_HEADER: usize = 8;
+/// Fields' offsets in an IPv4 header (RFC 791 3.1): total length, header checksum.
+pub const IPV4_TOTAL_LENGTH_OFFSET: usize = 2;
+pub const IPV4_CHECKSUM_OFFSET: usize = 10;
+/// Fields' offsets in a TCP header (RFC 9293 3.1): data offset, checksum.
+pub const TCP_DATA_OFFSET: usize = 12;
+pub const TCP_CHECKSUM_OFFSET: usize = 16;
+/// Fields' offsets in a UDP header (RFC 768): length, checksum.
+pub const UDP_LENGTH_OFFSET: usize = 4;
+pub const UDP_CHECKSUM_OFFSET: usize = 6;
+/// EtherTypes (IANA "IEEE 802 Numbers").
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
@@ -32,7 +50,38 @@ pub const MORE_FRAGMENTS: u16 = 0x2000;
 pub const ICMP_ECHO_REQUEST: u8 = 8;
 pub const ICMP_ECHO_REPLY: u8 = 0;
 
+/// An Ethernet (MAC-48) address.
 pub type Mac = [u8; 6];
+
+/// `mac` as `52:54:00:12:34:56`: how QEMU's `mac=`, `ip neigh`, sysfs,
+/// Skiff's `/stats` and tshark write one. The one MAC formatter of xtask.
+pub fn mac_text(mac: Mac) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// Reads a MAC written as [`mac_text`] writes it (either case).
+pub fn parse_mac(text: &str) -> Option<Mac> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// The source address of an Ethernet II frame (after the destination's).
+pub fn source_mac(frame: &[u8]) -> Option<Mac> {
+    frame.get(6..12)?.try_into().ok()
+}
+
+/// The EtherType of an Ethernet II frame.
+pub fn ethertype(frame: &[u8]) -> Option<u16> {
+    be16(frame, ETHERTYPE_OFFSET)
+}
 
 /// The one's-complement sum of `data` as big-endian 16-bit words (RFC 1071),
 /// starting from `acc`, folded to 16 bits. Written here rather than taken
@@ -108,7 +157,7 @@ impl Ipv4 {
         p.extend_from_slice(&self.dst.octets());
         p.extend_from_slice(&self.options);
         let sum = checksum(&p, 0);
-        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p[IPV4_CHECKSUM_OFFSET..IPV4_CHECKSUM_OFFSET + 2].copy_from_slice(&sum.to_be_bytes());
         p.extend_from_slice(payload);
         p
     }
@@ -119,9 +168,10 @@ pub fn fix_ipv4_checksum(frame: &mut [u8]) {
     let ip = ETHERNET_HEADER;
     let ihl = usize::from(frame[ip] & 0x0F) * 4;
     let end = (ip + ihl).min(frame.len());
-    frame[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+    let field = ip + IPV4_CHECKSUM_OFFSET..ip + IPV4_CHECKSUM_OFFSET + 2;
+    frame[field.clone()].copy_from_slice(&[0, 0]);
     let sum = checksum(&frame[ip..end], 0);
-    frame[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+    frame[field].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// A TCP segment's fields; `build` fills in the checksum.
@@ -148,7 +198,7 @@ impl Tcp {
         s.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
         s.extend_from_slice(payload);
         let sum = checksum(&s, pseudo_sum(src, dst, PROTO_TCP, s.len()));
-        s[16..18].copy_from_slice(&sum.to_be_bytes());
+        s[TCP_CHECKSUM_OFFSET..TCP_CHECKSUM_OFFSET + 2].copy_from_slice(&sum.to_be_bytes());
         s
     }
 }
@@ -165,7 +215,7 @@ pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, src_port: u16, dst_port: u16, payload: 
     let sum = checksum(&d, pseudo_sum(src, dst, PROTO_UDP, d.len()));
     // Zero means "no checksum" in UDP; its ones'-complement twin goes instead.
     let sum = if sum == 0 { 0xFFFF } else { sum };
-    d[6..8].copy_from_slice(&sum.to_be_bytes());
+    d[UDP_CHECKSUM_OFFSET..UDP_CHECKSUM_OFFSET + 2].copy_from_slice(&sum.to_be_bytes());
     d
 }
 
@@ -219,12 +269,12 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 
 /// The IPv4 packet in an Ethernet frame: (header length, protocol, src, dst, the packet up to its total length).
 fn ipv4_of(frame: &[u8]) -> Option<(usize, u8, Ipv4Addr, Ipv4Addr, &[u8])> {
-    if be16(frame, 12)? != ETHERTYPE_IPV4 {
+    if ethertype(frame)? != ETHERTYPE_IPV4 {
         return None;
     }
     let ip = frame.get(ETHERNET_HEADER..)?;
     let ihl = usize::from(*ip.first()? & 0x0F) * 4;
-    let total = usize::from(be16(ip, 2)?);
+    let total = usize::from(be16(ip, IPV4_TOTAL_LENGTH_OFFSET)?);
     if ihl < IPV4_HEADER || total < ihl || total > ip.len() {
         return None;
     }
@@ -239,7 +289,7 @@ pub fn parse_tcp(frame: &[u8]) -> Option<TcpSeen> {
         return None;
     }
     let t = ip.get(ihl..)?;
-    let offset = usize::from(*t.get(12)? >> 4) * 4;
+    let offset = usize::from(*t.get(TCP_DATA_OFFSET)? >> 4) * 4;
     Some(TcpSeen {
         src,
         dst,
@@ -265,6 +315,19 @@ mod tests {
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
     const B: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+
+    #[test]
+    fn macs_are_written_and_read_back() {
+        let mac = [0x52, 0x54, 0x00, 0x12, 0xab, 0xFF];
+        assert_eq!(mac_text(mac), "52:54:00:12:ab:ff");
+        assert_eq!(parse_mac("52:54:00:12:ab:ff\n"), Some(mac));
+        assert_eq!(parse_mac("52:54:00:12:AB:FF"), Some(mac));
+        for bad in
+            ["", "52:54:00:12:ab", "52:54:00:12:ab:ff:00", "52:54:00:12:ab:f", "52:54:00:12:ab:gg", "525:4:00:12:ab:ff"]
+        {
+            assert_eq!(parse_mac(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn checksum_matches_rfc_1071_example() {

@@ -20,11 +20,13 @@ mod frames;
 mod fuzz;
 mod hostile;
 mod learn;
+mod monitor;
 mod netns;
 mod qemu;
 mod rawlink;
 mod stress;
 mod suite;
+mod testnet;
 mod ui;
 
 use std::path::PathBuf;
@@ -128,42 +130,34 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Cmd::UdpEcho { addr, seconds } = &cli.command {
-        return match netns::udp_echo(addr, *seconds) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                ui::error(&e);
-                ExitCode::FAILURE
-            }
-        };
+    let command = Cli::parse().command;
+    // The internal commands run inside a namespace made by a command that
+    // has checked the set-up already.
+    let internal = matches!(command, Cmd::UdpEcho { .. } | Cmd::HostileClient { .. } | Cmd::BenchRun { .. });
+    let result = if internal { Ok(()) } else { setup() }.and_then(|()| run(command));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            ui::error(&e);
+            ExitCode::FAILURE
+        }
     }
-    if let Cmd::HostileClient { size, qemu_pid } = &cli.command {
-        let result = hostile::sizes(size).and_then(|s| hostile::run_in_namespace(s, *qemu_pid, netns::TAP));
-        return match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                ui::error(&e);
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Cmd::BenchRun { plan } = &cli.command {
-        return match bench::run_inside(plan) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                ui::error(&e);
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let result = setup().and_then(|()| match cli.command {
+}
+
+/// Runs one command.
+fn run(command: Cmd) -> Result<()> {
+    match command {
+        Cmd::UdpEcho { addr, seconds } => netns::udp_echo(&addr, seconds),
+        Cmd::HostileClient { size, qemu_pid } => {
+            hostile::sizes(&size).and_then(|s| hostile::run_in_namespace(s, qemu_pid, netns::TAP))
+        }
+        Cmd::BenchRun { plan } => bench::run_inside(&plan),
         Cmd::Build => build::build().map(|artifacts| artifacts.print()),
         Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap, trace } => {
             let cmdline = if trace { learn::with_trace(&cmdline) } else { cmdline };
             build::build().and_then(|artifacts| {
                 let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
-                let forwards = vec![Forward { host: http_port, guest: 80 }, Forward { host: echo_port, guest: 7 }];
+                let forwards = vec![Forward::http(http_port), Forward::echo(echo_port)];
                 let nic = Nic { forwards, pcap, ..Nic::default() };
                 let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic) };
                 qemu::run_interactive(&artifacts, &boot, http_port, echo_port)
@@ -179,14 +173,6 @@ fn main() -> ExitCode {
         Cmd::Stress { rounds } => stress::run(rounds),
         Cmd::Bench { quick, report: true } => bench::report(quick),
         Cmd::Bench { quick, report: false } => bench::run(quick).map(|_| ()),
-        Cmd::UdpEcho { .. } | Cmd::HostileClient { .. } | Cmd::BenchRun { .. } => Ok(()),
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            ui::error(&e);
-            ExitCode::FAILURE
-        }
     }
 }
 

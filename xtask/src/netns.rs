@@ -6,13 +6,13 @@
 use std::process::{Child, Command, Stdio};
 
 use crate::Result;
+use crate::testnet::{ECHO_PORT, GATEWAY_IP, PREFIX_LEN};
 
 /// The TAP device's name inside the namespace.
 pub const TAP: &str = "skiff0";
-/// The host side's address, the guest's gateway.
-const GATEWAY: &str = "10.0.2.2/24";
-/// Where the echo server listens.
-const ECHO: &str = "10.0.2.2:7";
+/// The TAP device's transmit queue toward QEMU, in frames: the `qlen` that
+/// `ip tuntap add` gives it (Linux's default; `ip link show` says so).
+pub const TAP_QUEUE_FRAMES: usize = 1000;
 /// The echo server stops by itself after this, whatever happens to its parent.
 pub const ECHO_LIFETIME_SECS: u64 = 600;
 
@@ -45,13 +45,14 @@ impl TestNetwork {
         let n = net.name.clone();
         ip(&["-n", &n, "link", "set", "lo", "up"])?;
         ip(&["-n", &n, "tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr"])?;
-        ip(&["-n", &n, "addr", "add", GATEWAY, "dev", TAP])?;
+        // The host side's address is the guest's gateway.
+        ip(&["-n", &n, "addr", "add", &format!("{GATEWAY_IP}/{PREFIX_LEN}"), "dev", TAP])?;
         ip(&["-n", &n, "link", "set", TAP, "up"])?;
         let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's own binary: {e}"))?;
         let echo = Command::new("ip")
             .args(["netns", "exec", &n])
             .arg(exe)
-            .args(["udp-echo", ECHO, "--seconds", &ECHO_LIFETIME_SECS.to_string()])
+            .args(["udp-echo", &format!("{GATEWAY_IP}:{ECHO_PORT}"), "--seconds", &ECHO_LIFETIME_SECS.to_string()])
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start the echo server: {e}"))?;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::build::Artifacts;
-use crate::{Result, root};
+use crate::{Result, root, testnet};
 
 pub const DEFAULT_MEMORY: &str = "128M";
 /// Where the bootloader places the kernel, a position-independent ELF linked
@@ -39,9 +39,6 @@ pub enum Firmware {
     Uefi,
 }
 
-/// The MAC address the tests give the card, and expect the kernel to report.
-pub const TEST_MAC: &str = "52:54:00:12:34:56";
-
 /// What the virtio-net card is plugged into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -58,6 +55,18 @@ pub enum Backend {
 pub struct Forward {
     pub host: u16,
     pub guest: u16,
+}
+
+impl Forward {
+    /// `host` forwarded to the guest's HTTP port.
+    pub fn http(host: u16) -> Forward {
+        Forward { host, guest: testnet::HTTP_PORT }
+    }
+
+    /// `host` forwarded to the guest's TCP echo port.
+    pub fn echo(host: u16) -> Forward {
+        Forward { host, guest: testnet::ECHO_PORT }
+    }
 }
 
 /// A virtio-net card.
@@ -218,7 +227,7 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
             Backend::Tap => format!("tap,id=net0,ifname={},script=no,downscript=no,vnet_hdr=on", crate::netns::TAP),
         });
         // romfile= : Skiff never boots from the network, so skip the iPXE option ROM.
-        let mut device = format!("virtio-net-pci,netdev=net0,mac={TEST_MAC},romfile=");
+        let mut device = format!("virtio-net-pci,netdev=net0,mac={},romfile=", testnet::guest_mac_text());
         if nic.legacy {
             device.push_str(",disable-modern=on");
         }
@@ -315,7 +324,7 @@ pub struct Report {
     pub command_line: String,
     pub elapsed: Duration,
     /// What the host-side client found, if one ran.
-    pub client: Option<std::result::Result<String, String>>,
+    pub client: Option<Result<String>>,
 }
 
 /// QEMU, killed when dropped, so that no error path leaves one running.
@@ -344,27 +353,15 @@ pub struct Guest {
 impl Guest {
     /// Runs one QEMU monitor command (such as `set_link net0 off`).
     pub fn monitor(&self, command: &str) -> Result<()> {
-        use std::io::Write;
-        let mut socket = std::os::unix::net::UnixStream::connect(&self.monitor)
-            .map_err(|e| format!("QEMU monitor {}: {e}", self.monitor.display()))?;
-        socket.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-        socket.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("QEMU monitor: {e}"))?;
-        // The monitor echoes the command and prints a new prompt when done.
-        let mut seen = String::new();
-        let mut buf = [0u8; 1024];
-        while seen.matches("(qemu)").count() < 2 {
-            let n = std::io::Read::read(&mut socket, &mut buf).map_err(|e| format!("QEMU monitor: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-        Ok(())
+        crate::monitor::run(&self.monitor, command, GUEST_MONITOR_TIMEOUT).map(|_| ())
     }
 }
 
+/// How long a test's monitor command may take.
+const GUEST_MONITOR_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Host-side checks run against a serving guest; `Ok` says what passed.
-pub type Client<'a> = &'a (dyn Fn(&Guest) -> std::result::Result<String, String> + Sync);
+pub type Client<'a> = &'a (dyn Fn(&Guest) -> Result<String> + Sync);
 
 /// Boots with serial output captured, and stops QEMU after `timeout`. With a
 /// `client`, waits for the kernel to serve, runs the client, then stops QEMU.

@@ -2,7 +2,7 @@
 //! written here go, unchanged, to QEMU and the guest; frames the guest sends
 //! are read back, whatever their destination MAC.
 //!
-//! Only used from inside the test network's namespace (see `hostile.rs`).
+//! Only used from inside the test network's namespace (see `hostile/`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 const PACKET_OUTGOING: u8 = 4;
 /// Receive buffer asked for: floods make the guest answer in bursts.
 const RECEIVE_BUFFER: libc::c_int = 8 << 20;
+/// A buffer for one received frame: room for the largest the guest sends
+/// (an Ethernet header and a 1500-byte packet), rounded up.
+pub const FRAME_BUFFER: usize = 2048;
 /// How long a send waits for room in the device's queue before giving up.
 const SEND_PATIENCE: Duration = Duration::from_secs(2);
 
@@ -124,7 +127,7 @@ impl RawLink {
 
     /// Throws away every frame waiting to be read.
     pub fn drain(&self) {
-        let mut buf = [0u8; 2048];
+        let mut buf = [0u8; FRAME_BUFFER];
         while self.recv(&mut buf, Duration::ZERO).is_some() {}
     }
 }

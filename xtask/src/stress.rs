@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::hostile::{self, Sizes};
 use crate::qemu::{self, Backend, Boot, Guest, Nic, Outcome};
+use crate::testnet::{self, GATEWAY_IP};
 use crate::{Result, build, ui};
 
 /// Boots of `cargo xtask stress` unless `--rounds` says otherwise.
@@ -22,8 +23,8 @@ const STRESS_TIMEOUT: Duration = Duration::from_secs(3600);
 pub fn hostile_boot(offload: bool) -> Boot {
     Boot {
         cmdline: format!(
-            "net.dhcp=off net.ip={}/24 net.gateway=10.0.2.2 http.idle_ms={}",
-            hostile::GUEST_IP,
+            "net.dhcp=off net.ip={} net.gateway={GATEWAY_IP} http.idle_ms={}",
+            testnet::guest_cidr(),
             hostile::HTTP_IDLE.as_millis()
         ),
         nic: Some(Nic { backend: Backend::Tap, offload, ..Nic::default() }),
@@ -33,7 +34,7 @@ pub fn hostile_boot(offload: bool) -> Boot {
 
 /// The client of a hostile boot: runs the suite in the boot's namespace,
 /// keeps the full report in the boot's directory, and sums it up.
-pub fn hostile_check(name: &str, guest: &Guest, sizes: Sizes) -> std::result::Result<String, String> {
+pub fn hostile_check(name: &str, guest: &Guest, sizes: Sizes) -> Result<String> {
     let netns = guest.netns.as_deref().ok_or("the hostile suite needs a TAP boot")?;
     let report = qemu::workdir(name).join("hostile-report.txt");
     let lines = hostile::client(netns, guest.pid, sizes);

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::build::{self, Artifacts};
 use crate::clients::{self, Ports};
-use crate::qemu::{self, Backend, Boot, Firmware, Forward, Machine, Nic, Outcome, Report, TEST_MAC};
+use crate::qemu::{self, Backend, Boot, Firmware, Forward, Machine, Nic, Outcome, Report};
+use crate::testnet::{LISTENING_SOCKETS, guest_mac_text};
 use crate::{Result, root, ui};
 
 /// Default per-boot limit. A UEFI boot with the tests takes about 5 s under
@@ -39,14 +40,14 @@ pub enum Expect {
     Serves,
     /// As `Serves`, and the function accepts the boot's output (its message
     /// is added to the client's).
-    ServesPrinting(fn(&[String]) -> std::result::Result<String, String>),
+    ServesPrinting(fn(&[String]) -> Result<String>),
     /// Be rejected by the `AllTestsPass` check, end with `outcome`, and print
     /// each of `lines` (as substrings).
     Rejected { outcome: Outcome, lines: &'static [&'static str] },
 }
 
 /// Host-side checks, given QEMU's process id (see `qemu::Client`).
-pub(crate) type ClientFn = dyn Fn(&qemu::Guest) -> std::result::Result<String, String> + Sync;
+pub(crate) type ClientFn = dyn Fn(&qemu::Guest) -> Result<String> + Sync;
 
 pub(crate) struct Case {
     pub(crate) name: &'static str,
@@ -76,9 +77,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The serving boot's limit: its client moves 100 MiB and thousands of
 /// requests through QEMU's user network.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(600);
-/// Listening sockets of an idle server: 40 for HTTP and 40 for echo
-/// (net/src/apps).
-const LISTENING_SOCKETS: u64 = 80;
 /// The echo stream's size.
 const ECHO_BYTES: usize = 100 << 20;
 
@@ -90,7 +88,7 @@ fn http_case(
     msix: bool,
     cmdline: &str,
     timeout: Duration,
-    check: fn(u16, &qemu::Guest) -> std::result::Result<String, String>,
+    check: fn(u16, &qemu::Guest) -> Result<String>,
 ) -> Case {
     let port = free_port();
     Case {
@@ -98,7 +96,7 @@ fn http_case(
         boot: Boot {
             machine,
             cmdline: cmdline.into(),
-            nic: Some(Nic { forwards: vec![Forward { host: port, guest: 80 }], msix, ..Nic::default() }),
+            nic: Some(Nic { forwards: vec![Forward::http(port)], msix, ..Nic::default() }),
             ..Boot::default()
         },
         expect: Expect::Serves,
@@ -113,21 +111,21 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// Everything the host checks against the serving guest.
-fn serve_checks(ports: Ports, guest: &qemu::Guest) -> std::result::Result<String, String> {
+fn serve_checks(ports: Ports, guest: &qemu::Guest) -> Result<String> {
     fn step(what: &'static str) -> impl Fn(String) -> String {
         move |e| format!("{what}: {e}")
     }
     let first = clients::wait_until_serving(ports.http, Duration::from_secs(60)).map_err(step("first request"))?;
-    let before = clients::pages(ports, TEST_MAC).map_err(step("pages"))?;
+    let before = clients::pages(ports).map_err(step("pages"))?;
     let keep_alive = clients::keep_alive(ports.http, 300).map_err(step("keep-alive"))?;
     clients::pipelining(ports.http).map_err(step("pipelining"))?;
     let bad = clients::bad_requests(ports.http).map_err(step("bad requests"))?;
     // Every socket but the one asking comes back.
     let listening = LISTENING_SOCKETS - 1;
-    clients::settle(ports, TEST_MAC, listening).map_err(step("after bad requests"))?;
+    clients::settle(ports, listening).map_err(step("after bad requests"))?;
     let eight = clients::parallel(ports.http, 8, 50).map_err(step("8 clients"))?;
     let thirty_two = clients::parallel(ports.http, 32, 10).map_err(step("32 clients"))?;
-    clients::settle(ports, TEST_MAC, listening).map_err(step("after 32 clients"))?;
+    clients::settle(ports, listening).map_err(step("after 32 clients"))?;
     clients::echo_parallel(ports.echo, 32).map_err(step("32 echo clients"))?;
     let echo = clients::echo_stream(ports.echo, ECHO_BYTES).map_err(step("100 MiB echo"))?;
     // Last, because the 8 connections the guest refuses leave QEMU's user
@@ -137,9 +135,9 @@ fn serve_checks(ports: Ports, guest: &qemu::Guest) -> std::result::Result<String
     if overload < 32 {
         return Err(format!("only {overload} of 48 simultaneous connections were served; at least 32 must be"));
     }
-    clients::settle(ports, TEST_MAC, listening).map_err(step("after 48 connections"))?;
+    clients::settle(ports, listening).map_err(step("after 48 connections"))?;
     link_toggle(ports, guest).map_err(step("link down and up"))?;
-    let after = clients::stats(ports, TEST_MAC).map_err(step("stats afterwards"))?;
+    let after = clients::stats(ports).map_err(step("stats afterwards"))?;
     let number = |json: &serde_json::Value, path: &str| json.pointer(path).and_then(|v| v.as_u64()).unwrap_or(0);
     if number(&after, "/apps/http_requests") <= number(&before, "/apps/http_requests") + 1000 {
         return Err("the HTTP request counter did not move".into());
@@ -161,8 +159,8 @@ fn serve_checks(ports: Ports, guest: &qemu::Guest) -> std::result::Result<String
 /// Takes the link down and up from QEMU's monitor: each change raises the
 /// card's configuration interrupt, the kernel re-reads the link, and serving
 /// goes on afterwards.
-fn link_toggle(ports: Ports, guest: &qemu::Guest) -> std::result::Result<(), String> {
-    let number = |path: &str| clients::stats_field(ports.http, path).map(|v| v.parse::<u64>().unwrap_or(0));
+fn link_toggle(ports: Ports, guest: &qemu::Guest) -> Result<()> {
+    let number = |path: &str| clients::stats_number(ports.http, path);
     let (changes, interrupts) = (number("/device/config_changes")?, number("/interrupts/nic_config")?);
     guest.monitor("set_link net0 off")?;
     // While the link is down nothing can be asked; bring it up and look.
@@ -180,7 +178,7 @@ fn link_toggle(ports: Ports, guest: &qemu::Guest) -> std::result::Result<(), Str
 
 /// An idle guest costs the host almost nothing and answers at once when
 /// asked; an idle connection is closed at the timeout.
-fn idle_checks(port: u16, pid: u32) -> std::result::Result<String, String> {
+fn idle_checks(port: u16, pid: u32) -> Result<String> {
     clients::wait_until_serving(port, Duration::from_secs(60))?;
     let share = clients::cpu_share(pid, IDLE_PERIOD)?;
     // Generous: the measured figure goes in the benchmark; this only has to
@@ -205,12 +203,12 @@ fn idle_checks(port: u16, pid: u32) -> std::result::Result<String, String> {
 
 /// Serving works however the card signals (`mode`: "interrupts" for INTx,
 /// "timer-poll" with `net.irq=off`); with interrupts, the card's wake the loop.
-fn signal_checks(port: u16, mode: &str, what: &str) -> std::result::Result<String, String> {
+fn signal_checks(port: u16, mode: &str, what: &str) -> Result<String> {
     clients::wait_until_serving(port, Duration::from_secs(60))?;
-    let before = clients::stats_field(port, "/main_loop/wakeups_device")?.parse::<u64>().unwrap_or(0);
+    let before = clients::stats_number(port, "/main_loop/wakeups_device")?;
     let rate = clients::keep_alive(port, 200)?;
     clients::pipelining(port)?;
-    let after = clients::stats_field(port, "/main_loop/wakeups_device")?.parse::<u64>().unwrap_or(0);
+    let after = clients::stats_number(port, "/main_loop/wakeups_device")?;
     let actual = clients::stats_field(port, "/main_loop/mode")?;
     if actual != mode {
         return Err(format!("main loop mode {actual}, expected {mode}"));
@@ -257,7 +255,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
             expect: Expect::PassPrinting(
                 [
                     format!("virtio-net: negotiated: {negotiated}$"),
-                    format!("virtio-net: MAC {TEST_MAC} (from the device)"),
+                    format!("virtio-net: MAC {} (from the device)", guest_mac_text()),
                     format!(
                         "({transport} transport, {} config access)",
                         if machine == Machine::Q35 { "ECAM" } else { "port I/O" }
@@ -275,13 +273,11 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let legacy = Nic { legacy: true, ..Nic::default() };
     let tap = Nic { backend: Backend::Tap, ..Nic::default() };
     let serve_ports = Ports { http: free_port(), echo: free_port() };
-    let serving = Nic {
-        forwards: vec![Forward { host: serve_ports.http, guest: 80 }, Forward { host: serve_ports.echo, guest: 7 }],
-        ..Nic::default()
-    };
+    let serving =
+        Nic { forwards: vec![Forward::http(serve_ports.http), Forward::echo(serve_ports.echo)], ..Nic::default() };
     vec![
         // Long ones first, so that their waits overlap the other boots.
-        // The hostile suite (xtask/src/hostile.rs) on the TAP network,
+        // The hostile suite (xtask/src/hostile/) on the TAP network,
         // checksum offload on and off.
         hostile_case("hostile-tap-offload", true, timeout),
         hostile_case("hostile-tap-no-offload", false, timeout),
@@ -408,7 +404,7 @@ pub fn ktest_summary(lines: &[String]) -> Option<(u32, u32)> {
 }
 
 /// Judges a boot. `Err` says why it does not meet `expect`.
-pub fn check(report: &Report, expect: &Expect) -> std::result::Result<String, String> {
+pub fn check(report: &Report, expect: &Expect) -> Result<String> {
     match expect {
         Expect::AllTestsPass => {
             if report.outcome != Outcome::Success {

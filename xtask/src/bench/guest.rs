@@ -5,7 +5,7 @@
 //! same TAP netdev — and differ only in what boots: Skiff's BIOS disk image,
 //! or Linux's kernel and initramfs through QEMU's `-kernel`/`-initrd`.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,12 +14,12 @@ use super::load;
 use crate::Result;
 use crate::build::Artifacts;
 use crate::qemu::{self, Backend, Boot, Firmware, Machine, Nic};
+use crate::testnet::{ECHO_PORT, GUEST_IP, HTTP_PORT};
 
-/// The guests' address: Skiff's static one (net/src/config.rs), which the
-/// Linux guest's /init gives its card too.
-pub const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
-pub const HTTP: SocketAddr = SocketAddr::V4(SocketAddrV4::new(GUEST_IP, 80));
-pub const ECHO: SocketAddr = SocketAddr::V4(SocketAddrV4::new(GUEST_IP, 7));
+/// The guests' services. Their address is Skiff's static one
+/// (net/src/config.rs), which the Linux guest's /init gives its card too.
+pub const HTTP: SocketAddr = SocketAddr::V4(SocketAddrV4::new(GUEST_IP, HTTP_PORT));
+pub const ECHO: SocketAddr = SocketAddr::V4(SocketAddrV4::new(GUEST_IP, ECHO_PORT));
 /// Skiff's command line in the bench: the TAP network has no DHCP server, so
 /// the static address at once rather than after the DHCP wait.
 const SKIFF_CMDLINE: &str = "net.dhcp=off";
@@ -35,8 +35,7 @@ const LINUX_CMDLINE: &str = "console=ttyS0 quiet panic=-1 mitigations=off";
 const PROBE_CONNECT: Duration = Duration::from_millis(100);
 const PROBE_READ: Duration = Duration::from_secs(2);
 const PROBE_PAUSE: Duration = Duration::from_millis(10);
-/// QEMU's monitor: its prompt, and how long an answer may take.
-const MONITOR_PROMPT: &str = "(qemu)";
+/// How long an answer of QEMU's monitor may take.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Which guest.
@@ -173,23 +172,7 @@ impl Running {
 
     /// One monitor command's output.
     fn monitor(&self, command: &str) -> Result<String> {
-        use std::io::{Read, Write};
-        let mut socket = std::os::unix::net::UnixStream::connect(&self.monitor)
-            .map_err(|e| format!("QEMU monitor {}: {e}", self.monitor.display()))?;
-        socket.set_read_timeout(Some(MONITOR_TIMEOUT)).map_err(|e| e.to_string())?;
-        socket.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("QEMU monitor: {e}"))?;
-        // A banner and a prompt, the echoed command, its output, a prompt.
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        while seen.matches(MONITOR_PROMPT).count() < 2 {
-            match socket.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-        let output = seen.split(MONITOR_PROMPT).nth(1).unwrap_or_default();
-        // Drop the echoed command line (with its line-editing escapes).
-        Ok(output.split_once('\n').map_or("", |(_, rest)| rest).replace('\r', ""))
+        crate::monitor::run(&self.monitor, command, MONITOR_TIMEOUT)
     }
 
     /// What QEMU says about a guest that stopped answering: the card's

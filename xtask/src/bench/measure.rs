@@ -182,7 +182,7 @@ fn idle_percent(vm: &Running, window: Duration) -> Result<f64> {
 /// a port nobody listens on is refused at once by a live stack.
 fn stack_alive() -> &'static str {
     const CLOSED_PORT: u16 = 9; // discard: neither guest serves it
-    let addr = std::net::SocketAddr::from((guest::GUEST_IP, CLOSED_PORT));
+    let addr = std::net::SocketAddr::from((crate::testnet::GUEST_IP, CLOSED_PORT));
     match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => "its TCP/IP stack still refuses a closed port",
         Err(_) => "nothing answers, not even a closed port",

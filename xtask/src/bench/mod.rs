@@ -27,8 +27,7 @@ use serde_json::{Value, json};
 
 use crate::build::{self, Artifacts};
 use crate::netns::{TAP, TestNetwork};
-use crate::qemu::TEST_MAC;
-use crate::{Result, root, ui};
+use crate::{Result, root, testnet, ui};
 
 /// Where a run writes.
 pub fn out_dir(quick: bool) -> PathBuf {
@@ -62,9 +61,8 @@ pub fn run(quick: bool) -> Result<PathBuf> {
     // the first SYN to a booting guest needs no ARP (whose retries are a
     // second apart and would blur the boot time).
     let net = TestNetwork::create("bench")?;
-    let neighbour =
-        ["-n", net.name(), "neigh", "replace", "10.0.2.15", "lladdr", TEST_MAC, "dev", TAP, "nud", "permanent"];
-    run_ip(&neighbour)?;
+    let (ip, mac) = (testnet::GUEST_IP.to_string(), testnet::guest_mac_text());
+    run_ip(&["-n", net.name(), "neigh", "replace", &ip, "lladdr", &mac, "dev", TAP, "nud", "permanent"])?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's own binary: {e}"))?;
     let status = Command::new("ip")
         .args(["netns", "exec", net.name()])

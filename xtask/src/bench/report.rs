@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::Value;
 
@@ -211,32 +210,32 @@ fn plots(r: &Value, dir: &Path) -> std::result::Result<(), Box<dyn std::error::E
         color,
         values: HTTP_LOADS.iter().map(|(load, ..)| at(r, &format!("/guests/{guest}/http/{load}/{field}"))).collect(),
     };
-    let file = dir.join("throughput.svg");
-    let area = SVGBackend::new(&file, PLOT_SIZE).into_drawing_area();
-    bars(
-        &area,
-        "HTTP requests per second (GET path, connections, clients)",
-        "requests/s",
-        &groups,
-        &[
-            series("skiff", "requests_per_s", "Skiff", SKIFF_COLOR),
-            series("linux", "requests_per_s", "Linux", LINUX_COLOR),
-        ],
-    )?;
-    let file = dir.join("latency.svg");
-    let area = SVGBackend::new(&file, PLOT_SIZE).into_drawing_area();
-    bars(
-        &area,
-        "HTTP latency, p50 and p99 (µs)",
-        "µs",
-        &groups,
-        &[
-            series("skiff", "p50_us", "Skiff p50", SKIFF_COLOR),
-            series("skiff", "p99_us", "Skiff p99", SKIFF_COLOR.mix(0.5).to_rgba().into_rgb()),
-            series("linux", "p50_us", "Linux p50", LINUX_COLOR),
-            series("linux", "p99_us", "Linux p99", LINUX_COLOR.mix(0.5).to_rgba().into_rgb()),
-        ],
-    )?;
+    // The HTTP figures: file, title, y axis, series.
+    let http = [
+        (
+            "throughput.svg",
+            "HTTP requests per second (GET path, connections, clients)",
+            "requests/s",
+            vec![
+                series("skiff", "requests_per_s", "Skiff", SKIFF_COLOR),
+                series("linux", "requests_per_s", "Linux", LINUX_COLOR),
+            ],
+        ),
+        (
+            "latency.svg",
+            "HTTP latency, p50 and p99 (µs)",
+            "µs",
+            vec![
+                series("skiff", "p50_us", "Skiff p50", SKIFF_COLOR),
+                series("skiff", "p99_us", "Skiff p99", SKIFF_COLOR.mix(0.5).to_rgba().into_rgb()),
+                series("linux", "p50_us", "Linux p50", LINUX_COLOR),
+                series("linux", "p99_us", "Linux p99", LINUX_COLOR.mix(0.5).to_rgba().into_rgb()),
+            ],
+        ),
+    ];
+    for (file, title, y_label, series) in http {
+        bars(&dir.join(file), title, y_label, &groups, &series)?;
+    }
     let echo_groups: Vec<String> =
         ECHO_LOADS.iter().map(|(_, n)| format!("{n} stream{}", if *n == 1 { "" } else { "s" })).collect();
     let echo = |guest: &str, name: &str, color| Series {
@@ -244,10 +243,8 @@ fn plots(r: &Value, dir: &Path) -> std::result::Result<(), Box<dyn std::error::E
         color,
         values: ECHO_LOADS.iter().map(|(load, _)| at(r, &format!("/guests/{guest}/echo/{load}/mib_per_s"))).collect(),
     };
-    let file = dir.join("echo.svg");
-    let area = SVGBackend::new(&file, PLOT_SIZE).into_drawing_area();
     bars(
-        &area,
+        &dir.join("echo.svg"),
         "TCP echo throughput (MiB/s)",
         "MiB/s",
         &echo_groups,
@@ -271,22 +268,21 @@ impl IntoRgb for RGBAColor {
 /// Grouped bars with min–max whiskers and the median written above each.
 /// The x axis is segmented for the group labels; the bars are drawn on a
 /// secondary, continuous x axis over the same width.
-fn bars<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
+/// Written as SVG to `file`.
+fn bars(
+    file: &Path,
     title: &str,
     y_label: &str,
     groups: &[String],
     series: &[Series],
-) -> std::result::Result<(), Box<dyn std::error::Error>>
-where
-    DB::ErrorType: 'static,
-{
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let area = SVGBackend::new(file, PLOT_SIZE).into_drawing_area();
     area.fill(&WHITE)?;
     let top = series.iter().flat_map(|s| s.values.iter().flatten().map(|v| v.max)).fold(0.0, f64::max);
     // Headroom above the tallest bar for its label and the legend.
     let y_max = if top > 0.0 { top * 1.3 } else { 1.0 };
     let n = groups.len();
-    let mut chart = ChartBuilder::on(area)
+    let mut chart = ChartBuilder::on(&area)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)

@@ -10,16 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::{page, pcap, trace};
 use crate::clients;
-use crate::qemu::{self, Backend, Boot, Forward, Nic, TEST_MAC};
+use crate::qemu::{self, Backend, Boot, Forward, Nic};
 use crate::suite::{Case, Expect, free_port};
+use crate::testnet::{DISCARD_PORT as UDP_DISCARD_PORT, GUEST_IP, GUEST_MAC};
 
-/// The guest's address on the TAP network (its static fallback, as on QEMU's user network).
-const GUEST_IP: &str = "10.0.2.15";
 /// How long the TAP boots wait for DHCP before the static address: there is
 /// no DHCP server there, but the guest's DISCOVERs are the UDP it sends.
 const TAP_CMDLINE: &str = "net.dhcp_wait_ms=300";
-/// A port nothing listens on in the guest: a datagram there is UDP received.
-const UDP_DISCARD_PORT: u16 = 9;
 /// Bytes sent through the echo port, so that the capture holds some data.
 const ECHO_PROBE: &[u8] = b"a few bytes for the capture\n";
 
@@ -47,7 +44,7 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
     let page_port = free_port();
     let user_pcap = capture_path("serve-pcap-user");
     let user_nic = Nic {
-        forwards: vec![Forward { host: pcap_http, guest: 80 }, Forward { host: pcap_echo, guest: 7 }],
+        forwards: vec![Forward::http(pcap_http), Forward::echo(pcap_echo)],
         pcap: Some(user_pcap.clone()),
         ..Nic::default()
     };
@@ -59,7 +56,7 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
     vec![
         serving(
             "serve-trace",
-            Nic { forwards: vec![Forward { host: trace_port, guest: 80 }], ..Nic::default() },
+            Nic { forwards: vec![Forward::http(trace_port)], ..Nic::default() },
             "log=info,packet=trace",
             Expect::ServesPrinting(trace::check_journey),
             timeout,
@@ -84,7 +81,7 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
         tap(false, "serve-pcap-tap-no-offload"),
         serving(
             "serve-live-page",
-            Nic { forwards: vec![Forward { host: page_port, guest: 80 }], ..Nic::default() },
+            Nic { forwards: vec![Forward::http(page_port)], ..Nic::default() },
             "",
             Expect::Serves,
             timeout,
@@ -142,7 +139,7 @@ fn user_capture(http: u16, echo: u16, path: &Path) -> Result<String, String> {
     s.read_exact(&mut back).map_err(|e| format!("echo: {e}"))?;
     drop(s);
     settled(path);
-    let tally = pcap::check(path, false, TEST_MAC)?;
+    let tally = pcap::check(path, false, GUEST_MAC)?;
     if tally.partial != 0 {
         return Err(format!("{} partial checksums on a network without offload", tally.partial));
     }
@@ -204,7 +201,7 @@ fn tap_capture(case: &'static str, path: &Path, offload: bool) -> Result<String,
     if segments == 0 || errors != 0 {
         return Err(format!("the host's stack took {segments} TCP segments with {errors} checksum errors"));
     }
-    let tally = pcap::check(path, true, TEST_MAC)?;
+    let tally = pcap::check(path, true, GUEST_MAC)?;
     match (offload, tally.partial) {
         (true, 0) => return Err("checksum offload on, yet no frame carried a partial checksum".into()),
         (false, n) if n > 0 => return Err(format!("{n} partial checksums with offload off")),

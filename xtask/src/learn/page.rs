@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::root;
+use crate::{root, testnet};
 
 /// Debian's `chromium` package (scripts/setup.sh installs it).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -72,10 +72,10 @@ fn rendered(dom: &str) -> Result<Rendered, String> {
     if field("link")? != "link up" {
         return Err(format!("the link shows {:?}", field("link")?));
     }
-    if !field("addr")?.starts_with("10.0.2.15/24") {
+    if !field("addr")?.starts_with(&testnet::guest_cidr()) {
         return Err(format!("the address shows {:?}", field("addr")?));
     }
-    if !dom.contains("<td>http</td><td>10.0.2.2:") {
+    if !dom.contains(&format!("<td>http</td><td>{}:", testnet::GATEWAY_IP)) {
         return Err("the recent connections list shows no HTTP connection".into());
     }
     let updates: u64 = field("updates")?.parse().map_err(|_| "#updates is not a number".to_string())?;

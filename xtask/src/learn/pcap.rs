@@ -26,7 +26,10 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::Result;
-use crate::frames::ones_sum;
+use crate::frames::{
+    ETHERNET_HEADER, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPV6_HEADER, Mac, PROTO_TCP, PROTO_UDP,
+    TCP_CHECKSUM_OFFSET, UDP_CHECKSUM_OFFSET, ethertype, mac_text, ones_sum, source_mac,
+};
 
 /// pcap's global header (libpcap format, microsecond timestamps).
 const PCAP_HEADER: usize = 24;
@@ -40,14 +43,6 @@ const VNET_HDR_MODERN: usize = 12;
 /// `virtio_net_hdr.flags` (spec 5.1.6): the checksum is partial / was validated.
 pub const VNET_NEEDS_CSUM: u8 = 1;
 pub const VNET_DATA_VALID: u8 = 2;
-/// Ethernet header and the EtherTypes the check reads.
-const ETH_HEADER: usize = 14;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_ARP: u16 = 0x0806;
-/// IP protocol numbers.
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
 
 /// A `virtio_net_hdr`'s checksum fields: flags, csum_start, csum_offset.
 pub type VnetChecksum = (u8, u16, u16);
@@ -93,11 +88,12 @@ pub fn read(bytes: &[u8], vnet_header: bool) -> Result<Vec<Frame>> {
 /// negotiates VERSION_1, so it is the one after which an EtherType Skiff
 /// speaks sits at offset 12.
 fn split_vnet(data: &[u8]) -> Result<(Option<VnetChecksum>, &[u8])> {
-    let ethertype = |hdr: usize| data.get(hdr + 12..hdr + 14).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let known = |t: Option<u16>| matches!(t, Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | ETHERTYPE_ARP));
+    let known = |hdr: usize| {
+        matches!(data.get(hdr..).and_then(ethertype), Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | ETHERTYPE_ARP))
+    };
     let len = [VNET_HDR_MODERN, VNET_HDR_LEGACY]
         .into_iter()
-        .find(|&l| known(ethertype(l)))
+        .find(|&l| known(l))
         .ok_or_else(|| format!("a {}-byte record with no Ethernet frame after a virtio_net_hdr", data.len()))?;
     let u16_at = |at: usize| u16::from_le_bytes([data[at], data[at + 1]]);
     Ok((Some((data[0], u16_at(6), u16_at(8))), &data[len..]))
@@ -126,18 +122,17 @@ pub fn write(frames: &[Frame]) -> Vec<u8> {
 /// For an IPv4 or IPv6 TCP/UDP frame: where its transport header starts, and
 /// the folded pseudo-header sum (RFC 9293 3.1, RFC 768, RFC 8200 8.1).
 fn pseudo_header(frame: &[u8]) -> Option<(usize, u8, u16)> {
-    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-    let ip = frame.get(ETH_HEADER..)?;
-    let (start, proto, addresses, len) = match ethertype {
+    let ip = frame.get(ETHERNET_HEADER..)?;
+    let (start, proto, addresses, len) = match ethertype(frame)? {
         ETHERTYPE_IPV4 => {
             let ihl = usize::from(ip.first()? & 0x0f) * 4;
             let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
-            (ETH_HEADER + ihl, *ip.get(9)?, ip.get(12..20)?, total.checked_sub(ihl)?)
+            (ETHERNET_HEADER + ihl, *ip.get(9)?, ip.get(12..20)?, total.checked_sub(ihl)?)
         }
         // Only IPv6 without extension headers.
         ETHERTYPE_IPV6 => {
             let payload = usize::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]));
-            (ETH_HEADER + 40, *ip.get(6)?, ip.get(8..40)?, payload)
+            (ETHERNET_HEADER + IPV6_HEADER, *ip.get(6)?, ip.get(8..IPV6_HEADER)?, payload)
         }
         _ => return None,
     };
@@ -164,7 +159,7 @@ pub fn complete(frame: &mut [u8], csum_start: u16, csum_offset: u16) -> Partial 
         return Partial::Wrong("NEEDS_CSUM on a frame that is not TCP/UDP over IP".into());
     };
     let field = usize::from(csum_start) + usize::from(csum_offset);
-    let expected_offset = if proto == PROTO_TCP { 16 } else { 6 };
+    let expected_offset = if proto == PROTO_TCP { TCP_CHECKSUM_OFFSET } else { UDP_CHECKSUM_OFFSET };
     if usize::from(csum_start) != start || usize::from(csum_offset) != expected_offset || field + 2 > frame.len() {
         return Partial::Wrong(format!("csum_start {csum_start} / csum_offset {csum_offset} do not name the checksum"));
     }
@@ -203,8 +198,7 @@ pub struct Tally {
 
 /// Checks the capture at `path` (see the module comment); `guest_mac` tells
 /// the directions apart. The completed capture is written next to it.
-pub fn check(path: &Path, vnet_header: bool, guest_mac: &str) -> Result<Tally> {
-    let guest: Vec<u8> = guest_mac.split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect();
+pub fn check(path: &Path, vnet_header: bool, guest_mac: Mac) -> Result<Tally> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut frames = read(&bytes, vnet_header)?;
     let mut tally = Tally { frames: frames.len(), ..Tally::default() };
@@ -217,7 +211,7 @@ pub fn check(path: &Path, vnet_header: bool, guest_mac: &str) -> Result<Tally> {
             match complete(&mut frame.data, start, offset) {
                 Partial::Completed => {
                     tally.partial += 1;
-                    if frame.data.get(6..12) == Some(&guest[..]) {
+                    if source_mac(&frame.data) == Some(guest_mac) {
                         tally.partial_tx += 1;
                     }
                 }
@@ -239,7 +233,7 @@ pub fn check(path: &Path, vnet_header: bool, guest_mac: &str) -> Result<Tally> {
     if !out.status.success() {
         return Err(format!("tshark failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
-    judge(&String::from_utf8_lossy(&out.stdout), guest_mac, &mut tally)?;
+    judge(&String::from_utf8_lossy(&out.stdout), &mac_text(guest_mac), &mut tally)?;
     Ok(tally)
 }
 

@@ -1,0 +1,82 @@
+//! Floods: SYN from spoofed addresses, ARP, ICMP echo and UDP, sent with
+//! no pause; the guest must serve again afterwards.
+
+use std::net::Ipv4Addr;
+
+use super::checks::{Ctx, number};
+use super::raw::SYN_WINDOW;
+use super::{ECHO, FAKE_IP, FAKE_MAC, GUEST_IP, GUEST_MAC, HTTP, Result, Rng, say};
+use crate::frames::{self, Ipv4, SYN, Tcp};
+use crate::testnet::DISCARD_PORT;
+
+/// SYN, ARP, ICMP and UDP floods.
+pub(super) fn run(ctx: &mut Ctx) -> Result<()> {
+    let n = ctx.sizes.syn_flood;
+    ctx.class("syn-flood", |ctx| {
+        // From addresses nobody answers ARP for: the SYN-ACKs go nowhere,
+        // as in a spoofed flood.
+        let mut rng = Rng::from_os();
+        let frames = (0..n).map(|i| {
+            let src = Ipv4Addr::new(10, 0, 2, 100 + (rng.next() % 150) as u8);
+            let mac = [0x02, 0, 0, 0, 1, src.octets()[3]];
+            let tcp = Tcp {
+                src_port: rng.port(),
+                dst_port: if i % 2 == 0 { HTTP } else { ECHO },
+                seq: rng.next() as u32,
+                ack: 0,
+                flags: SYN,
+                window: SYN_WINDOW,
+            };
+            let ip = Ipv4::new(src, GUEST_IP, frames::PROTO_TCP);
+            frames::ipv4_frame(GUEST_MAC, mac, &ip, &tcp.build(src, GUEST_IP, &[]))
+        });
+        Ok((ctx.flood(frames)?, vec![]))
+    })?;
+
+    let n = ctx.sizes.arp_flood;
+    ctx.class("arp-flood", |ctx| {
+        let mut rng = Rng::from_os();
+        let frames = (0..n).map(|i| {
+            // Never the gateway's or the guest's own address: ARP has no
+            // authentication, and poisoning the gateway is not a Skiff bug.
+            let ip = Ipv4Addr::new(10, 0, 2, 16 + (rng.next() % 200) as u8);
+            let mac = [0x02, 0, 0, 2, (rng.next() >> 8) as u8, ip.octets()[3]];
+            let (op, dst) = if i % 4 == 3 { (2, GUEST_MAC) } else { (1, [0xFF; 6]) };
+            frames::ethernet(dst, mac, frames::ETHERTYPE_ARP, &frames::arp(op, mac, ip, [0; 6], GUEST_IP))
+        });
+        Ok((ctx.flood(frames)?, vec![]))
+    })?;
+
+    let n = ctx.sizes.icmp_flood;
+    ctx.class("icmp-flood", |ctx| {
+        ctx.announce()?;
+        let ident = ctx.rng.next() as u16;
+        let frames = (0..n).map(|i| {
+            let ip = Ipv4::new(FAKE_IP, GUEST_IP, frames::PROTO_ICMP);
+            frames::ipv4_frame(
+                GUEST_MAC,
+                FAKE_MAC,
+                &ip,
+                &frames::icmp_echo(frames::ICMP_ECHO_REQUEST, ident, i as u16, &[0x5A; 56]),
+            )
+        });
+        let sent = ctx.flood(frames)?;
+        ctx.link.drain();
+        Ok((sent, vec![]))
+    })?;
+
+    let n = ctx.sizes.udp_flood;
+    ctx.class("udp-flood-rx-ring", |ctx| {
+        let before = ctx.stats()?;
+        let frames: Vec<Vec<u8>> =
+            (0..256).map(|i| ctx.udp_frame(if i % 2 == 0 { DISCARD_PORT } else { ECHO }, 1400)).collect();
+        let sent = ctx.flood((0..n).map(|i| frames[i % frames.len()].clone()))?;
+        let after = ctx.stats()?;
+        say(format!(
+            "    udp flood: {sent} frames sent, {} reached the guest",
+            number(&after, "/device/rx_frames") - number(&before, "/device/rx_frames")
+        ));
+        Ok((sent, vec![]))
+    })?;
+    Ok(())
+}
