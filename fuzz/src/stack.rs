@@ -18,6 +18,8 @@
 //!   client sent at that place in its stream (the client's payload bytes are
 //!   a function of their sequence number, so retransmissions agree);
 //! - every HTTP answer stream starts with a status line;
+//! - the packet trace (`skiff_net::trace`, on for every input, its lines
+//!   formatted and dropped) never panics on what arrives or leaves;
 //! - nothing is held for ever: after five minutes without traffic, every
 //!   TCP socket is listening again (the apps' idle timeouts, TCP's own).
 
@@ -168,8 +170,55 @@ fn trace() -> bool {
     *TRACE.get_or_init(|| std::env::var_os("SKIFF_FUZZ_TRACE").is_some())
 }
 
+/// The packet trace's logger: every record whose target is
+/// `skiff_net::trace::TARGET` is formatted (so the trace's parsing and
+/// `Display` code runs on every fuzzed frame, as with `--trace` in a real
+/// boot), then dropped, or printed with `SKIFF_FUZZ_TRACE=1`. Other targets
+/// (smoltcp's own debug lines) stay off: formatting them costs runs and
+/// tests nothing of Skiff's.
+struct TraceSink;
+
+impl log::Log for TraceSink {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.target() == skiff_net::trace::TARGET
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        if trace() {
+            eprintln!("{}", record.args());
+        } else {
+            /// A `fmt::Write` that keeps nothing.
+            struct Discard;
+            impl std::fmt::Write for Discard {
+                fn write_str(&mut self, _: &str) -> std::fmt::Result {
+                    Ok(())
+                }
+            }
+            let _ = std::fmt::write(&mut Discard, *record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Turns the packet trace on for the rest of the process (once).
+fn trace_on() {
+    static SINK: TraceSink = TraceSink;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if log::set_logger(&SINK).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+    });
+    debug_assert!(skiff_net::trace::enabled(), "the packet trace is off");
+}
+
 /// One fuzz input.
 pub fn run(data: &[u8]) {
+    trace_on();
     let mut input = Input { data, pos: 0 };
     let setup = input.u8();
     let mut h = Harness::new(setup);

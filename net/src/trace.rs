@@ -296,10 +296,14 @@ fn transport(protocol: IpProtocol, payload: &[u8]) -> Option<Layer> {
 
 fn arp_layer(arp: &ArpPacket<&[u8]>, len: usize) -> Layer {
     // Only IPv4 over Ethernet (6-byte hardware, 4-byte protocol addresses) is read.
+    // Both lengths come from the packet: each address is taken only if it is
+    // that size (`EthernetAddress::from_bytes` panics on any other length).
     let ipv4 = |bytes: &[u8]| <[u8; 4]>::try_from(bytes).ok();
-    let mac = EthernetAddress::from_bytes(arp.source_hardware_addr());
-    match (ipv4(arp.source_protocol_addr()), ipv4(arp.target_protocol_addr()), arp.source_hardware_addr().len()) {
-        (Some(sender), Some(target), 6) => Layer::Arp { operation: arp.operation(), sender, target, sender_mac: mac },
+    let mac = <[u8; 6]>::try_from(arp.source_hardware_addr()).ok().map(EthernetAddress);
+    match (ipv4(arp.source_protocol_addr()), ipv4(arp.target_protocol_addr()), mac) {
+        (Some(sender), Some(target), Some(sender_mac)) => {
+            Layer::Arp { operation: arp.operation(), sender, target, sender_mac }
+        }
         _ => Layer::Malformed { what: "arp", len },
     }
 }
@@ -448,6 +452,31 @@ mod tests {
             lines(&frame),
             ["eth    52:54:00:12:34:56 > ff:ff:ff:ff:ff:ff arp, 42 bytes", "arp    who-has 10.0.2.2 tell 10.0.2.15"]
         );
+    }
+
+    /// An ARP frame whose hardware addresses are `hlen` bytes long (the
+    /// protocol addresses stay IPv4's 4), with room for all four addresses.
+    fn arp_with_hardware_len(hlen: u8) -> Vec<u8> {
+        let mut frame = alloc::vec![0u8; 14 + 8 + 2 * (usize::from(hlen) + 4)];
+        frame[..6].copy_from_slice(&[0xff; 6]);
+        frame[12..14].copy_from_slice(&[0x08, 0x06]);
+        frame[14..22].copy_from_slice(&[0, 1, 0x08, 0, hlen, 4, 0, 2]);
+        frame
+    }
+
+    /// Found in review: with the trace on (`--trace`), an ARP packet whose
+    /// hardware length was not 6 reached `EthernetAddress::from_bytes`, which
+    /// panics on any other length: one frame from the link stopped Skiff.
+    #[test]
+    fn arp_with_a_hardware_length_other_than_6_is_malformed_not_a_panic() {
+        for hlen in [0u8, 5, 8, 255] {
+            let frame = arp_with_hardware_len(hlen);
+            assert_eq!(lines(&frame)[1], alloc::format!("bad    arp header ({} bytes)", frame.len() - 14), "{hlen}");
+        }
+        // The well-formed reply still reads.
+        let mut reply = arp_with_hardware_len(6);
+        reply[22..28].copy_from_slice(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        assert_eq!(lines(&reply)[1], "arp    0.0.0.0 is-at 52:54:00:12:34:56");
     }
 
     #[test]
