@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use skiff_net::checksum;
 use skiff_net::config::NetConfig;
-use skiff_net::json::JsonWriter;
 use skiff_net::phy::Adapter;
-use skiff_net::stack::{Host, Stack};
+use skiff_net::stack::Stack;
+use skiff_net::stats::{HeapStats, HostStats, InterruptStats, MainLoopStats};
 use skiff_net::testlink::{MemDevice, Queue, link};
 use smoltcp::wire::Ipv4Cidr;
 
@@ -87,14 +87,21 @@ const REQUESTS: [&[u8]; 6] = [
     b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
 ];
 
-struct NoHost;
-
-impl Host for NoHost {
-    fn uptime_ms(&self) -> u64 {
-        0
-    }
-    fn write_stats(&self, _json: &mut JsonWriter) {}
-}
+/// The kernel's part of `/stats`: all zero here.
+const HOST: HostStats = HostStats {
+    uptime_ms: 0,
+    heap: HeapStats { in_use: 0, peak: 0, size: 0 },
+    interrupts: InterruptStats { timer: 0, nic_config: 0, nic_rx: 0, nic_tx: 0, total: 0 },
+    main_loop: MainLoopStats {
+        mode: "fuzz",
+        wakeups_device: 0,
+        wakeups_timer: 0,
+        wakeups_other: 0,
+        sleeps_raced: 0,
+        halted_cycles: 0,
+        loop_cycles: 0,
+    },
+};
 
 /// What the client knows of one connection, learned from the server's SYN-ACK.
 #[derive(Clone, Copy, Default)]
@@ -279,7 +286,7 @@ impl Harness {
         self.now += by;
         for _ in 0..8 {
             let before = self.address();
-            let busy = self.stack.poll(self.now, &mut self.dev, &NoHost);
+            let busy = self.stack.poll(self.now, &mut self.dev, &HOST);
             // Frames may leave from the address before the poll (answers
             // sent during ingress) or after it (a new lease applied).
             self.sources = [before, self.address()];

@@ -80,7 +80,6 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
     };
     status::set_mode(mode);
     log::info!("main loop: {}", mode.name());
-    let host = status::KernelHost;
     LOOP_START_TSC.store(clock::rdtsc(), Ordering::Relaxed);
     loop {
         // 1. Work, with the card quiet.
@@ -91,7 +90,7 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
             if nic::service(signal, adapter.device_mut()) {
                 adapter.device_mut().config_changed();
             }
-            let busy = stack.poll(clock::now(), &mut adapter, &host);
+            let busy = stack.poll(clock::now(), &mut adapter, &status::host_stats());
             if !busy && !adapter.device().has_work() {
                 break;
             }

@@ -1,9 +1,10 @@
-//! What the kernel adds to `/stats`: uptime, heap, interrupts.
+//! What the kernel adds to `/stats`: uptime, heap, interrupts, main loop.
+//! Plain numbers, read from the counters here and in `runloop`; the network
+//! side renders them (`skiff_net::stats`).
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use skiff_net::json::JsonWriter;
-use skiff_net::stack::Host;
+use skiff_net::stats::{HeapStats, HostStats, InterruptStats, MainLoopStats};
 
 use crate::runloop::{self, Mode};
 use crate::{allocator, clock, interrupts};
@@ -24,38 +25,31 @@ fn mode_name() -> &'static str {
     }
 }
 
-/// The kernel's side of `/stats`.
-pub struct KernelHost;
-
-impl Host for KernelHost {
-    fn uptime_ms(&self) -> u64 {
-        clock::now().as_millis() as u64
-    }
-
-    fn write_stats(&self, json: &mut JsonWriter) {
-        let heap = allocator::stats();
-        json.begin_object("heap");
-        json.number("in_use", heap.in_use as u64);
-        json.number("peak", heap.peak as u64);
-        json.number("size", heap.size as u64);
-        json.end_object();
-        json.begin_object("interrupts");
-        json.number("timer", interrupts::count(interrupts::TIMER_VECTOR));
-        json.number("nic_config", interrupts::count(interrupts::NIC_CONFIG_VECTOR));
-        json.number("nic_rx", interrupts::count(interrupts::NIC_RX_VECTOR));
-        json.number("nic_tx", interrupts::count(interrupts::NIC_TX_VECTOR));
-        json.number("total", (0..=255u8).map(interrupts::count).sum());
-        json.end_object();
-        let load = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        json.begin_object("main_loop");
-        json.string("mode", mode_name());
-        json.number("wakeups_device", load(&runloop::WAKE_DEVICE));
-        json.number("wakeups_timer", load(&runloop::WAKE_TIMER));
-        json.number("wakeups_other", load(&runloop::WAKE_OTHER));
-        json.number("sleeps_raced", load(&runloop::SLEEPS_RACED));
-        let start = load(&runloop::LOOP_START_TSC);
-        let total = clock::rdtsc().saturating_sub(start).max(1);
-        json.number("halted_permille", if start == 0 { 0 } else { load(&runloop::HALTED_TSC) * 1000 / total });
-        json.end_object();
+/// The kernel's side of `/stats`, now.
+pub fn host_stats() -> HostStats {
+    let heap = allocator::stats();
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let start = load(&runloop::LOOP_START_TSC);
+    // 0 until the loop has started; at least 1 after, as before.
+    let loop_cycles = if start == 0 { 0 } else { clock::rdtsc().saturating_sub(start).max(1) };
+    HostStats {
+        uptime_ms: clock::now().as_millis() as u64,
+        heap: HeapStats { in_use: heap.in_use as u64, peak: heap.peak as u64, size: heap.size as u64 },
+        interrupts: InterruptStats {
+            timer: interrupts::count(interrupts::TIMER_VECTOR),
+            nic_config: interrupts::count(interrupts::NIC_CONFIG_VECTOR),
+            nic_rx: interrupts::count(interrupts::NIC_RX_VECTOR),
+            nic_tx: interrupts::count(interrupts::NIC_TX_VECTOR),
+            total: (0..=255u8).map(interrupts::count).sum(),
+        },
+        main_loop: MainLoopStats {
+            mode: mode_name(),
+            wakeups_device: load(&runloop::WAKE_DEVICE),
+            wakeups_timer: load(&runloop::WAKE_TIMER),
+            wakeups_other: load(&runloop::WAKE_OTHER),
+            sleeps_raced: load(&runloop::SLEEPS_RACED),
+            halted_cycles: load(&runloop::HALTED_TSC),
+            loop_cycles,
+        },
     }
 }

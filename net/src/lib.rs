@@ -7,6 +7,8 @@
 //! - [`stack`]: the interface (DHCP with a static fallback, IPv6 link-local),
 //!   the sockets, and one bounded poll step.
 //! - [`apps`]: TCP echo (port 7) and HTTP/1.1 (port 80).
+//! - [`sockets`]: the apps' TCP sockets: set-up, upkeep, states.
+//! - [`stats`]: `/stats`, rendered from plain data (the kernel's [`stats::HostStats`] and the stack's).
 //! - [`rx_check`]: names and counts the frames smoltcp would drop silently.
 //! - [`checksum`], [`seed`], [`json`], [`config`]: the small pieces they need.
 
@@ -25,7 +27,9 @@ pub mod phy;
 pub mod recent;
 pub mod rx_check;
 pub mod seed;
+pub mod sockets;
 pub mod stack;
+pub mod stats;
 pub mod trace;
 
 #[cfg(any(test, feature = "testing"))]

@@ -11,8 +11,8 @@ use core::fmt;
 use smoltcp::socket::tcp;
 use smoltcp::wire::IpEndpoint;
 
-use crate::apps::http::state_name;
 use crate::json::JsonWriter;
+use crate::sockets::state_name;
 use crate::trace;
 
 /// Connections remembered: enough to see a browser's few at a glance.

@@ -14,12 +14,13 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr, Ipv6Address};
 
 use crate::apps::echo::EchoServer;
-use crate::apps::http::{self, HttpServer};
+use crate::apps::http::HttpServer;
 use crate::config::NetConfig;
 use crate::device::NetDevice;
-use crate::json::JsonWriter;
 use crate::phy::Adapter;
 use crate::recent::RecentConnections;
+use crate::sockets::socket_states;
+use crate::stats::{self, HostStats};
 
 /// Frames taken in per poll step before sockets and timers get their turn,
 /// so that a flood cannot starve transmission or TCP's timers.
@@ -52,14 +53,6 @@ pub struct Ipv4Config {
     pub dns: Vec<Ipv4Addr>,
     /// Where it came from.
     pub source: AddressSource,
-}
-
-/// What the host (the kernel) adds to `/stats`.
-pub trait Host {
-    /// Time since boot.
-    fn uptime_ms(&self) -> u64;
-    /// Writes extra fields (heap, interrupts, ...) into the `/stats` object.
-    fn write_stats(&self, json: &mut JsonWriter);
 }
 
 /// Skiff's network stack.
@@ -129,8 +122,14 @@ impl Stack {
 
     /// One bounded step: up to `INGRESS_BUDGET` received frames, address
     /// maintenance, the apps, transmission, and a flush of the device.
+    /// `host` is the kernel's part of `/stats`, as of now.
     /// Returns whether anything happened (a frame in or out, a state change).
-    pub fn poll<D: NetDevice>(&mut self, now: core::time::Duration, adapter: &mut Adapter<D>, host: &dyn Host) -> bool {
+    pub fn poll<D: NetDevice>(
+        &mut self,
+        now: core::time::Duration,
+        adapter: &mut Adapter<D>,
+        host: &HostStats,
+    ) -> bool {
         let now = instant(now);
         let mut busy = false;
         self.iface.poll_maintenance(now);
@@ -142,11 +141,8 @@ impl Stack {
         }
         self.poll_address(now);
         self.echo.poll(now, &mut self.sockets, &mut self.recent);
-        let (ipv4, echo_bytes) = (&self.ipv4, self.echo.bytes());
-        let render = |sockets: &SocketSet<'static>, requests: u64, recent: &RecentConnections| {
-            stats_json(ipv4, sockets, requests, echo_bytes, recent, adapter, host)
-        };
-        self.http.poll(now, &mut self.sockets, &mut self.recent, &render);
+        let sources = stats::Sources { host, ipv4: &self.ipv4, echo_bytes: self.echo.bytes(), adapter };
+        self.http.poll(now, &mut self.sockets, &mut self.recent, &sources);
         for _ in 0..EGRESS_ROUNDS {
             match self.iface.poll_egress(now, adapter, &mut self.sockets) {
                 PollResult::None => break,
@@ -159,7 +155,7 @@ impl Stack {
 
     /// TCP sockets by state name, as `/stats` counts them.
     pub fn socket_states(&self) -> Vec<(&'static str, usize)> {
-        http::socket_states(&self.sockets)
+        socket_states(&self.sockets)
     }
 
     /// When the stack next needs a poll, if nothing arrives before.
@@ -276,59 +272,6 @@ impl Stack {
         );
         self.ipv4 = config;
     }
-}
-
-/// `/stats` as JSON.
-fn stats_json<D: NetDevice>(
-    ipv4: &Ipv4Config,
-    sockets: &SocketSet<'static>,
-    http_requests: u64,
-    echo_bytes: u64,
-    recent: &RecentConnections,
-    adapter: &Adapter<D>,
-    host: &dyn Host,
-) -> String {
-    let device = adapter.device();
-    let info = device.info();
-    let mut json = JsonWriter::new();
-    json.number("uptime_ms", host.uptime_ms());
-    json.begin_object("ipv4");
-    json.string("address", &ipv4.address.map_or(String::new(), |a| format!("{a}")));
-    json.string("gateway", &ipv4.gateway.map_or(String::new(), |g| format!("{g}")));
-    json.begin_array("dns");
-    for server in &ipv4.dns {
-        json.array_string(&format!("{server}"));
-    }
-    json.end_array();
-    json.string("source", &format!("{:?}", ipv4.source).to_lowercase());
-    json.end_object();
-    let m = info.mac;
-    json.string("mac", &format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]));
-    json.number("mtu", info.mtu as u64);
-    json.string("link", if device.link_up() { "up" } else { "down" });
-    json.string("features", &device.features());
-    json.begin_object("device");
-    for (name, value) in device.counters() {
-        json.number(name, value);
-    }
-    let adapter_stats = adapter.stats();
-    for (name, value) in adapter_stats.rx.fields() {
-        json.number(name, value);
-    }
-    json.number("tx_drop_no_buffer", adapter_stats.tx_drop_no_buffer);
-    json.end_object();
-    json.begin_object("apps");
-    json.number("http_requests", http_requests);
-    json.number("echo_bytes", echo_bytes);
-    json.end_object();
-    json.begin_object("sockets");
-    for (state, count) in http::socket_states(sockets) {
-        json.number(state, count as u64);
-    }
-    json.end_object();
-    recent.write_json(&mut json);
-    host.write_stats(&mut json);
-    json.finish()
 }
 
 /// Whether `address` can be a host's (or a router's): not broadcast,

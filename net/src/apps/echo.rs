@@ -5,14 +5,14 @@
 //! fills, the receive buffer stops draining, and TCP's window closes on the
 //! client: back-pressure, with nothing dropped.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
-use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
-use crate::recent::{Ending, Follow, RecentConnections};
+use crate::recent::RecentConnections;
+use crate::sockets::{ServerSocket, Turn};
 use crate::trace;
 
 /// The echo port.
@@ -28,28 +28,16 @@ const CHUNK: usize = 4096;
 
 /// The echo server's sockets.
 pub struct EchoServer {
-    handles: Vec<SocketHandle>,
-    /// Per socket: when it was first seen in TIME-WAIT (see `super::reopen`).
-    time_wait_since: Vec<Option<Instant>>,
-    /// Per socket: when data last moved, or when the connection began (the
-    /// poll step that saw its SYN); `None` while listening.
-    last_activity: Vec<Option<Instant>>,
-    /// Per socket: its connections, for `/stats` and the packet trace.
-    follow: Vec<Follow>,
+    sockets: Vec<ServerSocket>,
     bytes: u64,
 }
 
 impl EchoServer {
     /// Creates `CONNECTIONS` listening sockets in `sockets`.
     pub fn new(sockets: &mut SocketSet<'static>) -> Self {
-        let handles = (0..CONNECTIONS).map(|_| sockets.add(super::server_socket(BUFFER, BUFFER))).collect();
-        EchoServer {
-            handles,
-            time_wait_since: vec![None; CONNECTIONS],
-            last_activity: vec![None; CONNECTIONS],
-            follow: (0..CONNECTIONS).map(|index| Follow::new("echo", index)).collect(),
-            bytes: 0,
-        }
+        let sockets =
+            (0..CONNECTIONS).map(|index| ServerSocket::new(sockets, "echo", PORT, index, BUFFER, BUFFER)).collect();
+        EchoServer { sockets, bytes: 0 }
     }
 
     /// Bytes echoed so far.
@@ -57,38 +45,12 @@ impl EchoServer {
         self.bytes
     }
 
-    /// The sockets, for counting states.
-    pub fn handles(&self) -> &[SocketHandle] {
-        &self.handles
-    }
-
     /// Echoes what can be echoed; reopens closed sockets. Connections are
     /// recorded in `recent`.
     pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections) {
         let mut chunk = [0u8; CHUNK];
-        let now_ms = now.total_millis().max(0) as u64;
-        for (((&handle, since), last_activity), follow) in
-            self.handles.iter().zip(&mut self.time_wait_since).zip(&mut self.last_activity).zip(&mut self.follow)
-        {
-            let socket = sockets.get_mut::<tcp::Socket>(handle);
-            follow.observe(recent, socket.state(), socket.remote_endpoint(), now_ms);
-            if !socket.is_open() {
-                super::reopen(socket, PORT, now, since);
-                // Seen now, so that a SYN before the next poll is a new connection.
-                follow.observe(recent, socket.state(), None, now_ms);
-                continue;
-            }
-            if !socket.is_active() {
-                *last_activity = None; // listening: the idle clock starts at connect
-                continue;
-            }
-            // Polls may be seconds apart while nothing is connected, so the
-            // clock starts here, in the step that took in the SYN.
-            let began = *last_activity.get_or_insert(now);
-            if super::half_open_too_long(socket, now, began) {
-                socket.abort();
-                continue;
-            }
+        for server in &mut self.sockets {
+            let Turn::Connected(socket) = server.begin(sockets, recent, now) else { continue };
             loop {
                 let room = socket.send_capacity() - socket.send_queue();
                 let want = room.min(CHUNK);
@@ -102,7 +64,8 @@ impl EchoServer {
                         let sent = socket.send_slice(&chunk[..n]).unwrap_or(0);
                         debug_assert_eq!(sent, n);
                         self.bytes += sent as u64;
-                        *last_activity = Some(now);
+                        server.touch(now);
+                        let follow = server.follow();
                         if let Some(record) = follow.record(recent) {
                             record.bytes_in += n as u64;
                             record.bytes_out += sent as u64;
@@ -116,11 +79,10 @@ impl EchoServer {
             // The client finished sending and everything went back: finish too.
             if socket.state() == tcp::State::CloseWait && !socket.can_recv() && socket.send_queue() == 0 {
                 socket.close();
-            } else if now - last_activity.unwrap_or(now) > IDLE_TIMEOUT {
+            } else {
                 // Nothing moved for this long: an idle client, or one that
                 // stopped reading for good (back-pressure has its limit).
-                follow.end(recent, Ending::TimedOut, now_ms);
-                socket.abort();
+                server.abort_if_idle(socket, recent, now, IDLE_TIMEOUT);
             }
         }
     }

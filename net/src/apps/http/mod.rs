@@ -15,12 +15,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
-use crate::recent::{Ending, Follow, RecentConnections};
-use crate::trace;
+use crate::device::NetDevice;
+use crate::recent::{Follow, RecentConnections};
+use crate::sockets::{self, ServerSocket, Turn};
+use crate::{stats, trace};
 use request::{MAX_BODY, MAX_HEAD, Method, Parsed, Status};
 
 /// The HTTP port.
@@ -43,20 +45,27 @@ const SERVER: &str = "Skiff";
 const INDEX_HTML: &str = include_str!("index.html");
 
 struct Connection {
-    handle: SocketHandle,
+    socket: ServerSocket,
     input: Vec<u8>,
     output: Vec<u8>,
-    /// When data last moved, or when the connection began (the poll step
-    /// that saw its SYN); `None` while listening.
-    last_activity: Option<Instant>,
     /// Close once the output is sent.
     closing: bool,
-    /// When the first byte of the request now in `input` arrived.
+    /// Since when the request at the head of `input` has been waiting to
+    /// arrive whole; `None` while there is none, or while it waits for the
+    /// output to drain rather than for the client.
     request_started: Option<Instant>,
-    /// When the socket was first seen in TIME-WAIT (see `super::reopen`).
-    time_wait_since: Option<Instant>,
-    /// Its connections, for `/stats` and the packet trace.
-    follow: Follow,
+}
+
+impl Connection {
+    /// Gives the buffers back, not just empties them: a connection that
+    /// once held a large request or a backlog of answers would otherwise
+    /// pin that much heap while its socket listens.
+    fn forget(&mut self) {
+        self.input = Vec::new();
+        self.output = Vec::new();
+        self.closing = false;
+        self.request_started = None;
+    }
 }
 
 /// The HTTP server's sockets and connection state.
@@ -70,63 +79,38 @@ impl HttpServer {
     /// Creates `CONNECTIONS` listening sockets in `sockets`.
     pub fn new(sockets: &mut SocketSet<'static>, idle_timeout: Duration) -> Self {
         let connections = (0..CONNECTIONS)
-            .map(|index| {
-                let socket = super::server_socket(RX_BUFFER, TX_BUFFER);
-                Connection {
-                    handle: sockets.add(socket),
-                    input: Vec::new(),
-                    output: Vec::new(),
-                    last_activity: None,
-                    closing: false,
-                    request_started: None,
-                    time_wait_since: None,
-                    follow: Follow::new("http", index),
-                }
+            .map(|index| Connection {
+                socket: ServerSocket::new(sockets, "http", PORT, index, RX_BUFFER, TX_BUFFER),
+                input: Vec::new(),
+                output: Vec::new(),
+                closing: false,
+                request_started: None,
             })
             .collect();
         HttpServer { connections, idle_timeout, requests: 0 }
     }
 
     /// Moves every connection forward: read, answer, write, time out.
-    /// `stats_json` renders `/stats` from the sockets, the request count and
-    /// the recent connections, which this records into.
-    pub fn poll(
+    /// `/stats` is rendered from `stats` and the server's own numbers;
+    /// connections are recorded in `recent`.
+    pub fn poll<D: NetDevice>(
         &mut self,
         now: Instant,
         sockets: &mut SocketSet<'static>,
         recent: &mut RecentConnections,
-        stats_json: &StatsRenderer,
+        stats: &stats::Sources<'_, D>,
     ) {
         let HttpServer { connections, idle_timeout, requests } = self;
         let idle_timeout = smoltcp::time::Duration::from_micros(idle_timeout.as_micros() as u64);
-        let now_ms = now.total_millis().max(0) as u64;
         for conn in connections.iter_mut() {
-            let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
-            conn.follow.observe(recent, socket.state(), socket.remote_endpoint(), now_ms);
-            if !socket.is_open() {
-                // Give the buffers back, not just empty them: a connection
-                // that once held a large request or a backlog of answers
-                // would otherwise pin that much heap while its socket listens.
-                conn.input = Vec::new();
-                conn.output = Vec::new();
-                conn.closing = false;
-                conn.request_started = None;
-                super::reopen(socket, PORT, now, &mut conn.time_wait_since);
-                // Seen now, so that a SYN before the next poll is a new connection.
-                conn.follow.observe(recent, socket.state(), None, now_ms);
-                continue;
-            }
-            if !socket.is_active() {
-                conn.last_activity = None; // listening: the idle clock starts at connect
-                continue;
-            }
-            // Polls may be seconds apart while nothing is connected, so the
-            // clock starts here, in the step that took in the SYN.
-            let began = *conn.last_activity.get_or_insert(now);
-            if super::half_open_too_long(socket, now, began) {
-                socket.abort();
-                continue;
-            }
+            let socket = match conn.socket.begin(sockets, recent, now) {
+                Turn::Connected(socket) => socket,
+                Turn::Ended => {
+                    conn.forget();
+                    continue;
+                }
+                Turn::Idle => continue,
+            };
 
             // Read, while there is room for the request and for its answer.
             if socket.can_recv() && !conn.closing && conn.output.len() < OUTPUT_HIGH_WATER {
@@ -139,49 +123,57 @@ impl HttpServer {
                         (n, n)
                     })
                     .unwrap_or(0);
-                conn.last_activity = Some(now);
-                if let Some(record) = conn.follow.record(recent) {
+                conn.socket.touch(now);
+                let follow = conn.socket.follow();
+                if let Some(record) = follow.record(recent) {
                     record.bytes_in += read as u64;
                 }
-                trace_socket(trace::Direction::Rx, &conn.follow, "read", read);
+                trace_socket(trace::Direction::Rx, follow, "read", read);
             }
 
             // Answer every complete request, in order.
+            let mut incomplete = false;
             while !conn.closing && conn.output.len() < OUTPUT_HIGH_WATER {
-                match request::parse(&conn.input) {
-                    Parsed::Partial => break,
+                let before = conn.output.len();
+                let status = match request::parse(&conn.input) {
+                    Parsed::Partial => {
+                        incomplete = !conn.input.is_empty();
+                        break;
+                    }
                     Parsed::Request(req, used) => {
                         let keep_alive = req.keep_alive;
                         *requests += 1;
-                        if let Some(record) = conn.follow.record(recent) {
+                        let follow = conn.socket.follow();
+                        if let Some(record) = follow.record(recent) {
                             record.requests += 1;
                         }
-                        log::trace!(target: trace::TARGET, "rx app    {} {} {}", conn.follow.name(), req.method.name(), req.path);
-                        let before = conn.output.len();
-                        let render = || stats_json(sockets, *requests, recent);
-                        let status = respond(&mut conn.output, req.method, req.path, keep_alive, &render);
-                        trace_response(&conn.follow, status, conn.output.len() - before);
+                        log::trace!(target: trace::TARGET, "rx app    {} {} {}", follow.name(), req.method.name(), req.path);
+                        let render = || stats.render(*requests, sockets, recent);
+                        let status = respond(&mut conn.output, req.method, req.path, keep_alive, render);
                         conn.input.drain(..used);
                         conn.closing = !keep_alive;
                         conn.request_started = None;
+                        status
                     }
                     Parsed::Error(status) => {
                         *requests += 1;
-                        let before = conn.output.len();
                         error_response(&mut conn.output, status);
-                        trace_response(&conn.follow, status, conn.output.len() - before);
                         conn.input.clear();
                         conn.closing = true;
+                        status
                     }
-                }
+                };
+                trace_response(conn.socket.follow(), status, conn.output.len() - before);
             }
 
             // A request must arrive whole within the idle timeout of its
             // first byte: a client trickling a header a byte at a time is
-            // never idle, and would otherwise hold the socket for ever.
-            if conn.input.is_empty() {
+            // never idle, and would otherwise hold the socket for ever. The
+            // clock runs only while the client owes bytes: not for whole
+            // requests waiting behind answers the client is slow to read.
+            if !incomplete {
                 conn.request_started = None;
-            } else if !conn.closing {
+            } else {
                 let started = *conn.request_started.get_or_insert(now);
                 if now - started > idle_timeout {
                     *requests += 1;
@@ -192,17 +184,18 @@ impl HttpServer {
             }
 
             // Write what fits.
-            let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
+            let socket = conn.socket.socket(sockets);
             if !conn.output.is_empty()
                 && socket.can_send()
                 && let Ok(n) = socket.send_slice(&conn.output)
             {
                 conn.output.drain(..n);
-                conn.last_activity = Some(now);
-                if let Some(record) = conn.follow.record(recent) {
+                conn.socket.touch(now);
+                let follow = conn.socket.follow();
+                if let Some(record) = follow.record(recent) {
                     record.bytes_out += n as u64;
                 }
-                trace_socket(trace::Direction::Tx, &conn.follow, "wrote", n);
+                trace_socket(trace::Direction::Tx, follow, "wrote", n);
             }
 
             // The client closed its side: every whole request it sent is
@@ -211,26 +204,20 @@ impl HttpServer {
             // The idle clock runs whatever the state: a peer that never
             // sends its FIN (FIN-WAIT-2 has no timer in smoltcp) or never
             // acknowledges ours must not keep the socket.
-            if now - conn.last_activity.unwrap_or(now) > idle_timeout {
-                conn.follow.end(recent, Ending::TimedOut, now_ms);
-                socket.abort();
-            } else if conn.output.is_empty() && (conn.closing || peer_done) {
-                super::close(socket);
+            if !conn.socket.abort_if_idle(socket, recent, now, idle_timeout)
+                && conn.output.is_empty()
+                && (conn.closing || peer_done)
+            {
+                sockets::close(socket);
             }
         }
     }
-}
 
-impl HttpServer {
     /// Heap held by the connections' input and output buffers.
     pub fn buffered(&self) -> usize {
         self.connections.iter().map(|c| c.input.capacity() + c.output.capacity()).sum()
     }
 }
-
-/// Renders `/stats` from the sockets, the number of HTTP requests so far and
-/// the recent connections.
-pub type StatsRenderer<'a> = dyn Fn(&SocketSet<'static>, u64, &RecentConnections) -> String + 'a;
 
 /// A packet-trace line for data the app moved through a socket.
 fn trace_socket(direction: trace::Direction, follow: &Follow, what: &str, bytes: usize) {
@@ -256,39 +243,15 @@ fn trace_response(follow: &Follow, status: Status, bytes: usize) {
     );
 }
 
-/// TCP sockets by state name, for `/stats`.
-pub fn socket_states(sockets: &SocketSet<'static>) -> Vec<(&'static str, usize)> {
-    let mut counts: Vec<(&'static str, usize)> = Vec::new();
-    for (_, socket) in sockets.iter() {
-        if let smoltcp::socket::Socket::Tcp(tcp) = socket {
-            let state = state_name(tcp.state());
-            match counts.iter_mut().find(|(name, _)| *name == state) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((state, 1)),
-            }
-        }
-    }
-    counts
-}
-
-/// A TCP state's name.
-pub fn state_name(state: tcp::State) -> &'static str {
-    match state {
-        tcp::State::Closed => "closed",
-        tcp::State::Listen => "listen",
-        tcp::State::SynSent => "syn_sent",
-        tcp::State::SynReceived => "syn_received",
-        tcp::State::Established => "established",
-        tcp::State::FinWait1 => "fin_wait_1",
-        tcp::State::FinWait2 => "fin_wait_2",
-        tcp::State::CloseWait => "close_wait",
-        tcp::State::Closing => "closing",
-        tcp::State::LastAck => "last_ack",
-        tcp::State::TimeWait => "time_wait",
-    }
-}
-
-fn respond(out: &mut Vec<u8>, method: Method, path: &str, keep_alive: bool, stats_json: &dyn Fn() -> String) -> Status {
+/// Appends the answer to one request to `out`; `stats_json` renders
+/// `/stats`, for the routes that show it.
+fn respond(
+    out: &mut Vec<u8>,
+    method: Method,
+    path: &str,
+    keep_alive: bool,
+    stats_json: impl FnOnce() -> String,
+) -> Status {
     let (status, content_type, body): (Status, &str, String) = match (path, method) {
         ("/" | "/index.html", Method::Get | Method::Head) => {
             (Status::Ok, "text/html; charset=utf-8", INDEX_HTML.into())
@@ -392,7 +355,7 @@ mod tests {
     #[test]
     fn the_root_answers_with_the_live_page() {
         let mut out = Vec::new();
-        let status = respond(&mut out, Method::Get, "/", true, &|| String::from("{}"));
+        let status = respond(&mut out, Method::Get, "/", true, || String::from("{}"));
         assert_eq!(status, Status::Ok);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
