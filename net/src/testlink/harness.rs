@@ -79,14 +79,20 @@ pub struct Net {
 
 impl Net {
     pub fn new(lose_every: usize, swap_every: usize) -> Net {
+        Net::with_config(lose_every, swap_every, |_| {})
+    }
+
+    /// As `new`, with `edit` applied to the server's configuration.
+    pub fn with_config(lose_every: usize, swap_every: usize, edit: impl FnOnce(&mut NetConfig)) -> Net {
         let (a, b, a_in, a_out, b_in, b_out) = link(SERVER_MAC, CLIENT_MAC);
         let mut server_dev = Adapter::new(a);
-        let config = NetConfig {
+        let mut config = NetConfig {
             dhcp: false,
             static_ip: Ipv4Cidr::new(SERVER_IP, 24),
             static_gateway: None,
             ..NetConfig::default()
         };
+        edit(&mut config);
         let server = Stack::new(&mut server_dev, config, 0x1234_5678, Duration::ZERO);
         let mut client_dev = Adapter::new(b);
         let mut client = Interface::new(
@@ -110,21 +116,20 @@ impl Net {
     }
 
     pub fn connect(&mut self, port: u16, local_port: u16) -> SocketHandle {
-        let mut socket =
-            tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 65536]), tcp::SocketBuffer::new(vec![0; 65536]));
+        self.connect_with_rx_buffer(port, local_port, 65536)
+    }
+
+    /// As `connect`, with a receive buffer of `rx` bytes (a small one makes
+    /// a slow reader's window close sooner).
+    pub fn connect_with_rx_buffer(&mut self, port: u16, local_port: u16, rx: usize) -> SocketHandle {
+        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; rx]), tcp::SocketBuffer::new(vec![0; 65536]));
         socket.connect(self.client.context(), (SERVER_IP, port), local_port).expect("connect");
         self.sockets.add(socket)
     }
 
     /// One millisecond of simulated time.
     pub fn step(&mut self) {
-        self.now += Duration::from_millis(1);
-        self.server.poll(self.now, &mut self.server_dev, &HOST);
-        let now = Instant::from_micros(self.now.as_micros() as i64);
-        self.client.poll(now, &mut self.client_dev, &mut self.sockets);
-        let (a_in, a_out, b_in, b_out) = &self.queues;
-        self.wire.carry(a_out, b_in);
-        self.wire.carry(b_out, a_in);
+        self.step_tampered(|_| {});
     }
 
     /// As `step`, with `tamper` applied to each frame the client sends.
@@ -155,18 +160,32 @@ impl Net {
             if sent < request.len() && s.can_send() {
                 sent += s.send_slice(&request[sent..]).unwrap_or(0);
             }
-            if s.can_recv() {
-                let _ = s.recv(|d| {
-                    reply.extend_from_slice(d);
-                    (d.len(), ())
-                });
-            }
+            read_into(s, &mut reply);
             if done(&reply) {
                 return reply;
             }
         }
         panic!("no complete reply in 200 simulated seconds; got {} bytes", reply.len());
     }
+}
+
+/// Appends what `socket` has received to `reply`; returns how many bytes.
+pub fn read_into(socket: &mut tcp::Socket, reply: &mut Vec<u8>) -> usize {
+    read_at_most(socket, reply, usize::MAX)
+}
+
+/// Appends at most `limit` bytes of what `socket` has received to `reply`.
+pub fn read_at_most(socket: &mut tcp::Socket, reply: &mut Vec<u8>, limit: usize) -> usize {
+    if !socket.can_recv() {
+        return 0;
+    }
+    socket
+        .recv(|d| {
+            let n = d.len().min(limit);
+            reply.extend_from_slice(&d[..n]);
+            (n, n)
+        })
+        .unwrap_or(0)
 }
 
 pub fn responses(bytes: &[u8]) -> usize {

@@ -93,12 +93,7 @@ fn a_client_that_does_not_read_gets_back_pressure_not_loss() {
         if sent < data.len() && s.can_send() {
             sent += s.send_slice(&data[sent..]).unwrap_or(0);
         }
-        if s.can_recv() {
-            let _ = s.recv(|d| {
-                reply.extend_from_slice(d);
-                (d.len(), ())
-            });
-        }
+        read_into(s, &mut reply);
         if reply.len() == data.len() {
             break;
         }
@@ -299,18 +294,47 @@ fn a_client_trickling_its_header_gets_408_within_the_idle_timeout_of_its_first_b
         }
         net.step();
         let s = net.socket(h);
-        if s.can_recv() {
-            let _ = s.recv(|d| {
-                reply.extend_from_slice(d);
-                (d.len(), ())
-            });
-        }
+        read_into(s, &mut reply);
     }
     assert!(reply.starts_with(b"HTTP/1.1 408 Request Timeout"), "{:?}", String::from_utf8_lossy(&reply));
     for _ in 0..1000 {
         net.step();
     }
     assert!(!net.socket(h).may_recv(), "the server closed the connection");
+}
+
+/// Found in review: the request clock ran whenever input was waiting, so a
+/// client that pipelined requests and read the answers slowly got 408 for
+/// requests that had arrived whole and only waited for the output to drain.
+#[test]
+fn pipelined_requests_behind_a_slow_reader_are_answered_not_timed_out() {
+    const REQUESTS: usize = 16;
+    let idle = Duration::from_secs(1);
+    let mut net = Net::with_config(0, 0, |c| c.http_idle = idle);
+    // A small receive window, so that the answers back up into the server.
+    let h = net.connect_with_rx_buffer(80, 40301, 4096);
+    for _ in 0..100 {
+        net.step();
+    }
+    let request = b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n";
+    net.socket(h).send_slice(&request.repeat(REQUESTS)).expect("queue the requests");
+    // For 8 s, 200 bytes every 50 ms (simulated time moves in 50 ms steps
+    // here): data moves well within the idle timeout, but a ~5 KiB page
+    // takes longer than that to get through, so whole requests wait behind
+    // the output for longer than the timeout. Then everything is read.
+    let mut reply = Vec::new();
+    let slow_until = net.now + Duration::from_secs(8);
+    let limit = net.now + Duration::from_secs(30);
+    while net.now < limit && !(responses(&reply) == REQUESTS && reply.ends_with(b"</html>\n")) {
+        net.now += Duration::from_millis(49);
+        net.step();
+        let at_most = if net.now < slow_until { 200 } else { usize::MAX };
+        read_at_most(net.socket(h), &mut reply, at_most);
+    }
+    let text = String::from_utf8_lossy(&reply);
+    let statuses: Vec<&str> = text.match_indices("HTTP/1.1 ").map(|(i, _)| &text[i + 9..i + 12]).collect();
+    assert_eq!(statuses, ["200"; REQUESTS], "after {:?}", net.now);
+    assert!(net.now > Duration::from_secs(8), "the answers came too fast to test anything: {:?}", net.now);
 }
 
 #[test]
@@ -381,12 +405,7 @@ fn waves_of_connections_closed_by_the_server_are_never_refused() {
                 if !sent[k] && s.can_send() {
                     sent[k] = s.send_slice(b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n").is_ok();
                 }
-                if s.can_recv() {
-                    let _ = s.recv(|d| {
-                        replies[k].extend_from_slice(d);
-                        (d.len(), ())
-                    });
-                }
+                read_into(s, &mut replies[k]);
                 if s.state() == tcp::State::CloseWait && !s.can_recv() {
                     s.close();
                 }
