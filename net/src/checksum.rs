@@ -11,21 +11,17 @@
 //! Ref: RFC 1071 (computing the checksum), RFC 768 and 9293 (UDP and TCP
 //! pseudo-headers), RFC 8200 8.1 (IPv6 pseudo-header).
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86DD;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERNET_HEADER: usize = 14;
-const VLAN_TAG: usize = 4;
-const IPV4_MIN_HEADER: usize = 20;
+use crate::rx_check::{Headers, TransportChecksum};
+
+/// IPv6's fixed header, after which extension headers start.
 const IPV6_HEADER: usize = 40;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
+/// The protocol numbers of TCP and UDP (IANA), in IPv4's protocol field and IPv6's next header.
+pub(crate) const PROTO_TCP: u8 = 6;
+pub(crate) const PROTO_UDP: u8 = 17;
 /// Offset of the checksum field in a TCP header.
 pub const TCP_CSUM_OFFSET: u16 = 16;
 /// Offset of the checksum field in a UDP header.
 pub const UDP_CSUM_OFFSET: u16 = 6;
-const TCP_MIN_HEADER: usize = 20;
-const UDP_HEADER: usize = 8;
 
 /// Adds `data` as big-endian 16-bit words to `acc` (an odd last byte is padded with zero).
 pub fn sum(data: &[u8], mut acc: u64) -> u64 {
@@ -89,68 +85,12 @@ impl Segment {
 
 /// Finds the TCP or UDP segment in an Ethernet frame (optionally with one
 /// VLAN tag) carrying IPv4 (unfragmented) or IPv6 (no extension headers).
-/// `None` for anything else, or for lengths that do not add up.
+/// `None` for anything else, or for lengths that do not add up. The
+/// headers are read by [`Headers::parse`], as for received frames.
 pub fn find_segment(frame: &[u8]) -> Option<Segment> {
-    let be16 = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let mut ip = ETHERNET_HEADER;
-    let mut ethertype = be16(12)?;
-    if ethertype == ETHERTYPE_VLAN {
-        ethertype = be16(16)?;
-        ip += VLAN_TAG;
-    }
-    let (transport, start, len, pseudo_sum) = match ethertype {
-        ETHERTYPE_IPV4 => {
-            let header = frame.get(ip..ip + IPV4_MIN_HEADER)?;
-            let ihl = usize::from(header[0] & 0x0F) * 4;
-            let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
-            let fragment = u16::from_be_bytes([header[6], header[7]]) & 0x3FFF; // MF flag and offset
-            if header[0] >> 4 != 4 || ihl < IPV4_MIN_HEADER || total < ihl || fragment != 0 {
-                return None;
-            }
-            let len = total - ihl;
-            let pseudo = sum(&header[12..20], u64::from(header[9]) + len as u64);
-            (header[9], ip + ihl, len, pseudo)
-        }
-        ETHERTYPE_IPV6 => {
-            let header = frame.get(ip..ip + IPV6_HEADER)?;
-            if header[0] >> 4 != 6 {
-                return None;
-            }
-            let len = usize::from(u16::from_be_bytes([header[4], header[5]]));
-            let pseudo = sum(&header[8..40], u64::from(header[6]) + len as u64);
-            (header[6], ip + IPV6_HEADER, len, pseudo)
-        }
-        _ => return None,
-    };
-    let (transport, min_header) = match transport {
-        PROTO_TCP => (Transport::Tcp, TCP_MIN_HEADER),
-        PROTO_UDP => (Transport::Udp, UDP_HEADER),
-        _ => return None,
-    };
-    if len < min_header || start.checked_add(len)? > frame.len() {
-        return None;
-    }
-    Some(Segment { transport, start, len, pseudo_sum })
-}
-
-/// Whether a frame may carry TCP or UDP whose checksum `verify` cannot
-/// check: IPv4 naming TCP/UDP that `find_segment` could not locate (a
-/// fragment, or lengths that do not add up), or IPv6 with extension headers.
-/// With receive offload on, such a frame that the device did not vouch for
-/// must be dropped: nothing else would check it.
-pub fn unverifiable_transport(frame: &[u8]) -> bool {
-    if find_segment(frame).is_some() {
-        return false;
-    }
-    let at = |i: usize| frame.get(i).copied();
-    let (ethertype, ip) = match (at(12), at(13)) {
-        (Some(0x81), Some(0x00)) => ((at(16), at(17)), ETHERNET_HEADER + VLAN_TAG),
-        (a, b) => ((a, b), ETHERNET_HEADER),
-    };
-    match ethertype {
-        (Some(0x08), Some(0x00)) => matches!(at(ip + 9), Some(PROTO_TCP | PROTO_UDP)),
-        (Some(0x86), Some(0xDD)) => ipv6_chain_leads_to_transport(frame, ip),
-        _ => false,
+    match Headers::parse(frame).transport_checksum(frame) {
+        TransportChecksum::Segment(segment) => Some(segment),
+        TransportChecksum::Unlocatable | TransportChecksum::None => None,
     }
 }
 
@@ -168,7 +108,7 @@ const IPV6_MAX_EXTENSIONS: usize = 8;
 /// at the end of its chain. Not just any extension header: MLD reports, for
 /// one, are ICMPv6 behind a hop-by-hop header, and have no TCP/UDP checksum
 /// to fail. A chain that is cut short or too long counts as carrying one.
-fn ipv6_chain_leads_to_transport(frame: &[u8], ip: usize) -> bool {
+pub(crate) fn ipv6_chain_leads_to_transport(frame: &[u8], ip: usize) -> bool {
     let Some(&first) = frame.get(ip + 6) else { return false };
     let mut next = first;
     let mut at = ip + IPV6_HEADER;
@@ -209,12 +149,18 @@ pub fn fill_in_software(frame: &mut [u8]) -> bool {
 /// datagram without one), `Some(false)` if wrong, `None` if the frame is not
 /// TCP/UDP we can describe.
 pub fn verify(frame: &[u8]) -> Option<bool> {
-    let segment = find_segment(frame)?;
+    find_segment(frame).map(|segment| verify_segment(frame, &segment))
+}
+
+/// Checks the checksum of `segment`, found in `frame`: whether it is right
+/// (or a UDP datagram without one).
+pub fn verify_segment(frame: &[u8], segment: &Segment) -> bool {
     let at = segment.csum_at();
-    if segment.transport == Transport::Udp && frame[at..at + 2] == [0, 0] {
-        return Some(true);
+    let Some(bytes) = frame.get(segment.start..segment.start + segment.len) else { return false };
+    if segment.transport == Transport::Udp && frame.get(at..at + 2) == Some(&[0, 0]) {
+        return true;
     }
-    Some(fold(sum(&frame[segment.start..segment.start + segment.len], segment.pseudo_sum)) == 0xFFFF)
+    fold(sum(bytes, segment.pseudo_sum)) == 0xFFFF
 }
 
 /// Frames for tests, here and in the crates that use this module.
@@ -233,11 +179,23 @@ pub mod test_frames {
         f.extend_from_slice(payload);
         f
     }
+
+    /// An Ethernet + IPv6 + TCP frame (20-byte header) with `payload`.
+    pub fn tcp6_frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::from([0x33, 0x33, 0, 0, 0, 1, 0x52, 0x54, 0, 0xab, 0xcd, 0xef, 0x86, 0xdd]);
+        let plen = (20 + payload.len()) as u16;
+        f.extend_from_slice(&[0x60, 0, 0, 0, (plen >> 8) as u8, plen as u8, 6, 64]);
+        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x54, 0, 0xff, 0xfe, 0xab, 0xcd, 0xef]);
+        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&[0x1f, 0x90, 0xc3, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
 }
 
 #[cfg(test)]
 mod test {
-    use super::test_frames::udp4_frame;
+    use super::test_frames::{tcp6_frame, udp4_frame};
     use super::*;
 
     /// RFC 1071, section 3's worked example.
@@ -276,18 +234,6 @@ mod test {
             acc = (acc & 0xffff) + (acc >> 16);
         }
         !(acc as u16)
-    }
-
-    /// An Ethernet + IPv6 + TCP frame (20-byte header) with `payload`.
-    fn tcp6_frame(payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0x33, 0x33, 0, 0, 0, 1, 0x52, 0x54, 0, 0xab, 0xcd, 0xef, 0x86, 0xdd];
-        let plen = (20 + payload.len()) as u16;
-        f.extend_from_slice(&[0x60, 0, 0, 0, (plen >> 8) as u8, plen as u8, 6, 64]);
-        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x54, 0, 0xff, 0xfe, 0xab, 0xcd, 0xef]);
-        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-        f.extend_from_slice(&[0x1f, 0x90, 0xc3, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
-        f.extend_from_slice(payload);
-        f
     }
 
     #[test]
@@ -360,38 +306,6 @@ mod test {
             assert!(!fill_in_software(&mut g), "{what}");
             assert_eq!(g, f, "{what}: changed a frame it could not describe");
         }
-    }
-
-    #[test]
-    fn transport_that_cannot_be_checked_is_recognised() {
-        let good = udp4_frame(b"fine");
-        assert!(!unverifiable_transport(&good), "a locatable segment can be checked");
-        let mut fragment = good.clone();
-        fragment[20] = 0x20; // more fragments
-        assert!(unverifiable_transport(&fragment));
-        let mut icmp = good.clone();
-        icmp[23] = 1;
-        assert!(!unverifiable_transport(&icmp), "ICMP is not TCP/UDP");
-        // TCP behind a hop-by-hop header (router alert, then PadN): cannot be checked here.
-        let v6 = tcp6_frame(b"x");
-        let hop_by_hop = |next: u8| [next, 0, 5, 2, 0, 0, 1, 0];
-        let behind = |next: u8, transport: &[u8]| {
-            let mut f = v6[..54].to_vec();
-            f[20] = 0; // next header: hop-by-hop options
-            let len = u16::from_be_bytes([f[18], f[19]]) + 8;
-            f[18..20].copy_from_slice(&len.to_be_bytes());
-            f.extend_from_slice(&hop_by_hop(next));
-            f.extend_from_slice(transport);
-            f
-        };
-        assert!(unverifiable_transport(&behind(6, &v6[54..])));
-        // An MLDv2 report: ICMPv6 (58) behind hop-by-hop. No TCP/UDP checksum to fail.
-        assert!(!unverifiable_transport(&behind(58, &[143, 0, 0, 0, 0, 0, 0, 0])));
-        // A chain cut short is suspect.
-        let mut cut = v6[..54].to_vec();
-        cut[20] = 0; // hop-by-hop options, then nothing
-        assert!(unverifiable_transport(&cut));
-        assert!(!unverifiable_transport(&[0u8; 10]), "too short to be anything");
     }
 
     #[test]

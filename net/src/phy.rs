@@ -18,7 +18,7 @@ use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Med
 use smoltcp::time::Instant;
 
 use crate::device::{NetDevice, RxHalf, TxHalf};
-use crate::rx_check::{self, Malformed};
+use crate::rx_check::{self, Headers, Malformed, TransportChecksum};
 use crate::{checksum, trace};
 
 /// Ethernet's header, which smoltcp counts in the "MTU" of an Ethernet device.
@@ -146,13 +146,15 @@ pub struct TxToken<'a, T: TxHalf> {
 impl<R: RxHalf> phy::RxToken for RxToken<'_, R> {
     fn consume<Ret, F: FnOnce(&[u8]) -> Ret>(self, f: F) -> Ret {
         let bytes = self.rx.bytes(&self.frame);
+        // One walk over the headers, which the trace and every check below read.
+        let headers = Headers::parse(bytes);
         // smoltcp skips empty frames: that is how a bad one is dropped. A
         // frame whose TCP/UDP checksum cannot be checked here is bad too:
         // smoltcp does not check it either.
         if trace::enabled() {
-            trace::log_frame(trace::Direction::Rx, bytes);
+            trace::log_headers(trace::Direction::Rx, bytes, &headers);
         }
-        let bad = match rx_check::classify(bytes) {
+        let bad = match rx_check::classify(bytes, &headers) {
             Some(why) => {
                 self.dropped.count(why);
                 log::trace!(target: trace::TARGET, "rx drop   malformed: {why:?}");
@@ -160,9 +162,10 @@ impl<R: RxHalf> phy::RxToken for RxToken<'_, R> {
             }
             None => {
                 let bad_checksum = !self.rx.checksum_verified(&self.frame)
-                    && match checksum::verify(bytes) {
-                        Some(valid) => !valid,
-                        None => checksum::unverifiable_transport(bytes),
+                    && match headers.transport_checksum(bytes) {
+                        TransportChecksum::Segment(segment) => !checksum::verify_segment(bytes, &segment),
+                        TransportChecksum::Unlocatable => true,
+                        TransportChecksum::None => false,
                     };
                 self.dropped.bad_checksum += u64::from(bad_checksum);
                 if bad_checksum {

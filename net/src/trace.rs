@@ -7,17 +7,21 @@
 //! told bottom-up, a sent one top-down, so a request and its answer read as
 //! one story (see docs/packet-journey.md for a real one).
 //!
-//! The headers are read with `smoltcp::wire`'s checked views (`new_checked`:
-//! no accessor can panic afterwards), nothing is allocated, and nothing is
+//! Where the headers are comes from [`Headers::parse`] (for a received
+//! frame, the one walk the adapter's checks read too); their fields are read
+//! with `smoltcp::wire`'s checked views at those places (`new_checked`: no
+//! accessor can panic afterwards). Nothing is allocated, and nothing is
 //! formatted unless the trace is on: callers ask [`enabled`] first, which,
 //! while the trace is off, is one comparison with `log`'s maximum level.
 
 use core::fmt;
 
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, EthernetAddress, EthernetFrame, EthernetProtocol, Icmpv4Message, Icmpv4Packet, IpProtocol,
-    Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+    ArpOperation, ArpPacket, EthernetAddress, EthernetProtocol, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet,
+    Ipv6Packet, TcpPacket, UdpPacket,
 };
+
+use crate::rx_check::{ETHERNET_HEADER, Headers, Network};
 
 /// The `log` target of every trace line (`log=info,packet=trace` turns it on).
 pub const TARGET: &str = "packet";
@@ -57,20 +61,22 @@ impl Layers {
     /// Reads the headers of the Ethernet frame `frame`. Whatever cannot be
     /// read becomes a [`Layer::Malformed`] and ends the list.
     pub fn parse(frame: &[u8]) -> Layers {
+        Layers::read(frame, &Headers::parse(frame))
+    }
+
+    /// As [`parse`](Self::parse), for a frame whose headers have been found
+    /// already: the views are made where `headers` says each header is.
+    pub fn read(frame: &[u8], headers: &Headers) -> Layers {
         let mut layers = [None; 3];
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        let (Some(ethertype), Some(dst), Some(src)) = (headers.ethertype, mac_at(frame, 0), mac_at(frame, 6)) else {
             layers[0] = Some(Layer::Malformed { what: "ethernet", len: frame.len() });
             return Layers { layers };
         };
-        layers[0] = Some(Layer::Ethernet {
-            src: eth.src_addr(),
-            dst: eth.dst_addr(),
-            ethertype: eth.ethertype(),
-            len: frame.len(),
-        });
-        let payload = eth.payload();
-        let (network, transport) = match eth.ethertype() {
-            EthernetProtocol::Ipv4 => match Ipv4Packet::new_checked(payload) {
+        layers[0] = Some(Layer::Ethernet { src, dst, ethertype, len: frame.len() });
+        let payload_len = frame.len() - ETHERNET_HEADER;
+        // A tagged frame is of an unknown type to smoltcp (and to the trace).
+        let (network, transport) = match headers.network {
+            Network::Ipv4(ip) if !ip.tagged => match Ipv4Packet::new_checked(&frame[ip.at..]) {
                 Ok(ip) => {
                     let network = Layer::Ipv4 {
                         src: ip.src_addr(),
@@ -87,9 +93,9 @@ impl Layers {
                     };
                     (Some(network), transport)
                 }
-                Err(_) => (Some(Layer::Malformed { what: "ipv4", len: payload.len() }), None),
+                Err(_) => (Some(Layer::Malformed { what: "ipv4", len: payload_len }), None),
             },
-            EthernetProtocol::Ipv6 => match Ipv6Packet::new_checked(payload) {
+            Network::Ipv6(ip) if !ip.tagged => match Ipv6Packet::new_checked(&frame[ip.at..]) {
                 Ok(ip) => {
                     let network = Layer::Ipv6 {
                         src: ip.src_addr(),
@@ -100,13 +106,13 @@ impl Layers {
                     };
                     (Some(network), transport(ip.next_header(), ip.payload()))
                 }
-                Err(_) => (Some(Layer::Malformed { what: "ipv6", len: payload.len() }), None),
+                Err(_) => (Some(Layer::Malformed { what: "ipv6", len: payload_len }), None),
             },
-            EthernetProtocol::Arp => match ArpPacket::new_checked(payload) {
-                Ok(arp) => (Some(arp_layer(&arp, payload.len())), None),
-                Err(_) => (Some(Layer::Malformed { what: "arp", len: payload.len() }), None),
+            Network::Arp { .. } => match ArpPacket::new_checked(&frame[ETHERNET_HEADER..]) {
+                Ok(arp) => (Some(arp_layer(&arp, payload_len)), None),
+                Err(_) => (Some(Layer::Malformed { what: "arp", len: payload_len }), None),
             },
-            EthernetProtocol::Unknown(_) => (None, None),
+            Network::Ipv4(_) | Network::Ipv6(_) | Network::None => (None, None),
         };
         layers[1] = network;
         layers[2] = transport;
@@ -263,6 +269,11 @@ impl fmt::Display for Mac {
     }
 }
 
+/// The 6-byte MAC address at `at` in `frame`, if the frame holds it.
+fn mac_at(frame: &[u8], at: usize) -> Option<EthernetAddress> {
+    frame.get(at..at + 6).and_then(|bytes| <[u8; 6]>::try_from(bytes).ok()).map(EthernetAddress)
+}
+
 fn transport(protocol: IpProtocol, payload: &[u8]) -> Option<Layer> {
     Some(match protocol {
         IpProtocol::Tcp => match TcpPacket::new_checked(payload) {
@@ -383,7 +394,12 @@ impl fmt::Display for Layer {
 /// Logs `frame`'s layers: received frames outermost first, sent ones
 /// innermost first (the order each crossed them). Call only if [`enabled`].
 pub fn log_frame(direction: Direction, frame: &[u8]) {
-    let layers = Layers::parse(frame);
+    log_headers(direction, frame, &Headers::parse(frame));
+}
+
+/// As [`log_frame`], for a frame whose headers have been found already.
+pub fn log_headers(direction: Direction, frame: &[u8], headers: &Headers) {
+    let layers = Layers::read(frame, headers);
     let mut log = |layer: &Layer| log::trace!(target: TARGET, "{direction} {layer}");
     match direction {
         Direction::Rx => layers.iter().for_each(&mut log),
