@@ -49,7 +49,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The HTTP loads: name, path, clients, connections.
 /// New connections come last: they leave Skiff's sockets lingering in
-/// TIME-WAIT for a moment (net/src/apps/mod.rs), and the echo loads, on other
+/// TIME-WAIT for a moment (net/src/sockets.rs), and the echo loads, on other
 /// sockets, follow.
 pub const HTTP_LOADS: &[(&str, &str, usize, Connections)] = &[
     ("keep_alive_1", "/", 1, Connections::KeepAlive),
