@@ -251,7 +251,20 @@ pub fn stack() -> Seeds {
     option.extend(&ping[34..]);
     fragments.extend(raw_with(&option, 1));
     fragments.extend(time(10));
+    // ARP with hardware addresses of 0 and 8 bytes: the packet trace read
+    // the sender's as a 6-byte MAC and panicked (issue 13).
+    let arp_hardware_len = |hlen: u8| {
+        let mut f = vec![0xFF; 6];
+        f.extend([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x08, 0x06, 0, 1, 8, 0, hlen, 4, 0, 2]);
+        for ip in [[10, 0, 2, 2], [10, 0, 2, 15]] {
+            f.extend(vec![0x52; usize::from(hlen)]);
+            f.extend(ip);
+        }
+        raw(&f)
+    };
+    let odd_arp = [arp_hardware_len(0), arp_hardware_len(8), time(10)].concat();
     vec![
+        ("arp-hardware-lengths", [&[0][..], &odd_arp].concat()),
         ("http-get", [&[0][..], &http].concat()),
         ("echo", [&[0][..], &echo].concat()),
         ("pipelined-close", [&[0][..], &pipelined].concat()),
