@@ -40,7 +40,7 @@ pub fn host_stats() -> HostStats {
             nic_config: interrupts::count(interrupts::NIC_CONFIG_VECTOR),
             nic_rx: interrupts::count(interrupts::NIC_RX_VECTOR),
             nic_tx: interrupts::count(interrupts::NIC_TX_VECTOR),
-            total: (0..=255u8).map(interrupts::count).sum(),
+            total: interrupts::total(),
         },
         main_loop: MainLoopStats {
             mode: mode_name(),
