@@ -9,6 +9,7 @@
 //! stack against what it may send and that it lets go of every connection.
 
 pub mod http;
+pub mod input;
 pub mod seeds;
 pub mod stack;
 pub mod virtio;

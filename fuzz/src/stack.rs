@@ -25,6 +25,7 @@
 
 use std::time::Duration;
 
+use crate::input::Input;
 use skiff_net::checksum;
 use skiff_net::config::NetConfig;
 use skiff_net::phy::Adapter;
@@ -141,29 +142,6 @@ struct Harness {
     dhcp_xid: u32,
 }
 
-/// Reads the fuzz input a byte at a time; zeros once it runs out.
-struct Input<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let b = self.data.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.u8()).collect()
-    }
-    fn done(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-}
-
 /// The client's payload byte at sequence number `seq`: retransmitted and
 /// overlapping segments carry the same bytes, so the echo can be checked.
 pub fn stream_byte(seq: u32) -> u8 {
@@ -226,7 +204,7 @@ fn trace_on() {
 /// One fuzz input.
 pub fn run(data: &[u8]) {
     trace_on();
-    let mut input = Input { data, pos: 0 };
+    let mut input = Input::new(data);
     let setup = input.u8();
     let mut h = Harness::new(setup);
     for _ in 0..MAX_OPS {

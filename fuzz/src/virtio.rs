@@ -20,13 +20,14 @@
 
 use std::collections::VecDeque;
 
+use crate::input::Input;
 use skiff_drivers::virtio::fake::{DeviceQueue, FakeHal, FakeTransport};
 use skiff_drivers::virtio::net::header::{
     FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_NONE, LEGACY_LEN, MODERN_LEN, NetHeader,
 };
 use skiff_drivers::virtio::net::{NetFeatures, NetStats, RxChecksum, VirtioNet, offload};
-use skiff_net::device::{NetDevice, RxHalf, TxHalf};
 use skiff_net::checksum::{self, test_frames::udp4_frame};
+use skiff_net::device::{NetDevice, RxHalf, TxHalf};
 
 type Net = VirtioNet<FakeHal, FakeTransport>;
 
@@ -36,32 +37,6 @@ const ETHERNET_HEADER: usize = 14;
 const MAX_OPS: usize = 4096;
 /// Frames the harness holds (received, not yet recycled) at most.
 const MAX_LENT: usize = 8;
-
-/// Reads the fuzz input a byte at a time; zeros once it runs out.
-struct Input<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let b = self.data.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.u8()).collect()
-    }
-    fn done(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-}
 
 /// What the model expects the driver to make of one used entry.
 #[derive(Debug)]
@@ -116,7 +91,7 @@ fn trace() -> bool {
 
 /// One fuzz input.
 pub fn run(data: &[u8]) {
-    let mut input = Input { data, pos: 0 };
+    let mut input = Input::new(data);
     let Some(mut h) = Harness::new(&mut input) else { return };
     for _ in 0..MAX_OPS {
         if input.done() {
