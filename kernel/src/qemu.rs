@@ -26,6 +26,8 @@ pub enum ExitCode {
     CpuException = 0x13,
     /// The network card failed (e.g. it asked for a reset). QEMU exits with 41.
     DeviceFailed = 0x14,
+    /// The boot input was unusable (PVH: a bad start info). QEMU exits with 43.
+    BadBootInput = 0x15,
 }
 
 /// Stops the machine with `code`.
