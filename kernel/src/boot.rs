@@ -22,6 +22,7 @@ pub enum Entry {
 }
 
 /// Where the kernel command line comes from.
+#[expect(clippy::large_enum_variant, reason = "made once at boot, before there is a heap to box it in")]
 pub enum CmdlineSource {
     /// QEMU's fw_cfg file `opt/skiff/cmdline` (the bootloader passes none).
     FwCfg,

@@ -17,6 +17,9 @@
 //! runs `kernel_main` with physical memory "mapped at offset 0".
 
 pub mod start_info;
+pub mod tests;
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use bootloader_api::info::MemoryRegion;
 use spin::Once;
@@ -264,8 +267,22 @@ core::arch::global_asm!(
 /// The memory map handed to `kernel_main`, kept for the life of the kernel.
 static REGIONS: Once<([MemoryRegion; MAX_REGIONS], usize)> = Once::new();
 
+/// Set once `pvh_main` runs: the kernel came in through PVH.
+static BOOTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the kernel came in through the PVH entry.
+pub fn booted() -> bool {
+    BOOTED.load(Ordering::Relaxed)
+}
+
+/// The address of the stack's guard page (unmapped under PVH).
+pub fn stack_guard() -> u64 {
+    (&raw const STACK) as u64
+}
+
 /// The Rust side of the PVH entry, called by the stub in 64-bit mode.
 extern "C" fn pvh_main(start_info: u64) -> ! {
+    BOOTED.store(true, Ordering::Relaxed);
     crate::serial::init();
     let described = describe(start_info);
     unmap_page_zero();
