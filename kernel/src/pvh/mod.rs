@@ -14,7 +14,9 @@
 //! The stub below builds an identity map of the first 4 GiB (2 MiB pages, which
 //! every x86-64 CPU has; 1 GiB pages are optional and TCG's default CPU lacks
 //! them), enters long mode and calls `pvh_main`, which checks the start info and
-//! runs `kernel_main` with physical memory "mapped at offset 0".
+//! runs `kernel_main` with physical memory "mapped at offset 0". RAM above
+//! 4 GiB is mapped with 1 GiB pages where the CPU has them, and left unused
+//! (with a message) where it does not.
 
 pub mod start_info;
 pub mod tests;
@@ -28,13 +30,17 @@ use crate::boot::{BootDescription, CmdlineSource, Entry};
 use crate::cmdline::{Cmdline, MAX_LEN};
 use crate::qemu::{self, ExitCode};
 use start_info::{
-    BootError, MAX_MEMMAP_ENTRIES, MAX_REGIONS, MEMMAP_ENTRY_LEN, MemmapEntry, RSDP_V1_LEN, START_INFO_LEN,
+    BootError, E820_RAM, MAX_MEMMAP_ENTRIES, MAX_REGIONS, MEMMAP_ENTRY_LEN, MemmapEntry, RSDP_V1_LEN, START_INFO_LEN,
 };
 
 /// The ELF note type that names the 32-bit entry (Xen's `public/elfnote.h`).
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 /// The end of the identity map the stub builds: 4 page directories of 2 MiB pages.
-pub const IDENTITY_MAP_END: u64 = 4 << 30;
+pub const IDENTITY_MAP_END: u64 = DIRECTORIES as u64 * GIB;
+const GIB: u64 = 1 << 30;
+/// Page-table entry bits (Intel SDM vol. 3, tables 4-15 and 4-16).
+const PRESENT_WRITABLE: u64 = 0b11;
+const LARGE_PAGE: u64 = 1 << 7;
 /// The stack `pvh_main` and everything after it runs on: as big as the one the
 /// bootloader is asked for (`BOOTLOADER_CONFIG` in main.rs).
 const STACK_SIZE: usize = 256 * 1024;
@@ -252,8 +258,8 @@ core::arch::global_asm!(
     guard_table = sym GUARD_TABLE,
     entries = const ENTRIES,
     directories = const DIRECTORIES,
-    present_writable = const 0b11,
-    large = const 1 << 7,
+    present_writable = const PRESENT_WRITABLE,
+    large = const LARGE_PAGE,
     cr4_pae = const 1 << 5,
     efer = const 0xC000_0080u32,
     efer_lme = const 1 << 8,
@@ -322,8 +328,10 @@ fn describe(addr: u64) -> Result<BootDescription, BootError> {
         read_phys("memory map", at.unwrap_or(u64::MAX), &mut raw)?;
         *entry = start_info::parse_entry(&raw);
     }
+    let top = entries[..count].iter().filter(|e| e.kind == E820_RAM).map(|e| e.addr.saturating_add(e.size)).max();
+    let mapped = extend_identity_map(top.unwrap_or(0));
     let mut regions = [MemoryRegion::empty(); MAX_REGIONS];
-    let used = start_info::memory_regions(&mut entries[..count], image(), IDENTITY_MAP_END, &mut regions)?;
+    let used = start_info::memory_regions(&mut entries[..count], image(), mapped, &mut regions)?;
 
     if info.cmdline_paddr == 0 {
         return Err(BootError::NoCmdline);
@@ -352,6 +360,34 @@ fn describe(addr: u64) -> Result<BootDescription, BootError> {
         rsdp,
         cmdline: CmdlineSource::Given(cmdline),
     })
+}
+
+/// Maps RAM above 4 GiB, up to `top`, with 1 GiB pages (PDPT entries 4 and
+/// up; at most 512 GiB), if the CPU has them. Returns the end of the identity
+/// map: usable RAM past it is left out of the memory map.
+fn extend_identity_map(top: u64) -> u64 {
+    if top <= IDENTITY_MAP_END {
+        return IDENTITY_MAP_END;
+    }
+    let has_1gib_pages =
+        raw_cpuid::CpuId::new().get_extended_processor_and_feature_identifiers().is_some_and(|f| f.has_1gib_pages());
+    if !has_1gib_pages {
+        crate::println!(
+            "Skiff: PVH: RAM from 4 GiB to {top:#x} left unused: this CPU has no 1 GiB pages to map it with"
+        );
+        return IDENTITY_MAP_END;
+    }
+    let end = top.div_ceil(GIB).min(ENTRIES as u64);
+    let pdpt = &raw mut PDPT;
+    for i in DIRECTORIES as u64..end {
+        // SAFETY: `PDPT` is the stub's level-3 table, which only this
+        // function changes after the stub; entries 4 and up were empty (the
+        // stub fills 0..4), so no existing translation changes, and each new
+        // entry maps 1 GiB of physical memory to the same address.
+        unsafe { (*pdpt).0[i as usize] = (i * GIB) | PRESENT_WRITABLE | LARGE_PAGE };
+    }
+    x86_64::instructions::tlb::flush_all();
+    end * GIB
 }
 
 /// The kernel image in physical memory, `[start, end)`, whole pages: under
