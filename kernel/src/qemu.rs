@@ -9,7 +9,7 @@
 use x86_64::instructions::port::Port;
 
 /// The I/O port the harness maps `isa-debug-exit` to.
-const DEBUG_EXIT_PORT: u16 = 0xF4;
+pub const DEBUG_EXIT_PORT: u16 = 0xF4;
 
 /// Why the kernel stopped. The harness (`xtask/src/qemu.rs`) decodes the same
 /// values from QEMU's exit status.

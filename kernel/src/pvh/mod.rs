@@ -50,6 +50,11 @@ const ENTRIES: usize = 512;
 /// Page directories in the identity map, one per GiB.
 const DIRECTORIES: usize = 4;
 
+/// The 16550's line status register (offset from its base) and its
+/// "transmit holding register empty" bit.
+const UART_LINE_STATUS: u16 = 5;
+const UART_TRANSMIT_EMPTY: u8 = 1 << 5;
+
 /// A 4 KiB page table (any level).
 #[repr(C, align(4096))]
 struct PageTable([u64; ENTRIES]);
@@ -91,6 +96,8 @@ static mut STACK: BootStack = BootStack { guard: [0; PAGE_SIZE], stack: [0; STAC
 //   link address, so these are right.
 // - `esp` = top of `STACK` (in `.bss`, ours). `esi` keeps the start info
 //   pointer (cpuid clobbers `ebx`).
+// - CPUID leaf 0x8000_0001 EDX bit 29 (long mode) must be there; without it
+//   the stub prints why on COM1 by port I/O and exits (`BadBootInput`).
 // - Page tables, in our own `.bss`: PML4[0] -> PDPT; PDPT[0..4] -> the four
 //   page directories; directory entries map 2 MiB pages 1:1 over 4 GiB,
 //   present + writable + large (Intel SDM vol. 3, 4.5, tables 4-15..4-18).
@@ -133,6 +140,16 @@ core::arch::global_asm!(
     "mov %ebx, %esi",
     "mov $skiff_pvh_entry_abs, %ebp",
     "lea ({stack} + {page} + {stack_size} - .Lpvh_base)(%ebp), %esp",
+
+    // A CPU without long mode cannot run Skiff: say so and stop.
+    "mov $0x80000000, %eax",
+    "cpuid",
+    "cmp $0x80000001, %eax",
+    "jb .Lpvh_no_long_mode",
+    "mov $0x80000001, %eax",
+    "cpuid",
+    "test ${cpuid_lm}, %edx",
+    "jz .Lpvh_no_long_mode",
 
     // Page directories: 2048 large pages, entry n maps n * 2 MiB.
     "lea ({directory} - .Lpvh_base)(%ebp), %edi",
@@ -208,6 +225,35 @@ core::arch::global_asm!(
     "push %eax",
     "lret",
 
+    // Prints the message on COM1, polling the line status register's
+    // "transmit holding register empty" bit (no UART reads 0xff: no hang),
+    // then leaves through the exit device, or halts without one.
+    ".Lpvh_no_long_mode:",
+    "lea (.Lpvh_no_long_mode_message - .Lpvh_base)(%ebp), %esi",
+    ".Lpvh_message_loop:",
+    "cmpb $0, (%esi)",
+    "je .Lpvh_message_done",
+    "mov ${com1} + {uart_lsr}, %dx",
+    ".Lpvh_transmit_wait:",
+    "in %dx, %al",
+    "test ${uart_lsr_thre}, %al",
+    "jz .Lpvh_transmit_wait",
+    "mov (%esi), %al",
+    "mov ${com1}, %dx",
+    "out %al, %dx",
+    "inc %esi",
+    "jmp .Lpvh_message_loop",
+    ".Lpvh_message_done:",
+    "mov ${exit_port}, %dx",
+    "mov ${exit_code}, %eax",
+    "out %eax, %dx",
+    ".Lpvh_halt:",
+    "cli",
+    "hlt",
+    "jmp .Lpvh_halt",
+    ".Lpvh_no_long_mode_message:",
+    ".asciz \"Skiff: PVH boot stopped: this CPU has no long mode (x86-64)\\r\\n\"",
+
     // Fills the 4 KiB-page table at edi with 512 present, writable entries
     // mapping edx onwards; keeps eax, ebx, edx, edi.
     ".Lpvh_fill_table:",
@@ -265,6 +311,12 @@ core::arch::global_asm!(
     efer_lme = const 1 << 8,
     efer_nxe = const 1 << 11,
     cpuid_nx = const 1 << 20,
+    cpuid_lm = const 1 << 29,
+    com1 = const crate::serial::COM1,
+    uart_lsr = const UART_LINE_STATUS,
+    uart_lsr_thre = const UART_TRANSMIT_EMPTY,
+    exit_port = const qemu::DEBUG_EXIT_PORT,
+    exit_code = const ExitCode::BadBootInput as u32,
     cr0_pg_wp = const (1u32 << 31) | (1 << 16),
     main = sym pvh_main,
     options(att_syntax)
