@@ -111,9 +111,10 @@ static mut STACK: BootStack = BootStack { guard: [0; PAGE_SIZE], stack: [0; STAC
 //   NX: Skiff maps MMIO no-execute, as the bootloader enables NXE), then
 //   CR0.PG (+ WP, as the bootloader sets): the CPU is in compatibility mode
 //   (SDM vol. 3, 10.8.5).
-// - A GDT with a 64-bit code segment (0x08) and a data segment (0x10), its
-//   descriptors built on the stack for `lgdt`; `lret` to 0x08:.Lpvh_long
-//   enters 64-bit mode. `gdt::init` later replaces this GDT.
+// - A GDT (in this section) with a 64-bit code segment (0x08) and a data
+//   segment (0x10); `lgdt` takes its limit and address from the stack;
+//   `lret` to 0x08:.Lpvh_long enters 64-bit mode. `gdt::init` later replaces
+//   this GDT.
 // - 64-bit: reload the data segments, set `rsp` again (the upper halves of
 //   registers are undefined after the switch), pass the start info address
 //   zero-extended in `rdi`, and call `pvh_main`, which never returns. The
@@ -457,16 +458,23 @@ fn image() -> (u64, u64) {
 }
 
 /// Copies `buf.len()` bytes from physical address `addr`, which must lie in
-/// the identity map (page 0 included: it is still mapped while this runs).
+/// the identity map (page 0 included: it is still mapped while this runs) and
+/// not touch the stack's guard page, the map's one hole below 4 GiB: this
+/// runs before the IDT, so a fault here would reset the machine.
 fn read_phys(what: &'static str, addr: u64, buf: &mut [u8]) -> Result<(), BootError> {
     let len = buf.len() as u64;
-    let end = addr.checked_add(len);
-    if end.is_none_or(|end| end > IDENTITY_MAP_END) {
+    let guard = stack_guard();
+    let bad = match addr.checked_add(len) {
+        None => true,
+        Some(end) => end > IDENTITY_MAP_END || (addr < guard + PAGE_SIZE as u64 && guard < end),
+    };
+    if bad {
         return Err(BootError::Unreadable { what, addr, len });
     }
     for (i, byte) in buf.iter_mut().enumerate() {
-        // SAFETY: `addr + i` is below 4 GiB (checked above), so the stub's
-        // identity map has it mapped (page 0 still is); the read is
+        // SAFETY: `addr + i` is below 4 GiB and outside the guard page
+        // (checked above), so the stub's identity map has it mapped (page 0
+        // still is); the read is
         // volatile and by value, so no Rust reference is made to memory that
         // the firmware (or anything else) owns.
         *byte = unsafe { core::ptr::read_volatile((addr + i as u64) as *const u8) };

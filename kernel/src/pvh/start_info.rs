@@ -50,7 +50,8 @@ pub struct MemmapEntry {
 /// Why a PVH boot cannot go on. Each says what was wrong, for the serial port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BootError {
-    /// Something the start info points to lies outside the memory the entry mapped.
+    /// Something the start info points to lies outside the memory the entry
+    /// mapped (or on the stack's guard page).
     Unreadable {
         what: &'static str,
         addr: u64,
@@ -95,7 +96,7 @@ impl core::fmt::Display for BootError {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
         match *self {
             BootError::Unreadable { what, addr, len } => {
-                write!(f, "{what} ({len} bytes at {addr:#x}) lies outside the identity-mapped memory")
+                write!(f, "{what} ({len} bytes at {addr:#x}) lies outside the memory Skiff can read at boot")
             }
             BootError::BadMagic(m) => write!(f, "start info magic is {m:#010x}, expected {MAGIC:#010x}"),
             BootError::NoMemoryMap { version } => write!(f, "start info version {version} has no memory map"),

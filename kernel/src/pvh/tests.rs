@@ -151,6 +151,15 @@ fn page_zero_and_stack_guard_unmapped(_: &mut Context) -> Result<(), String> {
     let guard = super::stack_guard();
     check!(memory::translate(VirtAddr::zero()).is_none(), "page 0 is mapped");
     check!(memory::translate(VirtAddr::new(guard)).is_none(), "the stack guard page {guard:#x} is mapped");
+    // Boot data is never read from the guard page (a fault before the IDT
+    // would reset the machine) nor past the identity map.
+    let mut byte = [0u8; 2];
+    check!(super::read_phys("test", guard + 0xfff, &mut byte).is_err(), "a read of the guard page allowed");
+    check!(super::read_phys("test", guard - 1, &mut byte).is_err(), "a read into the guard page allowed");
+    let end = super::IDENTITY_MAP_END;
+    check!(super::read_phys("test", end - 1, &mut byte).is_err(), "a read past the identity map allowed");
+    check!(super::read_phys("test", u64::MAX, &mut byte).is_err(), "a wrapping read allowed");
+    check!(super::read_phys("test", guard + 0x1000, &mut byte).is_ok(), "a read above the guard page refused");
     // Their neighbours are mapped, one to one.
     for addr in [0x1000, guard + 0x1000, guard - 0x1000] {
         let phys = memory::translate(VirtAddr::new(addr)).map(|p| p.as_u64());
