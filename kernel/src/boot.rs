@@ -32,6 +32,7 @@ pub enum CmdlineSource {
 
 /// Everything `kernel_main` takes from the entry.
 pub struct BootDescription {
+    /// Which way in this boot took (logged, and the PVH tests check it).
     pub entry: Entry,
     /// The physical memory map; the kernel image and the entry's own data are
     /// not `Usable`.
@@ -40,6 +41,7 @@ pub struct BootDescription {
     pub physical_memory_offset: Option<u64>,
     /// The ACPI RSDP's physical address, if the firmware has one.
     pub rsdp: Option<u64>,
+    /// The kernel command line, or where to read it.
     pub cmdline: CmdlineSource,
 }
 
