@@ -32,7 +32,7 @@ pub enum CmdlineSource {
 
 /// Everything `kernel_main` takes from the entry.
 pub struct BootDescription {
-    /// Which way in this boot took (logged, and the PVH tests check it).
+    /// Which way in this boot took (logged; the suite checks the line).
     pub entry: Entry,
     /// The physical memory map; the kernel image and the entry's own data are
     /// not `Usable`.
