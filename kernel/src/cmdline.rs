@@ -1,5 +1,6 @@
 //! Skiff's kernel command line: space-separated `key=value` words (a bare
-//! `key` means `key=`), read once at boot from fw_cfg (`opt/skiff/cmdline`).
+//! `key` means `key=`), set once at boot: from fw_cfg (`opt/skiff/cmdline`)
+//! under the bootloader, from the start info under PVH (`qemu -append`).
 //!
 //! Known keys:
 //! - `mode=run|test`: serve (the default), or run the in-kernel tests and exit.
@@ -11,12 +12,13 @@
 
 use spin::Once;
 
+use crate::boot::CmdlineSource;
 use crate::fw_cfg::FwCfg;
 
 /// The fw_cfg file that holds the command line.
 const FW_CFG_FILE: &str = "opt/skiff/cmdline";
 /// Longer command lines are cut here (and the cut is logged).
-const MAX_LEN: usize = 512;
+pub const MAX_LEN: usize = 512;
 
 /// The kernel command line.
 pub struct Cmdline {
@@ -56,17 +58,23 @@ impl Cmdline {
     }
 }
 
-/// Reads the command line from fw_cfg (empty if there is none). Runs once;
-/// later calls return the first result.
-pub fn get() -> &'static Cmdline {
-    CMDLINE.call_once(|| {
-        // One byte more than we keep, to notice a line that was too long.
-        let mut buf = [0u8; MAX_LEN + 1];
-        let len = FwCfg::probe().and_then(|mut fw| fw.read_file(FW_CFG_FILE, &mut buf)).unwrap_or(0);
-        // A `file=` item may be NUL-terminated; stop there (trailing
-        // newlines are trimmed by `as_str`).
-        let text = &buf[..len];
-        let text = text.split(|&b| b == 0).next().unwrap_or(text);
-        Cmdline::from_bytes(text)
+/// Sets the command line from `source` (fw_cfg: empty if there is none). Runs
+/// once; later calls return the first result.
+pub fn init(source: CmdlineSource) -> &'static Cmdline {
+    CMDLINE.call_once(|| match source {
+        CmdlineSource::Given(line) => line,
+        CmdlineSource::FwCfg => from_fw_cfg(),
     })
+}
+
+/// Reads the command line from fw_cfg (empty if there is none).
+fn from_fw_cfg() -> Cmdline {
+    // One byte more than we keep, to notice a line that was too long.
+    let mut buf = [0u8; MAX_LEN + 1];
+    let len = FwCfg::probe().and_then(|mut fw| fw.read_file(FW_CFG_FILE, &mut buf)).unwrap_or(0);
+    // A `file=` item may be NUL-terminated; stop there (trailing
+    // newlines are trimmed by `as_str`).
+    let text = &buf[..len];
+    let text = text.split(|&b| b == 0).next().unwrap_or(text);
+    Cmdline::from_bytes(text)
 }

@@ -35,9 +35,9 @@ pub struct Context {
 
 /// A named in-kernel test.
 #[derive(Clone, Copy)]
-struct Test {
-    name: &'static str,
-    run: fn(&mut Context) -> TestResult,
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn(&mut Context) -> TestResult,
 }
 
 /// Fails the current test with a message unless `cond` holds.
@@ -85,6 +85,7 @@ static RUN: spin::Once<Vec<Test>> = spin::Once::new();
 pub fn run(context: &mut Context) -> ! {
     let inject = context.cmdline.get("ktest.inject");
     let mut tests = TESTS.to_vec();
+    tests.extend_from_slice(crate::pvh::tests::TESTS);
     match inject {
         Some("fail") => tests.push(Test { name: "injected_failure", run: injected_failure }),
         Some("panic") => tests.push(Test { name: "injected_panic", run: injected_panic }),

@@ -15,6 +15,7 @@ extern crate alloc;
 mod acpi;
 mod allocator;
 mod apic;
+mod boot;
 mod clock;
 mod cmdline;
 mod dma;
@@ -28,6 +29,7 @@ mod logger;
 mod memory;
 mod nic;
 mod pci;
+mod pvh;
 mod qemu;
 mod runloop;
 mod serial;
@@ -37,6 +39,8 @@ use core::panic::PanicInfo;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
+
+use crate::boot::BootDescription;
 
 use skiff_net::apps::{echo, http};
 use skiff_net::config::NetConfig;
@@ -55,13 +59,24 @@ const BOOTLOADER_CONFIG: BootloaderConfig = {
     config
 };
 
-entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+entry_point!(bootloader_main, config = &BOOTLOADER_CONFIG);
 
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+/// The bootloader's entry (BIOS and UEFI disk images). The other way in is
+/// `pvh::pvh_main` (`qemu -kernel`); both end in `kernel_main`.
+fn bootloader_main(boot_info: &'static mut BootInfo) -> ! {
+    kernel_main(BootDescription::from_bootloader(boot_info))
+}
+
+fn kernel_main(boot: BootDescription) -> ! {
     serial::init();
-    let cmdline = cmdline::get();
+    let cmdline = cmdline::init(boot.cmdline);
     logger::init(cmdline.get("log"));
-    log::info!("Skiff {} booting; command line: \"{}\"", env!("CARGO_PKG_VERSION"), cmdline.as_str());
+    log::info!(
+        "Skiff {} booting ({:?} entry); command line: \"{}\"",
+        env!("CARGO_PKG_VERSION"),
+        boot.entry,
+        cmdline.as_str()
+    );
     if cmdline.truncated {
         log::warn!("command line cut to {} bytes", cmdline.as_str().len());
     }
@@ -69,7 +84,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     gdt::init();
     interrupts::init();
 
-    let memory = match memory::init(&boot_info.memory_regions, boot_info.physical_memory_offset.into_option()) {
+    let memory = match memory::init(boot.memory_regions, boot.physical_memory_offset) {
         Ok(memory) => memory,
         Err(e) => panic!("memory set-up failed: {e}"),
     };
@@ -81,7 +96,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     x86_64::instructions::interrupts::enable();
 
-    let rsdp = boot_info.rsdp_addr.into_option();
+    let rsdp = boot.rsdp;
     match rsdp {
         Some(addr) => log::info!("ACPI RSDP at {addr:#x}"),
         None => log::warn!("no ACPI RSDP from the firmware"),

@@ -1,7 +1,8 @@
 //! Physical memory: the frame allocator, the heap's region, and MMIO mappings.
 //!
-//! The bootloader hands over a memory map and maps all physical memory at
-//! `physical_memory_offset` (normal, cached memory). From that Skiff:
+//! The entry (the bootloader, or the PVH stub in `pvh`) hands over a memory map
+//! and maps all physical memory at `physical_memory_offset` (normal, cached
+//! memory; 0 under PVH, whose stub identity-maps the first 4 GiB). From that Skiff:
 //! - carves the heap out of the largest usable region, so that the heap is
 //!   physically contiguous and its physical addresses are `virt - offset`
 //!   (which DMA will rely on);
@@ -10,7 +11,7 @@
 //!   device BARs can sit far above the bootloader's physical mapping (OVMF puts
 //!   virtio BARs at 0xe0_0000_0000), and device registers must not be cached.
 
-use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
+use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
 use spin::{Mutex, Once};
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::MapToError;
@@ -146,7 +147,7 @@ impl core::fmt::Display for MemoryError {
 
 /// Reads the memory map, picks the heap's region, and takes over the page
 /// tables. Returns where the heap goes; `allocator::init` puts it there.
-pub fn init(regions: &MemoryRegions, phys_offset: Option<u64>) -> Result<MemoryInfo, MemoryError> {
+pub fn init(regions: &[MemoryRegion], phys_offset: Option<u64>) -> Result<MemoryInfo, MemoryError> {
     // A second mapper over the same page tables would alias them.
     if MEMORY.is_completed() {
         return Err(MemoryError::AlreadyInitialised);

@@ -9,7 +9,7 @@
 use x86_64::instructions::port::Port;
 
 /// The I/O port the harness maps `isa-debug-exit` to.
-const DEBUG_EXIT_PORT: u16 = 0xF4;
+pub const DEBUG_EXIT_PORT: u16 = 0xF4;
 
 /// Why the kernel stopped. The harness (`xtask/src/qemu.rs`) decodes the same
 /// values from QEMU's exit status.
@@ -26,6 +26,8 @@ pub enum ExitCode {
     CpuException = 0x13,
     /// The network card failed (e.g. it asked for a reset). QEMU exits with 41.
     DeviceFailed = 0x14,
+    /// The boot input was unusable (PVH: a bad start info). QEMU exits with 43.
+    BadBootInput = 0x15,
 }
 
 /// Stops the machine with `code`.

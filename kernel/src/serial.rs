@@ -11,7 +11,7 @@ use uart_16550::{Config, Uart16550};
 use x86_64::instructions::interrupts;
 
 /// The standard I/O base of the first serial port on a PC.
-const COM1: u16 = 0x3F8;
+pub const COM1: u16 = 0x3F8;
 
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 

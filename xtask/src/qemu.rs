@@ -11,10 +11,14 @@ use crate::build::Artifacts;
 use crate::{Result, root, testnet};
 
 pub const DEFAULT_MEMORY: &str = "128M";
-/// Where the bootloader places the kernel, a position-independent ELF linked
-/// at 0: the first free 512 GiB slot of the address space (bootloader 0.11
-/// without ASLR). gdb loads the symbols with this offset.
-pub const KERNEL_LOAD_OFFSET: u64 = 0x100_0000_0000;
+/// Where the kernel ELF is linked (`kernel/build.rs`): a direct (PVH) boot
+/// runs it there, so gdb needs no offset.
+pub const KERNEL_IMAGE_BASE: u64 = 0x20_0000;
+/// How far the bootloader moves the kernel, a position-independent ELF: its
+/// first segment goes to the first free 512 GiB slot of the address space,
+/// 0x100_0000_0000 (bootloader 0.11 without ASLR). gdb loads the symbols of
+/// a disk-image boot with this offset.
+pub const KERNEL_LOAD_OFFSET: u64 = 0x100_0000_0000 - KERNEL_IMAGE_BASE;
 /// QEMU's `isa-debug-exit` device, at the port the kernel writes (kernel/src/qemu.rs).
 const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
 /// The fw_cfg file the kernel reads its command line from (kernel/src/cmdline.rs).
@@ -37,6 +41,11 @@ pub enum Firmware {
     Bios,
     /// OVMF, booting the GPT/ESP image.
     Uefi,
+    /// No disk image: QEMU loads the kernel ELF itself (`-kernel`) and enters
+    /// it through its PVH note (kernel/src/pvh); SeaBIOS only runs the
+    /// `pvh.bin` option ROM that builds the start info. The command line goes
+    /// in with `-append`.
+    Direct,
 }
 
 /// What the virtio-net card is plugged into.
@@ -130,6 +139,8 @@ pub enum Outcome {
     CpuException,
     /// The network card failed (it asked for a reset) and the kernel stopped.
     DeviceFailed,
+    /// The kernel refused what it was booted with (a bad PVH start info).
+    BadBootInput,
     /// The harness killed QEMU after its time limit.
     TimedOut,
     /// The harness stopped a serving guest after its client finished.
@@ -149,6 +160,7 @@ impl Outcome {
             Some(37) => Outcome::Panicked,
             Some(39) => Outcome::CpuException,
             Some(41) => Outcome::DeviceFailed,
+            Some(43) => Outcome::BadBootInput,
             other => Outcome::Other(other),
         }
     }
@@ -166,6 +178,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Panicked => write!(f, "kernel panic"),
             Outcome::CpuException => write!(f, "CPU exception"),
             Outcome::DeviceFailed => write!(f, "network card failed"),
+            Outcome::BadBootInput => write!(f, "bad boot input"),
             Outcome::TimedOut => write!(f, "timed out (hung)"),
             Outcome::Stopped => write!(f, "stopped after the client ran"),
             Outcome::Other(Some(code)) => write!(f, "QEMU exited with status {code}"),
@@ -196,7 +209,8 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
         DEBUG_EXIT_DEVICE.into(),
     ];
     let image = match boot.firmware {
-        Firmware::Bios => &artifacts.bios_image,
+        Firmware::Direct => None,
+        Firmware::Bios => Some(&artifacts.bios_image),
         Firmware::Uefi => {
             if !Path::new(OVMF_CODE).exists() {
                 return Err(format!("{OVMF_CODE} is missing: run scripts/setup.sh (it installs the ovmf package)"));
@@ -208,12 +222,21 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
             args.push(format!("if=pflash,format=raw,readonly=on,file={}", escape_option(OVMF_CODE)));
             args.push("-drive".into());
             args.push(format!("if=pflash,format=raw,file={}", escape_option(&vars.display().to_string())));
-            &artifacts.uefi_image
+            Some(&artifacts.uefi_image)
         }
     };
-    // snapshot=on: the image is never written, so boots can share it.
-    args.push("-drive".into());
-    args.push(format!("format=raw,snapshot=on,file={}", escape_option(&image.display().to_string())));
+    match image {
+        // snapshot=on: the image is never written, so boots can share it.
+        Some(image) => {
+            args.push("-drive".into());
+            args.push(format!("format=raw,snapshot=on,file={}", escape_option(&image.display().to_string())));
+        }
+        // The stripped ELF: QEMU reads the whole file, debug info and all.
+        None => {
+            args.push("-kernel".into());
+            args.push(artifacts.kernel_stripped.display().to_string());
+        }
+    }
     if let Some(nic) = &boot.nic {
         args.push("-netdev".into());
         args.push(match nic.backend {
@@ -248,8 +271,14 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
         }
     }
     if !boot.cmdline.is_empty() {
-        args.push("-fw_cfg".into());
-        args.push(format!("name={CMDLINE_FW_CFG},string={}", escape_option(&boot.cmdline)));
+        if boot.firmware == Firmware::Direct {
+            // A plain argument, not an option list: no comma escaping.
+            args.push("-append".into());
+            args.push(boot.cmdline.clone());
+        } else {
+            args.push("-fw_cfg".into());
+            args.push(format!("name={CMDLINE_FW_CFG},string={}", escape_option(&boot.cmdline)));
+        }
     }
     if boot.gdb {
         args.extend(["-s".into(), "-S".into()]);
@@ -283,8 +312,9 @@ pub fn run_interactive(artifacts: &Artifacts, boot: &Boot, http_port: u16, echo_
     eprintln!("==> booting: {}", shell_line(&args));
     eprintln!("    (Ctrl-A X quits QEMU)");
     if boot.gdb {
+        let offset = if boot.firmware == Firmware::Direct { 0 } else { KERNEL_LOAD_OFFSET };
         eprintln!(
-            "    waiting for gdb: gdb -q -ex 'symbol-file -o {KERNEL_LOAD_OFFSET:#x} {}' -ex 'target remote :1234'",
+            "    waiting for gdb: gdb -q -ex 'symbol-file -o {offset:#x} {}' -ex 'target remote :1234'",
             artifacts.kernel_elf.display()
         );
     }
@@ -488,6 +518,7 @@ mod tests {
         assert_eq!(Outcome::from_exit_code(Some((0x12 << 1) | 1)), Outcome::Panicked);
         assert_eq!(Outcome::from_exit_code(Some((0x13 << 1) | 1)), Outcome::CpuException);
         assert_eq!(Outcome::from_exit_code(Some((0x14 << 1) | 1)), Outcome::DeviceFailed);
+        assert_eq!(Outcome::from_exit_code(Some((0x15 << 1) | 1)), Outcome::BadBootInput);
         assert_eq!(Outcome::from_exit_code(Some(0)), Outcome::Other(Some(0)));
         assert_eq!(Outcome::from_exit_code(Some(1)), Outcome::Other(Some(1)));
         assert_eq!(Outcome::from_exit_code(None), Outcome::Other(None));
@@ -503,6 +534,17 @@ mod tests {
         assert!(joined.contains("-drive format=raw,snapshot=on,file=bios.img"), "{joined}");
         assert!(joined.contains("-fw_cfg name=opt/skiff/cmdline,string=mode=test a=b,,c"), "{joined}");
         assert!(!joined.contains("pflash") && !joined.contains(" -S"), "{joined}");
+    }
+
+    #[test]
+    fn direct_boot_loads_the_stripped_elf_with_its_cmdline_appended() {
+        let boot = Boot { firmware: Firmware::Direct, cmdline: "mode=test a=b,c".into(), ..Boot::default() };
+        let args = arguments(&artifacts(), &boot, Path::new("/nonexistent")).unwrap();
+        let joined = args.join(" ");
+        assert!(joined.contains("-kernel k "), "{joined}");
+        assert!(args.windows(2).any(|w| w == ["-append", "mode=test a=b,c"]), "{args:?}");
+        assert!(!joined.contains("-drive") && !joined.contains("-fw_cfg"), "{joined}");
+        assert!(joined.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x04"), "{joined}");
     }
 
     #[test]

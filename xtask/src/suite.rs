@@ -1,9 +1,10 @@
 //! `cargo xtask qemu`: the whole test suite.
 //!
 //! 1. Lint (rustfmt, clippy, rustdoc), then host unit tests of the libraries and of xtask.
-//! 2. The kernel's own tests (`mode=test`), booted from BIOS on q35 and pc and
-//!    from UEFI on q35. A boot passes only if QEMU exits with the kernel's
-//!    success code *and* the kernel printed a summary with no failure.
+//! 2. The kernel's own tests (`mode=test`), booted from BIOS on q35 and pc,
+//!    from UEFI on q35, and straight from the ELF (`-kernel`, PVH) on q35 and
+//!    pc. A boot passes only if QEMU exits with the kernel's success code *and*
+//!    the kernel printed a summary with no failure.
 //! 3. The harness checks itself: the kernel is told to fail a test, panic,
 //!    fault and hang, and each of those boots must be judged a failure, for
 //!    the right reason. A harness that passed everything would fail here.
@@ -262,6 +263,13 @@ fn cases(timeout: Duration) -> Vec<Case> {
                     ),
                 ]
                 .into_iter()
+                // Each boot must have come in the way it was meant to.
+                .chain([if firmware == Firmware::Direct {
+                    "booting (Pvh entry)"
+                } else {
+                    "booting (Bootloader entry)"
+                }
+                .to_string()])
                 .chain(extra.iter().map(|l| l.to_string()))
                 .collect(),
             ),
@@ -273,6 +281,9 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let legacy = Nic { legacy: true, ..Nic::default() };
     let tap = Nic { backend: Backend::Tap, ..Nic::default() };
     let serve_ports = Ports { http: free_port(), echo: free_port() };
+    let direct_serve = http_case("direct-serve-q35", Machine::Q35, true, "", timeout, |port, _| {
+        signal_checks(port, "interrupts", "direct boot (-kernel, PVH) on q35")
+    });
     let serving =
         Nic { forwards: vec![Forward::http(serve_ports.http), Forward::echo(serve_ports.echo)], ..Nic::default() };
     vec![
@@ -315,6 +326,10 @@ fn cases(timeout: Duration) -> Vec<Case> {
         nic_case("bios-q35", Firmware::Bios, Machine::Q35, user.clone(), NEGOTIATED_MODERN, &[]),
         nic_case("bios-pc", Firmware::Bios, Machine::Pc, user.clone(), NEGOTIATED_MODERN, &[]),
         nic_case("uefi-q35", Firmware::Uefi, Machine::Q35, user.clone(), NEGOTIATED_MODERN, &[]),
+        // Straight from the ELF: QEMU's -kernel and the PVH entry, no disk image.
+        nic_case("direct-q35", Firmware::Direct, Machine::Q35, user.clone(), NEGOTIATED_MODERN, &[]),
+        nic_case("direct-pc", Firmware::Direct, Machine::Pc, user.clone(), NEGOTIATED_MODERN, &[]),
+        Case { boot: Boot { firmware: Firmware::Direct, ..direct_serve.boot }, ..direct_serve },
         // The in-kernel tests with INTx instead of MSI-X (the MSI-X test skips itself).
         nic_case(
             "bios-q35-intx",
@@ -378,6 +393,22 @@ fn cases(timeout: Duration) -> Vec<Case> {
             expect: Expect::Rejected {
                 outcome: Outcome::CpuException,
                 lines: &["EXCEPTION: page fault (vector 14)", "faulting address 0x00007e57dead0000"],
+            },
+            timeout,
+            client: None,
+        },
+        // Bad boot input stops a direct boot with a message, not a hang:
+        // a command line longer than the kernel accepts.
+        Case {
+            name: "direct-rejects-long-cmdline",
+            boot: Boot {
+                firmware: Firmware::Direct,
+                cmdline: format!("mode=test {}", "x".repeat(600)),
+                ..Boot::default()
+            },
+            expect: Expect::Rejected {
+                outcome: Outcome::BadBootInput,
+                lines: &["PVH boot stopped: command line longer than 512 bytes"],
             },
             timeout,
             client: None,
@@ -702,6 +733,9 @@ mod tests {
         assert!(has(Firmware::Bios, Machine::Q35, false, Backend::User, true));
         assert!(has(Firmware::Bios, Machine::Pc, false, Backend::User, true));
         assert!(has(Firmware::Uefi, Machine::Q35, false, Backend::User, true));
+        assert!(has(Firmware::Direct, Machine::Q35, false, Backend::User, true));
+        assert!(has(Firmware::Direct, Machine::Pc, false, Backend::User, true));
+        assert!(cases.iter().any(|c| c.boot.firmware == Firmware::Direct && matches!(c.expect, Expect::Serves)));
         assert!(has(Firmware::Bios, Machine::Q35, true, Backend::User, true));
         assert!(has(Firmware::Bios, Machine::Pc, true, Backend::User, true));
         assert!(has(Firmware::Bios, Machine::Q35, false, Backend::Tap, true));
@@ -713,6 +747,9 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(outcomes, [Outcome::TimedOut, Outcome::TestsFailed, Outcome::Panicked, Outcome::CpuException]);
+        assert_eq!(
+            outcomes,
+            [Outcome::TimedOut, Outcome::TestsFailed, Outcome::Panicked, Outcome::CpuException, Outcome::BadBootInput]
+        );
     }
 }
