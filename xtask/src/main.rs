@@ -19,6 +19,7 @@ mod clients;
 mod frames;
 mod fuzz;
 mod hostile;
+mod impair;
 mod learn;
 mod netns;
 mod qemu;
@@ -118,6 +119,35 @@ enum Cmd {
     /// (Internal) the bench's measurements, run inside its network namespace.
     #[command(hide = true)]
     BenchRun { plan: PathBuf },
+    /// (Internal) the damaged link's relay between QEMU's dgram netdev and
+    /// the TAP device, run inside the test network (see xtask/src/impair/).
+    #[command(hide = true)]
+    ImpairRelay {
+        #[arg(long)]
+        tap: String,
+        /// What happens to frames towards the guest, e.g. "loss=2%,dup=2%,reorder=5%,flip=1%,delay=0ms".
+        #[arg(long, default_value = "clean")]
+        to_guest: String,
+        /// What happens to frames from the guest.
+        #[arg(long, default_value = "clean")]
+        from_guest: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write every frame delivered, both ways, to this pcap file.
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+        /// Keep the counts of what was done to the frames in this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long, default_value_t = impair::relay::LIFETIME.as_secs())]
+        seconds: u64,
+    },
+    /// (Internal) the damaged-link case's client, run inside the test network.
+    #[command(hide = true)]
+    LossyClient {
+        #[arg(long, default_value = "quick")]
+        size: String,
+    },
     /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
     #[command(hide = true)]
     UdpEcho {
@@ -141,6 +171,39 @@ fn main() -> ExitCode {
     if let Cmd::HostileClient { size, qemu_pid } = &cli.command {
         let result = hostile::sizes(size).and_then(|s| hostile::run_in_namespace(s, *qemu_pid, netns::TAP));
         return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                ui::error(&e);
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Cmd::ImpairRelay { tap, to_guest, from_guest, seed, pcap, report, seconds } = &cli.command {
+        let result = (|| {
+            let impairment = impair::Impairment {
+                to_guest: impair::Spec::parse(to_guest)?,
+                from_guest: impair::Spec::parse(from_guest)?,
+                seed: *seed,
+            };
+            let args = impair::relay::Args {
+                tap: tap.clone(),
+                impairment,
+                pcap: pcap.clone(),
+                report: report.clone(),
+                lifetime: std::time::Duration::from_secs(*seconds),
+            };
+            impair::relay::run(&args)
+        })();
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                ui::error(&e);
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Cmd::LossyClient { size } = &cli.command {
+        return match impair::client::sizes(size).and_then(impair::client::run_in_namespace) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 ui::error(&e);
@@ -179,7 +242,11 @@ fn main() -> ExitCode {
         Cmd::Stress { rounds } => stress::run(rounds),
         Cmd::Bench { quick, report: true } => bench::report(quick),
         Cmd::Bench { quick, report: false } => bench::run(quick).map(|_| ()),
-        Cmd::UdpEcho { .. } | Cmd::HostileClient { .. } | Cmd::BenchRun { .. } => Ok(()),
+        Cmd::UdpEcho { .. }
+        | Cmd::HostileClient { .. }
+        | Cmd::BenchRun { .. }
+        | Cmd::ImpairRelay { .. }
+        | Cmd::LossyClient { .. } => Ok(()),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

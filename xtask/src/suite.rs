@@ -242,7 +242,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let nic_case = |name, firmware, machine, nic: Nic, negotiated: &str, extra: &[&str]| {
         let net = match nic.backend {
             Backend::User => "user",
-            Backend::Tap => "tap",
+            Backend::Tap | Backend::Impaired(_) => "tap",
         };
         let transport = if nic.legacy { "legacy" } else { "modern" };
         Case {
@@ -475,7 +475,9 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let cases: Vec<Case> = cases(timeout)
         .into_iter()
         .chain(crate::learn::cases::cases(timeout))
-        .filter(|c| filter.is_none_or(|f| c.name.contains(f)))
+        .chain(crate::impair::case::cases(timeout))
+        // The damaged-link cases run only when asked for (see impair/case.rs).
+        .filter(|c| filter.map_or(!crate::impair::case::OPT_IN.contains(&c.name), |f| c.name.contains(f)))
         .collect();
     let workers = std::thread::available_parallelism().map_or(1, usize::from).min(cases.len()).max(1);
     let step = ui::Step::start(format!("booting {} QEMU test runs, {workers} at a time (TCG)", cases.len()));
