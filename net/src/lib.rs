@@ -8,6 +8,7 @@
 //!   the sockets, and one bounded poll step.
 //! - [`apps`]: TCP echo (port 7) and HTTP/1.1 (port 80).
 //! - [`rx_check`]: names and counts the frames smoltcp would drop silently.
+//! - [`loss`]: loss recovery on a damaged link, what is asked of smoltcp.
 //! - [`checksum`], [`seed`], [`json`], [`config`]: the small pieces they need.
 
 #![cfg_attr(not(test), no_std)]
@@ -21,6 +22,7 @@ pub mod checksum;
 pub mod config;
 pub mod device;
 pub mod json;
+pub mod loss;
 pub mod phy;
 pub mod recent;
 pub mod rx_check;

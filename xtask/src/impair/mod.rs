@@ -300,8 +300,8 @@ pub fn flip_bit(frame: &mut [u8], bit: u64) -> bool {
     true
 }
 
-/// A libpcap file (Ethernet link type) of every frame the relay delivered,
-/// so the damaged run can be read in Wireshark.
+/// A libpcap file (Ethernet link type), so that a damaged run can be read
+/// in Wireshark or `tshark -z expert`.
 pub struct Pcap<W: std::io::Write> {
     out: W,
 }

@@ -43,7 +43,9 @@ pub fn netdev(id: &str) -> String {
     )
 }
 
-/// Where a boot's relay writes its counts and its capture.
+/// Where a boot's relay writes its counts and its capture. The capture is
+/// the guest's view of the link, as a capture on its card would be: the
+/// frames it sent before any damage, the frames it received after.
 pub fn report_path(workdir: &Path) -> PathBuf {
     workdir.join("relay-report.txt")
 }
@@ -158,7 +160,14 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         for _ in 0..BURST {
             match socket.recv_from(&mut buf) {
-                Ok((n, from)) if from == qemu => from_guest.push(now(), buf[..n].to_vec()),
+                Ok((n, from)) if from == qemu => {
+                    let t = now();
+                    // The capture is the guest's view: what it sent, as it sent it.
+                    if let Some(p) = pcap.as_mut() {
+                        let _ = p.write(t, &buf[..n]);
+                    }
+                    from_guest.push(t, buf[..n].to_vec());
+                }
                 Ok(_) => unknown_senders += 1,
                 Err(_) => break,
             }
@@ -173,12 +182,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         while let Some(frame) = from_guest.pop_due(t) {
             // A full TAP queue drops the frame: one more loss, as on a wire.
             let _ = write_fd(&tap, &frame);
-            if let Some(p) = pcap.as_mut() {
-                let _ = p.write(t, &frame);
-            }
         }
         while let Some(frame) = to_guest.pop_due(t) {
             let _ = socket.send_to(&frame, qemu);
+            // ... and what it received, damage included.
             if let Some(p) = pcap.as_mut() {
                 let _ = p.write(t, &frame);
             }
