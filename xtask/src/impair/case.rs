@@ -63,8 +63,10 @@ pub fn check(name: &str, guest: &Guest, sizes: Sizes, imp: Impairment) -> Result
     let report = dir.join("lossy-report.txt");
     let _ = std::fs::write(&report, format!("{text}\n{relay}"));
     let seed = format!("seed {} (SKIFF_IMPAIR_SEED={} replays it)", imp.seed, imp.seed);
-    let relay_line =
-        relay.lines().filter(|l| l.starts_with("to guest") || l.starts_with("from guest")).collect::<Vec<_>>();
+    let relay_line = relay
+        .lines()
+        .filter(|l| l.starts_with("to guest") || l.starts_with("from guest") || l.starts_with("frames lost"))
+        .collect::<Vec<_>>();
     match result {
         Ok(lines) => Ok(format!(
             "{}; {}; {seed}; report and capture in {}",

@@ -27,7 +27,9 @@ const BURST: usize = 64;
 /// The longest poll sleep: the lifetime and the report file are checked this often.
 const TICK: Duration = Duration::from_millis(100);
 /// How often the counts are written to the report file.
-const REPORT_EVERY: Duration = Duration::from_secs(1);
+const REPORT_EVERY: Duration = Duration::from_millis(200);
+/// The relay socket's receive buffer (SO_RCVBUFFORCE, as root).
+const RECEIVE_BUFFER: libc::c_int = 8 << 20;
 /// Larger than any frame QEMU or the TAP device hands over (64 KiB datagrams).
 const FRAME_BUFFER: usize = 65_536;
 
@@ -134,6 +136,19 @@ pub fn run(args: &Args) -> Result<(), String> {
     let tap = open_tap(&args.tap)?;
     let socket = UdpSocket::bind((LOOPBACK, RELAY_PORT)).map_err(|e| format!("bind {LOOPBACK}:{RELAY_PORT}: {e}"))?;
     socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    // The relay's own socket must never be where frames are lost: a big
+    // buffer for QEMU's bursts while the relay waits for a core.
+    let size: libc::c_int = RECEIVE_BUFFER;
+    // SAFETY: the option value points at a c_int of the stated size.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
     let qemu: SocketAddr = format!("{LOOPBACK}:{QEMU_PORT}").parse().map_err(|e| format!("QEMU's end: {e}"))?;
     let imp = args.impairment;
     let mut to_guest = Direction::new(imp.to_guest, imp.seed, 0);
@@ -202,11 +217,39 @@ pub fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Drops of the UDP socket bound to `port` on this namespace's loopback,
+/// from /proc/net/udp (its last column): frames lost by the machinery, not
+/// by the impairment, which a report must own up to.
+fn udp_drops(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str())).then(|| fields.last()?.parse().ok())?
+    })
+}
+
+/// A counter of the TAP device (`/sys/class/net/TAP/statistics/NAME`).
+fn tap_counter(tap: &str, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{tap}/statistics/{name}"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// The counts so far, in the report file (rewritten whole each time).
 fn write_report(args: &Args, to_guest: &Direction, from_guest: &Direction, unknown: u64) {
     if let Some(path) = &args.report {
+        let machinery = format!(
+            "frames lost outside the impairment: QEMU's socket {}, the relay's socket {}, the TAP device {} \
+             (tx) {} (rx)",
+            udp_drops(QEMU_PORT).map_or("?".into(), |n| n.to_string()),
+            udp_drops(RELAY_PORT).map_or("?".into(), |n| n.to_string()),
+            tap_counter(&args.tap, "tx_dropped"),
+            tap_counter(&args.tap, "rx_dropped"),
+        );
         let text = format!(
-            "impairment: {}\nto guest: {}\nfrom guest: {}\ndatagrams from unknown senders: {unknown}\n",
+            "impairment: {}\nto guest: {}\nfrom guest: {}\n{machinery}\ndatagrams from unknown senders: {unknown}\n",
             args.impairment,
             to_guest.counts(),
             from_guest.counts()
