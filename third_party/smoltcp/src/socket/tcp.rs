@@ -152,7 +152,12 @@ const RTTE_K: u32 = 4;
 
 // RFC 6298 (2.4): Whenever RTO is computed, if it is less than 1 second, then the
 // RTO SHOULD be rounded up to 1 second.
-const RTTE_MIN_RTO: u32 = 1000;
+//
+// Skiff patch (third_party/smoltcp/SKIFF.md, patch 3): 200 ms, Linux's TCP_RTO_MIN, as
+// RFC 6298 allows ("a lower minimum MAY be used"). With 1 second, every loss that fast
+// retransmit cannot repair stalls a connection for a second or more, even on a link
+// whose round trip is a millisecond. The initial RTO stays 1 second (2.1).
+const RTTE_MIN_RTO: u32 = 200;
 
 // RFC 6298 (2.5) A maximum value MAY be placed on RTO provided it is at least 60
 // seconds
@@ -523,6 +528,9 @@ pub struct Socket<'a> {
     local_rx_dup_acks: u8,
     /// If a fast retransmit needs to occur
     pending_fast_retransmit: bool,
+    /// Skiff patch 2: the highest sequence number sent when fast retransmit began
+    /// ("recover" of RFC 6582); an ACK below it ends no recovery, it shows the next hole.
+    fast_recovery_end: Option<TcpSeqNumber>,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -614,6 +622,7 @@ impl<'a> Socket<'a> {
             local_rx_last_seq: None,
             local_rx_dup_acks: 0,
             pending_fast_retransmit: false,
+            fast_recovery_end: None,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -926,6 +935,7 @@ impl<'a> Socket<'a> {
         self.remote_last_ts = None;
         self.ack_delay_timer = AckDelayTimer::Idle;
         self.challenge_ack_timer = Instant::from_secs(0);
+        self.fast_recovery_end = None;
 
         #[cfg(feature = "async")]
         {
@@ -2088,19 +2098,34 @@ impl<'a> Socket<'a> {
             self.tx_waker.wake();
         }
 
+        // Skiff patch 2: an ACK that moves SND.UNA but not past the recovery point
+        // shows that the next segment was lost too (RFC 6582 3.2, step 5).
+        let mut partial_ack = false;
+
         if let Some(ack_number) = repr.ack_number {
             // TODO: When flow control is implemented,
             // refractor the following block within that implementation
+
+            // Skiff patch 1: a segment that does not move SND.UNA but selectively
+            // acknowledges data above it is evidence of loss too (RFC 6675), even when
+            // it carries data or a new window: when both ends send, as an echo does,
+            // every ACK rides on data, and without this no ACK was ever a duplicate,
+            // so every loss waited for the retransmission timeout.
+            let sacks_above_ack = self.remote_has_sack
+                && repr
+                    .sack_ranges
+                    .iter()
+                    .flatten()
+                    .any(|&(_, right)| TcpSeqNumber(right as i32) > ack_number);
 
             match self.local_rx_last_ack {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
                 // Increment duplicate ACK count, notify congestion controller and
                 // set for retransmit if we just received the third duplicate ACK
                 Some(last_rx_ack)
-                    if repr.payload.is_empty()
-                        && last_rx_ack == ack_number
+                    if last_rx_ack == ack_number
                         && ack_number < self.remote_last_seq
-                        && !is_window_update =>
+                        && ((repr.payload.is_empty() && !is_window_update) || sacks_above_ack) =>
                 {
                     // Increment duplicate ACK count
                     self.local_rx_dup_acks = self.local_rx_dup_acks.saturating_add(1);
@@ -2118,6 +2143,7 @@ impl<'a> Socket<'a> {
 
                     if self.local_rx_dup_acks == 3 {
                         self.timer.set_for_fast_retransmit();
+                        self.fast_recovery_end = Some(self.remote_last_seq);
                         net_debug!("started fast retransmit");
                     }
 
@@ -2138,6 +2164,15 @@ impl<'a> Socket<'a> {
                         net_debug!("reset duplicate ACK count");
                     }
                     self.local_rx_last_ack = Some(ack_number);
+
+                    // Skiff patch 2: during fast recovery, an ACK short of the recovery
+                    // point means the segment it now asks for was lost as well: send it
+                    // now rather than after three more duplicates or a timeout.
+                    match self.fast_recovery_end {
+                        Some(end) if ack_len > 0 && ack_number < end => partial_ack = true,
+                        Some(_) if ack_len > 0 => self.fast_recovery_end = None,
+                        _ => {}
+                    }
 
                     // Notify of fresh ACK
                     self.rtte.on_ack(cx.now(), ack_number);
@@ -2187,6 +2222,10 @@ impl<'a> Socket<'a> {
                 self.timer.set_for_idle(cx.now(), self.keep_alive);
             }
             _ => {}
+        }
+        if partial_ack {
+            net_debug!("partial ACK in fast recovery: retransmitting the next segment");
+            self.timer.set_for_fast_retransmit();
         }
 
         // start/stop the Zero Window Probe timer.
@@ -2489,6 +2528,9 @@ impl<'a> Socket<'a> {
 
                 // Inform RTTE, so that it can can handle RTO backoff
                 self.rtte.on_rto();
+
+                // Skiff patch 2: everything goes again; no fast recovery is under way.
+                self.fast_recovery_end = None;
             } else {
                 // If a fast rentrasmit timer expired, we should resend only the earliest unAcked segment
                 net_debug!("retransmitting for fast-retransmit");
@@ -9871,5 +9913,113 @@ mod test {
         s.send_slice(b"def").unwrap();
         recv_nothing!(s);
         assert_eq!(s.state, State::Closed);
+    }
+
+    // =========================================================================================//
+    // Skiff patches (third_party/smoltcp/SKIFF.md): loss recovery on a damaged link
+    // =========================================================================================//
+
+    /// An established socket whose peer offered SACK, with "aaaBBBcccDDD" sent in four
+    /// 3-octet segments at t = 1000 ms.
+    fn socket_with_four_segments_in_flight() -> TestSocket {
+        let mut s = socket_established();
+        s.remote_has_sack = true;
+        s.remote_mss = 3;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDD").unwrap();
+        for (i, chunk) in [&b"aaa"[..], b"BBB", b"ccc", b"DDD"].into_iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        s
+    }
+
+    #[test]
+    fn test_skiff_fast_retransmit_on_sack_bearing_data_segments() {
+        // "aaa" is lost. The peer is sending too (an echo client): its three next
+        // segments carry data, the same ACK, and a SACK block for what arrived.
+        let mut s = socket_with_four_segments_in_flight();
+        for i in 0..3 {
+            send!(s, time 1010 + i, TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + i as usize,
+                ack_number: Some(LOCAL_SEQ + 1),
+                sack_ranges: [Some(((LOCAL_SEQ + 4).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None],
+                payload: &b"x"[..],
+                ..SEND_TEMPL
+            });
+        }
+        // Fast retransmit, not a wait for the retransmission timeout (1 s here).
+        recv!(s, time 1020, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1 + 3),
+            window_len: 61,
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_skiff_partial_ack_in_fast_recovery_retransmits_the_next_hole() {
+        // "aaa" and "BBB" are both lost; "ccc" and "DDD" arrive.
+        let mut s = socket_with_four_segments_in_flight();
+        for i in 0..3 {
+            send!(s, time 1010 + i, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None],
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 1020, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        // The retransmitted "aaa" arrives: the ACK moves to "BBB", short of everything sent.
+        send!(s, time 1030, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        // "BBB" goes at once, not after three more duplicates or a timeout.
+        recv!(s, time 1031, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        }));
+        // Everything acknowledged: recovery is over, nothing more to send.
+        send!(s, time 1040, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.fast_recovery_end, None);
+        recv_nothing!(s, time 1041);
+    }
+
+    #[test]
+    fn test_skiff_rto_floor_is_200_ms() {
+        // Round trips of a few milliseconds: the timeout settles at the floor.
+        let mut r = RttEstimator::default();
+        for _ in 0..20 {
+            r.sample(2);
+        }
+        assert_eq!(r.retransmission_timeout(), Duration::from_millis(200));
+        // The first timeout, before any sample, is still RFC 6298's 1 second.
+        assert_eq!(
+            RttEstimator::default().retransmission_timeout(),
+            Duration::from_millis(1000)
+        );
     }
 }
