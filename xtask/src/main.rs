@@ -147,6 +147,9 @@ enum Cmd {
     LossyClient {
         #[arg(long, default_value = "quick")]
         size: String,
+        /// The longest stall allowed, in ms (0: none, only report it).
+        #[arg(long, default_value_t = 0)]
+        max_stall_ms: u64,
     },
     /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
     #[command(hide = true)]
@@ -202,8 +205,9 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Cmd::LossyClient { size } = &cli.command {
-        return match impair::client::sizes(size).and_then(impair::client::run_in_namespace) {
+    if let Cmd::LossyClient { size, max_stall_ms } = &cli.command {
+        let bar = (*max_stall_ms > 0).then(|| std::time::Duration::from_millis(*max_stall_ms));
+        return match impair::client::sizes(size).and_then(|s| impair::client::run_in_namespace(s, bar)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 ui::error(&e);

@@ -19,7 +19,8 @@ const GUEST_IP: Ipv4Addr = crate::hostile::GUEST_IP;
 const HTTP: u16 = 80;
 const ECHO: u16 = 7;
 /// A stream that goes this long without a byte of progress has stalled
-/// (issue 14's bar).
+/// (issue 14's bar on its damaged link; at 10 % loss the bar is only that
+/// everything completes intact).
 pub const MAX_STALL: Duration = Duration::from_secs(2);
 /// Connect and exchange limits: far above any recovery a working TCP needs
 /// at these loss rates, so that a failure is a stall, not a slow link.
@@ -70,11 +71,30 @@ fn connect(port: u16) -> Result<TcpStream, String> {
     Ok(s)
 }
 
-fn get(path: &str) -> Result<(u16, Vec<u8>), String> {
+/// A GET on a connection of its own, timed in two parts.
+struct Got {
+    status: u16,
+    body: Vec<u8>,
+    /// The three-way handshake: a lost SYN or SYN-ACK costs the initial
+    /// retransmission timeout, 1 s on any stack (RFC 6298 2.1), 3 s if lost twice.
+    handshake: Duration,
+    /// From the request's write to the whole answer.
+    exchange: Duration,
+}
+
+fn get_timed(path: &str) -> Result<Got, String> {
+    let start = Instant::now();
     let mut s = connect(HTTP)?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let handshake = start.elapsed();
+    // One write, so the request leaves as one segment, as curl's does.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let r = read_response(&mut s, &mut Vec::new(), false)?;
-    Ok((r.status, r.body))
+    Ok(Got { status: r.status, body: r.body, handshake, exchange: start.elapsed() - handshake })
+}
+
+fn get(path: &str) -> Result<(u16, Vec<u8>), String> {
+    get_timed(path).map(|g| (g.status, g.body))
 }
 
 fn stats() -> Result<Value, String> {
@@ -207,7 +227,8 @@ pub fn echo(total: usize, seed: u64) -> Result<Stream, String> {
 }
 
 /// The damaged-link loads; prints a line per step, the summary last.
-pub fn run_in_namespace(sizes: Sizes) -> Result<(), String> {
+/// `max_stall`: the longest stall allowed, if any bar applies.
+pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>) -> Result<(), String> {
     let started = Instant::now();
     let wait = Instant::now();
     while get("/").map(|(status, _)| status) != Ok(200) {
@@ -223,24 +244,29 @@ pub fn run_in_namespace(sizes: Sizes) -> Result<(), String> {
 
     // Sequential GET /, a connection each.
     let t = Instant::now();
-    let mut longest = Duration::ZERO;
+    let (mut handshake, mut exchange) = (Duration::ZERO, Duration::ZERO);
     for i in 0..sizes.gets {
         let one = Instant::now();
-        let (status, body) = get("/").map_err(|e| format!("GET / number {i}: {e} after {:?}", one.elapsed()))?;
-        if status != 200 || !String::from_utf8_lossy(&body).contains("Skiff") {
-            return Err(format!("GET / number {i} answered {status}"));
+        let got = get_timed("/").map_err(|e| format!("GET / number {i}: {e} after {:?}", one.elapsed()))?;
+        if got.status != 200 || !String::from_utf8_lossy(&got.body).contains("Skiff") {
+            return Err(format!("GET / number {i} answered {}", got.status));
         }
-        longest = longest.max(one.elapsed());
+        handshake = handshake.max(got.handshake);
+        exchange = exchange.max(got.exchange);
     }
     let gets = t.elapsed();
     say(format!(
-        "{} sequential GET /, a connection each: {:.1} s, {:.1} req/s, the slowest {:.2} s",
+        "{} sequential GET /, a connection each: {:.1} s, {:.1} req/s; the slowest handshake {:.2} s, the slowest \
+         request and answer {:.2} s",
         sizes.gets,
         gets.as_secs_f64(),
         sizes.gets as f64 / gets.as_secs_f64(),
-        longest.as_secs_f64()
+        handshake.as_secs_f64(),
+        exchange.as_secs_f64()
     ));
-    stalls.push(("the slowest GET".into(), longest));
+    // A handshake's wait is the initial RTO's, the same on every stack; the
+    // bar is for what follows.
+    stalls.push(("the slowest GET answer".into(), exchange));
 
     // Parallel echo streams.
     let t = Instant::now();
@@ -300,8 +326,10 @@ pub fn run_in_namespace(sizes: Sizes) -> Result<(), String> {
         started.elapsed().as_secs_f64(),
         stall.as_secs_f64()
     );
-    if stall > MAX_STALL {
-        return Err(format!("{summary}: over the {MAX_STALL:?} allowed"));
+    if let Some(bar) = max_stall
+        && stall > bar
+    {
+        return Err(format!("{summary}: over the {bar:?} allowed"));
     }
     say(summary);
     Ok(())
@@ -323,12 +351,13 @@ fn drop_deltas(before: &Value, after: &Value) -> String {
 
 /// Runs the client inside `netns` (from the host side, in `cargo xtask
 /// qemu`): its report lines, or why it failed (with the lines so far).
-pub fn client(netns: &str, sizes: Sizes) -> Result<Vec<String>, String> {
+pub fn client(netns: &str, sizes: Sizes, max_stall: Option<Duration>) -> Result<Vec<String>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's own binary: {e}"))?;
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", netns])
         .arg(exe)
         .args(["lossy-client", "--size", sizes.name])
+        .args(["--max-stall-ms", &max_stall.map_or(0, |d| d.as_millis()).to_string()])
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("cannot start the damaged-link client: {e}"))?;
