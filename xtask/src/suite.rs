@@ -551,8 +551,9 @@ fn lint() -> Result<()> {
 
 /// Runs the unit tests of everything that builds for the host.
 fn host_tests() -> Result<()> {
-    let step =
-        ui::Step::start("host unit tests (cargo test -p skiff-drivers -p skiff-net -p xtask -p skiff-linux-guest)");
+    let step = ui::Step::start(
+        "host unit tests (cargo test -p skiff-drivers -p skiff-net -p xtask -p skiff-linux-guest; smoltcp's patches)",
+    );
     let status = build::cargo(&root())
         .args(["test", "--package", "skiff-drivers", "--package", "skiff-net", "--package", "xtask"])
         .args(["--package", "skiff-linux-guest"])
@@ -560,6 +561,15 @@ fn host_tests() -> Result<()> {
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
     if !status.success() {
         return Err("host unit tests failed (see above)".into());
+    }
+    // The vendored smoltcp's patches and their tests (third_party/smoltcp/SKIFF.md).
+    let smoltcp = root().join("third_party/smoltcp");
+    let status = build::cargo(&smoltcp)
+        .args(["test", "--quiet", "--lib", "socket::tcp::test::test_skiff"])
+        .status()
+        .map_err(|e| format!("cannot run cargo test in {}: {e}", smoltcp.display()))?;
+    if !status.success() {
+        return Err("the vendored smoltcp's patch tests failed (see above)".into());
     }
     step.done();
     Ok(())

@@ -18,9 +18,11 @@ pub const ISSUE_14: &str = "loss=2%,dup=2%,reorder=5%,flip=1%";
 /// Issue 14's other bar: everything completes intact at 10 % loss.
 pub const HEAVY_LOSS: &str = "loss=10%";
 
-/// Cases left out of the default suite (run them with `--filter lossy`):
-/// they fail until Skiff's loss recovery meets issue 14's bar.
-pub const OPT_IN: &[&str] = &["lossy-skiff", "lossy-skiff-10pct"];
+/// Cases left out of the default suite (run them with `--filter lossy`).
+/// `lossy-skiff` is in it: with the smoltcp patches (third_party/smoltcp)
+/// Skiff meets issue 14's bar. The 10 % case passes too, but costs the
+/// suite another boot of some 30 s.
+pub const OPT_IN: &[&str] = &["lossy-skiff-10pct"];
 
 /// The HTTP idle timeout on these boots: longer than any recovery.
 const HTTP_IDLE_MS: u64 = 10_000;
@@ -115,7 +117,7 @@ mod tests {
         assert_eq!(Spec::parse(ISSUE_14).unwrap().reorder, 50_000);
         assert_eq!(Spec::parse(HEAVY_LOSS).unwrap().loss, 100_000);
         let cases = cases(Duration::from_secs(1));
-        assert!(cases.iter().all(|c| OPT_IN.contains(&c.name)));
+        assert_eq!(cases.iter().filter(|c| OPT_IN.contains(&c.name)).count(), 1);
         let nic = cases[0].boot.nic.clone().unwrap();
         assert!(!nic.offload);
         assert!(matches!(nic.backend, Backend::Impaired(_)));
