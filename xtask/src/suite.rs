@@ -565,7 +565,7 @@ fn host_tests() -> Result<()> {
     // The vendored smoltcp's patches and their tests (third_party/smoltcp/SKIFF.md).
     let smoltcp = root().join("third_party/smoltcp");
     let status = build::cargo(&smoltcp)
-        .args(["test", "--quiet", "--lib", "socket::tcp::test::test_skiff"])
+        .args(["test", "--quiet", "--lib", "skiff"])
         .status()
         .map_err(|e| format!("cannot run cargo test in {}: {e}", smoltcp.display()))?;
     if !status.success() {

@@ -29,14 +29,22 @@ impl InterfaceInner {
             &self.caps.checksum
         ));
 
-        for tcp_socket in sockets
-            .items_mut()
-            .filter_map(|i| Socket::downcast_mut(&mut i.socket))
-        {
-            if tcp_socket.accepts(self, &ip_repr, &tcp_repr) {
-                return tcp_socket
-                    .process(self, &ip_repr, &tcp_repr)
-                    .map(|(ip, tcp)| Packet::new(ip, IpPayload::Tcp(tcp)));
+        // Skiff patch 4 (third_party/smoltcp/SKIFF.md): the socket that holds the
+        // segment's connection first, listeners only after. A listening socket that came
+        // before it in the set took a retransmitted SYN of that connection and answered
+        // with a second SYN-ACK, another sequence space for the same four-tuple.
+        for listeners in [false, true] {
+            for tcp_socket in sockets
+                .items_mut()
+                .filter_map(|i| Socket::downcast_mut(&mut i.socket))
+            {
+                if tcp_socket.is_listening() == listeners
+                    && tcp_socket.accepts(self, &ip_repr, &tcp_repr)
+                {
+                    return tcp_socket
+                        .process(self, &ip_repr, &tcp_repr)
+                        .map(|(ip, tcp)| Packet::new(ip, IpPayload::Tcp(tcp)));
+                }
             }
         }
 

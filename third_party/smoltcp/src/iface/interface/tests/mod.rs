@@ -299,3 +299,65 @@ pub fn tcp_listen_drops_unspecified_src() {
     assert_eq!(reply, None);
     assert!(sockets.get_mut::<tcp::Socket>(handle).is_listening());
 }
+
+/// Skiff patch 4: a SYN retransmitted for a connection that a socket already holds goes
+/// to that socket, even when a listening socket comes before it in the set.
+#[test]
+#[cfg(all(feature = "medium-ip", feature = "socket-tcp", feature = "proto-ipv4"))]
+pub fn skiff_retransmitted_syn_goes_to_its_connection_not_to_an_earlier_listener() {
+    use crate::socket::tcp;
+
+    let (mut iface, mut sockets, _) = setup(Medium::Ip);
+    let new_socket = || {
+        tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 64]),
+            tcp::SocketBuffer::new(vec![0; 64]),
+        )
+    };
+    // `earlier` is first in the set, busy elsewhere when the SYN comes.
+    let earlier = sockets.add(new_socket());
+    let holder = sockets.add(new_socket());
+    sockets.get_mut::<tcp::Socket>(holder).listen(1234).unwrap();
+
+    let syn = TcpRepr {
+        src_port: 65000,
+        dst_port: 1234,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(0),
+        ack_number: None,
+        window_len: 1024,
+        window_scale: None,
+        max_seg_size: Some(1460),
+        sack_permitted: false,
+        sack_ranges: [None, None, None],
+        timestamp: None,
+        payload: &[],
+    };
+    let (src, dst) = (Ipv4Address::new(127, 0, 0, 2), Ipv4Address::new(127, 0, 0, 1));
+    let mut bytes = vec![0u8; syn.buffer_len()];
+    syn.emit(
+        &mut TcpPacket::new_unchecked(&mut bytes),
+        &src.into(),
+        &dst.into(),
+        &ChecksumCapabilities::default(),
+    );
+    let ip = IpRepr::Ipv4(Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Tcp,
+        payload_len: syn.buffer_len(),
+        hop_limit: 64,
+    });
+    let _ = iface.inner.process_tcp(&mut sockets, false, ip.clone(), &bytes);
+    assert_eq!(sockets.get_mut::<tcp::Socket>(holder).state(), tcp::State::SynReceived);
+
+    // `earlier` listens again; then the peer, without a SYN-ACK yet, sends its SYN again.
+    sockets.get_mut::<tcp::Socket>(earlier).listen(1234).unwrap();
+    let _ = iface.inner.process_tcp(&mut sockets, false, ip, &bytes);
+    assert_eq!(
+        sockets.get_mut::<tcp::Socket>(earlier).state(),
+        tcp::State::Listen,
+        "a listener took a SYN of a connection another socket holds"
+    );
+    assert_eq!(sockets.get_mut::<tcp::Socket>(holder).state(), tcp::State::SynReceived);
+}
