@@ -10,10 +10,49 @@
 //!   reorders 5 % of frames, a window with more than 4 holes is common.
 //!   net/Cargo.toml turns on `assembler-max-segment-count-32`
 //!   ([`ASSEMBLER_RANGES`]): 512 bytes per socket instead of 64.
+//! - Retransmission: smoltcp itself is patched (third_party/smoltcp/SKIFF.md:
+//!   duplicate ACKs from SACK, partial ACKs, a 200 ms RTO floor, a SYN to the
+//!   socket holding its connection).
+//! - `/stats` shows loss recovery at work: [`write_stats`] sums the counters
+//!   the vendored smoltcp keeps per socket (third_party/smoltcp, patch 5).
+
+use smoltcp::iface::SocketSet;
+use smoltcp::socket::tcp::RecoveryCounters;
+
+use crate::json::JsonWriter;
 
 /// Out-of-order ranges each TCP socket keeps (smoltcp's
 /// `assembler-max-segment-count-*` feature, set in net/Cargo.toml).
 pub const ASSEMBLER_RANGES: usize = 32;
+
+/// Every TCP socket's recovery counters, summed. Sockets live as long as
+/// the stack and their counters survive each connection, so these are
+/// totals since boot.
+pub fn totals(sockets: &SocketSet<'_>) -> RecoveryCounters {
+    let mut sum = RecoveryCounters::default();
+    for (_, socket) in sockets.iter() {
+        if let smoltcp::socket::Socket::Tcp(tcp) = socket {
+            let c = tcp.recovery_counters();
+            sum.timeouts += c.timeouts;
+            sum.fast_retransmits += c.fast_retransmits;
+            sum.out_of_order_kept += c.out_of_order_kept;
+            sum.out_of_order_dropped += c.out_of_order_dropped;
+        }
+    }
+    sum
+}
+
+/// `/stats`' `tcp` object: retransmission timeouts, fast retransmits, and
+/// segments received ahead of a hole, kept or dropped.
+pub fn write_stats(json: &mut JsonWriter, sockets: &SocketSet<'_>) {
+    let t = totals(sockets);
+    json.begin_object("tcp");
+    json.number("retransmit_timeouts", t.timeouts);
+    json.number("fast_retransmits", t.fast_retransmits);
+    json.number("out_of_order_kept", t.out_of_order_kept);
+    json.number("out_of_order_dropped", t.out_of_order_dropped);
+    json.end_object();
+}
 
 #[cfg(test)]
 mod tests {
@@ -26,6 +65,21 @@ mod tests {
     fn kept(holes: usize) -> usize {
         let mut assembler = Assembler::new();
         (0..holes).filter(|i| assembler.add(1 + i * 2, 1).is_ok()).count()
+    }
+
+    #[test]
+    fn stats_has_the_recovery_counters_of_every_socket() {
+        let mut sockets = smoltcp::iface::SocketSet::new(alloc::vec![]);
+        for _ in 0..3 {
+            sockets.add(crate::apps::server_socket(1024, 1024));
+        }
+        assert_eq!(super::totals(&sockets), smoltcp::socket::tcp::RecoveryCounters::default());
+        let mut json = crate::json::JsonWriter::new();
+        super::write_stats(&mut json, &sockets);
+        let text = json.finish();
+        for key in ["retransmit_timeouts", "fast_retransmits", "out_of_order_kept", "out_of_order_dropped"] {
+            assert!(text.contains(&alloc::format!("\"{key}\":0")), "{key} missing from {text}");
+        }
     }
 
     #[test]

@@ -326,6 +326,7 @@ fn stats_json<D: NetDevice>(
         json.number(state, count as u64);
     }
     json.end_object();
+    crate::loss::write_stats(&mut json, sockets);
     recent.write_json(&mut json);
     host.write_stats(&mut json);
     json.finish()

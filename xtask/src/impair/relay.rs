@@ -205,12 +205,13 @@ pub fn run(args: &Args) -> Result<(), String> {
                 let _ = p.write(t, &frame);
             }
         }
+        // The relay ends by being killed: what is captured must be on disk by then.
+        if let Some(p) = pcap.as_mut() {
+            let _ = p.flush();
+        }
         if last_report.elapsed() >= REPORT_EVERY {
             last_report = Instant::now();
             write_report(args, &to_guest, &from_guest, unknown_senders);
-            if let Some(p) = pcap.as_mut() {
-                let _ = p.flush();
-            }
         }
     }
     write_report(args, &to_guest, &from_guest, unknown_senders);

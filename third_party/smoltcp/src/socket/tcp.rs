@@ -465,6 +465,20 @@ pub enum CongestionControl {
     Cubic,
 }
 
+/// Skiff patch 5: how a socket recovered from loss, over its whole life (not cleared when
+/// it closes or listens again), so that an application can show loss recovery at work.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryCounters {
+    /// Retransmission timer expiries: everything unacknowledged was sent again.
+    pub timeouts: u64,
+    /// Fast retransmits: after three duplicate ACKs, or a partial ACK in fast recovery.
+    pub fast_retransmits: u64,
+    /// Segments that arrived ahead of a hole and were kept.
+    pub out_of_order_kept: u64,
+    /// Segments that arrived ahead of a hole and were dropped: no range was left to track them.
+    pub out_of_order_dropped: u64,
+}
+
 /// A Transmission Control Protocol socket.
 ///
 /// A TCP socket may passively listen for connections or actively connect to another endpoint.
@@ -550,6 +564,9 @@ pub struct Socket<'a> {
     /// tsval generator - if some, tcp timestamp is enabled
     tsval_generator: Option<TcpTimestampGenerator>,
 
+    /// Skiff patch 5: loss-recovery events since the socket was made.
+    recovery: RecoveryCounters,
+
     /// 0 if not seen or timestamp not enabled
     last_remote_tsval: u32,
 
@@ -630,6 +647,7 @@ impl<'a> Socket<'a> {
             tsval_generator: None,
             last_remote_tsval: 0,
             congestion_controller: congestion::AnyController::new(),
+            recovery: RecoveryCounters::default(),
 
             #[cfg(feature = "async")]
             rx_waker: WakerRegistration::new(),
@@ -733,6 +751,11 @@ impl<'a> Socket<'a> {
     #[cfg(feature = "async")]
     pub fn register_send_waker(&mut self, waker: &Waker) {
         self.tx_waker.register(waker)
+    }
+
+    /// Return the loss-recovery events of this socket since it was made (Skiff patch 5).
+    pub fn recovery_counters(&self) -> RecoveryCounters {
+        self.recovery
     }
 
     /// Return the timeout duration.
@@ -1666,6 +1689,16 @@ impl<'a> Socket<'a> {
                 net_debug!("expecting a SYN|ACK");
                 return None;
             }
+            // Skiff patch 6: the peer's SYN again, in SYN-RECEIVED: it has not had our
+            // SYN-ACK, which was lost. Send it again now, as Linux does, rather than at our
+            // own timer's next expiry (1 s, then 2 s, ...), which a lossy link can miss twice.
+            (State::SynReceived, TcpControl::Syn, None)
+                if repr.seq_number + 1 == self.remote_seq_no =>
+            {
+                net_debug!("retransmitted SYN: sending the SYN-ACK again");
+                self.remote_last_seq = self.local_seq_no;
+                return None;
+            }
             // Every packet after the initial SYN must be an acknowledgement.
             (_, _, None) => {
                 net_debug!("expecting an ACK");
@@ -2259,8 +2292,12 @@ impl<'a> Socket<'a> {
                 payload_len,
                 payload_offset
             );
+            self.recovery.out_of_order_dropped += 1;
             return None;
         };
+        if payload_offset > 0 {
+            self.recovery.out_of_order_kept += 1;
+        }
 
         // Place payload octets into the buffer.
         tcp_trace!(
@@ -2514,6 +2551,7 @@ impl<'a> Socket<'a> {
             if let Timer::Retransmit { .. } = self.timer {
                 // If a retransmit timer expired, we should resend data starting at the last ACK.
                 net_debug!("retransmitting after rto");
+                self.recovery.timeouts += 1;
 
                 // Inform the congestion controller that we're retransmitting and should enter the slow start state
                 let in_flight = self.flight_size();
@@ -2534,6 +2572,7 @@ impl<'a> Socket<'a> {
             } else {
                 // If a fast rentrasmit timer expired, we should resend only the earliest unAcked segment
                 net_debug!("retransmitting for fast-retransmit");
+                self.recovery.fast_retransmits += 1;
 
                 // Inform the congestion controller that we're doing a fast retransmit and should enter the fast recovery state
                 let in_flight = self.flight_size();
@@ -10006,6 +10045,82 @@ mod test {
         });
         assert_eq!(s.fast_recovery_end, None);
         recv_nothing!(s, time 1041);
+    }
+
+    #[test]
+    fn test_skiff_recovery_counters_count_each_kind_of_event() {
+        // A fast retransmit (the partial-ACK test's first half).
+        let mut s = socket_with_four_segments_in_flight();
+        for i in 0..3 {
+            send!(s, time 1010 + i, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                sack_ranges: [Some(((LOCAL_SEQ + 4).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None],
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 1020, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().fast_retransmits, 1);
+        // The retransmission timer (1 s, nothing sampled yet) expires: all of it again.
+        recv!(s, time 2100, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().timeouts, 1);
+        // A segment from the peer beyond a hole is kept.
+        send!(s, time 2200, TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 3,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"yyy"[..],
+            ..SEND_TEMPL
+        }, Some(TcpRepr {
+            // After the timeout only "aaa" has gone again.
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            window_len: 64,
+            sack_ranges: [Some(((REMOTE_SEQ + 4).0 as u32, (REMOTE_SEQ + 7).0 as u32)), None, None],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(
+            s.recovery_counters(),
+            RecoveryCounters { timeouts: 1, fast_retransmits: 1, out_of_order_kept: 1, out_of_order_dropped: 0 }
+        );
+    }
+
+    #[test]
+    fn test_skiff_retransmitted_syn_in_syn_received_gets_the_syn_ack_again() {
+        let mut s = socket_syn_received();
+        let syn_ack = TcpRepr {
+            control: TcpControl::Syn,
+            seq_number: LOCAL_SEQ,
+            ack_number: Some(REMOTE_SEQ + 1),
+            max_seg_size: Some(BASE_MSS),
+            ..RECV_TEMPL
+        };
+        recv!(s, time 0, [syn_ack]);
+        // The SYN-ACK is lost; the peer's timer sends its SYN again.
+        send!(s, time 500, TcpRepr {
+            control: TcpControl::Syn,
+            seq_number: REMOTE_SEQ,
+            ack_number: None,
+            ..SEND_TEMPL
+        });
+        // Answered at once, not at our own retransmission timer (1 s).
+        recv!(s, time 501, [syn_ack]);
+        // The handshake completes as usual.
+        send!(s, time 510, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.state, State::Established);
     }
 
     #[test]
