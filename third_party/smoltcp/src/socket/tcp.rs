@@ -2567,8 +2567,11 @@ impl<'a> Socket<'a> {
                 // Inform RTTE, so that it can can handle RTO backoff
                 self.rtte.on_rto();
 
-                // Skiff patch 2: everything goes again; no fast recovery is under way.
+                // Skiff patch 2: everything goes again; no fast recovery is under way, and
+                // duplicates count afresh: the count only triggered at exactly 3, so after a
+                // timeout in a long run of duplicates no fast retransmit could ever come again.
                 self.fast_recovery_end = None;
+                self.local_rx_dup_acks = 0;
             } else {
                 // If a fast rentrasmit timer expired, we should resend only the earliest unAcked segment
                 net_debug!("retransmitting for fast-retransmit");
@@ -10121,6 +10124,45 @@ mod test {
             ..SEND_TEMPL
         });
         assert_eq!(s.state, State::Established);
+    }
+
+    #[test]
+    fn test_skiff_duplicates_after_a_timeout_trigger_fast_retransmit_again() {
+        let mut s = socket_with_four_segments_in_flight();
+        let dup = |_| TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            sack_ranges: [Some(((LOCAL_SEQ + 4).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None],
+            ..SEND_TEMPL
+        };
+        let aaa = TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        };
+        // Three duplicates: fast retransmit of "aaa", which is lost again; two more come.
+        for t in 0..5 {
+            send!(s, time 1010 + t, dup(t));
+            if t == 2 {
+                recv!(s, time 1013, Ok(aaa));
+            }
+        }
+        // The timer expires: everything from "aaa" goes again (go-back-N).
+        recv!(s, time 2100, Ok(aaa));
+        for (i, chunk) in [&b"BBB"[..], b"ccc", b"DDD"].into_iter().enumerate() {
+            recv!(s, time 2100, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 4 + 3 * i,
+                payload: chunk,
+                ..aaa
+            }));
+        }
+        // "aaa" is lost once more; three duplicates must bring it at once, not after
+        // the backed-off timer (2 s now).
+        for t in 0..3 {
+            send!(s, time 2110 + t, dup(t));
+        }
+        recv!(s, time 2120, Ok(aaa));
     }
 
     #[test]
