@@ -166,6 +166,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut last_report = Instant::now();
     let mut buf = vec![0u8; FRAME_BUFFER];
     let mut unknown_senders = 0u64;
+    let mut failed_writes = 0u64;
     println!("impair-relay: {imp}");
     while started.elapsed() < args.lifetime {
         let wake = [to_guest.next_wake(), from_guest.next_wake()].into_iter().flatten().min();
@@ -195,11 +196,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         let t = now();
         while let Some(frame) = from_guest.pop_due(t) {
-            // A full TAP queue drops the frame: one more loss, as on a wire.
-            let _ = write_fd(&tap, &frame);
+            // A full TAP queue drops the frame: one more loss, as on a wire, counted.
+            if !write_fd(&tap, &frame) {
+                failed_writes += 1;
+            }
         }
         while let Some(frame) = to_guest.pop_due(t) {
-            let _ = socket.send_to(&frame, qemu);
+            if socket.send_to(&frame, qemu).is_err() {
+                failed_writes += 1;
+            }
             // ... and what it received, damage included.
             if let Some(p) = pcap.as_mut() {
                 let _ = p.write(t, &frame);
@@ -211,10 +216,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         if last_report.elapsed() >= REPORT_EVERY {
             last_report = Instant::now();
-            write_report(args, &to_guest, &from_guest, unknown_senders);
+            write_report(args, &to_guest, &from_guest, unknown_senders, failed_writes);
         }
     }
-    write_report(args, &to_guest, &from_guest, unknown_senders);
+    write_report(args, &to_guest, &from_guest, unknown_senders, failed_writes);
     Ok(())
 }
 
@@ -239,11 +244,11 @@ fn tap_counter(tap: &str, name: &str) -> u64 {
 }
 
 /// The counts so far, in the report file (rewritten whole each time).
-fn write_report(args: &Args, to_guest: &Direction, from_guest: &Direction, unknown: u64) {
+fn write_report(args: &Args, to_guest: &Direction, from_guest: &Direction, unknown: u64, failed_writes: u64) {
     if let Some(path) = &args.report {
         let machinery = format!(
             "frames lost outside the impairment: QEMU's socket {}, the relay's socket {}, the TAP device {} \
-             (tx) {} (rx)",
+             (tx) {} (rx), the relay's writes {failed_writes}",
             udp_drops(QEMU_PORT).map_or("?".into(), |n| n.to_string()),
             udp_drops(RELAY_PORT).map_or("?".into(), |n| n.to_string()),
             tap_counter(&args.tap, "tx_dropped"),

@@ -1697,6 +1697,8 @@ impl<'a> Socket<'a> {
             {
                 net_debug!("retransmitted SYN: sending the SYN-ACK again");
                 self.remote_last_seq = self.local_seq_no;
+                // Karn: the ACK of a SYN-ACK sent twice is no round-trip sample.
+                self.rtte.on_retransmit();
                 return None;
             }
             // Every packet after the initial SYN must be an acknowledgement.
@@ -10124,6 +10126,9 @@ mod test {
             ..SEND_TEMPL
         });
         assert_eq!(s.state, State::Established);
+        // ... and its ACK is no round-trip sample (Karn): measured from the first
+        // SYN-ACK it would be 510 ms, and the first data's timeout 1.5 s.
+        assert_eq!(s.rtte.retransmission_timeout(), Duration::from_millis(1000));
     }
 
     #[test]
