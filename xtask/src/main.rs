@@ -150,6 +150,9 @@ enum Cmd {
         /// The longest stall allowed, in ms (0: none, only report it).
         #[arg(long, default_value_t = 0)]
         max_stall_ms: u64,
+        /// The guest is the bench's Linux guest: no Skiff /stats to check.
+        #[arg(long)]
+        linux: bool,
     },
     /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
     #[command(hide = true)]
@@ -205,9 +208,9 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Cmd::LossyClient { size, max_stall_ms } = &cli.command {
+    if let Cmd::LossyClient { size, max_stall_ms, linux } = &cli.command {
         let bar = (*max_stall_ms > 0).then(|| std::time::Duration::from_millis(*max_stall_ms));
-        return match impair::client::sizes(size).and_then(|s| impair::client::run_in_namespace(s, bar)) {
+        return match impair::client::sizes(size).and_then(|s| impair::client::run_in_namespace(s, bar, *linux)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 ui::error(&e);

@@ -227,8 +227,9 @@ pub fn echo(total: usize, seed: u64) -> Result<Stream, String> {
 }
 
 /// The damaged-link loads; prints a line per step, the summary last.
-/// `max_stall`: the longest stall allowed, if any bar applies.
-pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>) -> Result<(), String> {
+/// `max_stall`: the longest stall allowed, if any bar applies. `linux`: the
+/// guest is the bench's Linux guest (no Skiff `/stats`), for comparison.
+pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>, linux: bool) -> Result<(), String> {
     let started = Instant::now();
     let wait = Instant::now();
     while get("/").map(|(status, _)| status) != Ok(200) {
@@ -237,9 +238,15 @@ pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>) -> Result<(),
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let before = settled()?;
+    // A Linux guest (the comparison, `--linux`) has no Skiff `/stats` to settle on.
+    let before = if linux { Value::Null } else { settled()? };
     let baseline = number(&before, "/heap/in_use");
-    say(format!("baseline: heap in use {baseline} bytes, {} sockets listening", number(&before, "/sockets/listen")));
+    if !linux {
+        say(format!(
+            "baseline: heap in use {baseline} bytes, {} sockets listening",
+            number(&before, "/sockets/listen")
+        ));
+    }
     let mut stalls: Vec<(String, Duration)> = Vec::new();
 
     // Sequential GET /, a connection each.
@@ -307,6 +314,9 @@ pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>) -> Result<(),
     stalls.push(("the final echo".into(), last.stall));
 
     // Back to baseline.
+    if linux {
+        return finish(&sizes, started, &stalls, max_stall);
+    }
     let after = settled()?;
     let heap = number(&after, "/heap/in_use");
     let tcp: Vec<(String, u64)> =
@@ -331,6 +341,16 @@ pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>) -> Result<(),
     if tcp.iter().take(2).all(|(_, v)| *v == 0) {
         return Err("/stats counted no retransmission on a lossy link".into());
     }
+    finish(&sizes, started, &stalls, max_stall)
+}
+
+/// The summary line, and the stall bar.
+fn finish(
+    sizes: &Sizes,
+    started: Instant,
+    stalls: &[(String, Duration)],
+    max_stall: Option<Duration>,
+) -> Result<(), String> {
     let (what, stall) = stalls.iter().max_by_key(|(_, d)| *d).cloned().unwrap_or_default();
     let summary = format!(
         "lossy {}: every byte intact in {:.1} s; longest stall {:.2} s ({what})",
