@@ -10,6 +10,7 @@
 //! - [`sockets`]: the apps' TCP sockets: set-up, upkeep, states.
 //! - [`stats`]: `/stats`, rendered from plain data (the kernel's [`stats::HostStats`] and the stack's).
 //! - [`rx_check`]: names and counts the frames smoltcp would drop silently.
+//! - [`loss`]: loss recovery on a damaged link, what is asked of smoltcp.
 //! - [`checksum`], [`seed`], [`json`], [`config`]: the small pieces they need.
 
 #![cfg_attr(not(test), no_std)]
@@ -23,6 +24,7 @@ pub mod checksum;
 pub mod config;
 pub mod device;
 pub mod json;
+pub mod loss;
 pub mod phy;
 pub mod recent;
 pub mod rx_check;

@@ -14,6 +14,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use smoltcp::iface::SocketSet;
+use smoltcp::socket::tcp::RecoveryCounters;
 
 use crate::device::NetDevice;
 use crate::json::JsonWriter;
@@ -148,6 +149,7 @@ impl<D: NetDevice> Sources<'_, D> {
             http_requests,
             echo_bytes: self.echo_bytes,
             sockets: &socket_states(sockets),
+            tcp: &crate::loss::totals(sockets),
             recent,
         })
     }
@@ -167,13 +169,15 @@ pub struct Stats<'a> {
     pub echo_bytes: u64,
     /// TCP sockets by state name.
     pub sockets: &'a [(&'static str, usize)],
+    /// Loss recovery, summed over every TCP socket since boot.
+    pub tcp: &'a RecoveryCounters,
     /// The most recent connections.
     pub recent: &'a RecentConnections,
 }
 
 /// `/stats` as JSON.
 pub fn render(stats: &Stats) -> String {
-    let Stats { host, ipv4, device, http_requests, echo_bytes, sockets, recent } = *stats;
+    let Stats { host, ipv4, device, http_requests, echo_bytes, sockets, tcp, recent } = *stats;
     let mut json = JsonWriter::new();
     json.number("uptime_ms", host.uptime_ms);
     json.begin_object("ipv4");
@@ -209,6 +213,7 @@ pub fn render(stats: &Stats) -> String {
         json.number(state, count as u64);
     }
     json.end_object();
+    crate::loss::write_stats(&mut json, tcp);
     recent.write_json(&mut json);
     write_host(&mut json, host);
     json.finish()
@@ -311,6 +316,7 @@ mod test {
             http_requests: 3,
             echo_bytes: 4,
             sockets: &[("listen", 79), ("established", 1)],
+            tcp: &RecoveryCounters { timeouts: 5, fast_retransmits: 6, out_of_order_kept: 7, out_of_order_dropped: 8 },
             recent: &recent,
         });
         assert_eq!(
@@ -323,6 +329,7 @@ mod test {
                 r#""rx_drop_malformed_arp":0,"rx_drop_malformed_ipv4":0,"rx_drop_bad_ipv4_checksum":0,"#,
                 r#""rx_drop_ipv4_fragment":0,"rx_drop_malformed_tcp":0,"rx_drop_malformed_udp":0,"tx_drop_no_buffer":2},"#,
                 r#""apps":{"http_requests":3,"echo_bytes":4},"sockets":{"listen":79,"established":1},"#,
+                r#""tcp":{"retransmit_timeouts":5,"fast_retransmits":6,"out_of_order_kept":7,"out_of_order_dropped":8},"#,
                 r#""connections_total":0,"recent":[],"#,
                 r#""heap":{"in_use":10,"peak":20,"size":30},"#,
                 r#""interrupts":{"timer":1,"nic_config":2,"nic_rx":3,"nic_tx":4,"total":11},"#,

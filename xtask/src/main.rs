@@ -19,6 +19,7 @@ mod clients;
 mod frames;
 mod fuzz;
 mod hostile;
+mod impair;
 mod learn;
 mod monitor;
 mod netns;
@@ -120,6 +121,41 @@ enum Cmd {
     /// (Internal) the bench's measurements, run inside its network namespace.
     #[command(hide = true)]
     BenchRun { plan: PathBuf },
+    /// (Internal) the damaged link's relay between QEMU's dgram netdev and
+    /// the TAP device, run inside the test network (see xtask/src/impair/).
+    #[command(hide = true)]
+    ImpairRelay {
+        #[arg(long)]
+        tap: String,
+        /// What happens to frames towards the guest, e.g. "loss=2%,dup=2%,reorder=5%,flip=1%,delay=0ms".
+        #[arg(long, default_value = "clean")]
+        to_guest: String,
+        /// What happens to frames from the guest.
+        #[arg(long, default_value = "clean")]
+        from_guest: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write every frame delivered, both ways, to this pcap file.
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+        /// Keep the counts of what was done to the frames in this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long, default_value_t = impair::relay::LIFETIME.as_secs())]
+        seconds: u64,
+    },
+    /// (Internal) the damaged-link case's client, run inside the test network.
+    #[command(hide = true)]
+    LossyClient {
+        #[arg(long, default_value = "quick")]
+        size: String,
+        /// The longest stall allowed, in ms (0: none, only report it).
+        #[arg(long, default_value_t = 0)]
+        max_stall_ms: u64,
+        /// The guest is the bench's Linux guest: no Skiff /stats to check.
+        #[arg(long)]
+        linux: bool,
+    },
     /// (Internal) echo UDP datagrams on ADDR; the TAP test network runs it.
     #[command(hide = true)]
     UdpEcho {
@@ -133,7 +169,14 @@ fn main() -> ExitCode {
     let command = Cli::parse().command;
     // The internal commands run inside a namespace made by a command that
     // has checked the set-up already.
-    let internal = matches!(command, Cmd::UdpEcho { .. } | Cmd::HostileClient { .. } | Cmd::BenchRun { .. });
+    let internal = matches!(
+        command,
+        Cmd::UdpEcho { .. }
+            | Cmd::HostileClient { .. }
+            | Cmd::BenchRun { .. }
+            | Cmd::ImpairRelay { .. }
+            | Cmd::LossyClient { .. }
+    );
     let result = if internal { Ok(()) } else { setup() }.and_then(|()| run(command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,6 +195,19 @@ fn run(command: Cmd) -> Result<()> {
             hostile::sizes(&size).and_then(|s| hostile::run_in_namespace(s, qemu_pid, netns::TAP))
         }
         Cmd::BenchRun { plan } => bench::run_inside(&plan),
+        Cmd::ImpairRelay { tap, to_guest, from_guest, seed, pcap, report, seconds } => {
+            let impairment = impair::Impairment {
+                to_guest: impair::Spec::parse(&to_guest)?,
+                from_guest: impair::Spec::parse(&from_guest)?,
+                seed,
+            };
+            let lifetime = std::time::Duration::from_secs(seconds);
+            impair::relay::run(&impair::relay::Args { tap, impairment, pcap, report, lifetime })
+        }
+        Cmd::LossyClient { size, max_stall_ms, linux } => {
+            let bar = (max_stall_ms > 0).then(|| std::time::Duration::from_millis(max_stall_ms));
+            impair::client::sizes(&size).and_then(|s| impair::client::run_in_namespace(s, bar, linux))
+        }
         Cmd::Build => build::build().map(|artifacts| artifacts.print()),
         Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap, trace } => {
             let cmdline = if trace { learn::with_trace(&cmdline) } else { cmdline };

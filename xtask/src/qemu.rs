@@ -57,6 +57,10 @@ pub enum Backend {
     /// A TAP device in a network namespace made for the boot (see
     /// `netns.rs`), with vnet headers, so QEMU offers checksum offload.
     Tap,
+    /// The same namespace and TAP device, reached through a damaged link:
+    /// QEMU's `-netdev dgram` to a relay that loses, duplicates, reorders
+    /// and corrupts frames (see `impair/`). No vnet headers, so no offload.
+    Impaired(crate::impair::Impairment),
 }
 
 /// A host port forwarded to a guest port (user network only), on 127.0.0.1.
@@ -248,6 +252,7 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
                 netdev
             }
             Backend::Tap => format!("tap,id=net0,ifname={},script=no,downscript=no,vnet_hdr=on", crate::netns::TAP),
+            Backend::Impaired(_) => crate::impair::relay::netdev("net0"),
         });
         // romfile= : Skiff never boots from the network, so skip the iPXE option ROM.
         let mut device = format!("virtio-net-pci,netdev=net0,mac={},romfile=", testnet::guest_mac_text());
@@ -415,9 +420,18 @@ pub fn run_captured(
     let mut command_line = shell_line(&args);
     // A TAP card runs QEMU inside a namespace made for this boot, deleted after it.
     let network = match &boot.nic {
-        Some(Nic { backend: Backend::Tap, .. }) => {
+        Some(Nic { backend: Backend::Tap | Backend::Impaired(_), .. }) => {
             let name = workdir.file_name().map_or("boot".into(), |n| n.to_string_lossy().into_owned());
             Some(crate::netns::TestNetwork::create(&name)?)
+        }
+        _ => None,
+    };
+    // A damaged link: the relay sits between QEMU and the TAP device, in the
+    // same namespace; killed when this boot ends.
+    let _relay = match (&boot.nic, &network) {
+        (Some(Nic { backend: Backend::Impaired(imp), .. }), Some(net)) => {
+            command_line = format!("{command_line}\n    (through the damaged link {imp}: see xtask/src/impair/)");
+            Some(Guard(crate::impair::relay::spawn(net.name(), imp, workdir)?))
         }
         _ => None,
     };

@@ -2,7 +2,8 @@
 //! 10,000+ SYNs, 1,000 connections at once, 100,000 HTTP requests and 1 GiB
 //! of echo in the soak), booted `rounds` times, checksum offload on and off
 //! in turn, after each cargo-fuzz target has run for five minutes.
-//! `cargo xtask qemu` runs the same code at `hostile::QUICK` size.
+//! `cargo xtask qemu` runs the same code at `hostile::QUICK` size. Last, the
+//! damaged-link case at issue 14's full loads (`impair/`).
 
 use std::time::{Duration, Instant};
 
@@ -85,6 +86,28 @@ pub fn run(rounds: usize) -> Result<()> {
             (_, outcome) => return Err(format!("{name}: the guest did not keep serving: {outcome}")),
         }
     }
+    lossy_long(&artifacts)?;
     eprintln!("stress: {rounds} rounds passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Issue 14's damaged link at its full loads (`impair::client::LONG`: 300
+/// `GET /`, 4 × 4 MiB of echo, a 1 MiB echo), with its 2 s stall bar.
+fn lossy_long(artifacts: &build::Artifacts) -> Result<()> {
+    use crate::impair::{Impairment, Spec, case, client};
+    let name = "stress-lossy";
+    let spec = Spec::parse(case::ISSUE_14)?;
+    let imp = Impairment::both(spec, case::seed());
+    let step = ui::Step::start(format!("{name}: issue 14's damaged link at full size ({imp})"));
+    let check = move |guest: &Guest| case::check(name, guest, client::LONG, imp, Some(client::MAX_STALL));
+    let report = qemu::run_captured(artifacts, &case::boot(imp), &qemu::workdir(name), STRESS_TIMEOUT, Some(&check))?;
+    match (&report.client, report.outcome) {
+        (Some(Ok(what)), Outcome::Stopped) => {
+            step.done();
+            eprintln!("    {what}");
+            Ok(())
+        }
+        (Some(Err(e)), _) => Err(format!("{name}: {e}\n    re-run by hand with:\n    {}", report.command_line)),
+        (_, outcome) => Err(format!("{name}: the guest did not keep serving: {outcome}")),
+    }
 }

@@ -241,7 +241,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let nic_case = |name, firmware, machine, nic: Nic, negotiated: &str, extra: &[&str]| {
         let net = match nic.backend {
             Backend::User => "user",
-            Backend::Tap => "tap",
+            Backend::Tap | Backend::Impaired(_) => "tap",
         };
         let transport = if nic.legacy { "legacy" } else { "modern" };
         Case {
@@ -502,7 +502,9 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let cases: Vec<Case> = cases(timeout)
         .into_iter()
         .chain(crate::learn::cases::cases(timeout))
-        .filter(|c| filter.is_none_or(|f| c.name.contains(f)))
+        .chain(crate::impair::case::cases(timeout))
+        // The damaged-link cases run only when asked for (see impair/case.rs).
+        .filter(|c| filter.map_or(!crate::impair::case::OPT_IN.contains(&c.name), |f| c.name.contains(f)))
         .collect();
     let workers = std::thread::available_parallelism().map_or(1, usize::from).min(cases.len()).max(1);
     let step = ui::Step::start(format!("booting {} QEMU test runs, {workers} at a time (TCG)", cases.len()));
@@ -576,8 +578,9 @@ fn lint() -> Result<()> {
 
 /// Runs the unit tests of everything that builds for the host.
 fn host_tests() -> Result<()> {
-    let step =
-        ui::Step::start("host unit tests (cargo test -p skiff-drivers -p skiff-net -p xtask -p skiff-linux-guest)");
+    let step = ui::Step::start(
+        "host unit tests (cargo test -p skiff-drivers -p skiff-net -p xtask -p skiff-linux-guest; smoltcp's patches)",
+    );
     let status = build::cargo(&root())
         .args(["test", "--package", "skiff-drivers", "--package", "skiff-net", "--package", "xtask"])
         .args(["--package", "skiff-linux-guest"])
@@ -585,6 +588,15 @@ fn host_tests() -> Result<()> {
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
     if !status.success() {
         return Err("host unit tests failed (see above)".into());
+    }
+    // The vendored smoltcp's patches and their tests (third_party/smoltcp/SKIFF.md).
+    let smoltcp = root().join("third_party/smoltcp");
+    let status = build::cargo(&smoltcp)
+        .args(["test", "--quiet", "--lib", "skiff"])
+        .status()
+        .map_err(|e| format!("cannot run cargo test in {}: {e}", smoltcp.display()))?;
+    if !status.success() {
+        return Err("the vendored smoltcp's patch tests failed (see above)".into());
     }
     step.done();
     Ok(())

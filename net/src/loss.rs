@@ -1,0 +1,183 @@
+//! Loss recovery on a damaged link (issue 14): what Skiff asks of smoltcp's
+//! TCP, and why. The figures and the evidence are in docs/network.md
+//! ("TCP on a bad link"); `cargo xtask qemu --filter lossy` measures them.
+//!
+//! - Out-of-order segments: smoltcp keeps a received segment that leaves a
+//!   hole only if its assembler has a free slot for one more contiguous
+//!   range; otherwise it drops the segment without acknowledging it, and the
+//!   peer must send it again. smoltcp's default is 4 ranges per socket; with
+//!   a 64 KiB window (some 45 full segments) on a link that loses 2 % and
+//!   reorders 5 % of frames, a window with more than 4 holes is common.
+//!   net/Cargo.toml turns on `assembler-max-segment-count-32`
+//!   ([`ASSEMBLER_RANGES`]): 512 bytes per socket instead of 64.
+//! - Retransmission: smoltcp itself is patched (third_party/smoltcp/SKIFF.md:
+//!   duplicate ACKs from SACK, partial ACKs, a 200 ms RTO floor, a SYN to the
+//!   socket holding its connection).
+//! - `/stats` shows loss recovery at work: [`write_stats`] sums the counters
+//!   the vendored smoltcp keeps per socket (third_party/smoltcp, patch 5).
+
+use smoltcp::iface::SocketSet;
+use smoltcp::socket::tcp::RecoveryCounters;
+
+use crate::json::JsonWriter;
+
+/// Out-of-order ranges each TCP socket keeps (smoltcp's
+/// `assembler-max-segment-count-*` feature, set in net/Cargo.toml).
+pub const ASSEMBLER_RANGES: usize = 32;
+
+/// Every TCP socket's recovery counters, summed. Sockets live as long as
+/// the stack and their counters survive each connection, so these are
+/// totals since boot.
+pub fn totals(sockets: &SocketSet<'_>) -> RecoveryCounters {
+    let mut sum = RecoveryCounters::default();
+    for (_, socket) in sockets.iter() {
+        if let smoltcp::socket::Socket::Tcp(tcp) = socket {
+            let c = tcp.recovery_counters();
+            sum.timeouts += c.timeouts;
+            sum.fast_retransmits += c.fast_retransmits;
+            sum.out_of_order_kept += c.out_of_order_kept;
+            sum.out_of_order_dropped += c.out_of_order_dropped;
+        }
+    }
+    sum
+}
+
+/// `/stats`' `tcp` object: retransmission timeouts, fast retransmits, and
+/// segments received ahead of a hole, kept or dropped.
+pub fn write_stats(json: &mut JsonWriter, t: &RecoveryCounters) {
+    json.begin_object("tcp");
+    json.number("retransmit_timeouts", t.timeouts);
+    json.number("fast_retransmits", t.fast_retransmits);
+    json.number("out_of_order_kept", t.out_of_order_kept);
+    json.number("out_of_order_dropped", t.out_of_order_dropped);
+    json.end_object();
+}
+
+#[cfg(test)]
+mod tests {
+    use smoltcp::storage::Assembler;
+
+    use super::ASSEMBLER_RANGES;
+
+    /// Adds `holes` segments, each after a gap, as a window with that many
+    /// losses ahead of its later segments looks to the receiver.
+    fn kept(holes: usize) -> usize {
+        let mut assembler = Assembler::new();
+        (0..holes).filter(|i| assembler.add(1 + i * 2, 1).is_ok()).count()
+    }
+
+    #[test]
+    fn stats_has_the_recovery_counters_of_every_socket() {
+        let mut sockets = smoltcp::iface::SocketSet::new(alloc::vec![]);
+        for _ in 0..3 {
+            sockets.add(crate::sockets::server_socket(1024, 1024));
+        }
+        assert_eq!(super::totals(&sockets), smoltcp::socket::tcp::RecoveryCounters::default());
+        let mut json = crate::json::JsonWriter::new();
+        super::write_stats(&mut json, &super::totals(&sockets));
+        let text = json.finish();
+        for key in ["retransmit_timeouts", "fast_retransmits", "out_of_order_kept", "out_of_order_dropped"] {
+            assert!(text.contains(&alloc::format!("\"{key}\":0")), "{key} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn a_window_with_many_holes_keeps_every_out_of_order_segment() {
+        // Eight holes in one window: 2 % loss and 5 % reordering over the
+        // 45 segments of a 64 KiB window make this common. With smoltcp's
+        // default of 4 ranges, the later four segments were dropped unacknowledged.
+        assert_eq!(kept(8), 8);
+        assert_eq!(kept(ASSEMBLER_RANGES), ASSEMBLER_RANGES);
+    }
+}
+
+/// A server `Stack` and a smoltcp client on an in-memory link whose damage a
+/// test chooses frame by frame (see `crate::testlink` for the link itself).
+#[cfg(test)]
+mod handshake_tests {
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use core::net::Ipv4Addr;
+    use core::time::Duration;
+
+    use smoltcp::iface::{Config, Interface, SocketSet};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::Instant;
+    use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
+
+    use crate::config::NetConfig;
+    use crate::phy::Adapter;
+    use crate::stack::Stack;
+    use crate::stats::HostStats;
+    use crate::testlink::{MemDevice, link};
+
+    const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+    const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+    const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+    const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+    /// Ethernet + IPv4 headers, then the TCP flags byte (RFC 9293 3.1).
+    const TCP_FLAGS: usize = 14 + 20 + 13;
+    const SYN_ACK: u8 = 0x12;
+
+    /// Connects to port 80 with every SYN-ACK the server sends before
+    /// `lost_until` lost; returns the client socket's state after `run_for`,
+    /// and whether a GET was answered.
+    fn connect_losing_syn_acks(lost_until: Duration, run_for: Duration) -> (tcp::State, bool) {
+        let (a, b, a_in, a_out, b_in, b_out) = link(SERVER_MAC, CLIENT_MAC);
+        let mut server_dev = Adapter::new(a);
+        let config = NetConfig {
+            dhcp: false,
+            static_ip: Ipv4Cidr::new(SERVER_IP, 24),
+            static_gateway: None,
+            ..NetConfig::default()
+        };
+        let mut server = Stack::new(&mut server_dev, config, 0x1234_5678, Duration::ZERO);
+        let mut client_dev: Adapter<MemDevice> = Adapter::new(b);
+        let mac = HardwareAddress::Ethernet(EthernetAddress(CLIENT_MAC));
+        let mut client = Interface::new(Config::new(mac), &mut client_dev, Instant::ZERO);
+        client.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(CLIENT_IP), 24));
+        });
+        let mut sockets = SocketSet::new(vec![]);
+        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 4096]), tcp::SocketBuffer::new(vec![0; 4096]));
+        socket.connect(client.context(), (SERVER_IP, 80), 40_000).expect("connect");
+        let h = sockets.add(socket);
+        let (mut now, mut sent, mut reply) = (Duration::ZERO, false, Vec::new());
+        while now < run_for {
+            now += Duration::from_millis(1);
+            server.poll(now, &mut server_dev, &HostStats::default());
+            client.poll(Instant::from_micros(now.as_micros() as i64), &mut client_dev, &mut sockets);
+            // Server to client: SYN-ACKs lost until `lost_until`.
+            let frames: Vec<Vec<u8>> = a_out.borrow_mut().drain(..).collect();
+            for f in frames {
+                let syn_ack = f.get(TCP_FLAGS).is_some_and(|flags| flags & 0x3F == SYN_ACK);
+                if !(syn_ack && now < lost_until) {
+                    b_in.borrow_mut().push_back(f);
+                }
+            }
+            let frames: Vec<Vec<u8>> = b_out.borrow_mut().drain(..).collect();
+            a_in.borrow_mut().extend(frames);
+            let s = sockets.get_mut::<tcp::Socket>(h);
+            if !sent && s.can_send() {
+                sent = s.send_slice(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").is_ok();
+            }
+            if s.can_recv() {
+                let _ = s.recv(|d| {
+                    reply.extend_from_slice(d);
+                    (d.len(), ())
+                });
+            }
+        }
+        (sockets.get::<tcp::Socket>(h).state(), reply.starts_with(b"HTTP/1.1 200"))
+    }
+
+    #[test]
+    fn a_connection_whose_syn_acks_are_lost_for_three_seconds_is_still_served() {
+        // The server's SYN-ACKs at 0, 1 and 3 s and its answers to the
+        // client's SYNs at 1 and 3 s are lost (what 10 % loss did, measured):
+        // the handshake completes with the client's SYN at 7 s. With a 3 s
+        // half-open limit the server had given up and reset it.
+        let (state, answered) = connect_losing_syn_acks(Duration::from_millis(3500), Duration::from_secs(10));
+        assert!(answered, "no answer; the client's socket ended {state:?}");
+    }
+}
