@@ -210,8 +210,9 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
     ];
     let image = match boot.firmware {
         Firmware::Direct => None,
-        Firmware::Bios => Some(&artifacts.bios_image),
+        Firmware::Bios => Some(artifacts.bios_image()?),
         Firmware::Uefi => {
+            let image = artifacts.uefi_image()?;
             if !Path::new(OVMF_CODE).exists() {
                 return Err(format!("{OVMF_CODE} is missing: run scripts/setup.sh (it installs the ovmf package)"));
             }
@@ -222,7 +223,7 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
             args.push(format!("if=pflash,format=raw,readonly=on,file={}", escape_option(OVMF_CODE)));
             args.push("-drive".into());
             args.push(format!("if=pflash,format=raw,file={}", escape_option(&vars.display().to_string())));
-            Some(&artifacts.uefi_image)
+            Some(image)
         }
     };
     match image {
@@ -501,13 +502,13 @@ pub fn workdir(name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::Images;
 
     fn artifacts() -> Artifacts {
         Artifacts {
             kernel_elf: "k.elf".into(),
             kernel_stripped: "k".into(),
-            bios_image: "bios.img".into(),
-            uefi_image: "uefi.img".into(),
+            images: Some(Images { bios: "bios.img".into(), uefi: "uefi.img".into() }),
         }
     }
 
@@ -548,9 +549,21 @@ mod tests {
     }
 
     #[test]
+    fn only_disk_image_boots_need_the_images() {
+        let kernel_only = Artifacts { images: None, ..artifacts() };
+        let direct = Boot { firmware: Firmware::Direct, ..Boot::default() };
+        assert!(arguments(&kernel_only, &direct, Path::new("/nonexistent")).is_ok());
+        for firmware in [Firmware::Bios, Firmware::Uefi] {
+            let boot = Boot { firmware, ..Boot::default() };
+            let err = arguments(&kernel_only, &boot, Path::new("/nonexistent")).unwrap_err();
+            assert!(err.contains("disk images were not built"), "{err}");
+        }
+    }
+
+    #[test]
     fn paths_with_commas_are_escaped_for_qemu() {
         let mut a = artifacts();
-        a.bios_image = "/tmp/a,b/bios.img".into();
+        a.images = Some(Images { bios: "/tmp/a,b/bios.img".into(), uefi: "uefi.img".into() });
         let args = arguments(&a, &Boot::default(), Path::new("/nonexistent")).unwrap();
         assert!(args.contains(&"format=raw,snapshot=on,file=/tmp/a,,b/bios.img".to_string()), "{args:?}");
     }

@@ -495,27 +495,35 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
         let fuzzed = crate::fuzz::run(Duration::from_secs(crate::fuzz::SUITE_SECONDS))?;
         eprintln!("    {}", fuzzed.summary());
     }
-    let artifacts = build::build()?;
-    artifacts.print();
-
+    let mut artifacts = build::build()?;
     let timeout = Duration::from_secs(timeout_secs);
     let cases: Vec<Case> = cases(timeout)
         .into_iter()
         .chain(crate::learn::cases::cases(timeout))
         .filter(|c| filter.is_none_or(|f| c.name.contains(f)))
         .collect();
+    // The bench's smoke test boots the BIOS image once too.
+    let bench = filter.is_none_or(|f| "bench-quick".contains(f));
+    if bench || needs_images(&cases) {
+        build::images(&mut artifacts)?;
+    }
+    artifacts.print();
     let workers = std::thread::available_parallelism().map_or(1, usize::from).min(cases.len()).max(1);
     let step = ui::Step::start(format!("booting {} QEMU test runs, {workers} at a time (TCG)", cases.len()));
     let failures = run_cases(&artifacts, &cases, workers);
     step.done();
     // After the boots, alone on the CPU: `cargo xtask bench --quick` as a smoke test.
-    let bench = filter.is_none_or(|f| "bench-quick".contains(f));
     let failures = failures + usize::from(bench && !crate::bench::smoke());
 
     let passed = cases.len() + usize::from(bench) - failures;
     eprintln!("\nall tests took {:.1} s", suite_started.elapsed().as_secs_f64());
     println!("qemu: {passed} passed, {failures} failed");
     if failures == 0 { Ok(()) } else { Err(format!("{failures} QEMU test run(s) failed (details above)")) }
+}
+
+/// Whether some case boots a disk image (only those need the bootloader's stages built).
+fn needs_images(cases: &[Case]) -> bool {
+    cases.iter().any(|c| c.boot.firmware != Firmware::Direct)
 }
 
 /// Formatting and clippy, warnings as errors, for the host crates and the kernel.
@@ -717,6 +725,16 @@ mod tests {
         assert!(check(&r, &Expect::PassPrinting(vec!["negotiated: MAC$".into()])).is_err());
         let failed = report(Outcome::TestsFailed, &["virtio-net: negotiated: CSUM MAC"]);
         assert!(check(&failed, &Expect::PassPrinting(vec!["negotiated: CSUM MAC$".into()])).is_err());
+    }
+
+    #[test]
+    fn direct_boots_alone_need_no_disk_images() {
+        let cases = cases(Duration::from_secs(BOOT_TIMEOUT_SECS));
+        let direct: Vec<Case> = cases.into_iter().filter(|c| c.name.starts_with("direct-")).collect();
+        assert!(direct.len() >= 3, "{} direct cases", direct.len());
+        assert!(!needs_images(&direct));
+        let all = super::cases(Duration::from_secs(BOOT_TIMEOUT_SECS));
+        assert!(needs_images(&all));
     }
 
     #[test]
