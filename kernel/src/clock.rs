@@ -38,6 +38,16 @@ pub fn now() -> Duration {
     Duration::from_nanos((u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64)
 }
 
+/// Time since the TSC read `tsc` (zero before `init`, or for a later `tsc`).
+pub fn since(tsc: u64) -> Duration {
+    let hz = tsc_hz();
+    if hz == 0 {
+        return Duration::ZERO;
+    }
+    let ticks = rdtsc().saturating_sub(tsc);
+    Duration::from_nanos((u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64)
+}
+
 /// Converts a duration to TSC ticks.
 pub fn ticks_for(d: Duration) -> u64 {
     (d.as_nanos() * u128::from(tsc_hz()) / 1_000_000_000) as u64
