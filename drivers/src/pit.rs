@@ -20,8 +20,10 @@ use crate::ports::IoPorts;
 
 /// The PIT's input clock, in Hz.
 pub const PIT_HZ: u64 = 1_193_182;
-/// Each calibration run waits this long on PIT channel 2.
-pub const CALIBRATION_MS: u64 = 10;
+/// Each calibration run waits this long on PIT channel 2: 2386 PIT ticks,
+/// so the tick the count starts on and a poll of port B (a microsecond or
+/// so) are each well under 0.1 % of the window, and five runs take 10 ms.
+pub const CALIBRATION_MS: u64 = 2;
 /// Runs; the median is kept, so one run disturbed by the host does not count.
 pub const CALIBRATION_RUNS: usize = 5;
 
@@ -51,7 +53,7 @@ pub const MAX_TSC_HZ: u64 = 20_000_000_000;
 pub const MAX_WAIT_CYCLES: u64 = MAX_TSC_HZ / 1000 * CALIBRATION_MS * 10;
 /// ...or after this many polls of port B, for a TSC that does not move
 /// either. A poll is a port read (about a microsecond on hardware, a VM exit
-/// in a guest), so this is seconds, against a 10 ms window.
+/// in a guest), so this is seconds, against a window of milliseconds.
 pub const MAX_POLLS: u64 = 10_000_000;
 
 /// Why the TSC could not be calibrated.

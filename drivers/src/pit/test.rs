@@ -120,7 +120,7 @@ fn a_counting_pit_measures_the_tsc_within_a_poll() {
     for tsc_hz in [1_000_000_000, 2_994_000_000, 5_000_000_000] {
         let (pit, tsc) = FakePit::new(Behaviour::Counts { tsc_hz });
         let calibration = Pit::new(pit).calibrate_tsc(&mut rdtsc(&tsc)).unwrap();
-        // One poll late at most: POLL_CYCLES in a 10 ms window.
+        // One poll late at most: POLL_CYCLES in a CALIBRATION_MS window.
         let error = POLL_CYCLES * 1000 / CALIBRATION_MS + RDTSC_CYCLES * 1000 / CALIBRATION_MS;
         assert!(calibration.hz.abs_diff(tsc_hz) <= error, "{calibration:?} for {tsc_hz} Hz");
         assert!(calibration.min <= calibration.hz && calibration.hz <= calibration.max);
