@@ -135,10 +135,21 @@ fn serve(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &cmdline::Cmdline) -> ! 
         println!("Skiff is up, without a network card. Idling.");
         idle()
     };
-    let config = NetConfig::from_lookup(|key| cmdline.get(key)).unwrap_or_else(|e| {
+    let mut config = NetConfig::from_lookup(|key| cmdline.get(key)).unwrap_or_else(|e| {
         log::warn!("net: bad setting {e}; using the defaults");
         NetConfig::default()
     });
+    // The echo sockets' buffers are most of what the stack allocates: fit
+    // them to the heap (a guest with little memory gets smaller ones).
+    let heap = allocator::stats();
+    config.echo_buffer = echo::EchoServer::buffer_for_heap(heap.size.saturating_sub(heap.in_use));
+    if config.echo_buffer < echo::MAX_BUFFER {
+        log::info!(
+            "net: echo buffers {} KiB each way (heap {} KiB free)",
+            config.echo_buffer >> 10,
+            heap.size.saturating_sub(heap.in_use) >> 10
+        );
+    }
     let (seed, source) = entropy::seed();
     if source == SeedSource::TimestampOnly {
         log::warn!("net: no RDSEED or RDRAND; TCP sequence numbers are seeded from the TSC only");

@@ -78,6 +78,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The serving boot's limit: its client moves 100 MiB and thousands of
 /// requests through QEMU's user network.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The memory of the smallest serving boot (QEMU's `-m`).
+const SMALL_MEMORY: &str = "8M";
 /// The echo stream's size.
 const ECHO_BYTES: usize = 100 << 20;
 
@@ -284,6 +286,9 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let direct_serve = http_case("direct-serve-q35", Machine::Q35, true, "", timeout, |port, _| {
         signal_checks(port, "interrupts", "direct boot (-kernel, PVH) on q35")
     });
+    let direct_small = http_case("direct-serve-8m", Machine::Q35, true, "", timeout, |port, _| {
+        signal_checks(port, "interrupts", &format!("direct boot with -m {SMALL_MEMORY}"))
+    });
     let serving =
         Nic { forwards: vec![Forward::http(serve_ports.http), Forward::echo(serve_ports.echo)], ..Nic::default() };
     vec![
@@ -330,6 +335,12 @@ fn cases(timeout: Duration) -> Vec<Case> {
         nic_case("direct-q35", Firmware::Direct, Machine::Q35, user.clone(), NEGOTIATED_MODERN, &[]),
         nic_case("direct-pc", Firmware::Direct, Machine::Pc, user.clone(), NEGOTIATED_MODERN, &[]),
         Case { boot: Boot { firmware: Firmware::Direct, ..direct_serve.boot }, ..direct_serve },
+        // The smallest memory the issue asks for: the heap takes its region
+        // (kernel/src/memory.rs) and the echo buffers fit the heap.
+        Case {
+            boot: Boot { firmware: Firmware::Direct, memory: SMALL_MEMORY.into(), ..direct_small.boot },
+            ..direct_small
+        },
         // The in-kernel tests with INTx instead of MSI-X (the MSI-X test skips itself).
         nic_case(
             "bios-q35-intx",
