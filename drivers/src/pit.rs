@@ -22,10 +22,15 @@ use crate::ports::IoPorts;
 pub const PIT_HZ: u64 = 1_193_182;
 /// Each calibration run waits this long on PIT channel 2: 2386 PIT ticks,
 /// so the tick the count starts on and a poll of port B (a microsecond or
-/// so) are each well under 0.1 % of the window, and five runs take 10 ms.
+/// so) are each well under 0.1 % of the window, and three runs take 6 ms.
 pub const CALIBRATION_MS: u64 = 2;
-/// Runs; the median is kept, so one run disturbed by the host does not count.
-pub const CALIBRATION_RUNS: usize = 5;
+/// Clean runs whose median is kept (see [`Pit::calibrate_tsc`]).
+pub const CALIBRATION_RUNS: usize = 3;
+/// At most this many runs (32 ms) are made to find them.
+pub const MAX_RUNS: usize = 16;
+/// A run is clean when its ends are known to 1/CLEAN_RATIO of its length
+/// (1 %, 20 µs; a poll of port B takes about a microsecond).
+pub const CLEAN_RATIO: u64 = 100;
 
 /// PIT ports: channel 2's data port, the mode/command port, and the PC's
 /// "port B" (bit 0: channel 2 gate, bit 1: speaker enable, bit 5: channel 2 output).
@@ -87,7 +92,7 @@ impl fmt::Display for CalibrationError {
     }
 }
 
-/// The TSC rate from [`CALIBRATION_RUNS`] runs.
+/// The TSC rate from up to [`CALIBRATION_RUNS`] clean runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Calibration {
     /// The median run, in Hz.
@@ -96,6 +101,10 @@ pub struct Calibration {
     pub min: u64,
     /// See `min`.
     pub max: u64,
+    /// Runs made, and how many of them were clean.
+    pub runs: usize,
+    /// See `runs`.
+    pub clean: usize,
 }
 
 /// PIT channel 2 and port B.
@@ -111,9 +120,13 @@ impl<P: IoPorts> Pit<P> {
 
     /// One calibration run: the TSC rate measured (with `rdtsc`) while
     /// channel 2 counts down [`CALIBRATION_MS`]. Not checked for
-    /// plausibility: a host that deschedules the vCPU makes one run read
-    /// high, which the median of several absorbs.
+    /// plausibility (see [`Pit::calibrate_tsc`]).
     pub fn measure_tsc_hz(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<u64, CalibrationError> {
+        self.run(rdtsc).map(|run| run.hz)
+    }
+
+    /// One run, with how sure it is of its ends.
+    fn run(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Run, CalibrationError> {
         let count = CALIBRATION_COUNT;
         // Gate low (stop), speaker off; program a one-shot count.
         let b = self.ports.read8(PORT_B) & !(PORT_B_GATE2 | PORT_B_SPEAKER);
@@ -121,44 +134,86 @@ impl<P: IoPorts> Pit<P> {
         self.ports.write8(PIT_COMMAND, PIT_CH2_ONESHOT);
         self.ports.write8(PIT_CHANNEL2, count as u8);
         self.ports.write8(PIT_CHANNEL2, (count >> 8) as u8);
-        // Raising the gate starts the count; OUT2 goes high when it reaches zero.
+        // Raising the gate starts the count; OUT2 goes high when it reaches
+        // zero. Each end is bracketed by two TSC reads: the count started
+        // between `start_before` and `start_after`, and ended after the TSC
+        // read before the previous poll of port B and before `end`.
+        let start_before = rdtsc();
         self.ports.write8(PORT_B, b | PORT_B_GATE2);
-        let start = rdtsc();
+        let start_after = rdtsc();
         let mut polls = 0;
+        let (mut previous, mut latest) = (start_after, start_after);
         let (ended, end) = loop {
             if self.ports.read8(PORT_B) & PORT_B_OUT2 != 0 {
                 break (true, rdtsc());
             }
             polls += 1;
-            let now = rdtsc();
-            if now.wrapping_sub(start) > MAX_WAIT_CYCLES || polls >= MAX_POLLS {
-                break (false, now);
+            (previous, latest) = (latest, rdtsc());
+            if latest.wrapping_sub(start_after) > MAX_WAIT_CYCLES || polls >= MAX_POLLS {
+                break (false, latest);
             }
             core::hint::spin_loop();
         };
         self.ports.write8(PORT_B, b);
         // A TSC that went backwards reads as no time at all (implausible).
-        let cycles = end.saturating_sub(start);
         if !ended {
-            return Err(CalibrationError::PitStuck { cycles, polls });
+            return Err(CalibrationError::PitStuck { cycles: end.saturating_sub(start_after), polls });
         }
+        let end_before = previous;
+        // The middles of the two brackets, and half their widths.
+        let start = start_before / 2 + start_after / 2;
+        let cycles = (end_before / 2 + end / 2).saturating_sub(start);
+        let uncertainty = start_after.saturating_sub(start_before) / 2 + end.saturating_sub(end_before) / 2;
         // `count` whole PIT ticks elapsed (not exactly CALIBRATION_MS).
-        Ok((u128::from(cycles) * u128::from(PIT_HZ) / u128::from(count)) as u64)
+        let hz = (u128::from(cycles) * u128::from(PIT_HZ) / u128::from(count)) as u64;
+        Ok(Run { hz, cycles, uncertainty })
     }
 
-    /// [`CALIBRATION_RUNS`] runs; the median is the TSC rate, which must be
-    /// within `MIN_TSC_HZ..=MAX_TSC_HZ`.
+    /// The TSC rate: the median of [`CALIBRATION_RUNS`] clean runs, which
+    /// must be within `MIN_TSC_HZ..=MAX_TSC_HZ`.
+    ///
+    /// A run is clean when both its ends are known to within
+    /// 1/[`CLEAN_RATIO`] of its length. A host that deschedules the vCPU
+    /// between the count's end and the TSC read (or around the start) makes
+    /// a run read fast by however long it was away, milliseconds against a
+    /// window of a few: such runs are left out, up to [`MAX_RUNS`] in all.
+    /// If too few runs are clean by then, the cleanest are used.
     pub fn calibrate_tsc(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Calibration, CalibrationError> {
-        let mut runs = [0u64; CALIBRATION_RUNS];
-        for run in &mut runs {
-            *run = self.measure_tsc_hz(rdtsc)?;
+        let mut runs = [Run::default(); MAX_RUNS];
+        let mut done = 0;
+        let mut clean = 0;
+        while done < MAX_RUNS && clean < CALIBRATION_RUNS {
+            let run = self.run(rdtsc)?;
+            clean += usize::from(run.is_clean());
+            runs[done] = run;
+            done += 1;
         }
-        runs.sort_unstable();
-        let hz = runs[CALIBRATION_RUNS / 2];
+        // The cleanest first (all the clean ones, if there are enough).
+        let runs = &mut runs[..done];
+        runs.sort_unstable_by_key(|r| u128::from(r.uncertainty) * u128::from(u64::MAX) / u128::from(r.cycles.max(1)));
+        let chosen = &mut runs[..CALIBRATION_RUNS.min(done)];
+        chosen.sort_unstable_by_key(|r| r.hz);
+        let hz = chosen[chosen.len() / 2].hz;
         if !(MIN_TSC_HZ..=MAX_TSC_HZ).contains(&hz) {
             return Err(CalibrationError::Implausible { hz });
         }
-        Ok(Calibration { hz, min: runs[0], max: runs[CALIBRATION_RUNS - 1] })
+        Ok(Calibration { hz, min: chosen[0].hz, max: chosen[chosen.len() - 1].hz, runs: done, clean })
+    }
+}
+
+/// One run's result.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    hz: u64,
+    /// TSC cycles between the middles of the brackets around the two ends.
+    cycles: u64,
+    /// Half the two brackets' widths, together: how far off `cycles` can be.
+    uncertainty: u64,
+}
+
+impl Run {
+    fn is_clean(&self) -> bool {
+        self.uncertainty.saturating_mul(CLEAN_RATIO) <= self.cycles
     }
 }
 

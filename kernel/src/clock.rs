@@ -103,8 +103,11 @@ pub fn init() {
             };
             let (whole, frac) = mhz(calibration.hz);
             log::info!(
-                "TSC at {whole}.{frac:03} MHz (PIT, {CALIBRATION_RUNS} runs of {CALIBRATION_MS} ms, spread {} kHz), \
-                 invariant: {invariant}",
+                "TSC at {whole}.{frac:03} MHz (PIT, median of {} runs of {CALIBRATION_MS} ms, {} of {} runs clean, \
+                 spread {} kHz), invariant: {invariant}",
+                CALIBRATION_RUNS.min(calibration.runs),
+                calibration.clean,
+                calibration.runs,
                 (calibration.max - calibration.min) / 1_000
             );
             calibration.hz
