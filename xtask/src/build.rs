@@ -129,12 +129,14 @@ pub fn cargo(dir: &Path) -> Command {
     cmd
 }
 
-/// Copies `elf` to `out` without debug info, with rustup's llvm-objcopy
-/// (component `llvm-tools`): loading a smaller ELF makes the BIOS boot faster.
+/// Copies `elf` to `out` without debug info and without the symbol table
+/// (gdb reads the unstripped ELF; neither QEMU's `-kernel` nor the
+/// bootloader needs symbols, and relocation uses the dynamic section), with
+/// rustup's llvm-objcopy (component `llvm-tools`): a smaller ELF loads faster.
 fn strip(elf: &Path, out: &Path) -> Result<()> {
     let objcopy = llvm_tool("llvm-objcopy")?;
     let status = Command::new(&objcopy)
-        .arg("--strip-debug")
+        .arg("--strip-all")
         .arg(elf)
         .arg(out)
         .status()
