@@ -28,6 +28,7 @@ mod ktest;
 mod logger;
 mod memory;
 mod nic;
+mod nic_mmio;
 mod pci;
 mod pvh;
 mod qemu;
@@ -106,7 +107,10 @@ fn kernel_main(boot: BootDescription) -> ! {
     }
     let mut pci = pci::init(rsdp);
     // `net.irq=off` keeps MSI-X off, to run the card without interrupts.
-    let nic = nic::init(&mut pci, cmdline.get("net.irq") != Some("off"), rsdp);
+    let use_irq = cmdline.get("net.irq") != Some("off");
+    // A card the machine announced on the command line (virtio-mmio, QEMU's
+    // microvm), else one on PCI.
+    let nic = nic_mmio::init(cmdline.as_str(), use_irq).or_else(|| nic::init(&mut pci, use_irq, rsdp));
 
     let heap = allocator::stats();
     let (frames, frames_free) = memory::frame_stats();

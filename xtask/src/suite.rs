@@ -424,6 +424,22 @@ fn cases(timeout: Duration) -> Vec<Case> {
             timeout,
             client: None,
         },
+        // A virtio-mmio announcement (QEMU's microvm appends them) that does
+        // not parse: bad boot input too, said and stopped on, not ignored.
+        Case {
+            name: "direct-rejects-bad-virtio-mmio",
+            boot: Boot {
+                firmware: Firmware::Direct,
+                cmdline: "mode=test virtio_mmio.device=512@0xfeb00e00".into(),
+                ..Boot::default()
+            },
+            expect: Expect::Rejected {
+                outcome: Outcome::BadBootInput,
+                lines: &["boot stopped: virtio_mmio.device=512@0xfeb00e00: expected SIZE@BASE:IRQ[:ID]"],
+            },
+            timeout,
+            client: None,
+        },
     ]
 }
 
@@ -778,7 +794,14 @@ mod tests {
             .collect();
         assert_eq!(
             outcomes,
-            [Outcome::TimedOut, Outcome::TestsFailed, Outcome::Panicked, Outcome::CpuException, Outcome::BadBootInput]
+            [
+                Outcome::TimedOut,
+                Outcome::TestsFailed,
+                Outcome::Panicked,
+                Outcome::CpuException,
+                Outcome::BadBootInput,
+                Outcome::BadBootInput
+            ]
         );
     }
 }
