@@ -32,6 +32,16 @@ pub const MAX_RUNS: usize = 16;
 /// (1 %, 20 µs; a poll of port B takes about a microsecond).
 pub const CLEAN_RATIO: u64 = 100;
 
+/// PIT channel 0's data port (read back when there is no port B).
+pub const PIT_CHANNEL0: u16 = 0x40;
+/// Channel 0, low byte then high byte, mode 0, binary: counts down from
+/// what is written, and on past zero.
+pub const PIT_CH0_ONESHOT: u8 = 0b0011_0000;
+/// Latches channel 0's count for reading (counter latch command, channel 0).
+pub const PIT_CH0_LATCH: u8 = 0b0000_0000;
+/// A port that nothing decodes reads all ones; a real port B never does
+/// (bits 6 and 7 are error flags).
+const NO_PORT: u8 = 0xFF;
 /// PIT ports: channel 2's data port, the mode/command port, and the PC's
 /// "port B" (bit 0: channel 2 gate, bit 1: speaker enable, bit 5: channel 2 output).
 pub const PIT_CHANNEL2: u16 = 0x42;
@@ -125,8 +135,63 @@ impl<P: IoPorts> Pit<P> {
         self.run(rdtsc).map(|run| run.hz)
     }
 
-    /// One run, with how sure it is of its ends.
+    /// One run, with how sure it is of its ends: on channel 2, or, on a
+    /// machine without port B (QEMU's `microvm`), by reading channel 0 back.
     fn run(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Run, CalibrationError> {
+        if self.ports.read8(PORT_B) == NO_PORT { self.run_readback(rdtsc) } else { self.run_gate(rdtsc) }
+    }
+
+    /// Channel 0's count, latched, with the TSC read just before and after.
+    fn sample(&mut self, rdtsc: &mut impl FnMut() -> u64) -> (u64, u64, u64) {
+        let before = rdtsc();
+        self.ports.write8(PIT_COMMAND, PIT_CH0_LATCH);
+        let low = self.ports.read8(PIT_CHANNEL0);
+        let high = self.ports.read8(PIT_CHANNEL0);
+        (u64::from(u16::from_le_bytes([low, high])), before, rdtsc())
+    }
+
+    /// A run on channel 0: a full count started, its value read back (each
+    /// read bracketed by TSC reads) until `CALIBRATION_COUNT` ticks passed.
+    fn run_readback(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Run, CalibrationError> {
+        self.ports.write8(PIT_COMMAND, PIT_CH0_ONESHOT);
+        self.ports.write8(PIT_CHANNEL0, 0xFF);
+        self.ports.write8(PIT_CHANNEL0, 0xFF);
+        let (mut polls, started) = (0, rdtsc());
+        let give_up = |polls: u64, now: u64| now.wrapping_sub(started) > MAX_WAIT_CYCLES || polls >= MAX_POLLS;
+        // The count is loaded on the PIT clock after the write: wait for it
+        // to move, so the first sample is of a running count.
+        let first = loop {
+            let sample = self.sample(rdtsc);
+            polls += 1;
+            if sample.0 < u64::from(u16::MAX) {
+                break sample;
+            }
+            if give_up(polls, sample.2) {
+                return Err(CalibrationError::PitStuck { cycles: sample.2.saturating_sub(started), polls });
+            }
+        };
+        let last = loop {
+            let sample = self.sample(rdtsc);
+            polls += 1;
+            // Counting down from 0xFFFF: no wrap within a window.
+            if first.0.saturating_sub(sample.0) >= CALIBRATION_COUNT {
+                break sample;
+            }
+            if give_up(polls, sample.2) {
+                return Err(CalibrationError::PitStuck { cycles: sample.2.saturating_sub(started), polls });
+            }
+            core::hint::spin_loop();
+        };
+        let ticks = first.0 - last.0;
+        let start = first.1 / 2 + first.2 / 2;
+        let cycles = (last.1 / 2 + last.2 / 2).saturating_sub(start);
+        let uncertainty = first.2.saturating_sub(first.1) / 2 + last.2.saturating_sub(last.1) / 2;
+        let hz = (u128::from(cycles) * u128::from(PIT_HZ) / u128::from(ticks)) as u64;
+        Ok(Run { hz, cycles, uncertainty })
+    }
+
+    /// A run on channel 2, gated and watched through port B.
+    fn run_gate(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Run, CalibrationError> {
         let count = CALIBRATION_COUNT;
         // Gate low (stop), speaker off; program a one-shot count.
         let b = self.ports.read8(PORT_B) & !(PORT_B_GATE2 | PORT_B_SPEAKER);
