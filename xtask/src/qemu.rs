@@ -33,6 +33,9 @@ pub enum Machine {
     Q35,
     /// The i440FX PC: legacy PCI, port-I/O configuration only.
     Pc,
+    /// QEMU's minimal machine: no PCI, virtio-mmio devices announced on the
+    /// command line, qboot, ACPI off. Direct boots only.
+    Microvm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +196,10 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
     let machine = match boot.machine {
         Machine::Q35 => "q35",
         Machine::Pc => "pc",
+        // ACPI off: qboot then announces the virtio-mmio devices on the
+        // command line (`virtio_mmio.device=`), which is how Skiff finds them.
+        Machine::Microvm if boot.firmware == Firmware::Direct => "microvm,acpi=off",
+        Machine::Microvm => return Err("microvm boots only the kernel ELF (-kernel): no --bios or --uefi".into()),
     };
     let mut args: Vec<String> = vec![
         "-machine".into(),
@@ -251,7 +258,11 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
             Backend::Tap => format!("tap,id=net0,ifname={},script=no,downscript=no,vnet_hdr=on", crate::netns::TAP),
         });
         // romfile= : Skiff never boots from the network, so skip the iPXE option ROM.
-        let mut device = format!("virtio-net-pci,netdev=net0,mac={},romfile=", testnet::guest_mac_text());
+        let mut device = if boot.machine == Machine::Microvm {
+            format!("virtio-net-device,netdev=net0,mac={}", testnet::guest_mac_text())
+        } else {
+            format!("virtio-net-pci,netdev=net0,mac={},romfile=", testnet::guest_mac_text())
+        };
         if nic.legacy {
             device.push_str(",disable-modern=on");
         }
@@ -558,6 +569,17 @@ mod tests {
             let err = arguments(&kernel_only, &boot, Path::new("/nonexistent")).unwrap_err();
             assert!(err.contains("disk images were not built"), "{err}");
         }
+    }
+
+    #[test]
+    fn microvm_boots_the_elf_with_a_virtio_mmio_card() {
+        let boot = Boot { firmware: Firmware::Direct, machine: Machine::Microvm, ..Boot::default() };
+        let joined = arguments(&artifacts(), &boot, Path::new("/nonexistent")).unwrap().join(" ");
+        assert!(joined.contains("-machine microvm,acpi=off "), "{joined}");
+        assert!(joined.contains("-device virtio-net-device,netdev=net0,mac=52:54:00:12:34:56"), "{joined}");
+        assert!(!joined.contains("virtio-net-pci") && !joined.contains("romfile"), "{joined}");
+        let bios = Boot { machine: Machine::Microvm, ..Boot::default() };
+        assert!(arguments(&artifacts(), &bios, Path::new("/nonexistent")).is_err());
     }
 
     #[test]

@@ -286,6 +286,9 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let direct_serve = http_case("direct-serve-q35", Machine::Q35, true, "", timeout, |port, _| {
         signal_checks(port, "interrupts", "direct boot (-kernel, PVH) on q35")
     });
+    let direct_microvm = http_case("direct-serve-microvm", Machine::Microvm, true, "", timeout, |port, _| {
+        signal_checks(port, "interrupts", "direct boot on microvm (virtio-mmio)")
+    });
     let direct_small = http_case("direct-serve-8m", Machine::Q35, true, "", timeout, |port, _| {
         signal_checks(port, "interrupts", &format!("direct boot with -m {SMALL_MEMORY}"))
     });
@@ -335,6 +338,35 @@ fn cases(timeout: Duration) -> Vec<Case> {
         nic_case("direct-q35", Firmware::Direct, Machine::Q35, user.clone(), NEGOTIATED_MODERN, &[]),
         nic_case("direct-pc", Firmware::Direct, Machine::Pc, user.clone(), NEGOTIATED_MODERN, &[]),
         Case { boot: Boot { firmware: Firmware::Direct, ..direct_serve.boot }, ..direct_serve },
+        // QEMU's microvm: no PCI, the card on virtio-mmio (legacy, QEMU's
+        // default there), found from the command line, its IRQ through the
+        // I/O APIC without ACPI; the kernel's tests, then serving.
+        Case {
+            name: "direct-microvm",
+            boot: Boot {
+                firmware: Firmware::Direct,
+                machine: Machine::Microvm,
+                cmdline: "mode=test ktest.net=user".into(),
+                ..Boot::default()
+            },
+            expect: Expect::PassPrinting(
+                [
+                    "booting (Pvh entry)",
+                    "(virtio-mmio transport, IRQ",
+                    &format!("virtio-net: negotiated: {NEGOTIATED_LEGACY}$"),
+                    &format!("virtio-net: MAC {} (from the device)", guest_mac_text()),
+                    "INTx through the I/O APIC at 0xfec00000",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            timeout,
+            client: None,
+        },
+        Case {
+            boot: Boot { firmware: Firmware::Direct, machine: Machine::Microvm, ..direct_microvm.boot },
+            ..direct_microvm
+        },
         // The smallest memory the issue asks for: the heap takes its region
         // (kernel/src/memory.rs) and the echo buffers fit the heap.
         Case {
