@@ -47,6 +47,8 @@ pub enum Kind {
     Skiff,
     /// Skiff's BIOS disk image (SeaBIOS and the bootloader's stages).
     SkiffBios,
+    /// Skiff's ELF on QEMU's microvm (qboot, virtio-mmio).
+    SkiffMicrovm,
     /// Skiff with `net.poll=busy`: it never halts.
     SkiffBusy,
     Linux,
@@ -85,13 +87,13 @@ pub fn linux_cmdline(stats_bytes: usize) -> String {
 /// QEMU's arguments for `kind` with `memory_mib` of RAM.
 pub fn arguments(media: &Media, kind: Kind, memory_mib: u32, accel: Accel, workdir: &Path) -> Result<Vec<String>> {
     let cmdline = match kind {
-        Kind::Skiff | Kind::SkiffBios => SKIFF_CMDLINE.to_string(),
+        Kind::Skiff | Kind::SkiffBios | Kind::SkiffMicrovm => SKIFF_CMDLINE.to_string(),
         Kind::SkiffBusy => format!("{SKIFF_CMDLINE} {SKIFF_BUSY}"),
         Kind::Linux => String::new(),
     };
     let boot = Boot {
         firmware: if kind == Kind::SkiffBios { Firmware::Bios } else { Firmware::Direct },
-        machine: Machine::Q35,
+        machine: if kind == Kind::SkiffMicrovm { Machine::Microvm } else { Machine::Q35 },
         memory: format!("{memory_mib}M"),
         cmdline,
         gdb: false,
@@ -281,6 +283,8 @@ mod tests {
         assert_eq!(strip(&bios), strip(&linux));
         let joined = bios.join(" ");
         assert!(joined.contains("file=bios.img") && joined.contains("string=net.dhcp=off"), "{joined}");
+        let microvm = arguments(&media(), Kind::SkiffMicrovm, 96, Accel::Tcg, dir).unwrap().join(" ");
+        assert!(microvm.contains("microvm,acpi=off") && microvm.contains("virtio-net-device,netdev=net0"), "{microvm}");
         let busy = arguments(&media(), Kind::SkiffBusy, 96, Accel::Kvm, dir).unwrap().join(" ");
         assert!(busy.contains("net.dhcp=off net.poll=busy") && busy.contains("-accel kvm"), "{busy}");
     }
