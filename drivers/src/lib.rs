@@ -1,5 +1,5 @@
-//! Skiff's device drivers: PCI enumeration, virtio-net, and the PIT that
-//! calibrates the TSC.
+//! Skiff's device drivers: PCI enumeration, virtio-net, and the TSC's rate
+//! (from CPUID where the CPU tells, else measured against the PIT).
 //!
 //! The crate builds on `virtio-drivers`: its PCI bus types and modern PCI
 //! transport, its `Transport` and `Hal` traits. Skiff adds what that crate
@@ -21,4 +21,5 @@ extern crate alloc;
 pub mod pci;
 pub mod pit;
 pub mod ports;
+pub mod tsc;
 pub mod virtio;

@@ -20,11 +20,28 @@ use crate::ports::IoPorts;
 
 /// The PIT's input clock, in Hz.
 pub const PIT_HZ: u64 = 1_193_182;
-/// Each calibration run waits this long on PIT channel 2.
-pub const CALIBRATION_MS: u64 = 10;
-/// Runs; the median is kept, so one run disturbed by the host does not count.
-pub const CALIBRATION_RUNS: usize = 5;
+/// Each calibration run waits this long on PIT channel 2: 2386 PIT ticks,
+/// so the tick the count starts on and a poll of port B (a microsecond or
+/// so) are each well under 0.1 % of the window, and three runs take 6 ms.
+pub const CALIBRATION_MS: u64 = 2;
+/// Clean runs whose median is kept (see [`Pit::calibrate_tsc`]).
+pub const CALIBRATION_RUNS: usize = 3;
+/// At most this many runs (32 ms) are made to find them.
+pub const MAX_RUNS: usize = 16;
+/// A run is clean when its ends are known to 1/CLEAN_RATIO of its length
+/// (1 %, 20 µs; a poll of port B takes about a microsecond).
+pub const CLEAN_RATIO: u64 = 100;
 
+/// PIT channel 0's data port (read back when there is no port B).
+pub const PIT_CHANNEL0: u16 = 0x40;
+/// Channel 0, low byte then high byte, mode 0, binary: counts down from
+/// what is written, and on past zero.
+pub const PIT_CH0_ONESHOT: u8 = 0b0011_0000;
+/// Latches channel 0's count for reading (counter latch command, channel 0).
+pub const PIT_CH0_LATCH: u8 = 0b0000_0000;
+/// A port that nothing decodes reads all ones; a real port B never does
+/// (bits 6 and 7 are error flags).
+const NO_PORT: u8 = 0xFF;
 /// PIT ports: channel 2's data port, the mode/command port, and the PC's
 /// "port B" (bit 0: channel 2 gate, bit 1: speaker enable, bit 5: channel 2 output).
 pub const PIT_CHANNEL2: u16 = 0x42;
@@ -51,7 +68,7 @@ pub const MAX_TSC_HZ: u64 = 20_000_000_000;
 pub const MAX_WAIT_CYCLES: u64 = MAX_TSC_HZ / 1000 * CALIBRATION_MS * 10;
 /// ...or after this many polls of port B, for a TSC that does not move
 /// either. A poll is a port read (about a microsecond on hardware, a VM exit
-/// in a guest), so this is seconds, against a 10 ms window.
+/// in a guest), so this is seconds, against a window of milliseconds.
 pub const MAX_POLLS: u64 = 10_000_000;
 
 /// Why the TSC could not be calibrated.
@@ -85,7 +102,7 @@ impl fmt::Display for CalibrationError {
     }
 }
 
-/// The TSC rate from [`CALIBRATION_RUNS`] runs.
+/// The TSC rate from up to [`CALIBRATION_RUNS`] clean runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Calibration {
     /// The median run, in Hz.
@@ -94,6 +111,10 @@ pub struct Calibration {
     pub min: u64,
     /// See `min`.
     pub max: u64,
+    /// Runs made, and how many of them were clean.
+    pub runs: usize,
+    /// See `runs`.
+    pub clean: usize,
 }
 
 /// PIT channel 2 and port B.
@@ -109,9 +130,68 @@ impl<P: IoPorts> Pit<P> {
 
     /// One calibration run: the TSC rate measured (with `rdtsc`) while
     /// channel 2 counts down [`CALIBRATION_MS`]. Not checked for
-    /// plausibility: a host that deschedules the vCPU makes one run read
-    /// high, which the median of several absorbs.
+    /// plausibility (see [`Pit::calibrate_tsc`]).
     pub fn measure_tsc_hz(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<u64, CalibrationError> {
+        self.run(rdtsc).map(|run| run.hz)
+    }
+
+    /// One run, with how sure it is of its ends: on channel 2, or, on a
+    /// machine without port B (QEMU's `microvm`), by reading channel 0 back.
+    fn run(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Run, CalibrationError> {
+        if self.ports.read8(PORT_B) == NO_PORT { self.run_readback(rdtsc) } else { self.run_gate(rdtsc) }
+    }
+
+    /// Channel 0's count, latched, with the TSC read just before and after.
+    fn sample(&mut self, rdtsc: &mut impl FnMut() -> u64) -> (u64, u64, u64) {
+        let before = rdtsc();
+        self.ports.write8(PIT_COMMAND, PIT_CH0_LATCH);
+        let low = self.ports.read8(PIT_CHANNEL0);
+        let high = self.ports.read8(PIT_CHANNEL0);
+        (u64::from(u16::from_le_bytes([low, high])), before, rdtsc())
+    }
+
+    /// A run on channel 0: a full count started, its value read back (each
+    /// read bracketed by TSC reads) until `CALIBRATION_COUNT` ticks passed.
+    fn run_readback(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Run, CalibrationError> {
+        self.ports.write8(PIT_COMMAND, PIT_CH0_ONESHOT);
+        self.ports.write8(PIT_CHANNEL0, 0xFF);
+        self.ports.write8(PIT_CHANNEL0, 0xFF);
+        let (mut polls, started) = (0, rdtsc());
+        let give_up = |polls: u64, now: u64| now.wrapping_sub(started) > MAX_WAIT_CYCLES || polls >= MAX_POLLS;
+        // The count is loaded on the PIT clock after the write: wait for it
+        // to move, so the first sample is of a running count.
+        let first = loop {
+            let sample = self.sample(rdtsc);
+            polls += 1;
+            if sample.0 < u64::from(u16::MAX) {
+                break sample;
+            }
+            if give_up(polls, sample.2) {
+                return Err(CalibrationError::PitStuck { cycles: sample.2.saturating_sub(started), polls });
+            }
+        };
+        let last = loop {
+            let sample = self.sample(rdtsc);
+            polls += 1;
+            // Counting down from 0xFFFF: no wrap within a window.
+            if first.0.saturating_sub(sample.0) >= CALIBRATION_COUNT {
+                break sample;
+            }
+            if give_up(polls, sample.2) {
+                return Err(CalibrationError::PitStuck { cycles: sample.2.saturating_sub(started), polls });
+            }
+            core::hint::spin_loop();
+        };
+        let ticks = first.0 - last.0;
+        let start = first.1 / 2 + first.2 / 2;
+        let cycles = (last.1 / 2 + last.2 / 2).saturating_sub(start);
+        let uncertainty = first.2.saturating_sub(first.1) / 2 + last.2.saturating_sub(last.1) / 2;
+        let hz = (u128::from(cycles) * u128::from(PIT_HZ) / u128::from(ticks)) as u64;
+        Ok(Run { hz, cycles, uncertainty })
+    }
+
+    /// A run on channel 2, gated and watched through port B.
+    fn run_gate(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Run, CalibrationError> {
         let count = CALIBRATION_COUNT;
         // Gate low (stop), speaker off; program a one-shot count.
         let b = self.ports.read8(PORT_B) & !(PORT_B_GATE2 | PORT_B_SPEAKER);
@@ -119,44 +199,86 @@ impl<P: IoPorts> Pit<P> {
         self.ports.write8(PIT_COMMAND, PIT_CH2_ONESHOT);
         self.ports.write8(PIT_CHANNEL2, count as u8);
         self.ports.write8(PIT_CHANNEL2, (count >> 8) as u8);
-        // Raising the gate starts the count; OUT2 goes high when it reaches zero.
+        // Raising the gate starts the count; OUT2 goes high when it reaches
+        // zero. Each end is bracketed by two TSC reads: the count started
+        // between `start_before` and `start_after`, and ended after the TSC
+        // read before the previous poll of port B and before `end`.
+        let start_before = rdtsc();
         self.ports.write8(PORT_B, b | PORT_B_GATE2);
-        let start = rdtsc();
+        let start_after = rdtsc();
         let mut polls = 0;
+        let (mut previous, mut latest) = (start_after, start_after);
         let (ended, end) = loop {
             if self.ports.read8(PORT_B) & PORT_B_OUT2 != 0 {
                 break (true, rdtsc());
             }
             polls += 1;
-            let now = rdtsc();
-            if now.wrapping_sub(start) > MAX_WAIT_CYCLES || polls >= MAX_POLLS {
-                break (false, now);
+            (previous, latest) = (latest, rdtsc());
+            if latest.wrapping_sub(start_after) > MAX_WAIT_CYCLES || polls >= MAX_POLLS {
+                break (false, latest);
             }
             core::hint::spin_loop();
         };
         self.ports.write8(PORT_B, b);
         // A TSC that went backwards reads as no time at all (implausible).
-        let cycles = end.saturating_sub(start);
         if !ended {
-            return Err(CalibrationError::PitStuck { cycles, polls });
+            return Err(CalibrationError::PitStuck { cycles: end.saturating_sub(start_after), polls });
         }
+        let end_before = previous;
+        // The middles of the two brackets, and half their widths.
+        let start = start_before / 2 + start_after / 2;
+        let cycles = (end_before / 2 + end / 2).saturating_sub(start);
+        let uncertainty = start_after.saturating_sub(start_before) / 2 + end.saturating_sub(end_before) / 2;
         // `count` whole PIT ticks elapsed (not exactly CALIBRATION_MS).
-        Ok((u128::from(cycles) * u128::from(PIT_HZ) / u128::from(count)) as u64)
+        let hz = (u128::from(cycles) * u128::from(PIT_HZ) / u128::from(count)) as u64;
+        Ok(Run { hz, cycles, uncertainty })
     }
 
-    /// [`CALIBRATION_RUNS`] runs; the median is the TSC rate, which must be
-    /// within `MIN_TSC_HZ..=MAX_TSC_HZ`.
+    /// The TSC rate: the median of [`CALIBRATION_RUNS`] clean runs, which
+    /// must be within `MIN_TSC_HZ..=MAX_TSC_HZ`.
+    ///
+    /// A run is clean when both its ends are known to within
+    /// 1/[`CLEAN_RATIO`] of its length. A host that deschedules the vCPU
+    /// between the count's end and the TSC read (or around the start) makes
+    /// a run read fast by however long it was away, milliseconds against a
+    /// window of a few: such runs are left out, up to [`MAX_RUNS`] in all.
+    /// If too few runs are clean by then, the cleanest are used.
     pub fn calibrate_tsc(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Calibration, CalibrationError> {
-        let mut runs = [0u64; CALIBRATION_RUNS];
-        for run in &mut runs {
-            *run = self.measure_tsc_hz(rdtsc)?;
+        let mut runs = [Run::default(); MAX_RUNS];
+        let mut done = 0;
+        let mut clean = 0;
+        while done < MAX_RUNS && clean < CALIBRATION_RUNS {
+            let run = self.run(rdtsc)?;
+            clean += usize::from(run.is_clean());
+            runs[done] = run;
+            done += 1;
         }
-        runs.sort_unstable();
-        let hz = runs[CALIBRATION_RUNS / 2];
+        // The cleanest first (all the clean ones, if there are enough).
+        let runs = &mut runs[..done];
+        runs.sort_unstable_by_key(|r| u128::from(r.uncertainty) * u128::from(u64::MAX) / u128::from(r.cycles.max(1)));
+        let chosen = &mut runs[..CALIBRATION_RUNS.min(done)];
+        chosen.sort_unstable_by_key(|r| r.hz);
+        let hz = chosen[chosen.len() / 2].hz;
         if !(MIN_TSC_HZ..=MAX_TSC_HZ).contains(&hz) {
             return Err(CalibrationError::Implausible { hz });
         }
-        Ok(Calibration { hz, min: runs[0], max: runs[CALIBRATION_RUNS - 1] })
+        Ok(Calibration { hz, min: chosen[0].hz, max: chosen[chosen.len() - 1].hz, runs: done, clean })
+    }
+}
+
+/// One run's result.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    hz: u64,
+    /// TSC cycles between the middles of the brackets around the two ends.
+    cycles: u64,
+    /// Half the two brackets' widths, together: how far off `cycles` can be.
+    uncertainty: u64,
+}
+
+impl Run {
+    fn is_clean(&self) -> bool {
+        self.uncertainty.saturating_mul(CLEAN_RATIO) <= self.cycles
     }
 }
 

@@ -244,6 +244,7 @@ impl Harness {
             static_ip: Ipv4Cidr::new(SERVER_IP.into(), 24),
             static_gateway: Some(CLIENT_IP.into()),
             http_idle: Duration::from_secs(15),
+            ..NetConfig::default()
         };
         let stack = Stack::new(&mut dev, config, 0x5eed_0000 | u64::from(setup), Duration::ZERO);
         let conns = core::array::from_fn(|c| {

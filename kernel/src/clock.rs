@@ -1,6 +1,7 @@
-//! The monotonic clock: the CPU's time-stamp counter, calibrated against the
-//! legacy PIT (whose input clock is a fixed 1.193182 MHz on every PC; the
-//! calibration itself is `skiff_drivers::pit`, tested on the host).
+//! The monotonic clock: the CPU's time-stamp counter, at the rate CPUID
+//! leaves 0x15/0x16 give where the CPU offers them (`skiff_drivers::tsc`),
+//! else calibrated against the legacy PIT (whose input clock is a fixed
+//! 1.193182 MHz on every PC; `skiff_drivers::pit`). Both are tested on the host.
 //!
 //! `now()` is the time since calibration. Before `init` it reads zero, which
 //! the first log lines show.
@@ -10,6 +11,7 @@ use core::time::Duration;
 
 use skiff_drivers::pit::{CALIBRATION_MS, CalibrationError, Pit};
 use skiff_drivers::ports::CpuPorts;
+use skiff_drivers::tsc::{CpuidClock, Source};
 
 /// Runs; the median is kept (see `skiff_drivers::pit`).
 pub const CALIBRATION_RUNS: usize = skiff_drivers::pit::CALIBRATION_RUNS;
@@ -38,6 +40,16 @@ pub fn now() -> Duration {
     Duration::from_nanos((u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64)
 }
 
+/// Time since the TSC read `tsc` (zero before `init`, or for a later `tsc`).
+pub fn since(tsc: u64) -> Duration {
+    let hz = tsc_hz();
+    if hz == 0 {
+        return Duration::ZERO;
+    }
+    let ticks = rdtsc().saturating_sub(tsc);
+    Duration::from_nanos((u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64)
+}
+
 /// Converts a duration to TSC ticks.
 pub fn ticks_for(d: Duration) -> u64 {
     (d.as_nanos() * u128::from(tsc_hz()) / 1_000_000_000) as u64
@@ -58,24 +70,51 @@ fn pit() -> Pit<CpuPorts> {
     Pit::new(unsafe { CpuPorts::new() })
 }
 
-/// Measures the TSC frequency and starts the clock.
+/// What CPUID leaves 0x15 and 0x16 say about the clocks (zeros for a leaf
+/// the CPU does not have: raw-cpuid reads a leaf only if CPUID 0 lists it).
+fn cpuid_clock() -> CpuidClock {
+    let cpuid = raw_cpuid::CpuId::new();
+    let leaf15 = cpuid.get_tsc_info().map_or([0; 3], |t| [t.denominator(), t.numerator(), t.nominal_frequency()]);
+    let leaf16 = cpuid.get_processor_frequency_info().map_or(0, |f| u32::from(f.processor_base_frequency()));
+    log::debug!("CPUID: leaf 0x15 (eax, ebx, ecx) {leaf15:?}, leaf 0x16 base {leaf16} MHz");
+    CpuidClock::from_registers(leaf15, leaf16)
+}
+
+/// Finds the TSC frequency (CPUID, else the PIT) and starts the clock.
 pub fn init() {
-    // Without a working clock every timer is wrong: fail the boot (the panic
-    // handler prints this and exits QEMU with a failure code).
-    let calibration = match pit().calibrate_tsc(&mut rdtsc) {
-        Ok(calibration) => calibration,
-        Err(e) => panic!("TSC calibration failed: {e}"),
+    let invariant = raw_cpuid::CpuId::new().get_advanced_power_mgmt_info().is_some_and(|i| i.has_invariant_tsc());
+    let mhz = |hz: u64| (hz / 1_000_000, hz / 1_000 % 1_000);
+    let hz = match cpuid_clock().tsc_hz() {
+        Some((hz, source)) => {
+            let how = match source {
+                Source::Crystal => "CPUID 0x15: crystal × ratio",
+                Source::BaseFrequency => "CPUID 0x15 ratio, 0x16 base frequency",
+            };
+            let (whole, frac) = mhz(hz);
+            log::info!("TSC at {whole}.{frac:03} MHz ({how}), invariant: {invariant}");
+            hz
+        }
+        None => {
+            // Without a working clock every timer is wrong: fail the boot (the panic
+            // handler prints this and exits QEMU with a failure code).
+            let calibration = match pit().calibrate_tsc(&mut rdtsc) {
+                Ok(calibration) => calibration,
+                Err(e) => panic!("TSC calibration failed: {e}"),
+            };
+            let (whole, frac) = mhz(calibration.hz);
+            log::info!(
+                "TSC at {whole}.{frac:03} MHz (PIT, median of {} runs of {CALIBRATION_MS} ms, {} of {} runs clean, \
+                 spread {} kHz), invariant: {invariant}",
+                CALIBRATION_RUNS.min(calibration.runs),
+                calibration.clean,
+                calibration.runs,
+                (calibration.max - calibration.min) / 1_000
+            );
+            calibration.hz
+        }
     };
-    let (hz, min, max) = (calibration.hz, calibration.min, calibration.max);
     TSC_AT_INIT.store(rdtsc(), Ordering::Relaxed);
     TSC_HZ.store(hz, Ordering::Relaxed);
-    let invariant = raw_cpuid::CpuId::new().get_advanced_power_mgmt_info().is_some_and(|i| i.has_invariant_tsc());
-    log::info!(
-        "TSC at {}.{:03} MHz (PIT, {CALIBRATION_RUNS} runs of {CALIBRATION_MS} ms, spread {} kHz), invariant: {invariant}",
-        hz / 1_000_000,
-        hz / 1_000 % 1_000,
-        (max - min) / 1_000
-    );
 }
 
 /// One calibration run: the TSC rate measured while PIT channel 2 counts

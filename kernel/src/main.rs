@@ -28,6 +28,7 @@ mod ktest;
 mod logger;
 mod memory;
 mod nic;
+mod nic_mmio;
 mod pci;
 mod pvh;
 mod qemu;
@@ -68,6 +69,9 @@ fn bootloader_main(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn kernel_main(boot: BootDescription) -> ! {
+    // Bring-up is timed from here: the log's timestamps start only once the
+    // clock is calibrated, and the calibration is part of what bring-up costs.
+    let entry_tsc = clock::rdtsc();
     serial::init();
     let cmdline = cmdline::init(boot.cmdline);
     logger::init(cmdline.get("log"));
@@ -103,13 +107,18 @@ fn kernel_main(boot: BootDescription) -> ! {
     }
     let mut pci = pci::init(rsdp);
     // `net.irq=off` keeps MSI-X off, to run the card without interrupts.
-    let nic = nic::init(&mut pci, cmdline.get("net.irq") != Some("off"), rsdp);
+    let use_irq = cmdline.get("net.irq") != Some("off");
+    // A card the machine announced on the command line (virtio-mmio, QEMU's
+    // microvm), else one on PCI.
+    let nic = nic_mmio::init(cmdline.as_str(), use_irq).or_else(|| nic::init(&mut pci, use_irq, rsdp));
 
     let heap = allocator::stats();
     let (frames, frames_free) = memory::frame_stats();
     log::info!(
-        "boot complete, {} ms after the clock started: heap {} KiB of {} MiB in use, {frames} frames used, {} MiB free",
-        clock::now().as_millis(),
+        "boot complete, {} ms after kernel_main began ({} ms before the clock started): heap {} KiB of {} MiB in use, \
+         {frames} frames used, {} MiB free",
+        clock::since(entry_tsc).as_millis(),
+        (clock::since(entry_tsc) - clock::now()).as_millis(),
         heap.in_use >> 10,
         heap.size >> 20,
         frames_free >> 20
@@ -130,10 +139,21 @@ fn serve(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &cmdline::Cmdline) -> ! 
         println!("Skiff is up, without a network card. Idling.");
         idle()
     };
-    let config = NetConfig::from_lookup(|key| cmdline.get(key)).unwrap_or_else(|e| {
+    let mut config = NetConfig::from_lookup(|key| cmdline.get(key)).unwrap_or_else(|e| {
         log::warn!("net: bad setting {e}; using the defaults");
         NetConfig::default()
     });
+    // The echo sockets' buffers are most of what the stack allocates: fit
+    // them to the heap (a guest with little memory gets smaller ones).
+    let heap = allocator::stats();
+    config.echo_buffer = echo::EchoServer::buffer_for_heap(heap.size.saturating_sub(heap.in_use));
+    if config.echo_buffer < echo::MAX_BUFFER {
+        log::info!(
+            "net: echo buffers {} KiB each way (heap {} KiB free)",
+            config.echo_buffer >> 10,
+            heap.size.saturating_sub(heap.in_use) >> 10
+        );
+    }
     let (seed, source) = entropy::seed();
     if source == SeedSource::TimestampOnly {
         log::warn!("net: no RDSEED or RDRAND; TCP sequence numbers are seeded from the TSC only");

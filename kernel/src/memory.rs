@@ -23,9 +23,12 @@ use x86_64::{PhysAddr, VirtAddr};
 /// The most usable regions kept, after merging neighbours. OVMF's map has
 /// about 70 entries, most of them adjacent; merged, under ten remain.
 const MAX_REGIONS: usize = 128;
-/// The heap gets half of usable memory (the rest is for page tables and, later,
-/// what the network needs outside the heap), but no more than its region holds.
-const HEAP_SHARE_DIVISOR: u64 = 2;
+/// What the frame allocator keeps for page tables, the only thing it hands
+/// out: the MMIO mappings' (q35's ECAM, 256 buses of 1 MiB, takes 128 page
+/// tables, 512 KiB; the APIC, the I/O APIC and the card's BARs a few more),
+/// with room to spare. The heap, which holds everything else (DMA included),
+/// gets the rest of its region.
+pub const FRAME_RESERVE: u64 = 1 << 20;
 /// Below this the kernel cannot do its work; boot stops with a clear message.
 pub const MIN_HEAP_SIZE: u64 = 4 << 20;
 
@@ -178,9 +181,10 @@ pub fn init(regions: &[MemoryRegion], phys_offset: Option<u64>) -> Result<Memory
         }
     }
 
-    // The heap takes the top of the largest region.
+    // The heap takes the top of the largest region: all of it, except what
+    // the other regions lack of the frames' reserve.
     let largest = (0..count).max_by_key(|&i| usable[i].len()).ok_or(MemoryError::TooLittleMemory { largest: 0 })?;
-    let heap_size = (total / HEAP_SHARE_DIVISOR).min(usable[largest].len()) & !(Size4KiB::SIZE - 1);
+    let heap_size = heap_size(usable[largest].len(), total);
     if heap_size < MIN_HEAP_SIZE {
         return Err(MemoryError::TooLittleMemory { largest: usable[largest].len() });
     }
@@ -221,6 +225,14 @@ pub fn init(regions: &[MemoryRegion], phys_offset: Option<u64>) -> Result<Memory
         })
     });
     Ok(MemoryInfo { heap, heap_virt: phys_offset + heap.start })
+}
+
+/// The heap's size, given the largest usable region (where it goes) and all
+/// usable memory: the region, less what the regions outside it lack of
+/// `FRAME_RESERVE`, in whole frames.
+pub fn heap_size(largest: u64, total: u64) -> u64 {
+    let outside = total - largest;
+    largest.saturating_sub(FRAME_RESERVE.saturating_sub(outside)) & !(Size4KiB::SIZE - 1)
 }
 
 /// Maps `size` bytes of device registers at physical address `phys`, uncached,

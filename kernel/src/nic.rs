@@ -19,9 +19,10 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
 use skiff_drivers::pci::intx::{self, Pins, STORM_LIMIT, STORM_RETRY, SharedLines};
 use skiff_drivers::pci::{self, BarInfo, ConfigurationAccess, Function, MsixInfo, MsixTable};
+use skiff_drivers::virtio::card::CardTransport;
 use skiff_drivers::virtio::legacy::CpuPorts;
 use skiff_drivers::virtio::net::{Mac, NetFeatures, VirtioNet};
-use skiff_drivers::virtio::pci::{VectorError, VirtioPciTransport, is_virtio_net, probe};
+use skiff_drivers::virtio::pci::{VectorError, is_virtio_net, probe};
 use skiff_net::device::NetDevice;
 
 use crate::dma::KernelHal;
@@ -29,8 +30,8 @@ use crate::interrupts::{self, INTX_VECTOR_BASE, NIC_CONFIG_VECTOR, NIC_RX_VECTOR
 use crate::pci::Pci;
 use crate::{acpi, apic, clock, entropy, ioapic, memory};
 
-/// The network card Skiff drives.
-pub type Nic = VirtioNet<KernelHal, VirtioPciTransport<CpuPorts>>;
+/// The network card Skiff drives, on PCI or virtio-mmio (`nic_mmio`).
+pub type Nic = VirtioNet<KernelHal, CardTransport<CpuPorts>>;
 
 /// MSI-X table entries, as the device is told them (spec 4.1.4.3: the
 /// driver picks which entry serves configuration changes and each queue).
@@ -132,6 +133,12 @@ fn setup_intx(pci: &Pci, function: &Function, rsdp: Option<u64>) -> Signal {
         let gsi = overrides.get(usize::from(line)).copied().flatten().map_or(u32::from(line), |o| o.gsi);
         core::iter::once(gsi).collect()
     };
+    route_intx(info.address, &gsis)
+}
+
+/// Routes each of `gsis` (level-triggered) to an INTx candidate's vector
+/// through the I/O APIC at `address`, which `ioapic::init` has mapped.
+pub fn route_intx(address: u64, gsis: &[u32]) -> Signal {
     let apic_id = apic::id();
     let mut routed = 0;
     for (i, gsi) in gsis.iter().enumerate().take(INTX_CANDIDATES) {
@@ -147,7 +154,7 @@ fn setup_intx(pci: &Pci, function: &Function, rsdp: Option<u64>) -> Signal {
         log::warn!("virtio-net: no I/O APIC pin for INTx; polling on a timer");
         return Signal::None;
     }
-    log::info!("virtio-net: no MSI-X; INTx through the I/O APIC at {:#x}, on GSI {:?}", info.address, gsis.as_slice());
+    log::info!("virtio-net: no MSI-X; INTx through the I/O APIC at {address:#x}, on GSI {gsis:?}");
     Signal::Intx
 }
 
@@ -290,13 +297,13 @@ fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<(N
     let (random, source) = entropy::seed();
     let mut vectors = None;
     let access = pci.access.clone();
-    let set_vectors = |transport: &mut VirtioPciTransport<CpuPorts>| {
-        if msix_enabled {
+    let set_vectors = |transport: &mut CardTransport<CpuPorts>| {
+        if let (true, CardTransport::Pci(transport)) = (msix_enabled, transport) {
             let queues = [(RX_QUEUE, ENTRY_RX), (TX_QUEUE, ENTRY_TX)];
             vectors = Some(transport.set_msix_vectors::<KernelHal, _>(&access, function, ENTRY_CONFIG, &queues));
         }
     };
-    let nic = match Nic::new_with(transport, random, set_vectors) {
+    let nic = match Nic::new_with(CardTransport::Pci(transport), random, set_vectors) {
         Ok(nic) => nic,
         Err(e) => {
             log::error!("virtio-net at {}: {e}", function.address);
@@ -304,6 +311,13 @@ fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<(N
         }
     };
     log::info!("virtio-net at {} ({kind} transport, {} config access)", function.address, pci.mechanism);
+    log_card(&nic, source);
+    Some((nic, vectors))
+}
+
+/// Logs what the card offered and what was negotiated, its MAC, MTU, link
+/// and queues.
+pub fn log_card(nic: &Nic, source: skiff_net::seed::SeedSource) {
     log::info!("virtio-net: offered: {}", nic.offered_features());
     log::info!("virtio-net: wanted: {}", NetFeatures::WANTED);
     log::info!("virtio-net: negotiated: {}", nic.features());
@@ -320,5 +334,4 @@ fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<(N
         if info.rx_checksum_offload { "on" } else { "off (software)" },
     );
     log::debug!("virtio-net: random seed from {source:?}");
-    Some((nic, vectors))
 }

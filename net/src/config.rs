@@ -28,6 +28,10 @@ pub struct NetConfig {
     pub static_gateway: Option<Ipv4Addr>,
     /// HTTP connections idle this long are closed.
     pub http_idle: Duration,
+    /// Each echo socket's receive and send buffer, in bytes (not on the
+    /// command line: the kernel sizes it to its heap with
+    /// `EchoServer::buffer_for_heap`).
+    pub echo_buffer: usize,
 }
 
 impl Default for NetConfig {
@@ -39,6 +43,7 @@ impl Default for NetConfig {
             static_ip: Ipv4Cidr::new(Ipv4Addr::new(10, 0, 2, 15), 24),
             static_gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
             http_idle: Duration::from_secs(15),
+            echo_buffer: crate::apps::echo::MAX_BUFFER,
         }
     }
 }

@@ -94,7 +94,7 @@ impl Stack {
 
         let mut sockets = SocketSet::new(vec![]);
         let dhcp = config.dhcp.then(|| sockets.add(dhcpv4::Socket::new()));
-        let echo = EchoServer::new(&mut sockets);
+        let echo = EchoServer::new(&mut sockets, config.echo_buffer);
         let http = HttpServer::new(&mut sockets, config.http_idle);
         let mut stack = Stack {
             iface,

@@ -12,27 +12,53 @@ pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 pub struct Artifacts {
     /// The kernel with debug info, for gdb.
     pub kernel_elf: PathBuf,
-    /// The stripped copy that goes into the images.
+    /// The stripped copy: what `-kernel` loads, and what goes into the images.
     pub kernel_stripped: PathBuf,
-    pub bios_image: PathBuf,
-    pub uefi_image: PathBuf,
+    /// The disk images, once `images` has built them: only the BIOS and UEFI
+    /// boots need them, and their first build compiles the bootloader's
+    /// stages (2-3 minutes), so nothing builds them unless it boots one.
+    pub images: Option<Images>,
+}
+
+/// The bootloader's disk images of the kernel.
+pub struct Images {
+    /// MBR image, for SeaBIOS.
+    pub bios: PathBuf,
+    /// GPT image with an EFI system partition, for OVMF.
+    pub uefi: PathBuf,
 }
 
 impl Artifacts {
     pub fn print(&self) {
-        for (what, path) in [
+        let mut files = vec![
             ("kernel ELF (with debug info)", &self.kernel_elf),
-            ("kernel ELF (stripped, in the images)", &self.kernel_stripped),
-            ("BIOS disk image", &self.bios_image),
-            ("UEFI disk image", &self.uefi_image),
-        ] {
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            println!("{what:38} {:>9} bytes  {}", size, path.display());
+            ("kernel ELF (stripped, -kernel loads it)", &self.kernel_stripped),
+        ];
+        if let Some(images) = &self.images {
+            files.extend([("BIOS disk image", &images.bios), ("UEFI disk image", &images.uefi)]);
         }
+        for (what, path) in files {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            println!("{what:40} {:>9} bytes  {}", size, path.display());
+        }
+    }
+
+    /// The BIOS image, or why there is none.
+    pub fn bios_image(&self) -> Result<&Path> {
+        self.images.as_ref().map(|i| i.bios.as_path()).ok_or_else(not_built)
+    }
+
+    /// The UEFI image, or why there is none.
+    pub fn uefi_image(&self) -> Result<&Path> {
+        self.images.as_ref().map(|i| i.uefi.as_path()).ok_or_else(not_built)
     }
 }
 
-/// Builds the kernel (release) and both disk images.
+fn not_built() -> String {
+    "the disk images were not built (xtask builds them only for a BIOS or UEFI boot: build::images)".into()
+}
+
+/// Builds the kernel (release) and its stripped copy; no disk images.
 pub fn build() -> Result<Artifacts> {
     let root = root();
     let target_dir = root.join("target");
@@ -50,7 +76,25 @@ pub fn build() -> Result<Artifacts> {
     std::fs::create_dir_all(&images).map_err(|e| format!("cannot create {}: {e}", images.display()))?;
     let kernel_stripped = images.join("skiff-kernel");
     strip(&kernel_elf, &kernel_stripped)?;
+    Ok(Artifacts { kernel_elf, kernel_stripped, images: None })
+}
 
+/// Builds the kernel and both disk images.
+pub fn build_with_images() -> Result<Artifacts> {
+    let mut artifacts = build()?;
+    images(&mut artifacts)?;
+    Ok(artifacts)
+}
+
+/// Builds the BIOS and UEFI disk images of `artifacts`' stripped kernel
+/// (nothing if they are there already).
+pub fn images(artifacts: &mut Artifacts) -> Result<()> {
+    if artifacts.images.is_some() {
+        return Ok(());
+    }
+    let root = root();
+    let target_dir = root.join("target");
+    let images = target_dir.join("images");
     let bootloader_built = target_dir.join("debug/skiff-boot").exists();
     let step = ui::Step::start(if bootloader_built {
         "building the disk images".to_string()
@@ -60,7 +104,7 @@ pub fn build() -> Result<Artifacts> {
     // From boot/, so that rustup picks the nightly in boot/rust-toolchain.toml.
     let status = cargo(&root.join("boot"))
         .args(["run", "--quiet", "--package", "skiff-boot", "--"])
-        .arg(&kernel_stripped)
+        .arg(&artifacts.kernel_stripped)
         .arg(&images)
         .stdout(std::process::Stdio::null())
         .status()
@@ -69,13 +113,8 @@ pub fn build() -> Result<Artifacts> {
         return Err("the disk images were not built (see above)".into());
     }
     step.done();
-
-    Ok(Artifacts {
-        kernel_elf,
-        kernel_stripped,
-        bios_image: images.join("bios.img"),
-        uefi_image: images.join("uefi.img"),
-    })
+    artifacts.images = Some(Images { bios: images.join("bios.img"), uefi: images.join("uefi.img") });
+    Ok(())
 }
 
 /// A `cargo` command run in `dir`, with the toolchain that `dir`'s
@@ -90,12 +129,14 @@ pub fn cargo(dir: &Path) -> Command {
     cmd
 }
 
-/// Copies `elf` to `out` without debug info, with rustup's llvm-objcopy
-/// (component `llvm-tools`): loading a smaller ELF makes the BIOS boot faster.
+/// Copies `elf` to `out` without debug info and without the symbol table
+/// (gdb reads the unstripped ELF; neither QEMU's `-kernel` nor the
+/// bootloader needs symbols, and relocation uses the dynamic section), with
+/// rustup's llvm-objcopy (component `llvm-tools`): a smaller ELF loads faster.
 fn strip(elf: &Path, out: &Path) -> Result<()> {
     let objcopy = llvm_tool("llvm-objcopy")?;
     let status = Command::new(&objcopy)
-        .arg("--strip-debug")
+        .arg("--strip-all")
         .arg(elf)
         .arg(out)
         .status()

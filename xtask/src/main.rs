@@ -1,8 +1,9 @@
 //! `cargo xtask`: build, boot and test Skiff.
 //!
 //! - `cargo xtask build`: the kernel ELF and its BIOS and UEFI disk images.
-//! - `cargo xtask run`: build, then boot under QEMU with the serial console on
-//!   this terminal (Ctrl-A X quits).
+//! - `cargo xtask run`: build the kernel, then boot it under QEMU straight
+//!   from the ELF (`-kernel`, PVH) with the serial console on this terminal
+//!   (Ctrl-A X quits); `--bios` and `--uefi` boot a disk image instead.
 //! - `cargo xtask bench [--quick]`: Skiff against a Linux guest in the same
 //!   QEMU (see `bench/mod.rs`); results in `target/bench/`.
 //! - `cargo xtask qemu`: every test: host unit tests of all crates, then the
@@ -49,8 +50,14 @@ enum Cmd {
     /// Build the kernel and its BIOS and UEFI disk images.
     Build,
     /// Build, then boot Skiff under QEMU with its console on this terminal.
+    ///
+    /// By default QEMU loads the kernel ELF itself (`-kernel`, the PVH entry):
+    /// no disk image, no bootloader.
     Run {
-        /// Boot the UEFI image with OVMF instead of the BIOS image.
+        /// Boot the BIOS disk image with SeaBIOS (builds the images first).
+        #[arg(long, conflicts_with = "uefi")]
+        bios: bool,
+        /// Boot the UEFI disk image with OVMF (builds the images first).
         #[arg(long)]
         uefi: bool,
         /// QEMU machine type.
@@ -208,11 +215,16 @@ fn run(command: Cmd) -> Result<()> {
             let bar = (max_stall_ms > 0).then(|| std::time::Duration::from_millis(max_stall_ms));
             impair::client::sizes(&size).and_then(|s| impair::client::run_in_namespace(s, bar, linux))
         }
-        Cmd::Build => build::build().map(|artifacts| artifacts.print()),
-        Cmd::Run { uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap, trace } => {
+        Cmd::Build => build::build_with_images().map(|artifacts| artifacts.print()),
+        Cmd::Run { bios, uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap, trace } => {
             let cmdline = if trace { learn::with_trace(&cmdline) } else { cmdline };
-            build::build().and_then(|artifacts| {
-                let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
+            let firmware = match (bios, uefi) {
+                (_, true) => Firmware::Uefi,
+                (true, false) => Firmware::Bios,
+                (false, false) => Firmware::Direct,
+            };
+            let artifacts = if firmware == Firmware::Direct { build::build() } else { build::build_with_images() };
+            artifacts.and_then(|artifacts| {
                 let forwards = vec![Forward::http(http_port), Forward::echo(echo_port)];
                 let nic = Nic { forwards, pcap, ..Nic::default() };
                 let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic) };

@@ -33,6 +33,9 @@ pub enum Machine {
     Q35,
     /// The i440FX PC: legacy PCI, port-I/O configuration only.
     Pc,
+    /// QEMU's minimal machine: no PCI, virtio-mmio devices announced on the
+    /// command line, qboot, ACPI off. Direct boots only.
+    Microvm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,6 +200,10 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
     let machine = match boot.machine {
         Machine::Q35 => "q35",
         Machine::Pc => "pc",
+        // ACPI off: qboot then announces the virtio-mmio devices on the
+        // command line (`virtio_mmio.device=`), which is how Skiff finds them.
+        Machine::Microvm if boot.firmware == Firmware::Direct => "microvm,acpi=off",
+        Machine::Microvm => return Err("microvm boots only the kernel ELF (-kernel): no --bios or --uefi".into()),
     };
     let mut args: Vec<String> = vec![
         "-machine".into(),
@@ -214,8 +221,9 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
     ];
     let image = match boot.firmware {
         Firmware::Direct => None,
-        Firmware::Bios => Some(&artifacts.bios_image),
+        Firmware::Bios => Some(artifacts.bios_image()?),
         Firmware::Uefi => {
+            let image = artifacts.uefi_image()?;
             if !Path::new(OVMF_CODE).exists() {
                 return Err(format!("{OVMF_CODE} is missing: run scripts/setup.sh (it installs the ovmf package)"));
             }
@@ -226,7 +234,7 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
             args.push(format!("if=pflash,format=raw,readonly=on,file={}", escape_option(OVMF_CODE)));
             args.push("-drive".into());
             args.push(format!("if=pflash,format=raw,file={}", escape_option(&vars.display().to_string())));
-            Some(&artifacts.uefi_image)
+            Some(image)
         }
     };
     match image {
@@ -255,7 +263,11 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
             Backend::Impaired(_) => crate::impair::relay::netdev("net0"),
         });
         // romfile= : Skiff never boots from the network, so skip the iPXE option ROM.
-        let mut device = format!("virtio-net-pci,netdev=net0,mac={},romfile=", testnet::guest_mac_text());
+        let mut device = if boot.machine == Machine::Microvm {
+            format!("virtio-net-device,netdev=net0,mac={}", testnet::guest_mac_text())
+        } else {
+            format!("virtio-net-pci,netdev=net0,mac={},romfile=", testnet::guest_mac_text())
+        };
         if nic.legacy {
             device.push_str(",disable-modern=on");
         }
@@ -515,13 +527,13 @@ pub fn workdir(name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::Images;
 
     fn artifacts() -> Artifacts {
         Artifacts {
             kernel_elf: "k.elf".into(),
             kernel_stripped: "k".into(),
-            bios_image: "bios.img".into(),
-            uefi_image: "uefi.img".into(),
+            images: Some(Images { bios: "bios.img".into(), uefi: "uefi.img".into() }),
         }
     }
 
@@ -562,9 +574,32 @@ mod tests {
     }
 
     #[test]
+    fn only_disk_image_boots_need_the_images() {
+        let kernel_only = Artifacts { images: None, ..artifacts() };
+        let direct = Boot { firmware: Firmware::Direct, ..Boot::default() };
+        assert!(arguments(&kernel_only, &direct, Path::new("/nonexistent")).is_ok());
+        for firmware in [Firmware::Bios, Firmware::Uefi] {
+            let boot = Boot { firmware, ..Boot::default() };
+            let err = arguments(&kernel_only, &boot, Path::new("/nonexistent")).unwrap_err();
+            assert!(err.contains("disk images were not built"), "{err}");
+        }
+    }
+
+    #[test]
+    fn microvm_boots_the_elf_with_a_virtio_mmio_card() {
+        let boot = Boot { firmware: Firmware::Direct, machine: Machine::Microvm, ..Boot::default() };
+        let joined = arguments(&artifacts(), &boot, Path::new("/nonexistent")).unwrap().join(" ");
+        assert!(joined.contains("-machine microvm,acpi=off "), "{joined}");
+        assert!(joined.contains("-device virtio-net-device,netdev=net0,mac=52:54:00:12:34:56"), "{joined}");
+        assert!(!joined.contains("virtio-net-pci") && !joined.contains("romfile"), "{joined}");
+        let bios = Boot { machine: Machine::Microvm, ..Boot::default() };
+        assert!(arguments(&artifacts(), &bios, Path::new("/nonexistent")).is_err());
+    }
+
+    #[test]
     fn paths_with_commas_are_escaped_for_qemu() {
         let mut a = artifacts();
-        a.bios_image = "/tmp/a,b/bios.img".into();
+        a.images = Some(Images { bios: "/tmp/a,b/bios.img".into(), uefi: "uefi.img".into() });
         let args = arguments(&a, &Boot::default(), Path::new("/nonexistent")).unwrap();
         assert!(args.contains(&"format=raw,snapshot=on,file=/tmp/a,,b/bios.img".to_string()), "{args:?}");
     }

@@ -51,7 +51,10 @@ pub fn hostile_check(name: &str, guest: &Guest, sizes: Sizes) -> Result<String> 
 
 pub fn run(rounds: usize) -> Result<()> {
     let started = Instant::now();
-    let artifacts = build::build()?;
+    let mut artifacts = build::build()?;
+    if hostile_boot(true).firmware != qemu::Firmware::Direct {
+        build::images(&mut artifacts)?;
+    }
     // The cargo-fuzz targets first, for much longer than the suite's step.
     let fuzzed = crate::fuzz::run(FUZZ_PER_TARGET)?;
     eprintln!("    {}", fuzzed.summary());

@@ -78,6 +78,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The serving boot's limit: its client moves 100 MiB and thousands of
 /// requests through QEMU's user network.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The memory of the smallest serving boot (QEMU's `-m`).
+const SMALL_MEMORY: &str = "8M";
 /// The echo stream's size.
 const ECHO_BYTES: usize = 100 << 20;
 
@@ -284,6 +286,12 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let direct_serve = http_case("direct-serve-q35", Machine::Q35, true, "", timeout, |port, _| {
         signal_checks(port, "interrupts", "direct boot (-kernel, PVH) on q35")
     });
+    let direct_microvm = http_case("direct-serve-microvm", Machine::Microvm, true, "", timeout, |port, _| {
+        signal_checks(port, "interrupts", "direct boot on microvm (virtio-mmio)")
+    });
+    let direct_small = http_case("direct-serve-8m", Machine::Q35, true, "", timeout, |port, _| {
+        signal_checks(port, "interrupts", &format!("direct boot with -m {SMALL_MEMORY}"))
+    });
     let serving =
         Nic { forwards: vec![Forward::http(serve_ports.http), Forward::echo(serve_ports.echo)], ..Nic::default() };
     vec![
@@ -330,6 +338,41 @@ fn cases(timeout: Duration) -> Vec<Case> {
         nic_case("direct-q35", Firmware::Direct, Machine::Q35, user.clone(), NEGOTIATED_MODERN, &[]),
         nic_case("direct-pc", Firmware::Direct, Machine::Pc, user.clone(), NEGOTIATED_MODERN, &[]),
         Case { boot: Boot { firmware: Firmware::Direct, ..direct_serve.boot }, ..direct_serve },
+        // QEMU's microvm: no PCI, the card on virtio-mmio (legacy, QEMU's
+        // default there), found from the command line, its IRQ through the
+        // I/O APIC without ACPI; the kernel's tests, then serving.
+        Case {
+            name: "direct-microvm",
+            boot: Boot {
+                firmware: Firmware::Direct,
+                machine: Machine::Microvm,
+                cmdline: "mode=test ktest.net=user".into(),
+                ..Boot::default()
+            },
+            expect: Expect::PassPrinting(
+                [
+                    "booting (Pvh entry)",
+                    "(virtio-mmio transport, IRQ",
+                    &format!("virtio-net: negotiated: {NEGOTIATED_LEGACY}$"),
+                    &format!("virtio-net: MAC {} (from the device)", guest_mac_text()),
+                    "INTx through the I/O APIC at 0xfec00000",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            timeout,
+            client: None,
+        },
+        Case {
+            boot: Boot { firmware: Firmware::Direct, machine: Machine::Microvm, ..direct_microvm.boot },
+            ..direct_microvm
+        },
+        // The smallest memory the issue asks for: the heap takes its region
+        // (kernel/src/memory.rs) and the echo buffers fit the heap.
+        Case {
+            boot: Boot { firmware: Firmware::Direct, memory: SMALL_MEMORY.into(), ..direct_small.boot },
+            ..direct_small
+        },
         // The in-kernel tests with INTx instead of MSI-X (the MSI-X test skips itself).
         nic_case(
             "bios-q35-intx",
@@ -409,6 +452,22 @@ fn cases(timeout: Duration) -> Vec<Case> {
             expect: Expect::Rejected {
                 outcome: Outcome::BadBootInput,
                 lines: &["PVH boot stopped: command line longer than 512 bytes"],
+            },
+            timeout,
+            client: None,
+        },
+        // A virtio-mmio announcement (QEMU's microvm appends them) that does
+        // not parse: bad boot input too, said and stopped on, not ignored.
+        Case {
+            name: "direct-rejects-bad-virtio-mmio",
+            boot: Boot {
+                firmware: Firmware::Direct,
+                cmdline: "mode=test virtio_mmio.device=512@0xfeb00e00".into(),
+                ..Boot::default()
+            },
+            expect: Expect::Rejected {
+                outcome: Outcome::BadBootInput,
+                lines: &["boot stopped: virtio_mmio.device=512@0xfeb00e00: expected SIZE@BASE:IRQ[:ID]"],
             },
             timeout,
             client: None,
@@ -495,9 +554,7 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
         let fuzzed = crate::fuzz::run(Duration::from_secs(crate::fuzz::SUITE_SECONDS))?;
         eprintln!("    {}", fuzzed.summary());
     }
-    let artifacts = build::build()?;
-    artifacts.print();
-
+    let mut artifacts = build::build()?;
     let timeout = Duration::from_secs(timeout_secs);
     let cases: Vec<Case> = cases(timeout)
         .into_iter()
@@ -506,18 +563,28 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
         // The damaged-link cases run only when asked for (see impair/case.rs).
         .filter(|c| filter.map_or(!crate::impair::case::OPT_IN.contains(&c.name), |f| c.name.contains(f)))
         .collect();
+    // The bench's smoke test boots the BIOS image once too.
+    let bench = filter.is_none_or(|f| "bench-quick".contains(f));
+    if bench || needs_images(&cases) {
+        build::images(&mut artifacts)?;
+    }
+    artifacts.print();
     let workers = std::thread::available_parallelism().map_or(1, usize::from).min(cases.len()).max(1);
     let step = ui::Step::start(format!("booting {} QEMU test runs, {workers} at a time (TCG)", cases.len()));
     let failures = run_cases(&artifacts, &cases, workers);
     step.done();
     // After the boots, alone on the CPU: `cargo xtask bench --quick` as a smoke test.
-    let bench = filter.is_none_or(|f| "bench-quick".contains(f));
     let failures = failures + usize::from(bench && !crate::bench::smoke());
 
     let passed = cases.len() + usize::from(bench) - failures;
     eprintln!("\nall tests took {:.1} s", suite_started.elapsed().as_secs_f64());
     println!("qemu: {passed} passed, {failures} failed");
     if failures == 0 { Ok(()) } else { Err(format!("{failures} QEMU test run(s) failed (details above)")) }
+}
+
+/// Whether some case boots a disk image (only those need the bootloader's stages built).
+fn needs_images(cases: &[Case]) -> bool {
+    cases.iter().any(|c| c.boot.firmware != Firmware::Direct)
 }
 
 /// Formatting and clippy, warnings as errors, for the host crates and the kernel.
@@ -732,6 +799,16 @@ mod tests {
     }
 
     #[test]
+    fn direct_boots_alone_need_no_disk_images() {
+        let cases = cases(Duration::from_secs(BOOT_TIMEOUT_SECS));
+        let direct: Vec<Case> = cases.into_iter().filter(|c| c.name.starts_with("direct-")).collect();
+        assert!(direct.len() >= 3, "{} direct cases", direct.len());
+        assert!(!needs_images(&direct));
+        let all = super::cases(Duration::from_secs(BOOT_TIMEOUT_SECS));
+        assert!(needs_images(&all));
+    }
+
+    #[test]
     fn the_matrix_covers_boot_paths_transports_offloads_and_four_failure_kinds() {
         let cases = cases(Duration::from_secs(BOOT_TIMEOUT_SECS));
         let passing: Vec<_> = cases.iter().filter(|c| matches!(c.expect, Expect::PassPrinting(_))).collect();
@@ -761,7 +838,14 @@ mod tests {
             .collect();
         assert_eq!(
             outcomes,
-            [Outcome::TimedOut, Outcome::TestsFailed, Outcome::Panicked, Outcome::CpuException, Outcome::BadBootInput]
+            [
+                Outcome::TimedOut,
+                Outcome::TestsFailed,
+                Outcome::Panicked,
+                Outcome::CpuException,
+                Outcome::BadBootInput,
+                Outcome::BadBootInput
+            ]
         );
     }
 }

@@ -3,11 +3,15 @@
 //! The modern PCI transport is `virtio-drivers`' `PciTransport`; the legacy
 //! one (for `disable-modern=on` devices, which have no virtio capabilities) is
 //! [`legacy::LegacyTransport`]. Both implement `virtio_drivers::transport::Transport`,
-//! and [`net::VirtioNet`] works over either.
+//! and [`net::VirtioNet`] works over either, or over `virtio-drivers`'
+//! `MmioTransport` (QEMU's `microvm`), all three as one [`card::CardTransport`];
+//! [`mmio_cmdline`] reads where a virtio-mmio device is from the command line.
 //!
 //! Ref: Virtual I/O Device (VIRTIO) Version 1.2 (the "virtio spec").
 
+pub mod card;
 pub mod legacy;
+pub mod mmio_cmdline;
 pub mod modern;
 pub mod net;
 pub mod pci;
@@ -17,6 +21,7 @@ pub mod queue;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fake;
 
+pub use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 pub use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 pub use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 

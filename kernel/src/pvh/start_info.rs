@@ -182,6 +182,12 @@ pub fn memory_regions(
         return Err(BootError::TooManyEntries(entries.len() as u32));
     }
     for (index, e) in entries.iter().enumerate() {
+        // An all-zero entry is an unused slot of the table, not a claim about
+        // memory: qboot (QEMU's microvm firmware) counts one in. It sorts
+        // first, overlaps nothing and is neither RAM nor a region below.
+        if *e == MemmapEntry::default() {
+            continue;
+        }
         if e.size == 0 {
             return Err(BootError::ZeroSizedEntry { index, addr: e.addr });
         }
@@ -189,7 +195,8 @@ pub fn memory_regions(
             return Err(BootError::EntryWraps { index, addr: e.addr, size: e.size });
         }
     }
-    entries.sort_unstable_by_key(|e| e.addr);
+    // By size too, so that an all-zero slot sorts before RAM at address 0.
+    entries.sort_unstable_by_key(|e| (e.addr, e.size));
     for pair in entries.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         if a.addr + a.size > b.addr {

@@ -17,6 +17,7 @@ use crate::memory;
 pub const TESTS: &[Test] = &[
     Test { name: "pvh_start_info_needs_the_magic_and_a_memory_map", run: start_info_needs_magic_and_memory_map },
     Test { name: "pvh_memory_map_rejects_bad_entries", run: memory_map_rejects_bad_entries },
+    Test { name: "pvh_memory_map_skips_an_unused_all_zero_slot", run: memory_map_skips_an_unused_all_zero_slot },
     Test { name: "pvh_memory_map_carves_out_the_kernel_image", run: memory_map_carves_out_the_kernel_image },
     Test { name: "pvh_cmdline_and_rsdp_are_checked", run: cmdline_and_rsdp_are_checked },
     Test { name: "pvh_page_zero_and_the_stack_guard_are_unmapped", run: page_zero_and_stack_guard_unmapped },
@@ -76,6 +77,9 @@ fn regions(entries: &mut [MemmapEntry]) -> Result<([MemoryRegion; MAX_REGIONS], 
 fn memory_map_rejects_bad_entries(_: &mut Context) -> Result<(), String> {
     let zero = regions(&mut [ram(0, 0x9_fc00), ram(MIB, 0)]);
     check!(zero.err() == Some(BootError::ZeroSizedEntry { index: 1, addr: MIB }), "zero-sized entry accepted");
+    let reserved_zero = MemmapEntry { addr: 0xf_0000, size: 0, kind: 2 };
+    let zero = regions(&mut [ram(0, 0x9_fc00), reserved_zero, ram(MIB, 127 * MIB)]);
+    check!(zero.err() == Some(BootError::ZeroSizedEntry { index: 1, addr: 0xf_0000 }), "zero-sized entry accepted");
     let overlap = regions(&mut [ram(MIB, 127 * MIB), ram(64 * MIB, MIB)]);
     check!(
         overlap.err() == Some(BootError::Overlap { first: (MIB, 128 * MIB), second: (64 * MIB, 65 * MIB) }),
@@ -92,6 +96,15 @@ fn memory_map_rejects_bad_entries(_: &mut Context) -> Result<(), String> {
         elsewhere.err() == Some(BootError::ImageNotInRam { start: IMAGE.0, end: IMAGE.1 }),
         "a map without the kernel image's RAM accepted"
     );
+    Ok(())
+}
+
+fn memory_map_skips_an_unused_all_zero_slot(_: &mut Context) -> Result<(), String> {
+    // qboot on microvm: five real entries, then an all-zero sixth.
+    let mut map = [ram(0, 0x9_fc00), ram(MIB, 127 * MIB), MemmapEntry::default()];
+    let (out, n) = regions(&mut map).map_err(|e| format!("rejected: {e}"))?;
+    check!(n == 4, "{n} regions: {:?}", &out[..n]);
+    check!(out[..n].iter().all(|r| r.start < r.end), "an empty region: {:?}", &out[..n]);
     Ok(())
 }
 

@@ -19,8 +19,15 @@ use crate::trace;
 pub const PORT: u16 = 7;
 /// Listening sockets: this many connections at once; more are refused (RST).
 pub const CONNECTIONS: usize = 40;
-/// Per-socket TCP buffers; large enough for a window that keeps a stream moving.
-const BUFFER: usize = 64 * 1024;
+/// Per-socket TCP buffers (each way) with memory to spare: large enough for
+/// a window that keeps a stream moving.
+pub const MAX_BUFFER: usize = 64 * 1024;
+/// The smallest per-socket buffers: a few segments' worth, still a working
+/// (if slower) stream.
+pub const MIN_BUFFER: usize = 4 * 1024;
+/// The echo sockets may take this share (1/N) of the heap that is free when
+/// the stack starts; the rest is for HTTP, smoltcp and the frames in flight.
+const HEAP_SHARE_DIVISOR: usize = 2;
 /// A connection through which nothing moved this long is closed.
 pub const IDLE_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(120);
 /// Bytes moved per copy step.
@@ -33,11 +40,26 @@ pub struct EchoServer {
 }
 
 impl EchoServer {
-    /// Creates `CONNECTIONS` listening sockets in `sockets`.
-    pub fn new(sockets: &mut SocketSet<'static>) -> Self {
+    /// Creates `CONNECTIONS` listening sockets in `sockets`, each with
+    /// `buffer` bytes of receive and of send buffer.
+    pub fn new(sockets: &mut SocketSet<'static>, buffer: usize) -> Self {
         let sockets =
-            (0..CONNECTIONS).map(|index| ServerSocket::new(sockets, "echo", PORT, index, BUFFER, BUFFER)).collect();
+            (0..CONNECTIONS).map(|index| ServerSocket::new(sockets, "echo", PORT, index, buffer, buffer)).collect();
         EchoServer { sockets, bytes: 0 }
+    }
+
+    /// The per-socket buffer size for a heap with `free` bytes free: the
+    /// largest power of two from `MIN_BUFFER` to `MAX_BUFFER` with which all
+    /// `CONNECTIONS` sockets' buffers (both ways) take at most half of it.
+    /// A small machine (QEMU's `-m 8M`) so still has room for HTTP and the
+    /// frames in flight; a large one gets `MAX_BUFFER`.
+    pub fn buffer_for_heap(free: usize) -> usize {
+        let per_buffer = free / HEAP_SHARE_DIVISOR / (2 * CONNECTIONS);
+        let mut buffer = MAX_BUFFER;
+        while buffer > MIN_BUFFER && buffer > per_buffer {
+            buffer /= 2;
+        }
+        buffer
     }
 
     /// Bytes echoed so far.
@@ -84,6 +106,34 @@ impl EchoServer {
                 // stopped reading for good (back-pressure has its limit).
                 server.abort_if_idle(socket, recent, now, IDLE_TIMEOUT);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_buffers_fit_half_the_free_heap_within_their_bounds() {
+        // A 128 MiB guest: the full size.
+        assert_eq!(EchoServer::buffer_for_heap(62 << 20), MAX_BUFFER);
+        // An 8 MiB guest has about 4 MiB free when the stack starts.
+        let free = 4 << 20;
+        let buffer = EchoServer::buffer_for_heap(free);
+        assert_eq!(buffer, 16 * 1024);
+        assert!(2 * CONNECTIONS * buffer <= free / HEAP_SHARE_DIVISOR);
+        // Nothing free: the smallest that still works (the allocator then says no).
+        assert_eq!(EchoServer::buffer_for_heap(0), MIN_BUFFER);
+        let mut last = 0;
+        for mib in 0..256 {
+            let b = EchoServer::buffer_for_heap(mib << 20);
+            assert!(b.is_power_of_two() && (MIN_BUFFER..=MAX_BUFFER).contains(&b), "{b} for {mib} MiB");
+            assert!(b >= last, "less memory for more heap at {mib} MiB");
+            if b > MIN_BUFFER {
+                assert!(2 * CONNECTIONS * b <= (mib << 20) / HEAP_SHARE_DIVISOR, "{b} for {mib} MiB");
+            }
+            last = b;
         }
     }
 }

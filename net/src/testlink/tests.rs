@@ -70,6 +70,16 @@ fn echo_stream_is_byte_identical_despite_loss_and_reordering() {
 }
 
 #[test]
+fn echo_with_the_smallest_buffers_a_small_heap_gets_is_still_whole() {
+    // What a guest with little memory runs with (EchoServer::buffer_for_heap).
+    let mut net = Net::with_config(11, 3, |c| c.echo_buffer = crate::apps::echo::MIN_BUFFER);
+    let h = net.connect(7, 40013);
+    let data: Vec<u8> = (0..128 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let reply = net.exchange(h, &data, |r| r.len() >= data.len());
+    assert!(reply == data, "echo differs ({} of {} bytes back)", reply.len(), data.len());
+}
+
+#[test]
 fn a_client_that_does_not_read_gets_back_pressure_not_loss() {
     let mut net = Net::new(0, 0);
     let h = net.connect(7, 40004);

@@ -2,8 +2,10 @@
 //!
 //! Both guests get the same arguments from `qemu::arguments` — machine q35,
 //! `-cpu max`, the same `-m`, one vCPU, the same virtio-net-pci card on the
-//! same TAP netdev — and differ only in what boots: Skiff's BIOS disk image,
-//! or Linux's kernel and initramfs through QEMU's `-kernel`/`-initrd`.
+//! same TAP netdev — and differ only in what boots: Skiff's kernel ELF
+//! through QEMU's `-kernel` (its PVH entry), or Linux's kernel and initramfs
+//! through `-kernel`/`-initrd`. Skiff's BIOS disk image boots too, for one
+//! row of the table.
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -41,7 +43,12 @@ const MONITOR_TIMEOUT: Duration = Duration::from_secs(3);
 /// Which guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// Skiff's ELF, booted directly (`-kernel`, PVH).
     Skiff,
+    /// Skiff's BIOS disk image (SeaBIOS and the bootloader's stages).
+    SkiffBios,
+    /// Skiff's ELF on QEMU's microvm (qboot, virtio-mmio).
+    SkiffMicrovm,
     /// Skiff with `net.poll=busy`: it never halts.
     SkiffBusy,
     Linux,
@@ -80,13 +87,13 @@ pub fn linux_cmdline(stats_bytes: usize) -> String {
 /// QEMU's arguments for `kind` with `memory_mib` of RAM.
 pub fn arguments(media: &Media, kind: Kind, memory_mib: u32, accel: Accel, workdir: &Path) -> Result<Vec<String>> {
     let cmdline = match kind {
-        Kind::Skiff => SKIFF_CMDLINE.to_string(),
+        Kind::Skiff | Kind::SkiffBios | Kind::SkiffMicrovm => SKIFF_CMDLINE.to_string(),
         Kind::SkiffBusy => format!("{SKIFF_CMDLINE} {SKIFF_BUSY}"),
         Kind::Linux => String::new(),
     };
     let boot = Boot {
-        firmware: Firmware::Bios,
-        machine: Machine::Q35,
+        firmware: if kind == Kind::SkiffBios { Firmware::Bios } else { Firmware::Direct },
+        machine: if kind == Kind::SkiffMicrovm { Machine::Microvm } else { Machine::Q35 },
         memory: format!("{memory_mib}M"),
         cmdline,
         gdb: false,
@@ -94,10 +101,11 @@ pub fn arguments(media: &Media, kind: Kind, memory_mib: u32, accel: Accel, workd
     };
     let mut args = qemu::arguments(&media.skiff, &boot, workdir)?;
     if kind == Kind::Linux {
-        // The disk image is the only thing that differs.
-        let drive = args.iter().position(|a| a == "-drive").ok_or("qemu::arguments gave no -drive")?;
+        // What `-kernel` loads is the only thing that differs (Linux's
+        // command line is empty above, so there is no `-append` yet).
+        let kernel = args.iter().position(|a| a == "-kernel").ok_or("qemu::arguments gave no -kernel")?;
         args.splice(
-            drive..drive + 2,
+            kernel..kernel + 2,
             [
                 "-kernel".to_string(),
                 media.vmlinuz.display().to_string(),
@@ -227,14 +235,14 @@ impl Drop for Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::Images;
 
     fn media() -> Media {
         Media {
             skiff: Artifacts {
                 kernel_elf: "k.elf".into(),
                 kernel_stripped: "k".into(),
-                bios_image: "bios.img".into(),
-                uefi_image: "uefi.img".into(),
+                images: Some(Images { bios: "bios.img".into(), uefi: "uefi.img".into() }),
             },
             vmlinuz: "vmlinuz".into(),
             initramfs: "initramfs.cpio".into(),
@@ -268,7 +276,15 @@ mod tests {
         }
         assert!(joined.contains("-kernel vmlinuz -initrd initramfs.cpio -append console=ttyS0"), "{joined}");
         assert!(joined.contains("skiff_stats_bytes=1234") && !joined.contains("-drive"), "{joined}");
-        assert!(skiff.join(" ").contains("string=net.dhcp=off"), "{skiff:?}");
+        let joined = skiff.join(" ");
+        assert!(joined.contains("-kernel k -netdev") && joined.contains("-append net.dhcp=off"), "{joined}");
+        assert!(!joined.contains("-drive"), "{joined}");
+        let bios = arguments(&media(), Kind::SkiffBios, 96, Accel::Tcg, dir).unwrap();
+        assert_eq!(strip(&bios), strip(&linux));
+        let joined = bios.join(" ");
+        assert!(joined.contains("file=bios.img") && joined.contains("string=net.dhcp=off"), "{joined}");
+        let microvm = arguments(&media(), Kind::SkiffMicrovm, 96, Accel::Tcg, dir).unwrap().join(" ");
+        assert!(microvm.contains("microvm,acpi=off") && microvm.contains("virtio-net-device,netdev=net0"), "{microvm}");
         let busy = arguments(&media(), Kind::SkiffBusy, 96, Accel::Kvm, dir).unwrap().join(" ");
         assert!(busy.contains("net.dhcp=off net.poll=busy") && busy.contains("-accel kvm"), "{busy}");
     }

@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick]`: Skiff against a Linux guest in the same
 //! QEMU, side by side in one run, so that every claim is a ratio.
 //!
-//! 1. Build Skiff's images, and the Linux guest from Debian's kernel package
+//! 1. Build Skiff's kernel and its disk images (one row boots the BIOS
+//!    image), and the Linux guest from Debian's kernel package
 //!    and a static Rust `/init` (`linux.rs`).
 //! 2. Make a network namespace with a TAP device (`netns.rs`), and run the
 //!    measurements inside it (`cargo xtask bench-run`, `measure.rs`): QEMU
@@ -25,7 +26,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::build::{self, Artifacts};
+use crate::build::{self, Artifacts, Images};
 use crate::netns::{TAP, TestNetwork};
 use crate::{Result, root, testnet, ui};
 
@@ -38,7 +39,8 @@ pub fn out_dir(quick: bool) -> PathBuf {
 /// The whole bench; returns the results' directory.
 pub fn run(quick: bool) -> Result<PathBuf> {
     let started = Instant::now();
-    let skiff = build::build()?;
+    let skiff = build::build_with_images()?;
+    let images = skiff.images.as_ref().ok_or("build_with_images built no images")?;
     let linux = linux::prepare()?;
     let out = out_dir(quick);
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -47,7 +49,7 @@ pub fn run(quick: bool) -> Result<PathBuf> {
         "out": out,
         "skiff": {
             "kernel_elf": skiff.kernel_elf, "kernel_stripped": skiff.kernel_stripped,
-            "bios_image": skiff.bios_image, "uefi_image": skiff.uefi_image,
+            "bios_image": images.bios, "uefi_image": images.uefi,
         },
         "linux": {
             "package": linux.package, "version": linux.version, "vmlinuz": linux.vmlinuz,
@@ -106,8 +108,7 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
     let skiff = Artifacts {
         kernel_elf: path("/skiff/kernel_elf")?,
         kernel_stripped: path("/skiff/kernel_stripped")?,
-        bios_image: path("/skiff/bios_image")?,
-        uefi_image: path("/skiff/uefi_image")?,
+        images: Some(Images { bios: path("/skiff/bios_image")?, uefi: path("/skiff/uefi_image")? }),
     };
     let mut media =
         guest::Media { skiff, vmlinuz: path("/linux/vmlinuz")?, initramfs: path("/linux/initramfs")?, stats_bytes: 0 };
@@ -154,8 +155,8 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
             "skiff": {
                 "kernel": size(&media.skiff.kernel_stripped),
                 "kernel_with_debug_info": size(&media.skiff.kernel_elf),
-                "bios_image": size(&media.skiff.bios_image),
-                "uefi_image": size(&media.skiff.uefi_image),
+                "bios_image": media.skiff.bios_image().map_or(0, size),
+                "uefi_image": media.skiff.uefi_image().map_or(0, size),
             },
             "linux": {
                 "kernel": size(&media.vmlinuz),
