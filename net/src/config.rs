@@ -28,6 +28,10 @@ pub struct NetConfig {
     pub static_gateway: Option<Ipv4Addr>,
     /// HTTP connections idle this long are closed.
     pub http_idle: Duration,
+    /// The wall-clock time at boot, in seconds since the Unix epoch, for
+    /// HTTP's `Date` header; `None` when the kernel does not know it (then
+    /// no Date is sent: RFC 9110 6.6.1). Set by the kernel, not the command line.
+    pub boot_unix_secs: Option<u64>,
 }
 
 impl Default for NetConfig {
@@ -39,6 +43,7 @@ impl Default for NetConfig {
             static_ip: Ipv4Cidr::new(Ipv4Addr::new(10, 0, 2, 15), 24),
             static_gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
             http_idle: Duration::from_secs(15),
+            boot_unix_secs: None,
         }
     }
 }
