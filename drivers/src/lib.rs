@@ -21,4 +21,5 @@ extern crate alloc;
 pub mod pci;
 pub mod pit;
 pub mod ports;
+pub mod rtc;
 pub mod virtio;

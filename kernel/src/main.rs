@@ -31,6 +31,7 @@ mod nic;
 mod pci;
 mod pvh;
 mod qemu;
+mod rtc;
 mod runloop;
 mod serial;
 mod status;
@@ -130,10 +131,21 @@ fn serve(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &cmdline::Cmdline) -> ! 
         println!("Skiff is up, without a network card. Idling.");
         idle()
     };
-    let config = NetConfig::from_lookup(|key| cmdline.get(key)).unwrap_or_else(|e| {
+    let mut config = NetConfig::from_lookup(|key| cmdline.get(key)).unwrap_or_else(|e| {
         log::warn!("net: bad setting {e}; using the defaults");
         NetConfig::default()
     });
+    // HTTP's Date header needs the time of day; without it, none is sent.
+    config.boot_unix_secs = match rtc::boot_unix_secs(clock::now()) {
+        Ok(secs) => {
+            log::info!("rtc: booted at {secs} s since the Unix epoch");
+            Some(secs)
+        }
+        Err(e) => {
+            log::warn!("rtc: no time of day ({e:?}); HTTP responses will carry no Date");
+            None
+        }
+    };
     let (seed, source) = entropy::seed();
     if source == SeedSource::TimestampOnly {
         log::warn!("net: no RDSEED or RDRAND; TCP sequence numbers are seeded from the TSC only");
