@@ -10,7 +10,7 @@
 
 pub mod date;
 pub mod request;
-mod target;
+pub mod target;
 
 use alloc::format;
 use alloc::string::String;
