@@ -34,6 +34,8 @@ pub fn http_request() -> Seeds {
         ("expect-continue", seed(30, b"POST / HTTP/1.1\r\nHost: skiff\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")),
         ("options-asterisk", seed(6, b"OPTIONS * HTTP/1.1\r\nHost: skiff\r\n\r\n")),
         ("no-host", seed(8, b"GET / HTTP/1.1\r\n\r\n")),
+        // Found by the fuzzer: a bad version with spaces after it, cut byte by byte.
+        ("bad-version-then-spaces", seed(0, b"GET / HC(GET /o HT")),
         ("unknown-method", seed(4, b"BREW /pot HTTP/1.1\r\nHost: skiff\r\n\r\n")),
     ]
 }

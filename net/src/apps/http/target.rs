@@ -33,7 +33,12 @@ pub fn version(head: &[u8]) -> Version {
         None => (head, false),
     };
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let start = line.iter().rposition(|&b| b == b' ').map_or(0, |sp| sp + 1);
+    // `method SP request-target SP HTTP-version` (RFC 9112 3): the version
+    // is everything after the second space. Not the last space: while the
+    // line is arriving, bytes after a bad version could hold more spaces,
+    // and the verdict must not change as they come.
+    let mut spaces = line.iter().enumerate().filter(|(_, b)| **b == b' ').map(|(i, _)| i);
+    let Some(start) = spaces.nth(1).map(|sp| sp + 1) else { return Version::Invalid };
     let token = &line[start..];
     let fits = token.len() <= VERSION_LEN
         && token.iter().zip(b"HTTP/0.0").all(|(&b, &p)| if p == b'0' { b.is_ascii_digit() } else { b == p });
@@ -99,6 +104,11 @@ mod test {
         assert_eq!(version(b"GET / HTTP/0.9\r\n"), Version::OtherMajor);
         assert_eq!(version(b"GET / HTTP/1.2"), Version::Partial);
         assert_eq!(version(b"GET / HTTP/1."), Version::Partial);
+        // Found by `cargo fuzz` (http_request): the version was taken after
+        // the last space, so "GET / HC(GET /o HT" was Partial while its
+        // prefix "GET / HC(GET /o" was refused.
+        assert_eq!(version(b"GET / HC(GET /o HT"), Version::Invalid);
+        assert_eq!(version(b"GET / HC(GET /o"), Version::Invalid);
         for bad in [&b"GET / HTTP/1.10\r\n"[..], b"GET / HTTP/1\r\n", b"GET / XTTP/1.1", b"GET / HTTP/1.x\r\n"] {
             assert_eq!(version(bad), Version::Invalid, "{}", String::from_utf8_lossy(bad));
         }
