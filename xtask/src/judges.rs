@@ -94,6 +94,13 @@ fn fields<'a>(input: &'a [u8], name: &str) -> Vec<&'a [u8]> {
         .collect()
 }
 
+/// Whether `input`'s request line ends in `HTTP/1.2` to `HTTP/1.9`.
+fn later_minor(input: &[u8]) -> bool {
+    let line = input.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.len() >= 8 && line[line.len() - 8..].starts_with(b"HTTP/1.") && matches!(line.last(), Some(b'2'..=b'9'))
+}
+
 /// Why a disagreement is intended, if it is. Skiff refusing what h11 would
 /// frame is allowed only for Skiff's own policy, named here; Skiff framing
 /// a request differently from h11, or accepting what h11 refuses, never is.
@@ -121,6 +128,11 @@ pub fn allowed(input: &[u8], skiff: &Verdict, h11: &Verdict) -> Option<&'static 
         // does not look inside Host.
         Verdict::Error(_) if fields(input, "host").iter().any(|v| !host_is_valid(v)) => {
             Some("400: an invalid Host value")
+        }
+        // HTTP/1.2 to 1.9 are read as 1.1 (RFC 9110 2.5), so they need a
+        // Host (RFC 9112 3.2); h11 asks Host only of "1.1" itself.
+        s if *s == code(Status::BadRequest) && later_minor(input) && fields(input, "host").is_empty() => {
+            Some("400: HTTP/1.2+ (read as 1.1) without Host")
         }
         // Connection is tokens, Content-Length digits: Skiff refuses values
         // with bytes beyond ASCII (obs-text), which h11 lets through.
@@ -246,6 +258,8 @@ mod tests {
         let chunked = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
         assert!(allowed(chunked, &Verdict::Error("501".into()), &h11_ok).is_some());
         assert!(allowed(b"GET a:80 HTTP/1.1\r\n", &Verdict::Error("400".into()), &h11_ok).is_some());
+        assert!(allowed(b"GET / HTTP/1.5\r\n\r\n", &Verdict::Error("400".into()), &h11_ok).is_some());
+        assert!(allowed(b"GET / HTTP/1.5\r\nHost: a\r\n\r\n", &Verdict::Error("400".into()), &h11_ok).is_none());
         // Skiff refusing an origin-form request h11 frames, or framing it
         // otherwise, or accepting what h11 refuses: never.
         assert!(allowed(b"GET / HTTP/1.1\r\n", &Verdict::Error("400".into()), &h11_ok).is_none());
