@@ -4,7 +4,9 @@
 #   - the Rust toolchains, components and targets named by rust-toolchain.toml
 #     (kernel, libraries, xtask), boot/rust-toolchain.toml (image builder) and
 #     fuzz/rust-toolchain.toml (fuzz targets);
-#   - cargo-fuzz, and the C++ compiler its libFuzzer build needs.
+#   - cargo-fuzz, and the C++ compiler its libFuzzer build needs;
+#   - REDbot and h11 from PyPI, in a venv at target/judges (the suite's
+#     HTTP conformance judges).
 # rustup installs nothing by itself on these machines (RUSTUP_AUTO_INSTALL=0),
 # so this script does it. Idempotent; quiet and quick when all is there.
 set -euo pipefail
@@ -26,6 +28,9 @@ command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 # xz for kernel modules shipped compressed.
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
+# The independent HTTP judges (REDbot, h11) live in a venv (see below): Debian
+# ships venv's ensurepip only in python3-venv.
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 sudo=()
 # -n: fail at once rather than wait for a password nobody will type (CI).
 if [ "$(id -u)" -ne 0 ]; then sudo=(sudo -n); fi
@@ -93,4 +98,20 @@ done
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     log "installing cargo-fuzz (cargo install --locked)"
     cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+
+# --- HTTP judges (REDbot, h11) -------------------------------------------------
+# REDbot ("lint for HTTP") judges Skiff's responses in the suite, and h11 (a
+# separate HTTP/1.1 parser) its request framing (`cargo xtask judge`). Both
+# from PyPI, pinned, into a venv under target/: Debian 12's Python is
+# "externally managed" (PEP 668), so `pip install` into it fails unless told
+# --break-system-packages, which would mix PyPI packages into the files apt
+# owns. A venv needs only python3-venv (above) and touches nothing outside
+# the checkout; `cargo clean` removes it. Debian's own python3 is used, not
+# whatever `python3` is first on PATH, so every machine gets the same one.
+judges=target/judges
+if ! "$judges/bin/python" -c 'import h11, redbot' >/dev/null 2>&1; then
+    log "installing REDbot and h11 into $judges (python3 -m venv, pip)"
+    /usr/bin/python3 -m venv "$judges"
+    "$judges/bin/pip" install -q --disable-pip-version-check "redbot==2.7.1" "h11==0.16.0"
 fi

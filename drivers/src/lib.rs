@@ -21,5 +21,6 @@ extern crate alloc;
 pub mod pci;
 pub mod pit;
 pub mod ports;
+pub mod rtc;
 pub mod tsc;
 pub mod virtio;

@@ -21,15 +21,22 @@ pub fn http_request() -> Seeds {
         ("get-stats-query", seed(9, b"GET /stats?x=1 HTTP/1.1\r\nHost: skiff\r\nAccept: */*\r\n\r\n")),
         (
             "pipelined",
-            seed(5, b"GET / HTTP/1.1\r\n\r\nHEAD /stats HTTP/1.1\r\n\r\nGET /stats.html HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            seed(5, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\nHEAD /stats HTTP/1.1\r\nHost: skiff\r\n\r\nGET /stats.html HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n"),
         ),
-        ("post-body-then-get", seed(17, b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n")),
+        ("post-body-then-get", seed(17, b"POST / HTTP/1.1\r\nHost: skiff\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: skiff\r\n\r\n")),
         ("http10-keep-alive", seed(2, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n")),
-        ("connection-tokens", seed(40, b"GET / HTTP/1.1\r\nConnection: Upgrade, close\r\n\r\n")),
-        ("chunked", seed(3, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")),
-        ("two-lengths", seed(1, b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi")),
+        ("connection-tokens", seed(40, b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: Upgrade, close\r\n\r\n")),
+        ("chunked", seed(3, b"POST / HTTP/1.1\r\nHost: skiff\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")),
+        ("two-lengths", seed(1, b"POST / HTTP/1.1\r\nHost: skiff\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi")),
         ("bare-lf", seed(0, b"GET / HTTP/1.1\nHost: skiff\n\n")),
-        ("unknown-method", seed(4, b"BREW /pot HTTP/1.1\r\n\r\n")),
+        ("absolute-form", seed(7, b"GET http://skiff/stats?x HTTP/1.1\r\nHost: skiff\r\n\r\n")),
+        ("http12", seed(2, b"GET / HTTP/1.2\r\nHost: skiff\r\n\r\nGET / HTTP/2.0\r\n\r\n")),
+        ("expect-continue", seed(30, b"POST / HTTP/1.1\r\nHost: skiff\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")),
+        ("options-asterisk", seed(6, b"OPTIONS * HTTP/1.1\r\nHost: skiff\r\n\r\n")),
+        ("no-host", seed(8, b"GET / HTTP/1.1\r\n\r\n")),
+        // Found by the fuzzer: a bad version with spaces after it, cut byte by byte.
+        ("bad-version-then-spaces", seed(0, b"GET / HC(GET /o HT")),
+        ("unknown-method", seed(4, b"BREW /pot HTTP/1.1\r\nHost: skiff\r\n\r\n")),
     ]
 }
 

@@ -81,11 +81,11 @@ const STATUS_LINE: &[u8] = b"HTTP/1.1 ";
 /// HTTP requests the TCP operation can carry.
 const REQUESTS: [&[u8]; 6] = [
     b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n",
-    b"GET /stats HTTP/1.1\r\n\r\n",
+    b"GET /stats HTTP/1.1\r\nHost: skiff\r\n\r\n",
     b"HEAD /stats.html HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-    b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n",
-    b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-    b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nHost: skiff\r\n\r\nGET /b HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: skiff\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET / HTTP/1.1\r\nHost: skiff\r\nTransfer-Encoding: chunked\r\n\r\n",
 ];
 
 /// The kernel's part of `/stats`: all zero here.
@@ -244,6 +244,8 @@ impl Harness {
             static_ip: Ipv4Cidr::new(SERVER_IP.into(), 24),
             static_gateway: Some(CLIENT_IP.into()),
             http_idle: Duration::from_secs(15),
+            // A fixed wall clock, so that runs repeat (and Date is written).
+            boot_unix_secs: Some(1_700_000_000),
             ..NetConfig::default()
         };
         let stack = Stack::new(&mut dev, config, 0x5eed_0000 | u64::from(setup), Duration::ZERO);

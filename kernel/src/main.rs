@@ -32,6 +32,7 @@ mod nic_mmio;
 mod pci;
 mod pvh;
 mod qemu;
+mod rtc;
 mod runloop;
 mod serial;
 mod status;
@@ -154,6 +155,17 @@ fn serve(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &cmdline::Cmdline) -> ! 
             heap.size.saturating_sub(heap.in_use) >> 10
         );
     }
+    // HTTP's Date header needs the time of day; without it, none is sent.
+    config.boot_unix_secs = match rtc::boot_unix_secs(clock::now()) {
+        Ok(secs) => {
+            log::info!("rtc: booted at {secs} s since the Unix epoch");
+            Some(secs)
+        }
+        Err(e) => {
+            log::warn!("rtc: no time of day ({e:?}); HTTP responses will carry no Date");
+            None
+        }
+    };
     let (seed, source) = entropy::seed();
     if source == SeedSource::TimestampOnly {
         log::warn!("net: no RDSEED or RDRAND; TCP sequence numbers are seeded from the TSC only");

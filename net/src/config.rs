@@ -32,6 +32,10 @@ pub struct NetConfig {
     /// command line: the kernel sizes it to its heap with
     /// `EchoServer::buffer_for_heap`).
     pub echo_buffer: usize,
+    /// The wall-clock time at boot, in seconds since the Unix epoch, for
+    /// HTTP's `Date` header; `None` when the kernel does not know it (then
+    /// no Date is sent: RFC 9110 6.6.1). Set by the kernel, not the command line.
+    pub boot_unix_secs: Option<u64>,
 }
 
 impl Default for NetConfig {
@@ -44,6 +48,7 @@ impl Default for NetConfig {
             static_gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
             http_idle: Duration::from_secs(15),
             echo_buffer: crate::apps::echo::MAX_BUFFER,
+            boot_unix_secs: None,
         }
     }
 }

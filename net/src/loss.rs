@@ -159,7 +159,7 @@ mod handshake_tests {
             a_in.borrow_mut().extend(frames);
             let s = sockets.get_mut::<tcp::Socket>(h);
             if !sent && s.can_send() {
-                sent = s.send_slice(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").is_ok();
+                sent = s.send_slice(b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n").is_ok();
             }
             if s.can_recv() {
                 let _ = s.recv(|d| {

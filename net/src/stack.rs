@@ -15,6 +15,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr, Ipv6Addr
 
 use crate::apps::echo::EchoServer;
 use crate::apps::http::HttpServer;
+use crate::apps::http::date::HttpDate;
 use crate::config::NetConfig;
 use crate::device::NetDevice;
 use crate::phy::Adapter;
@@ -142,7 +143,8 @@ impl Stack {
         self.poll_address(now);
         self.echo.poll(now, &mut self.sockets, &mut self.recent);
         let sources = stats::Sources { host, ipv4: &self.ipv4, echo_bytes: self.echo.bytes(), adapter };
-        self.http.poll(now, &mut self.sockets, &mut self.recent, &sources);
+        let date = self.config.boot_unix_secs.and_then(|boot| HttpDate::from_unix(boot + now.secs() as u64));
+        self.http.poll(now, &mut self.sockets, &mut self.recent, &sources, date);
         for _ in 0..EGRESS_ROUNDS {
             match self.iface.poll_egress(now, adapter, &mut self.sockets) {
                 PollResult::None => break,

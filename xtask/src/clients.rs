@@ -250,7 +250,7 @@ pub fn keep_alive(port: u16, requests: usize) -> Result<f64> {
 pub fn pipelining(port: u16) -> Result<()> {
     let mut s = connect(port)?;
     s.write_all(
-        b"GET / HTTP/1.1\r\n\r\nGET /missing HTTP/1.1\r\n\r\nHEAD /stats HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\nGET /missing HTTP/1.1\r\nHost: skiff\r\n\r\nHEAD /stats HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n",
     )
     .map_err(|e| e.to_string())?;
     let mut buffer = Vec::new();
@@ -272,24 +272,24 @@ pub fn pipelining(port: u16) -> Result<()> {
 
 /// Each bad request gets its status, and the server answers the next one.
 pub fn bad_requests(port: u16) -> Result<usize> {
-    let big_header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(9000));
+    let big_header = format!("GET / HTTP/1.1\r\nHost: skiff\r\nX-Big: {}\r\n\r\n", "a".repeat(9000));
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed request line", b"GARBAGE\r\n\r\n".to_vec(), 400),
-        ("malformed header", b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n".to_vec(), 400),
-        ("unknown route", b"GET /nowhere HTTP/1.1\r\n\r\n".to_vec(), 404),
-        ("unsupported method", b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi".to_vec(), 405),
-        ("unknown method", b"BREW / HTTP/1.1\r\n\r\n".to_vec(), 501),
+        ("malformed header", b"GET / HTTP/1.1\r\nHost: skiff\r\nNo colon here\r\n\r\n".to_vec(), 400),
+        ("unknown route", b"GET /nowhere HTTP/1.1\r\nHost: skiff\r\n\r\n".to_vec(), 404),
+        ("unsupported method", b"POST / HTTP/1.1\r\nHost: skiff\r\nContent-Length: 2\r\n\r\nhi".to_vec(), 405),
+        ("unknown method", b"BREW / HTTP/1.1\r\nHost: skiff\r\n\r\n".to_vec(), 501),
         ("headers over 8 KiB", big_header.into_bytes(), 431),
-        ("body over the limit", b"GET / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec(), 413),
-        ("chunked request", b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 501),
+        ("body over the limit", b"GET / HTTP/1.1\r\nHost: skiff\r\nContent-Length: 100000\r\n\r\n".to_vec(), 413),
+        ("chunked request", b"GET / HTTP/1.1\r\nHost: skiff\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 501),
     ];
     for (what, request, want) in &cases {
         let response = exchange(port, request).map_err(|e| format!("{what}: {e}"))?;
         if response.status != *want || !response.body.starts_with(want.to_string().as_bytes()) {
             return Err(format!("{what}: status {}, want {want}", response.status));
         }
-        let after =
-            exchange(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").map_err(|e| format!("after {what}: {e}"))?;
+        let after = exchange(port, b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n")
+            .map_err(|e| format!("after {what}: {e}"))?;
         if after.status != 200 {
             return Err(format!("after {what}: GET / answered {}", after.status));
         }
@@ -311,7 +311,7 @@ pub fn bad_requests(port: u16) -> Result<usize> {
         let mut sink = Vec::new();
         let _ = s.read_to_end(&mut sink);
     }
-    let after = exchange(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")?;
+    let after = exchange(port, b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n")?;
     if after.status != 200 {
         return Err(format!("after byte soup: GET / answered {}", after.status));
     }
@@ -337,7 +337,8 @@ pub fn parallel(port: u16, clients: usize, requests: usize) -> Result<f64> {
                 scope.spawn(move || {
                     let mut buffer = Vec::new();
                     for i in 0..requests {
-                        s.write_all(b"GET / HTTP/1.1\r\n\r\n").map_err(|e| format!("request {i}: {e}"))?;
+                        s.write_all(b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n")
+                            .map_err(|e| format!("request {i}: {e}"))?;
                         let r = read_response(&mut s, &mut buffer, false)?;
                         if r.status != 200 {
                             return Err(format!("request {i}: status {}", r.status));
@@ -365,7 +366,7 @@ pub fn overload(port: u16, connections: usize) -> Result<usize> {
     let mut sent = Vec::new();
     for _ in 0..connections {
         let mut s = connect(port)?;
-        sent.push(s.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").is_ok());
+        sent.push(s.write_all(b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n").is_ok());
         streams.push(s);
     }
     let mut answered = 0;

@@ -21,6 +21,7 @@ mod frames;
 mod fuzz;
 mod hostile;
 mod impair;
+mod judges;
 mod learn;
 mod monitor;
 mod netns;
@@ -236,7 +237,12 @@ fn run(command: Cmd) -> Result<()> {
             let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
             let targets = if targets.is_empty() { fuzz::TARGETS.to_vec() } else { targets };
             fuzz::run_targets(&targets, std::time::Duration::from_secs(seconds))
-                .map(|report| println!("fuzz: {}", report.summary()))
+                .map(|report| println!("fuzz: {}", report.summary()))?;
+            // What the fuzzer found, judged by a second parser too.
+            if targets.contains(&"http_request") {
+                println!("h11: {}", judges::h11_differential(&judges::corpus_dirs())?);
+            }
+            Ok(())
         }
         Cmd::Stress { rounds } => stress::run(rounds),
         Cmd::Bench { quick, report: true } => bench::report(quick),

@@ -307,6 +307,11 @@ fn cases(timeout: Duration) -> Vec<Case> {
             timeout: SERVE_TIMEOUT.max(timeout),
             client: Some(Box::new(move |guest| serve_checks(serve_ports, guest))),
         },
+        // REDbot judges every resource Skiff serves (xtask/src/judges.rs).
+        http_case("serve-redbot", Machine::Q35, true, "", timeout, |port, _| {
+            clients::wait_until_serving(port, Duration::from_secs(60))?;
+            crate::judges::redbot(port, &["/", "/stats", "/stats.html"])
+        }),
         http_case("serve-intx-q35", Machine::Q35, false, "", timeout, |port, _| {
             signal_checks(port, "interrupts", "INTx (vectors=0) on q35")
         }),
@@ -553,6 +558,13 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     if filter.is_none_or(|f| "fuzz".contains(f)) {
         let fuzzed = crate::fuzz::run(Duration::from_secs(crate::fuzz::SUITE_SECONDS))?;
         eprintln!("    {}", fuzzed.summary());
+    }
+    // h11, a second HTTP/1.1 parser, on the request corpus (xtask/src/judges.rs).
+    if filter.is_none_or(|f| "h11-differential".contains(f) || "fuzz".contains(f)) {
+        let step = ui::Step::start("h11 differential: Skiff's request framing on the fuzz corpus");
+        let summary = crate::judges::h11_differential(&crate::judges::corpus_dirs())?;
+        step.done();
+        eprintln!("    {summary}");
     }
     let mut artifacts = build::build()?;
     let timeout = Duration::from_secs(timeout_secs);

@@ -33,7 +33,7 @@ fn keep_alive_and_pipelining_survive_loss_and_reordering() {
     let mut net = Net::new(7, 5);
     let h = net.connect(80, 40001);
     let pipelined =
-        b"GET / HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nHEAD /stats HTTP/1.1\r\n\r\nGET /stats HTTP/1.1\r\n\r\n";
+        b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\nGET /nope HTTP/1.1\r\nHost: skiff\r\n\r\nHEAD /stats HTTP/1.1\r\nHost: skiff\r\n\r\nGET /stats HTTP/1.1\r\nHost: skiff\r\n\r\n";
     let reply = net.exchange(h, pipelined, |r| responses(r) == 4 && r.ends_with(b"}"));
     let text = String::from_utf8_lossy(&reply);
     let statuses: Vec<&str> = text.match_indices("HTTP/1.1 ").map(|(i, _)| &text[i + 9..i + 12]).collect();
@@ -42,7 +42,7 @@ fn keep_alive_and_pipelining_survive_loss_and_reordering() {
     assert!(text.contains("\"address\":\"10.9.0.1/24\""), "{text}");
     assert!(net.wire.lost > 0, "the link lost nothing: the test proves nothing");
     // The same connection still works.
-    let again = net.exchange(h, b"GET / HTTP/1.1\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    let again = net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"));
     assert!(again.starts_with(b"HTTP/1.1 200 OK"));
 }
 
@@ -50,7 +50,8 @@ fn keep_alive_and_pipelining_survive_loss_and_reordering() {
 fn connection_close_is_honoured() {
     let mut net = Net::new(0, 0);
     let h = net.connect(80, 40002);
-    let reply = net.exchange(h, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    let reply =
+        net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n", |r| r.ends_with(b"</html>\n"));
     assert!(String::from_utf8_lossy(&reply).contains("Connection: close"));
     for _ in 0..2000 {
         net.step();
@@ -116,8 +117,8 @@ fn bad_requests_get_their_status_and_the_server_goes_on() {
     let mut net = Net::new(0, 0);
     for (i, (request, status)) in [
         (&b"GARBAGE\r\n\r\n"[..], "400"),
-        (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "501"),
-        (b"GET / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n", "413"),
+        (b"GET / HTTP/1.1\r\nHost: skiff\r\nTransfer-Encoding: chunked\r\n\r\n", "501"),
+        (b"GET / HTTP/1.1\r\nHost: skiff\r\nContent-Length: 99999\r\n\r\n", "413"),
     ]
     .into_iter()
     .enumerate()
@@ -127,7 +128,7 @@ fn bad_requests_get_their_status_and_the_server_goes_on() {
         assert!(reply.starts_with(format!("HTTP/1.1 {status}").as_bytes()), "{}", String::from_utf8_lossy(&reply));
     }
     let h = net.connect(80, 42000);
-    let ok = net.exchange(h, b"GET / HTTP/1.1\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    let ok = net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"));
     assert!(ok.starts_with(b"HTTP/1.1 200"));
 }
 
@@ -186,16 +187,16 @@ fn a_gateway_that_is_not_unicast_is_refused_not_routed_through() {
 fn stats_list_the_connection_asking_among_the_recent_ones() {
     let mut net = Net::new(0, 0);
     let h = net.connect(80, 40123);
-    let first = net.exchange(h, b"GET / HTTP/1.1\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    let first = net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"</html>\n"));
     assert!(first.starts_with(b"HTTP/1.1 200 OK"));
-    let reply = net.exchange(h, b"GET /stats HTTP/1.1\r\n\r\n", |r| r.ends_with(b"}"));
+    let reply = net.exchange(h, b"GET /stats HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"}"));
     let text = String::from_utf8_lossy(&reply);
     assert!(
         text.contains("\"connections_total\":1,\"recent\":[{\"app\":\"http\",\"peer\":\"10.9.0.2:40123\""),
         "{text}"
     );
-    // Both requests counted (the second is the one asking); 18 + 23 bytes read.
-    assert!(text.contains("\"state\":\"established\",\"ending\":\"open\",\"requests\":2,\"bytes_in\":41"), "{text}");
+    // Both requests counted (the second is the one asking); 31 + 36 bytes read.
+    assert!(text.contains("\"state\":\"established\",\"ending\":\"open\",\"requests\":2,\"bytes_in\":67"), "{text}");
     assert!(text.contains("\"link\":\"up\""), "{text}");
 }
 
@@ -293,7 +294,7 @@ fn a_client_trickling_its_header_gets_408_within_the_idle_timeout_of_its_first_b
     for _ in 0..100 {
         net.step();
     }
-    net.socket(h).send_slice(b"GET / HTTP/1.1\r\nX-Slow: ").expect("queue");
+    net.socket(h).send_slice(b"GET / HTTP/1.1\r\nHost: skiff\r\nX-Slow: ").expect("queue");
     let started = net.now;
     let limit = started + NetConfig::default().http_idle + Duration::from_secs(1);
     let mut reply = Vec::new();
@@ -368,7 +369,7 @@ fn the_trace_follows_a_request_from_tcp_to_the_app_and_back() {
     capture::start();
     let mut net = Net::new(0, 0);
     let h = net.connect(80, 40200);
-    let reply = net.exchange(h, b"GET /traced HTTP/1.1\r\n\r\n", |r| r.ends_with(b"404 Not Found\n"));
+    let reply = net.exchange(h, b"GET /traced HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"404 Not Found\n"));
     assert!(reply.starts_with(b"HTTP/1.1 404"));
     let lines = capture::lines();
     // The server's side of it, in order (the client's adapter traces too,
@@ -377,10 +378,10 @@ fn the_trace_follows_a_request_from_tcp_to_the_app_and_back() {
     let wanted = [
         ("-- socket http#0 10.9.0.2:40200 listen -> syn_received", ""),
         ("-- socket http#0 10.9.0.2:40200 syn_received -> established", ""),
-        ("rx eth    02:00:00:00:00:02 > 02:00:00:00:00:01 ipv4, 78 bytes", ""),
-        ("rx ipv4   10.9.0.2 > 10.9.0.1 tcp, len 64, ttl 64", ""),
-        ("rx tcp    40200 > 80 [P.] seq ", " len 24"),
-        ("rx socket http#0 10.9.0.2:40200 read 24 bytes", ""),
+        ("rx eth    02:00:00:00:00:02 > 02:00:00:00:00:01 ipv4, 91 bytes", ""),
+        ("rx ipv4   10.9.0.2 > 10.9.0.1 tcp, len 77, ttl 64", ""),
+        ("rx tcp    40200 > 80 [P.] seq ", " len 37"),
+        ("rx socket http#0 10.9.0.2:40200 read 37 bytes", ""),
         ("rx app    http#0 GET /traced", ""),
         ("tx app    http#0 404 Not Found, 150 bytes queued", ""),
         ("tx socket http#0 10.9.0.2:40200 wrote 150 bytes", ""),

@@ -2,14 +2,21 @@
 //! them (only the `Server` header names this server), and the request rules
 //! are Skiff's own: `skiff_net::apps::http::request::parse`.
 
+use skiff_net::apps::http::date::HttpDate;
 use skiff_net::apps::http::request::{self, Method, Parsed, Status};
-use skiff_net::apps::http::write_response;
+use skiff_net::apps::http::{Origin, write_response};
 
 /// The page at `/`: Skiff's own file (the bench checks that both serve the same bytes).
 pub const INDEX_HTML: &str = include_str!("../../../net/src/apps/http/index.html");
 
 /// What this server calls itself: as long as "Skiff", so heads are the same size.
 const SERVER: &str = "Linux";
+
+/// The `Server` and `Date` fields: Linux knows the time, as Skiff does from its RTC.
+fn origin() -> Origin<'static> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok();
+    Origin { server: SERVER, date: now.and_then(|d| HttpDate::from_unix(d.as_secs())) }
+}
 
 /// Counters shown in `/stats`.
 #[derive(Debug, Default)]
@@ -30,7 +37,8 @@ pub fn answer(
     let mut used = 0;
     loop {
         match request::parse(&input[used..]) {
-            Parsed::Partial => return (used, false),
+            // No 100 Continue here: the bench's clients never expect one.
+            Parsed::Partial | Parsed::AwaitingBody(_) => return (used, false),
             Parsed::Request(req, n) => {
                 counters.http_requests += 1;
                 used += n;
@@ -42,7 +50,7 @@ pub fn answer(
             Parsed::Error(status) => {
                 counters.http_requests += 1;
                 let body = format!("{} {}\n", status.code(), status.reason());
-                write_response(out, SERVER, status, "text/plain", body.as_bytes(), true, false);
+                write_response(out, &origin(), status, "text/plain", body.as_bytes(), true, false);
                 return (input.len(), true);
             }
         }
@@ -61,7 +69,7 @@ fn respond(
     match (path, method) {
         ("/" | "/index.html", Method::Get | Method::Head) => write_response(
             out,
-            SERVER,
+            &origin(),
             Status::Ok,
             "text/html; charset=utf-8",
             INDEX_HTML.as_bytes(),
@@ -70,7 +78,7 @@ fn respond(
         ),
         ("/stats", Method::Get | Method::Head) => write_response(
             out,
-            SERVER,
+            &origin(),
             Status::Ok,
             "application/json",
             stats(counters).as_bytes(),
@@ -79,14 +87,14 @@ fn respond(
         ),
         (_, Method::Unsupported) => write_response(
             out,
-            SERVER,
+            &origin(),
             Status::MethodNotAllowed,
             "text/plain",
             b"405 Method Not Allowed\n",
             true,
             keep_alive,
         ),
-        _ => write_response(out, SERVER, Status::NotFound, "text/plain", b"404 Not Found\n", with_body, keep_alive),
+        _ => write_response(out, &origin(), Status::NotFound, "text/plain", b"404 Not Found\n", with_body, keep_alive),
     }
 }
 
@@ -121,25 +129,30 @@ mod tests {
             "HTTP/1.1 200 OK\r\nServer: Linux\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n\r\n",
             INDEX_HTML.len()
         );
-        assert_eq!(out, format!("{head}{INDEX_HTML}"));
+        // The Date line is Linux's clock now (checked for shape), the rest Skiff's bytes.
+        let (before, rest) = out.split_once("Date: ").expect("a Date field");
+        let (date, after) = rest.split_at(29);
+        assert!(date.ends_with(" GMT") && after.starts_with("\r\n"), "{date:?}");
+        assert_eq!(format!("{before}{}", &after[2..]), format!("{head}{INDEX_HTML}"));
         assert_eq!((used, close), (27, false));
     }
 
     #[test]
     fn pipelined_requests_are_answered_in_order_until_close() {
-        let (out, used, close) =
-            run("GET /stats HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+        let (out, used, close) = run(
+            "GET /stats HTTP/1.1\r\nHost: skiff\r\n\r\nGET /nope HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: skiff\r\n\r\n",
+        );
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
         assert!(
             out.contains("HTTP/1.1 404 Not Found\r\n") && out.ends_with("Connection: close\r\n\r\n404 Not Found\n"),
             "{out}"
         );
-        assert_eq!((used, close), (64, true));
+        assert_eq!((used, close), (90, true));
     }
 
     #[test]
     fn partial_requests_wait_and_bad_ones_close() {
-        assert_eq!(run("GET / HTTP/1.1\r\n"), (String::new(), 0, false));
+        assert_eq!(run("GET / HTTP/1.1\r\nHost: skiff\r\n"), (String::new(), 0, false));
         let (out, used, close) = run("GARBAGE\r\n\r\n");
         assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
         assert_eq!((used, close), (11, true));

@@ -8,7 +8,9 @@
 //! buffer grows without bound. Keep-alive is the default; `Connection: close`,
 //! a framing error, or an idle timeout ends the connection.
 
+pub mod date;
 pub mod request;
+pub mod target;
 
 use alloc::format;
 use alloc::string::String;
@@ -23,7 +25,8 @@ use crate::device::NetDevice;
 use crate::recent::{Follow, RecentConnections};
 use crate::sockets::{self, ServerSocket, Turn};
 use crate::{stats, trace};
-use request::{MAX_BODY, MAX_HEAD, Method, Parsed, Status};
+use date::HttpDate;
+use request::{MAX_BODY, MAX_HEAD, Method, Parsed, Request, Status};
 
 /// The HTTP port.
 pub const PORT: u16 = 80;
@@ -37,12 +40,19 @@ const INPUT_LIMIT: usize = MAX_HEAD + MAX_BODY;
 /// Stop answering pipelined requests while this much output waits.
 const OUTPUT_HIGH_WATER: usize = 32 * 1024;
 
+/// The `Server` header Skiff sends.
+const SERVER: &str = "Skiff";
 /// The page at `/`: a live view of `/stats` (link, address, counters,
 /// interrupt rate, recent connections), refreshed in place every second by a
 /// few lines of script; no external resources.
-/// The `Server` header Skiff sends.
-const SERVER: &str = "Skiff";
 const INDEX_HTML: &str = include_str!("index.html");
+/// The resources Skiff serves; each allows the methods in `ALLOW`.
+const RESOURCES: [&str; 4] = ["/", "/index.html", "/stats", "/stats.html"];
+/// The methods every resource allows, for `Allow` (RFC 9110 10.2.1) in 405
+/// answers (15.5.6: MUST) and OPTIONS answers (9.3.7).
+pub const ALLOW: &str = "GET, HEAD, OPTIONS";
+/// The interim answer to `Expect: 100-continue` (RFC 9110 10.1.1, 15.2.1).
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 struct Connection {
     socket: ServerSocket,
@@ -54,6 +64,8 @@ struct Connection {
     /// arrive whole; `None` while there is none, or while it waits for the
     /// output to drain rather than for the client.
     request_started: Option<Instant>,
+    /// A `100 Continue` was sent for the request at the head of `input`.
+    continued: bool,
 }
 
 impl Connection {
@@ -65,6 +77,7 @@ impl Connection {
         self.output = Vec::new();
         self.closing = false;
         self.request_started = None;
+        self.continued = false;
     }
 }
 
@@ -85,6 +98,7 @@ impl HttpServer {
                 output: Vec::new(),
                 closing: false,
                 request_started: None,
+                continued: false,
             })
             .collect();
         HttpServer { connections, idle_timeout, requests: 0 }
@@ -92,14 +106,17 @@ impl HttpServer {
 
     /// Moves every connection forward: read, answer, write, time out.
     /// `/stats` is rendered from `stats` and the server's own numbers;
-    /// connections are recorded in `recent`.
+    /// connections are recorded in `recent`. `date` is the `Date` header
+    /// to send, if the kernel knows the time of day.
     pub fn poll<D: NetDevice>(
         &mut self,
         now: Instant,
         sockets: &mut SocketSet<'static>,
         recent: &mut RecentConnections,
         stats: &stats::Sources<'_, D>,
+        date: Option<HttpDate>,
     ) {
+        let origin = Origin { server: SERVER, date };
         let HttpServer { connections, idle_timeout, requests } = self;
         let idle_timeout = smoltcp::time::Duration::from_micros(idle_timeout.as_micros() as u64);
         for conn in connections.iter_mut() {
@@ -140,24 +157,44 @@ impl HttpServer {
                         incomplete = !conn.input.is_empty();
                         break;
                     }
-                    Parsed::Request(req, used) => {
-                        let keep_alive = req.keep_alive;
-                        *requests += 1;
-                        let follow = conn.socket.follow();
-                        if let Some(record) = follow.record(recent) {
-                            record.requests += 1;
+                    Parsed::AwaitingBody(req) if conn.continued || route(&req) == Status::Ok => {
+                        // The client may wait for a 100 before it sends the
+                        // body (RFC 9110 10.1.1); say it once.
+                        if !conn.continued {
+                            conn.output.extend_from_slice(CONTINUE);
+                            conn.continued = true;
                         }
-                        log::trace!(target: trace::TARGET, "rx app    {} {} {}", follow.name(), req.method.name(), req.path);
-                        let render = || stats.render(*requests, sockets, recent);
-                        let status = respond(&mut conn.output, req.method, req.path, keep_alive, render);
+                        incomplete = true;
+                        break;
+                    }
+                    Parsed::AwaitingBody(req) => {
+                        // It will be refused: the final answer at once, not a
+                        // 100 (RFC 9110 10.1.1), and the connection closes
+                        // rather than read a body it does not want.
+                        let req = Request { keep_alive: false, ..req };
+                        *requests += 1;
+                        note_request(conn.socket.follow(), recent, &req);
+                        let count = *requests;
+                        let status = respond(&mut conn.output, &origin, &req, || stats.render(count, sockets, recent));
+                        conn.input.clear();
+                        conn.closing = true;
+                        status
+                    }
+                    Parsed::Request(req, used) => {
+                        *requests += 1;
+                        note_request(conn.socket.follow(), recent, &req);
+                        let count = *requests;
+                        let status = respond(&mut conn.output, &origin, &req, || stats.render(count, sockets, recent));
+                        let keep_alive = req.keep_alive;
                         conn.input.drain(..used);
                         conn.closing = !keep_alive;
                         conn.request_started = None;
+                        conn.continued = false;
                         status
                     }
                     Parsed::Error(status) => {
                         *requests += 1;
-                        error_response(&mut conn.output, status);
+                        error_response(&mut conn.output, &origin, status);
                         conn.input.clear();
                         conn.closing = true;
                         status
@@ -177,7 +214,7 @@ impl HttpServer {
                 let started = *conn.request_started.get_or_insert(now);
                 if now - started > idle_timeout {
                     *requests += 1;
-                    error_response(&mut conn.output, Status::RequestTimeout);
+                    error_response(&mut conn.output, &origin, Status::RequestTimeout);
                     conn.input.clear();
                     conn.closing = true;
                 }
@@ -243,71 +280,106 @@ fn trace_response(follow: &Follow, status: Status, bytes: usize) {
     );
 }
 
+/// Records one request against its connection, and traces it.
+fn note_request(follow: &Follow, recent: &mut RecentConnections, req: &Request) {
+    if let Some(record) = follow.record(recent) {
+        record.requests += 1;
+    }
+    log::trace!(target: trace::TARGET, "rx app    {} {} {}", follow.name(), req.method.name(), req.path);
+}
+
+/// The status a request will get: 404 for what Skiff does not serve, 405
+/// for a method no resource allows (`*` is the server itself, for OPTIONS).
+fn route(req: &Request) -> Status {
+    if req.path != "*" && !RESOURCES.contains(&req.path) {
+        Status::NotFound
+    } else if req.method == Method::Unsupported {
+        Status::MethodNotAllowed
+    } else {
+        Status::Ok
+    }
+}
+
 /// Appends the answer to one request to `out`; `stats_json` renders
 /// `/stats`, for the routes that show it.
-fn respond(
-    out: &mut Vec<u8>,
-    method: Method,
-    path: &str,
-    keep_alive: bool,
-    stats_json: impl FnOnce() -> String,
-) -> Status {
-    let (status, content_type, body): (Status, &str, String) = match (path, method) {
-        ("/" | "/index.html", Method::Get | Method::Head) => {
-            (Status::Ok, "text/html; charset=utf-8", INDEX_HTML.into())
+fn respond(out: &mut Vec<u8>, origin: &Origin, req: &Request, stats_json: impl FnOnce() -> String) -> Status {
+    let status = route(req);
+    let keep_alive = req.keep_alive;
+    // HEAD: the same head as GET, Content-Length included, without the body (RFC 9110 9.3.2).
+    let with_body = req.method != Method::Head;
+    let (content_type, body): (&str, String) = match (status, req.method, req.path) {
+        (Status::Ok, Method::Options, _) => {
+            // RFC 9110 9.3.7: the methods allowed, and no content.
+            write_head(out, origin, status, None, 0, keep_alive);
+            return status;
         }
-        ("/stats", Method::Get | Method::Head) => (Status::Ok, "application/json", stats_json()),
-        ("/stats.html", Method::Get | Method::Head) => {
-            (Status::Ok, "text/html; charset=utf-8", stats_page(&stats_json()))
-        }
-        ("/" | "/index.html" | "/stats" | "/stats.html", Method::Unsupported) => {
-            write_response(
-                out,
-                SERVER,
-                Status::MethodNotAllowed,
-                "text/plain",
-                b"405 Method Not Allowed\n",
-                true,
-                keep_alive,
-            );
-            return Status::MethodNotAllowed;
-        }
-        _ => (Status::NotFound, "text/plain", "404 Not Found\n".into()),
+        (Status::Ok, _, "/stats") => ("application/json", stats_json()),
+        (Status::Ok, _, "/stats.html") => ("text/html; charset=utf-8", stats_page(&stats_json())),
+        (Status::Ok, _, _) => ("text/html; charset=utf-8", INDEX_HTML.into()),
+        (status, _, _) => ("text/plain", format!("{} {}\n", status.code(), status.reason())),
     };
-    write_response(out, SERVER, status, content_type, body.as_bytes(), method != Method::Head, keep_alive);
+    write_response(out, origin, status, content_type, body.as_bytes(), with_body, keep_alive);
     status
 }
 
-fn error_response(out: &mut Vec<u8>, status: Status) {
+fn error_response(out: &mut Vec<u8>, origin: &Origin, status: Status) {
     let body = format!("{} {}\n", status.code(), status.reason());
-    write_response(out, SERVER, status, "text/plain", body.as_bytes(), true, false);
+    write_response(out, origin, status, "text/plain", body.as_bytes(), true, false);
 }
 
-/// Appends one response to `out`: the status line, Skiff's headers (with
-/// `server` as the `Server` header, so the bench's Linux guest can send the
-/// same bytes under its own name), and the body unless `with_body` is false
-/// (HEAD). RFC 9112 4 (status line), RFC 9110 8.6 (Content-Length).
+/// Who answers, and when: the fields every response carries.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// The `Server` header (the bench's Linux guest sends the same bytes under its own name).
+    pub server: &'a str,
+    /// The `Date` header (RFC 9110 6.6.1), or none without a reliable clock.
+    pub date: Option<HttpDate>,
+}
+
+/// Appends one response to `out`: the status line, the headers, and the
+/// body unless `with_body` is false (HEAD). RFC 9112 4 (status line),
+/// RFC 9110 8.6 (Content-Length).
 pub fn write_response(
     out: &mut Vec<u8>,
-    server: &str,
+    origin: &Origin,
     status: Status,
     content_type: &str,
     body: &[u8],
     with_body: bool,
     keep_alive: bool,
 ) {
-    let allow = if status == Status::MethodNotAllowed { "Allow: GET, HEAD\r\n" } else { "" };
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nServer: {server}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{allow}Connection: {}\r\n\r\n",
-        status.code(),
-        status.reason(),
-        body.len(),
-        if keep_alive { "keep-alive" } else { "close" },
-    );
-    out.extend_from_slice(head.as_bytes());
+    write_head(out, origin, status, Some(content_type), body.len(), keep_alive);
     if with_body {
         out.extend_from_slice(body);
     }
+}
+
+/// Appends a response's status line and headers to `out`: `Allow` on 405
+/// and on 200 without a content type (OPTIONS).
+fn write_head(
+    out: &mut Vec<u8>,
+    origin: &Origin,
+    status: Status,
+    content_type: Option<&str>,
+    length: usize,
+    keep_alive: bool,
+) {
+    let head = format!("HTTP/1.1 {} {}\r\nServer: {}\r\n", status.code(), status.reason(), origin.server);
+    out.extend_from_slice(head.as_bytes());
+    if let Some(date) = &origin.date {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(date.as_str().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(content_type) = content_type {
+        out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+    }
+    if status == Status::MethodNotAllowed || content_type.is_none() {
+        out.extend_from_slice(format!("Allow: {ALLOW}\r\n").as_bytes());
+    }
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let tail = format!("Content-Length: {length}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n\r\n");
+    out.extend_from_slice(tail.as_bytes());
 }
 
 /// `/stats.html`: the JSON, shown as a page that reloads every two seconds.
@@ -355,7 +427,9 @@ mod tests {
     #[test]
     fn the_root_answers_with_the_live_page() {
         let mut out = Vec::new();
-        let status = respond(&mut out, Method::Get, "/", true, || String::from("{}"));
+        let req = Request { method: Method::Get, path: "/", keep_alive: true, expect_continue: false };
+        let origin = Origin { server: SERVER, date: None };
+        let status = respond(&mut out, &origin, &req, || String::from("{}"));
         assert_eq!(status, Status::Ok);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
