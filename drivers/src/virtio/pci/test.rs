@@ -4,6 +4,7 @@
 
 use core::cell::Cell;
 use core::ptr::NonNull;
+use virtio_drivers::transport::Transport;
 
 use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE};
 
