@@ -397,10 +397,11 @@ pub fn idle_timeout(port: u16, expect: Duration) -> Result<Duration> {
 }
 
 /// Deterministic test bytes (xorshift), so both sides can produce them.
-struct Pattern(u64);
+pub(crate) struct Pattern(pub(crate) u64);
 
 impl Pattern {
-    fn fill(&mut self, buf: &mut [u8]) {
+    /// Fills `buf` with the next bytes of the stream.
+    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
         for b in buf {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;

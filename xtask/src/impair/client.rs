@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::clients::Pattern;
 use crate::clients::read_response;
 
 const GUEST_IP: Ipv4Addr = crate::testnet::GUEST_IP;
@@ -129,20 +130,6 @@ fn settled() -> Result<Value, String> {
             ));
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Deterministic stream contents (xorshift), so the reader can check them.
-struct Pattern(u64);
-
-impl Pattern {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = self.0 as u8;
-        }
     }
 }
 
