@@ -65,8 +65,8 @@ const MAX_FRAME: usize = ETHERNET_HEADER + 1500;
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
-/// The stack's listening sockets: 40 for echo, 40 for HTTP (`net/src/apps`).
-const LISTENING: usize = 80;
+/// The stack's listening sockets: the pool's, for echo and for HTTP (`net/src/pool.rs`).
+const LISTENING: usize = 2 * skiff_net::pool::LISTENERS_PER_PORT;
 /// Silence after which every connection must be gone: past the echo's
 /// 120 s idle timeout, smoltcp's 60 s timeout and TIME-WAIT.
 const SILENCE: Duration = Duration::from_secs(300);

@@ -155,6 +155,11 @@ fn serve(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &cmdline::Cmdline) -> ! 
             heap.size.saturating_sub(heap.in_use) >> 10
         );
     }
+    // The connection limit follows the heap, unless the command line set it
+    // (the stack logs the limits it starts with).
+    if config.max_conns.is_none() {
+        config.max_conns = Some(skiff_net::pool::conns_for_heap(heap.size.saturating_sub(heap.in_use)));
+    }
     // HTTP's Date header needs the time of day; without it, none is sent.
     config.boot_unix_secs = match rtc::boot_unix_secs(clock::now()) {
         Ok(secs) => {

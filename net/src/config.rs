@@ -7,6 +7,8 @@
 //! net.ip=10.0.2.15/24        the static address (default: QEMU's user network)
 //! net.gateway=10.0.2.2       the static default gateway (default: QEMU's)
 //! http.idle_ms=15000         close HTTP connections idle this long
+//! net.max_conns=N            connections at once (default: what the heap holds)
+//! net.max_conns_per_peer=N   connections at once from one address (default 3/4 of max_conns)
 //! ```
 
 use core::fmt;
@@ -32,6 +34,13 @@ pub struct NetConfig {
     /// command line: the kernel sizes it to its heap with
     /// `EchoServer::buffer_for_heap`).
     pub echo_buffer: usize,
+    /// Connections at once (`net.max_conns`); `None`: the kernel sizes it
+    /// to its heap (`crate::pool::conns_for_heap`), host tests take
+    /// `crate::pool::DEFAULT_MAX_CONNS`.
+    pub max_conns: Option<usize>,
+    /// Connections at once from one address (`net.max_conns_per_peer`);
+    /// `None`: `crate::pool::Limits::new`'s default.
+    pub max_conns_per_peer: Option<usize>,
     /// The wall-clock time at boot, in seconds since the Unix epoch, for
     /// HTTP's `Date` header; `None` when the kernel does not know it (then
     /// no Date is sent: RFC 9110 6.6.1). Set by the kernel, not the command line.
@@ -48,6 +57,8 @@ impl Default for NetConfig {
             static_gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
             http_idle: Duration::from_secs(15),
             echo_buffer: crate::apps::echo::MAX_BUFFER,
+            max_conns: None,
+            max_conns_per_peer: None,
             boot_unix_secs: None,
         }
     }
@@ -100,7 +111,20 @@ impl NetConfig {
                 v.parse().map_err(|_| ConfigError { key: "http.idle_ms", reason: "expected milliseconds" })?;
             c.http_idle = Duration::from_millis(ms.max(1));
         }
+        for (key, field) in [("net.max_conns", &mut c.max_conns), ("net.max_conns_per_peer", &mut c.max_conns_per_peer)]
+        {
+            if let Some(v) = get(key) {
+                let n: usize =
+                    v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError { key, reason: "expected a count above 0" })?;
+                *field = Some(n);
+            }
+        }
         Ok(c)
+    }
+
+    /// The pool's limits this configuration asks for.
+    pub fn limits(&self) -> crate::pool::Limits {
+        crate::pool::Limits::new(self.max_conns.unwrap_or(crate::pool::DEFAULT_MAX_CONNS), self.max_conns_per_peer)
     }
 }
 
@@ -134,6 +158,8 @@ mod test {
             ("net.ip", "192.0.2.7/25"),
             ("net.gateway", "none"),
             ("http.idle_ms", "2000"),
+            ("net.max_conns", "100"),
+            ("net.max_conns_per_peer", "10"),
         ]))
         .unwrap();
         assert!(!c.dhcp);
@@ -141,6 +167,7 @@ mod test {
         assert_eq!(c.static_ip, Ipv4Cidr::new(Ipv4Addr::new(192, 0, 2, 7), 25));
         assert_eq!(c.static_gateway, None);
         assert_eq!(c.http_idle, Duration::from_secs(2));
+        assert_eq!((c.max_conns, c.max_conns_per_peer), (Some(100), Some(10)));
     }
 
     #[test]
@@ -151,6 +178,8 @@ mod test {
             ("net.ip", "10.0.2.15/33"),
             ("net.gateway", "x"),
             ("net.dhcp_wait_ms", "-1"),
+            ("net.max_conns", "0"),
+            ("net.max_conns_per_peer", "many"),
         ] {
             let err = NetConfig::from_lookup(lookup(&[(key, value)])).unwrap_err();
             assert_eq!(err.key, key);

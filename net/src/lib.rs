@@ -7,7 +7,8 @@
 //! - [`stack`]: the interface (DHCP with a static fallback, IPv6 link-local),
 //!   the sockets, and one bounded poll step.
 //! - [`apps`]: TCP echo (port 7) and HTTP/1.1 (port 80).
-//! - [`sockets`]: the apps' TCP sockets: set-up, upkeep, states.
+//! - [`pool`]: the connection pool: listeners, the accept queue, limits.
+//! - [`sockets`]: the apps' TCP sockets: set-up, connections, states.
 //! - [`stats`]: `/stats`, rendered from plain data (the kernel's [`stats::HostStats`] and the stack's).
 //! - [`rx_check`]: names and counts the frames smoltcp would drop silently.
 //! - [`loss`]: loss recovery on a damaged link, what is asked of smoltcp.
@@ -26,6 +27,7 @@ pub mod device;
 pub mod json;
 pub mod loss;
 pub mod phy;
+pub mod pool;
 pub mod recent;
 pub mod rx_check;
 pub mod seed;

@@ -70,7 +70,7 @@ mod tests {
     fn stats_has_the_recovery_counters_of_every_socket() {
         let mut sockets = smoltcp::iface::SocketSet::new(alloc::vec![]);
         for _ in 0..3 {
-            sockets.add(crate::sockets::server_socket(1024, 1024));
+            sockets.add(crate::sockets::server_socket(1024, 1024, 80));
         }
         assert_eq!(super::totals(&sockets), smoltcp::socket::tcp::RecoveryCounters::default());
         let mut json = crate::json::JsonWriter::new();

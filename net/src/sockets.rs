@@ -1,6 +1,7 @@
-//! Skiff's TCP server sockets: how they are set up, how each poll step
-//! looks after them (following connections, timing them out, listening
-//! again), and their states as `/stats` counts them.
+//! Skiff's TCP server sockets: how they are set up, the connections the
+//! apps own (following them, timing them out, saying when they have ended),
+//! and their states as `/stats` counts them. The pool they come from and go
+//! back to is `crate::pool`.
 //!
 //! The apps (`crate::apps`) move data; the stack (`crate::stack`) and the
 //! connection record (`crate::recent`) only need the states, so all of it
@@ -11,6 +12,7 @@ use alloc::vec::Vec;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{Socket, tcp};
 use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::IpAddress;
 
 use crate::recent::{Ending, Follow, RecentConnections};
 
@@ -22,10 +24,10 @@ pub const TCP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// A connection still half-open (SYN-RECEIVED) this long after its SYN is
-/// aborted and its socket listens again. smoltcp has no listen backlog and
-/// no SYN cookies: each SYN takes one of the 40 listening sockets, and one
-/// whose handshake never completes (a spoofed SYN flood) would otherwise hold
-/// it until the 60 s `TCP_TIMEOUT`, refusing everyone else. Eight seconds
+/// dropped and its socket goes back to the pool (`crate::pool`). smoltcp has
+/// no SYN cookies: each SYN takes a socket, and one whose handshake never
+/// completes (a spoofed SYN flood) would otherwise hold it until the 60 s
+/// `TCP_TIMEOUT`. Eight seconds
 /// cover a client's SYNs at 0, 1, 3 and 7 s (a 1 s initial retransmission
 /// timeout, RFC 6298 2.1, doubling), each answered with a SYN-ACK: at 10 %
 /// loss, 3 s (two SYN-ACKs) refused real clients (issue 14, net/src/loss.rs).
@@ -35,14 +37,14 @@ pub const SYN_RECEIVED_TIMEOUT: Duration = Duration::from_secs(8);
 /// restored): while data flows, one ACK covers several segments.
 pub const ACK_DELAY: Duration = Duration::from_millis(10);
 
-/// How long a socket stays in TIME-WAIT at least before it listens again.
-/// Sockets that Skiff closes acknowledge at once (`close`), so the ACK of the
-/// peer's FIN leaves in the same poll step that saw TIME-WAIT begin; this only
-/// has to reach a later step.
+/// How long a socket stays in TIME-WAIT at least before it goes back to the
+/// pool. Sockets that Skiff closes acknowledge at once (`close`), so the ACK
+/// of the peer's FIN leaves in the same poll step that saw TIME-WAIT begin;
+/// this only has to reach a later step.
 pub const TIME_WAIT_LINGER: Duration = Duration::from_millis(1);
 
-/// A server socket with Skiff's timeouts.
-pub fn server_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
+/// A server socket with Skiff's timeouts, listening on `port`.
+pub fn server_socket(rx: usize, tx: usize, port: u16) -> tcp::Socket<'static> {
     let mut socket =
         tcp::Socket::new(tcp::SocketBuffer::new(alloc::vec![0; rx]), tcp::SocketBuffer::new(alloc::vec![0; tx]));
     socket.set_timeout(Some(TCP_TIMEOUT));
@@ -53,102 +55,77 @@ pub fn server_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
     // which a client delays (up to 40 ms on Linux): a keep-alive client then
     // gets a few dozen answers a second instead of thousands.
     socket.set_nagle_enabled(false);
+    if socket.listen(port).is_err() {
+        log::warn!("cannot listen on port {port}");
+    }
     socket
-}
-
-/// Whether `socket` has been half-open for longer than `SYN_RECEIVED_TIMEOUT`;
-/// `since_listen` is when it was last seen listening.
-pub fn half_open_too_long(socket: &tcp::Socket, now: Instant, since_listen: Instant) -> bool {
-    socket.state() == tcp::State::SynReceived && now - since_listen > SYN_RECEIVED_TIMEOUT
 }
 
 /// Closes `socket` from our side (sends FIN) and makes it acknowledge
 /// without delay from now on, so that the ACK it owes the peer's FIN in
-/// TIME-WAIT goes out at once and the socket can listen again right after.
+/// TIME-WAIT goes out at once and the socket can go back to the pool right after.
 pub fn close(socket: &mut tcp::Socket) {
     socket.set_ack_delay(None);
     socket.close();
 }
 
-/// Puts a finished socket back to listening on `port`.
-///
-/// A socket that closed first sits in TIME-WAIT, owing the peer the ACK of
-/// its FIN. Listening again before that ACK has gone out would drop it: the
-/// peer would retransmit its FIN and get a reset. Holding the socket for
-/// TIME-WAIT's full 10 s would leave a busy server without listening sockets
-/// (with 40 of them, a single client opening one connection after another
-/// was refused within a second), so it lingers `TIME_WAIT_LINGER` and into a
-/// later poll step. `since` records when the socket was first seen in
-/// TIME-WAIT.
-pub fn reopen(socket: &mut tcp::Socket, port: u16, now: Instant, since: &mut Option<Instant>) {
-    if socket.state() == tcp::State::TimeWait {
-        let first_seen = *since.get_or_insert(now);
-        if now - first_seen < TIME_WAIT_LINGER {
-            return;
-        }
-    }
-    socket.set_ack_delay(Some(ACK_DELAY));
-    *since = None;
-    if socket.listen(port).is_err() {
-        log::warn!("cannot listen on port {port}");
-    }
-}
-
-/// One of an app's listening sockets, with what every app keeps for it.
+/// A connection an app owns: a socket that left LISTEN, taken from the
+/// pool (`crate::pool`) and given back to it when [`Connection::begin`]
+/// says it has ended.
 #[derive(Debug)]
-pub struct ServerSocket {
+pub struct Connection {
     handle: SocketHandle,
-    port: u16,
-    /// When the socket was first seen in TIME-WAIT (see [`reopen`]).
+    /// The peer's address, as counted against its per-peer limit.
+    peer: Option<IpAddress>,
+    /// When the socket was first seen in TIME-WAIT.
     time_wait_since: Option<Instant>,
     /// When data last moved, or when the connection began (the poll step
-    /// that saw its SYN); `None` while listening.
-    last_activity: Option<Instant>,
-    /// Its connections, for `/stats` and the packet trace.
+    /// that saw its SYN).
+    last_activity: Instant,
+    /// Its connection, for `/stats` and the packet trace.
     follow: Follow,
 }
 
-/// Where a socket stands at the start of its app's turn (see [`ServerSocket::begin`]).
+/// Where a connection stands at the start of its app's turn (see [`Connection::begin`]).
 pub enum Turn<'s> {
-    /// The connection had ended: the socket listens again (or lingers in
-    /// TIME-WAIT first). Whatever the app kept for it can go.
+    /// The connection has ended: the app gives it back to the pool
+    /// (`crate::pool::Pool::release`), with whatever it kept for it.
     Ended,
-    /// Listening, or given up on while half-open: nothing for the app to do.
+    /// Lingering in TIME-WAIT: nothing for the app to do.
     Idle,
     /// A connection, for the app to serve.
     Connected(&'s mut tcp::Socket<'static>),
 }
 
-impl ServerSocket {
-    /// Adds a socket with `rx` and `tx` bytes of buffers to `sockets`, for
-    /// connection `index` of `app` on `port` (it listens from the app's first poll).
-    pub fn new(
-        sockets: &mut SocketSet<'static>,
-        app: &'static str,
-        port: u16,
-        index: usize,
-        rx: usize,
-        tx: usize,
-    ) -> Self {
-        ServerSocket {
-            handle: sockets.add(server_socket(rx, tx)),
-            port,
-            time_wait_since: None,
-            last_activity: None,
-            follow: Follow::new(app, index),
-        }
+impl Connection {
+    /// The connection on `handle` from `peer`, which began (its SYN) at `began`.
+    pub fn new(handle: SocketHandle, peer: Option<IpAddress>, began: Instant, follow: Follow) -> Self {
+        Connection { handle, peer, time_wait_since: None, last_activity: began, follow }
     }
 
-    /// The socket's connections, as followed for `/stats` and the trace.
+    /// The socket's handle in the set.
+    pub fn handle(&self) -> SocketHandle {
+        self.handle
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> Option<IpAddress> {
+        self.peer
+    }
+
+    /// The connection, as followed for `/stats` and the trace.
     pub fn follow(&self) -> &Follow {
         &self.follow
     }
 
-    /// The start of every app's turn with this socket: follows its
-    /// connection into `recent`, puts it back to listening once the
-    /// connection has ended, starts the idle clock in the step that took in
-    /// a SYN (polls may be seconds apart while nothing is connected), and
-    /// aborts a connection half-open too long.
+    /// The follower, to record or trace something about the connection.
+    pub fn follow_mut(&mut self) -> &mut Follow {
+        &mut self.follow
+    }
+
+    /// The start of every app's turn with this connection: follows it into
+    /// `recent`, and says whether it has ended (closed, or in TIME-WAIT for
+    /// `TIME_WAIT_LINGER` and into a later poll step).
     pub fn begin<'s>(
         &mut self,
         sockets: &'s mut SocketSet<'static>,
@@ -158,20 +135,20 @@ impl ServerSocket {
         let now_ms = millis(now);
         let socket = sockets.get_mut::<tcp::Socket>(self.handle);
         self.follow.observe(recent, socket.state(), socket.remote_endpoint(), now_ms);
-        if !socket.is_open() {
-            reopen(socket, self.port, now, &mut self.time_wait_since);
-            // Seen now, so that a SYN before the next poll is a new connection.
-            self.follow.observe(recent, socket.state(), None, now_ms);
+        if socket.state() == tcp::State::TimeWait {
+            // Going back to the pool before the ACK of the peer's FIN has
+            // gone out would drop it: the peer would retransmit its FIN and
+            // get a reset. Holding the socket for TIME-WAIT's full 10 s would
+            // hold the pool for nothing, so it lingers into a later step.
+            let first_seen = *self.time_wait_since.get_or_insert(now);
+            if now - first_seen < TIME_WAIT_LINGER {
+                return Turn::Idle;
+            }
+            self.follow.observe(recent, tcp::State::Closed, None, now_ms);
             return Turn::Ended;
         }
-        if !socket.is_active() {
-            self.last_activity = None; // listening: the idle clock starts at connect
-            return Turn::Idle;
-        }
-        let began = *self.last_activity.get_or_insert(now);
-        if half_open_too_long(socket, now, began) {
-            socket.abort();
-            return Turn::Idle;
+        if !socket.is_open() || socket.is_listening() {
+            return Turn::Ended;
         }
         Turn::Connected(socket)
     }
@@ -183,11 +160,17 @@ impl ServerSocket {
 
     /// Records that data moved through the connection now.
     pub fn touch(&mut self, now: Instant) {
-        self.last_activity = Some(now);
+        self.last_activity = now;
     }
 
-    /// Aborts the connection if nothing moved through it for longer than
-    /// `timeout`, recording it as timed out. Returns whether it did.
+    /// Whether nothing moved through the connection for longer than
+    /// `timeout`: the one place where a connection is judged idle.
+    pub fn is_idle(&self, now: Instant, timeout: Duration) -> bool {
+        now - self.last_activity > timeout
+    }
+
+    /// Aborts the connection if it [`is_idle`](Self::is_idle), recording it
+    /// as timed out. Returns whether it did.
     pub fn abort_if_idle(
         &mut self,
         socket: &mut tcp::Socket,
@@ -195,7 +178,7 @@ impl ServerSocket {
         now: Instant,
         timeout: Duration,
     ) -> bool {
-        if now - self.last_activity.unwrap_or(now) <= timeout {
+        if !self.is_idle(now, timeout) {
             return false;
         }
         self.follow.end(recent, Ending::TimedOut, millis(now));
@@ -205,7 +188,7 @@ impl ServerSocket {
 }
 
 /// Milliseconds since boot, as `recent` records them.
-fn millis(now: Instant) -> u64 {
+pub fn millis(now: Instant) -> u64 {
     now.total_millis().max(0) as u64
 }
 
@@ -250,6 +233,6 @@ mod test {
     /// so this checks the setting itself.
     #[test]
     fn server_sockets_send_without_nagle() {
-        assert!(!super::server_socket(1024, 1024).nagle_enabled());
+        assert!(!super::server_socket(1024, 1024, 80).nagle_enabled());
     }
 }

@@ -3,7 +3,6 @@
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::net::Ipv4Addr;
@@ -19,6 +18,7 @@ use crate::apps::http::date::HttpDate;
 use crate::config::NetConfig;
 use crate::device::NetDevice;
 use crate::phy::Adapter;
+use crate::pool::Pool;
 use crate::recent::RecentConnections;
 use crate::sockets::socket_states;
 use crate::stats::{self, HostStats};
@@ -29,6 +29,8 @@ pub const INGRESS_BUDGET: usize = 64;
 /// While connections are open, the apps are polled at least this often, so
 /// their idle timeouts and the TIME-WAIT linger are kept to within this.
 pub const APP_TICK: core::time::Duration = core::time::Duration::from_millis(100);
+/// The apps' ports, each with its listeners in the pool: echo and HTTP.
+const APP_PORTS: usize = 2;
 /// Egress rounds per poll step (each bounded by smoltcp).
 const EGRESS_ROUNDS: usize = 16;
 
@@ -66,6 +68,7 @@ pub struct Stack {
     started: Instant,
     echo: EchoServer,
     http: HttpServer,
+    pool: Pool,
     recent: RecentConnections,
 }
 
@@ -93,10 +96,20 @@ impl Stack {
         });
         log::info!("IPv6 link-local {link_local}");
 
-        let mut sockets = SocketSet::new(vec![]);
+        // Every slot the pool can fill, reserved now: the socket set never
+        // grows, so the heap comes back to this baseline when connections end.
+        let limits = config.limits();
+        let mut sockets = SocketSet::new(Vec::with_capacity(Pool::capacity(limits, APP_PORTS) + 1));
         let dhcp = config.dhcp.then(|| sockets.add(dhcpv4::Socket::new()));
-        let echo = EchoServer::new(&mut sockets, config.echo_buffer);
-        let http = HttpServer::new(&mut sockets, config.http_idle);
+        let mut pool = Pool::new(limits);
+        let echo = EchoServer::new(&mut sockets, &mut pool, config.echo_buffer);
+        let http = HttpServer::new(&mut sockets, &mut pool, config.http_idle);
+        log::info!(
+            "net: up to {} connections ({} per peer, {} half-open)",
+            limits.max_conns,
+            limits.per_peer,
+            limits.half_open
+        );
         let mut stack = Stack {
             iface,
             sockets,
@@ -106,6 +119,7 @@ impl Stack {
             started: now,
             echo,
             http,
+            pool,
             recent: RecentConnections::new(),
         };
         if !config.dhcp {
@@ -137,14 +151,17 @@ impl Stack {
         for _ in 0..INGRESS_BUDGET {
             match self.iface.poll_ingress_single(now, adapter, &mut self.sockets) {
                 PollIngressSingleResult::None => break,
+                // A SYN may have taken a listener: the next frame finds another.
                 _ => busy = true,
             }
+            self.pool.after_ingress(&mut self.sockets, &mut self.recent, now);
         }
         self.poll_address(now);
-        self.echo.poll(now, &mut self.sockets, &mut self.recent);
+        self.pool.step(&mut self.sockets, &mut self.recent, now);
+        self.echo.poll(now, &mut self.sockets, &mut self.pool, &mut self.recent);
         let sources = stats::Sources { host, ipv4: &self.ipv4, echo_bytes: self.echo.bytes(), adapter };
         let date = self.config.boot_unix_secs.and_then(|boot| HttpDate::from_unix(boot + now.secs() as u64));
-        self.http.poll(now, &mut self.sockets, &mut self.recent, &sources, date);
+        self.http.poll(now, &mut self.sockets, &mut self.pool, &mut self.recent, &sources, date);
         for _ in 0..EGRESS_ROUNDS {
             match self.iface.poll_egress(now, adapter, &mut self.sockets) {
                 PollResult::None => break,
@@ -174,6 +191,11 @@ impl Stack {
         delay.map(|d| core::time::Duration::from_micros(d.total_micros()))
     }
 
+    /// The pool's numbers, as `/stats` shows them.
+    pub fn pool_stats(&self) -> crate::pool::PoolStats {
+        self.pool.stats()
+    }
+
     /// Heap held by HTTP connection buffers (for tests).
     #[cfg(test)]
     pub(crate) fn http_buffered(&self) -> usize {
@@ -186,14 +208,15 @@ impl Stack {
         self.sockets.iter().filter(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(t) if t.state() == state)).count()
     }
 
-    /// Whether any TCP socket is past listening (connected, closing, TIME-WAIT).
+    /// TCP sockets in the set, whatever their state (for tests).
+    #[cfg(test)]
+    pub(crate) fn tcp_sockets(&self) -> usize {
+        self.sockets.iter().filter(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(_))).count()
+    }
+
+    /// Whether any connection is open (half-open, connected, closing, TIME-WAIT).
     fn has_connections(&self) -> bool {
-        self.sockets.iter().any(|(_, socket)| match socket {
-            smoltcp::socket::Socket::Tcp(tcp) => {
-                !matches!(tcp.state(), smoltcp::socket::tcp::State::Listen | smoltcp::socket::tcp::State::Closed)
-            }
-            _ => false,
-        })
+        self.pool.live() > 0
     }
 
     fn poll_address(&mut self, now: Instant) {

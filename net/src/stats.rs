@@ -19,6 +19,7 @@ use smoltcp::socket::tcp::RecoveryCounters;
 use crate::device::NetDevice;
 use crate::json::JsonWriter;
 use crate::phy::{Adapter, AdapterStats};
+use crate::pool::PoolStats;
 use crate::recent::RecentConnections;
 use crate::sockets::socket_states;
 use crate::stack::Ipv4Config;
@@ -140,8 +141,14 @@ pub struct Sources<'a, D: NetDevice> {
 
 impl<D: NetDevice> Sources<'_, D> {
     /// `/stats` now, with the HTTP app's own numbers: requests answered
-    /// (the one asking included), the sockets and the recent connections.
-    pub fn render(&self, http_requests: u64, sockets: &SocketSet<'static>, recent: &RecentConnections) -> String {
+    /// (the one asking included), the sockets, the pool and the recent connections.
+    pub fn render(
+        &self,
+        http_requests: u64,
+        sockets: &SocketSet<'static>,
+        recent: &RecentConnections,
+        pool: &PoolStats,
+    ) -> String {
         render(&Stats {
             host: self.host,
             ipv4: self.ipv4,
@@ -149,6 +156,7 @@ impl<D: NetDevice> Sources<'_, D> {
             http_requests,
             echo_bytes: self.echo_bytes,
             sockets: &socket_states(sockets),
+            pool,
             tcp: &crate::loss::totals(sockets),
             recent,
         })
@@ -169,6 +177,8 @@ pub struct Stats<'a> {
     pub echo_bytes: u64,
     /// TCP sockets by state name.
     pub sockets: &'a [(&'static str, usize)],
+    /// The connection pool.
+    pub pool: &'a PoolStats,
     /// Loss recovery, summed over every TCP socket since boot.
     pub tcp: &'a RecoveryCounters,
     /// The most recent connections.
@@ -177,7 +187,7 @@ pub struct Stats<'a> {
 
 /// `/stats` as JSON.
 pub fn render(stats: &Stats) -> String {
-    let Stats { host, ipv4, device, http_requests, echo_bytes, sockets, tcp, recent } = *stats;
+    let Stats { host, ipv4, device, http_requests, echo_bytes, sockets, pool, tcp, recent } = *stats;
     let mut json = JsonWriter::new();
     json.number("uptime_ms", host.uptime_ms);
     json.begin_object("ipv4");
@@ -213,6 +223,7 @@ pub fn render(stats: &Stats) -> String {
         json.number(state, count as u64);
     }
     json.end_object();
+    pool.write_json(&mut json);
     crate::loss::write_stats(&mut json, tcp);
     recent.write_json(&mut json);
     write_host(&mut json, host);
@@ -315,7 +326,16 @@ mod test {
             device: &device,
             http_requests: 3,
             echo_bytes: 4,
-            sockets: &[("listen", 79), ("established", 1)],
+            sockets: &[("listen", 7), ("established", 1)],
+            pool: &PoolStats {
+                listening: 8,
+                half_open: 2,
+                established: 1,
+                limit: 100,
+                syn_dropped_full: 3,
+                half_open_evicted: 4,
+                per_peer_refused: 5,
+            },
             tcp: &RecoveryCounters { timeouts: 5, fast_retransmits: 6, out_of_order_kept: 7, out_of_order_dropped: 8 },
             recent: &recent,
         });
@@ -328,7 +348,9 @@ mod test {
                 r#""device":{"rx_frames":100,"tx_frames":200,"rx_drop_bad_checksum":1,"rx_drop_malformed_ethernet":0,"#,
                 r#""rx_drop_malformed_arp":0,"rx_drop_malformed_ipv4":0,"rx_drop_bad_ipv4_checksum":0,"#,
                 r#""rx_drop_ipv4_fragment":0,"rx_drop_malformed_tcp":0,"rx_drop_malformed_udp":0,"tx_drop_no_buffer":2},"#,
-                r#""apps":{"http_requests":3,"echo_bytes":4},"sockets":{"listen":79,"established":1},"#,
+                r#""apps":{"http_requests":3,"echo_bytes":4},"sockets":{"listen":7,"established":1},"#,
+                r#""pool":{"listening":8,"half_open":2,"established":1,"limit":100,"syn_dropped_full":3,"#,
+                r#""half_open_evicted":4,"per_peer_refused":5},"#,
                 r#""tcp":{"retransmit_timeouts":5,"fast_retransmits":6,"out_of_order_kept":7,"out_of_order_dropped":8},"#,
                 r#""connections_total":0,"recent":[],"#,
                 r#""heap":{"in_use":10,"peak":20,"size":30},"#,

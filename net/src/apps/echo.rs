@@ -11,13 +11,15 @@ use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
+use crate::pool::{Pool, PortSpec};
 use crate::recent::RecentConnections;
-use crate::sockets::{ServerSocket, Turn};
+use crate::sockets::{Connection, Turn};
 use crate::trace;
 
 /// The echo port.
 pub const PORT: u16 = 7;
-/// Listening sockets: this many connections at once; more are refused (RST).
+/// Echo connections at once (their buffers are large); more SYNs wait
+/// (dropped without a reply, the client retries: `crate::pool`).
 pub const CONNECTIONS: usize = 40;
 /// Per-socket TCP buffers (each way) with memory to spare: large enough for
 /// a window that keeps a stream moving.
@@ -33,19 +35,18 @@ pub const IDLE_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_
 /// Bytes moved per copy step.
 const CHUNK: usize = 4096;
 
-/// The echo server's sockets.
+/// The echo server's connections.
 pub struct EchoServer {
-    sockets: Vec<ServerSocket>,
+    connections: Vec<Connection>,
     bytes: u64,
 }
 
 impl EchoServer {
-    /// Creates `CONNECTIONS` listening sockets in `sockets`, each with
-    /// `buffer` bytes of receive and of send buffer.
-    pub fn new(sockets: &mut SocketSet<'static>, buffer: usize) -> Self {
-        let sockets =
-            (0..CONNECTIONS).map(|index| ServerSocket::new(sockets, "echo", PORT, index, buffer, buffer)).collect();
-        EchoServer { sockets, bytes: 0 }
+    /// Serves the echo port from `pool`, each connection with `buffer`
+    /// bytes of receive and of send buffer.
+    pub fn new(sockets: &mut SocketSet<'static>, pool: &mut Pool, buffer: usize) -> Self {
+        pool.add_port(sockets, PortSpec { port: PORT, app: "echo", rx: buffer, tx: buffer, max: CONNECTIONS });
+        EchoServer { connections: Vec::new(), bytes: 0 }
     }
 
     /// The per-socket buffer size for a heap with `free` bytes free: the
@@ -67,12 +68,32 @@ impl EchoServer {
         self.bytes
     }
 
-    /// Echoes what can be echoed; reopens closed sockets. Connections are
-    /// recorded in `recent`.
-    pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections) {
+    /// Takes the new connections from `pool`, echoes what can be echoed,
+    /// and gives ended connections back. Connections are recorded in `recent`.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        sockets: &mut SocketSet<'static>,
+        pool: &mut Pool,
+        recent: &mut RecentConnections,
+    ) {
+        self.connections.extend(pool.accept(PORT));
         let mut chunk = [0u8; CHUNK];
-        for server in &mut self.sockets {
-            let Turn::Connected(socket) = server.begin(sockets, recent, now) else { continue };
+        let mut i = 0;
+        while i < self.connections.len() {
+            let server = &mut self.connections[i];
+            let socket = match server.begin(sockets, recent, now) {
+                Turn::Connected(socket) => socket,
+                Turn::Idle => {
+                    i += 1;
+                    continue;
+                }
+                Turn::Ended => {
+                    pool.release(sockets, PORT, self.connections.swap_remove(i));
+                    continue;
+                }
+            };
+            i += 1;
             loop {
                 let room = socket.send_capacity() - socket.send_queue();
                 let want = room.min(CHUNK);

@@ -22,19 +22,20 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
 use crate::device::NetDevice;
+use crate::pool::{Pool, PortSpec};
 use crate::recent::{Follow, RecentConnections};
-use crate::sockets::{self, ServerSocket, Turn};
+use crate::sockets::{self, Connection as Socket, Turn};
 use crate::{stats, trace};
 use date::HttpDate;
 use request::{MAX_BODY, MAX_HEAD, Method, Parsed, Request, Status};
 
 /// The HTTP port.
 pub const PORT: u16 = 80;
-/// Listening sockets: this many connections at once; more are refused (RST).
-pub const CONNECTIONS: usize = 40;
-/// Per-socket TCP buffers.
-const RX_BUFFER: usize = 8 * 1024;
-const TX_BUFFER: usize = 16 * 1024;
+/// Per-socket TCP buffers (receive, send), sized for a small server: a
+/// request, and the largest page (`/`, under 8 KiB with its head) at once.
+/// Connections are limited by how many of these the heap holds
+/// (`crate::pool::conns_for_heap`).
+pub const BUFFERS: (usize, usize) = (4 * 1024, 8 * 1024);
 /// A request and its body must fit here.
 const INPUT_LIMIT: usize = MAX_HEAD + MAX_BODY;
 /// Stop answering pipelined requests while this much output waits.
@@ -55,7 +56,7 @@ pub const ALLOW: &str = "GET, HEAD, OPTIONS";
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 struct Connection {
-    socket: ServerSocket,
+    socket: Socket,
     input: Vec<u8>,
     output: Vec<u8>,
     /// Close once the output is sent.
@@ -68,19 +69,6 @@ struct Connection {
     continued: bool,
 }
 
-impl Connection {
-    /// Gives the buffers back, not just empties them: a connection that
-    /// once held a large request or a backlog of answers would otherwise
-    /// pin that much heap while its socket listens.
-    fn forget(&mut self) {
-        self.input = Vec::new();
-        self.output = Vec::new();
-        self.closing = false;
-        self.request_started = None;
-        self.continued = false;
-    }
-}
-
 /// The HTTP server's sockets and connection state.
 pub struct HttpServer {
     connections: Vec<Connection>,
@@ -89,29 +77,23 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Creates `CONNECTIONS` listening sockets in `sockets`.
-    pub fn new(sockets: &mut SocketSet<'static>, idle_timeout: Duration) -> Self {
-        let connections = (0..CONNECTIONS)
-            .map(|index| Connection {
-                socket: ServerSocket::new(sockets, "http", PORT, index, RX_BUFFER, TX_BUFFER),
-                input: Vec::new(),
-                output: Vec::new(),
-                closing: false,
-                request_started: None,
-                continued: false,
-            })
-            .collect();
-        HttpServer { connections, idle_timeout, requests: 0 }
+    /// Serves the HTTP port from `pool`.
+    pub fn new(sockets: &mut SocketSet<'static>, pool: &mut Pool, idle_timeout: Duration) -> Self {
+        let (rx, tx) = BUFFERS;
+        pool.add_port(sockets, PortSpec { port: PORT, app: "http", rx, tx, max: usize::MAX });
+        HttpServer { connections: Vec::new(), idle_timeout, requests: 0 }
     }
 
-    /// Moves every connection forward: read, answer, write, time out.
-    /// `/stats` is rendered from `stats` and the server's own numbers;
-    /// connections are recorded in `recent`. `date` is the `Date` header
-    /// to send, if the kernel knows the time of day.
+    /// Takes the new connections from `pool`, moves every connection
+    /// forward (read, answer, write, time out) and gives ended ones back,
+    /// their buffers with them. `/stats` is rendered from `stats` and the
+    /// server's own numbers; connections are recorded in `recent`. `date` is
+    /// the `Date` header to send, if the kernel knows the time of day.
     pub fn poll<D: NetDevice>(
         &mut self,
         now: Instant,
         sockets: &mut SocketSet<'static>,
+        pool: &mut Pool,
         recent: &mut RecentConnections,
         stats: &stats::Sources<'_, D>,
         date: Option<HttpDate>,
@@ -119,15 +101,30 @@ impl HttpServer {
         let origin = Origin { server: SERVER, date };
         let HttpServer { connections, idle_timeout, requests } = self;
         let idle_timeout = smoltcp::time::Duration::from_micros(idle_timeout.as_micros() as u64);
-        for conn in connections.iter_mut() {
+        connections.extend(pool.accept(PORT).map(|socket| Connection {
+            socket,
+            input: Vec::new(),
+            output: Vec::new(),
+            closing: false,
+            request_started: None,
+            continued: false,
+        }));
+        let pool_stats = pool.stats();
+        let mut i = 0;
+        while i < connections.len() {
+            let conn = &mut connections[i];
             let socket = match conn.socket.begin(sockets, recent, now) {
                 Turn::Connected(socket) => socket,
                 Turn::Ended => {
-                    conn.forget();
+                    pool.release(sockets, PORT, connections.swap_remove(i).socket);
                     continue;
                 }
-                Turn::Idle => continue,
+                Turn::Idle => {
+                    i += 1;
+                    continue;
+                }
             };
+            i += 1;
 
             // Read, while there is room for the request and for its answer.
             if socket.can_recv() && !conn.closing && conn.output.len() < OUTPUT_HIGH_WATER {
@@ -175,7 +172,9 @@ impl HttpServer {
                         *requests += 1;
                         note_request(conn.socket.follow(), recent, &req);
                         let count = *requests;
-                        let status = respond(&mut conn.output, &origin, &req, || stats.render(count, sockets, recent));
+                        let status = respond(&mut conn.output, &origin, &req, || {
+                            stats.render(count, sockets, recent, &pool_stats)
+                        });
                         conn.input.clear();
                         conn.closing = true;
                         status
@@ -184,7 +183,9 @@ impl HttpServer {
                         *requests += 1;
                         note_request(conn.socket.follow(), recent, &req);
                         let count = *requests;
-                        let status = respond(&mut conn.output, &origin, &req, || stats.render(count, sockets, recent));
+                        let status = respond(&mut conn.output, &origin, &req, || {
+                            stats.render(count, sockets, recent, &pool_stats)
+                        });
                         let keep_alive = req.keep_alive;
                         conn.input.drain(..used);
                         conn.closing = !keep_alive;

@@ -1,0 +1,409 @@
+//! The connection pool: one lifecycle for every app's TCP connections, and
+//! the accept queue smoltcp lacks.
+//!
+//! smoltcp has no listen backlog: a SYN that finds no listening socket on its
+//! port is answered with a reset. So the pool keeps a few sockets per port in
+//! LISTEN and refills them after every frame the stack takes in (one frame
+//! holds at most one SYN, so a burst of SYNs never finds the port without a
+//! listener). A socket that leaves LISTEN is judged at once:
+//!
+//! - from a peer already holding `per_peer` connections: dropped silently
+//!   (counted `per_peer_refused`), the peer retries;
+//! - with `half_open` connections already half-open, or the pool at
+//!   `max_conns`: the oldest half-open one is dropped to make room
+//!   (`half_open_evicted`), so that a spoofed SYN flood cannot keep real
+//!   clients out, once it has had `HALF_OPEN_GRACE` to complete;
+//! - if there is still no room (or the port is at its own cap): dropped
+//!   silently (`syn_dropped_full`), as Linux drops a SYN when its queue is
+//!   full: the client retries instead of failing;
+//! - otherwise it waits half-open here until the handshake completes (or for
+//!   `SYN_RECEIVED_TIMEOUT`), then becomes a [`Connection`] its app owns, until
+//!   the app gives it back with [`Pool::release`].
+//!
+//! "Dropped silently" means removed from the socket set before the stack
+//! transmits: no SYN-ACK and no reset leave. A socket given back is removed
+//! and freed, so its buffers return to the heap at once: the buffers in use
+//! are bounded by the limit, and the heap returns to its baseline when the
+//! connections are gone.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{IpAddress, IpEndpoint};
+
+use crate::json::JsonWriter;
+use crate::recent::{Ending, Follow, RecentConnections};
+use crate::sockets::{Connection, SYN_RECEIVED_TIMEOUT, millis, server_socket};
+use crate::trace;
+
+/// Sockets per port waiting in LISTEN. One would do (they are refilled after
+/// every frame); a few spare the refill a frame's worth of latency.
+pub const LISTENERS_PER_PORT: usize = 4;
+/// How long a half-open connection is safe from eviction: a real client
+/// answers the SYN-ACK within a round trip, and a burst of a thousand SYNs
+/// queued ahead of its ACK takes the stack a few milliseconds. Without it,
+/// real clients' SYNs evicted each other before their ACKs could arrive (the
+/// ACK of an evicted one meets no socket, and is answered with a reset).
+pub const HALF_OPEN_GRACE: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(20);
+/// The connection limit when nothing sized it to a heap (host tests, fuzzing).
+pub const DEFAULT_MAX_CONNS: usize = 1024;
+/// The fewest connections the limit allows, however small the heap.
+pub const MIN_CONNS: usize = 8;
+/// Connections may take this share (1/N) of the heap that is free when the
+/// stack starts; the echo app's own sockets take up to half
+/// (`crate::apps::echo`), the rest is for smoltcp and the frames in flight.
+const HEAP_SHARE_DIVISOR: usize = 4;
+/// What an HTTP connection holds besides its socket: its request and answer
+/// buffers while one is in flight (`crate::apps::http`), a typical size.
+const APP_STATE_BYTES: usize = 2 * 1024;
+
+/// The heap one connection takes: its slot in the socket set, its TCP
+/// buffers (`rx` + `tx`) and the app's own state.
+pub fn conn_cost(rx: usize, tx: usize) -> usize {
+    core::mem::size_of::<SocketStorage<'static>>() + rx + tx + APP_STATE_BYTES
+}
+
+/// The default `net.max_conns` for a heap with `free` bytes free when the
+/// stack starts: as many HTTP connections as fit in its share.
+pub fn conns_for_heap(free: usize) -> usize {
+    let (rx, tx) = crate::apps::http::BUFFERS;
+    (free / HEAP_SHARE_DIVISOR / conn_cost(rx, tx)).max(MIN_CONNS)
+}
+
+/// The pool's limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections at once, half-open ones included (`net.max_conns`).
+    pub max_conns: usize,
+    /// Connections at once from one address (`net.max_conns_per_peer`).
+    pub per_peer: usize,
+    /// Half-open connections at once; past it the oldest is dropped.
+    pub half_open: usize,
+}
+
+impl Limits {
+    /// The limits for `max_conns` connections: `per_peer` (default three
+    /// quarters of them, generous but short of the whole pool), and as many
+    /// half-open at most.
+    pub fn new(max_conns: usize, per_peer: Option<usize>) -> Limits {
+        let max_conns = max_conns.max(1);
+        let three_quarters = (max_conns - max_conns / 4).max(1);
+        Limits { max_conns, per_peer: per_peer.unwrap_or(three_quarters).max(1), half_open: three_quarters }
+    }
+}
+
+/// An app's port, as the pool serves it.
+#[derive(Clone, Copy, Debug)]
+pub struct PortSpec {
+    /// The TCP port.
+    pub port: u16,
+    /// The app's name, for `/stats` and trace lines (`http#12`).
+    pub app: &'static str,
+    /// Each socket's receive buffer, in bytes.
+    pub rx: usize,
+    /// Each socket's send buffer, in bytes.
+    pub tx: usize,
+    /// Connections at once on this port, within the pool's limit (an app
+    /// with large buffers caps its share).
+    pub max: usize,
+}
+
+struct Port {
+    spec: PortSpec,
+    listeners: Vec<SocketHandle>,
+    /// Half-open connections on the port.
+    half_open: usize,
+    /// Connections handed to the app and not yet given back.
+    owned: usize,
+    /// Connections that completed their handshake, for the app to take.
+    accepted: Vec<Connection>,
+    /// The next connection's number, for its name (`http#N`).
+    next_index: usize,
+}
+
+struct HalfOpen {
+    port: usize,
+    conn: Connection,
+    began: Instant,
+}
+
+/// What `/stats` shows of the pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Sockets waiting in LISTEN.
+    pub listening: u64,
+    /// Connections still in their handshake.
+    pub half_open: u64,
+    /// Connections the apps own.
+    pub established: u64,
+    /// `net.max_conns`.
+    pub limit: u64,
+    /// SYNs dropped without a reply because the pool (or port) was full.
+    pub syn_dropped_full: u64,
+    /// Half-open connections dropped to make room for a new SYN.
+    pub half_open_evicted: u64,
+    /// SYNs dropped because their peer held `net.max_conns_per_peer` already.
+    pub per_peer_refused: u64,
+}
+
+impl PoolStats {
+    /// Writes the `"pool"` object into `/stats`.
+    pub fn write_json(&self, json: &mut JsonWriter) {
+        json.begin_object("pool");
+        json.number("listening", self.listening);
+        json.number("half_open", self.half_open);
+        json.number("established", self.established);
+        json.number("limit", self.limit);
+        json.number("syn_dropped_full", self.syn_dropped_full);
+        json.number("half_open_evicted", self.half_open_evicted);
+        json.number("per_peer_refused", self.per_peer_refused);
+        json.end_object();
+    }
+}
+
+/// Every app port's listeners, the half-open connections, and the counts
+/// that bound them.
+pub struct Pool {
+    ports: Vec<Port>,
+    half_open: VecDeque<HalfOpen>,
+    /// Connections (half-open or owned) per peer address.
+    peers: BTreeMap<IpAddress, usize>,
+    limits: Limits,
+    syn_dropped_full: u64,
+    half_open_evicted: u64,
+    per_peer_refused: u64,
+}
+
+impl Pool {
+    /// An empty pool with `limits`.
+    pub fn new(limits: Limits) -> Pool {
+        Pool {
+            ports: Vec::new(),
+            half_open: VecDeque::new(),
+            peers: BTreeMap::new(),
+            limits,
+            syn_dropped_full: 0,
+            half_open_evicted: 0,
+            per_peer_refused: 0,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Serves `spec`'s port: its listeners go into `sockets` now.
+    pub fn add_port(&mut self, sockets: &mut SocketSet<'static>, spec: PortSpec) {
+        let listeners =
+            (0..LISTENERS_PER_PORT).map(|_| sockets.add(server_socket(spec.rx, spec.tx, spec.port))).collect();
+        self.ports.push(Port { spec, listeners, half_open: 0, owned: 0, accepted: Vec::new(), next_index: 0 });
+    }
+
+    /// Connections now, half-open ones included.
+    pub fn live(&self) -> usize {
+        self.half_open.len() + self.ports.iter().map(|p| p.owned + p.accepted.len()).sum::<usize>()
+    }
+
+    /// After each frame the stack takes in: judges every socket that left
+    /// LISTEN (see the module's comment) and puts a new listener in its place.
+    pub fn after_ingress(&mut self, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections, now: Instant) {
+        for p in 0..self.ports.len() {
+            for l in 0..LISTENERS_PER_PORT {
+                let handle = self.ports[p].listeners[l];
+                let socket = sockets.get::<tcp::Socket>(handle);
+                if socket.is_listening() {
+                    continue;
+                }
+                let (state, remote) = (socket.state(), socket.remote_endpoint());
+                let spec = self.ports[p].spec;
+                self.ports[p].listeners[l] = sockets.add(server_socket(spec.rx, spec.tx, spec.port));
+                self.admit(sockets, recent, now, p, handle, state, remote);
+            }
+        }
+    }
+
+    /// Judges a socket that just left LISTEN on port `p`.
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        recent: &mut RecentConnections,
+        now: Instant,
+        p: usize,
+        handle: SocketHandle,
+        state: tcp::State,
+        remote: Option<IpEndpoint>,
+    ) {
+        let peer = remote.map(|e| e.addr);
+        if state != tcp::State::SynReceived {
+            // Only a SYN takes a listener; anything else is not a connection.
+            drop_socket(sockets, handle);
+            return;
+        }
+        if peer.is_some_and(|a| self.peers.get(&a).copied().unwrap_or(0) >= self.limits.per_peer) {
+            self.per_peer_refused += 1;
+            trace_drop(&self.ports[p].spec, remote, "peer at its limit");
+            drop_socket(sockets, handle);
+            return;
+        }
+        self.make_room(sockets, recent, now);
+        let port = &self.ports[p];
+        if self.half_open.len() >= self.limits.half_open
+            || self.live() >= self.limits.max_conns
+            || port.half_open + port.owned + port.accepted.len() >= port.spec.max
+        {
+            self.syn_dropped_full += 1;
+            trace_drop(&port.spec, remote, "pool full");
+            drop_socket(sockets, handle);
+            return;
+        }
+        let port = &mut self.ports[p];
+        let mut follow = Follow::new(port.spec.app, port.next_index);
+        port.next_index += 1;
+        port.half_open += 1;
+        follow.observe(recent, tcp::State::Listen, None, millis(now));
+        follow.observe(recent, state, remote, millis(now));
+        if let Some(a) = peer {
+            *self.peers.entry(a).or_insert(0) += 1;
+        }
+        self.half_open.push_back(HalfOpen { port: p, conn: Connection::new(handle, peer, now, follow), began: now });
+    }
+
+    /// With the half-open cap or the limit reached, drops the oldest
+    /// half-open connection to make room for a new SYN, if it has had
+    /// `HALF_OPEN_GRACE` to complete its handshake. Connections at the front
+    /// that did complete go to their app on the way.
+    fn make_room(&mut self, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections, now: Instant) {
+        while self.half_open.len() >= self.limits.half_open || self.live() >= self.limits.max_conns {
+            let Some(front) = self.half_open.front() else { return };
+            let waiting = sockets.get::<tcp::Socket>(front.conn.handle()).state() == tcp::State::SynReceived;
+            if waiting && now - front.began < HALF_OPEN_GRACE {
+                return;
+            }
+            let Some(oldest) = self.half_open.pop_front() else { return };
+            if waiting {
+                self.half_open_evicted += 1;
+                trace_drop(&self.ports[oldest.port].spec, oldest.conn.follow().peer(), "oldest half-open evicted");
+                self.forget(sockets, recent, oldest, now);
+                return;
+            }
+            self.settle(sockets, recent, now, oldest);
+        }
+    }
+
+    /// Once per poll step, before the apps: half-open connections whose
+    /// handshake completed go to their app; those reset, or half-open for
+    /// longer than `SYN_RECEIVED_TIMEOUT`, are dropped.
+    pub fn step(&mut self, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections, now: Instant) {
+        for _ in 0..self.half_open.len() {
+            let Some(h) = self.half_open.pop_front() else { break };
+            self.settle(sockets, recent, now, h);
+        }
+    }
+
+    /// Puts half-open connection `h` where it belongs now: back in the
+    /// queue, with its app, or gone.
+    fn settle(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        recent: &mut RecentConnections,
+        now: Instant,
+        mut h: HalfOpen,
+    ) {
+        let socket = sockets.get::<tcp::Socket>(h.conn.handle());
+        match socket.state() {
+            tcp::State::SynReceived if now - h.began <= SYN_RECEIVED_TIMEOUT => self.half_open.push_back(h),
+            // Reset (smoltcp puts a passive socket back in LISTEN), or never completed.
+            tcp::State::SynReceived | tcp::State::Closed | tcp::State::Listen => self.forget(sockets, recent, h, now),
+            state => {
+                let remote = socket.remote_endpoint();
+                h.conn.follow_mut().observe(recent, state, remote, millis(now));
+                let port = &mut self.ports[h.port];
+                port.half_open -= 1;
+                port.accepted.push(h.conn);
+            }
+        }
+    }
+
+    /// The connections on `port` that completed their handshake since the
+    /// last call: the app owns them from now on.
+    pub fn accept(&mut self, port: u16) -> impl Iterator<Item = Connection> + '_ {
+        let found = self.ports.iter_mut().find(|p| p.spec.port == port);
+        found.into_iter().flat_map(|p| {
+            p.owned += p.accepted.len();
+            p.accepted.drain(..)
+        })
+    }
+
+    /// Takes back a connection on `port` that has ended (`Turn::Ended`):
+    /// the one place where a socket leaves the app and goes back to the pool.
+    /// Its socket is freed, buffers and all.
+    pub fn release(&mut self, sockets: &mut SocketSet<'static>, port: u16, conn: Connection) {
+        if let Some(p) = self.ports.iter_mut().find(|p| p.spec.port == port) {
+            p.owned = p.owned.saturating_sub(1);
+        }
+        self.unpeer(conn.peer());
+        drop_socket(sockets, conn.handle());
+    }
+
+    /// Drops half-open connection `h`: recorded as reset, its socket freed.
+    fn forget(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        recent: &mut RecentConnections,
+        mut h: HalfOpen,
+        now: Instant,
+    ) {
+        h.conn.follow_mut().end(recent, Ending::Reset, millis(now));
+        let port = &mut self.ports[h.port];
+        port.half_open = port.half_open.saturating_sub(1);
+        self.unpeer(h.conn.peer());
+        drop_socket(sockets, h.conn.handle());
+    }
+
+    fn unpeer(&mut self, peer: Option<IpAddress>) {
+        if let Some(a) = peer
+            && let Some(n) = self.peers.get_mut(&a)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.peers.remove(&a);
+            }
+        }
+    }
+
+    /// The pool's numbers for `/stats`.
+    pub fn stats(&self) -> PoolStats {
+        let owned: usize = self.ports.iter().map(|p| p.owned + p.accepted.len()).sum();
+        PoolStats {
+            listening: (self.ports.len() * LISTENERS_PER_PORT) as u64,
+            half_open: self.half_open.len() as u64,
+            established: owned as u64,
+            limit: self.limits.max_conns as u64,
+            syn_dropped_full: self.syn_dropped_full,
+            half_open_evicted: self.half_open_evicted,
+            per_peer_refused: self.per_peer_refused,
+        }
+    }
+
+    /// Sockets the pool may hold at once: every connection and listener.
+    pub fn capacity(limits: Limits, ports: usize) -> usize {
+        limits.max_conns + ports * LISTENERS_PER_PORT
+    }
+}
+
+/// Removes a socket from the set, without a word to its peer: a socket that
+/// leaves the set transmits nothing, not even a reset.
+fn drop_socket(sockets: &mut SocketSet<'static>, handle: SocketHandle) {
+    drop(sockets.remove(handle));
+}
+
+fn trace_drop(spec: &PortSpec, remote: Option<IpEndpoint>, why: &str) {
+    if let Some(remote) = remote {
+        log::trace!(target: trace::TARGET, "-- pool    {} {remote} dropped: {why}", spec.app);
+    }
+}
