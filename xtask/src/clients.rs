@@ -168,20 +168,27 @@ pub fn stats(ports: Ports) -> Result<serde_json::Value> {
     Ok(json)
 }
 
-/// Waits until the server has `listening` sockets free again (from
-/// `/stats`): after a burst of connections that the server closed, sockets
-/// linger briefly in TIME-WAIT. A socket that never comes back is a leak.
-pub fn settle(ports: Ports, listening: u64) -> Result<()> {
+/// Whether `/stats` shows the guest's connection pool settled: nothing
+/// half-open, and no connection but the one that asked (net/src/pool.rs).
+pub fn pool_settled(stats: &serde_json::Value) -> bool {
+    let n = |path: &str| stats.pointer(path).and_then(|v| v.as_u64());
+    n("/pool/half_open") == Some(0) && n("/pool/established").is_some_and(|e| e <= 1)
+}
+
+/// Waits until the guest's connections are all gone (from `/stats`): after
+/// a burst of connections that the server closed, their sockets must go
+/// back to the pool within seconds.
+pub fn settle(ports: Ports) -> Result<()> {
     let start = Instant::now();
-    let mut last = 0;
+    let mut last = serde_json::Value::Null;
     while start.elapsed() < Duration::from_secs(10) {
-        last = stats(ports)?.pointer("/sockets/listen").and_then(|v| v.as_u64()).unwrap_or(0);
-        if last >= listening {
+        last = stats(ports)?;
+        if pool_settled(&last) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("only {last} of {listening} sockets listening again after 10 s: sockets leaked"))
+    Err(format!("connections still open 10 s after the load: sockets leaked: {}", last["pool"]))
 }
 
 /// One field of `/stats`, as text.

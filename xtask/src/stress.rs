@@ -33,12 +33,23 @@ pub fn hostile_boot(offload: bool) -> Boot {
     }
 }
 
-/// The client of a hostile boot: runs the suite in the boot's namespace,
-/// keeps the full report in the boot's directory, and sums it up.
-pub fn hostile_check(name: &str, guest: &Guest, sizes: Sizes) -> Result<String> {
+/// The connection limit of the limited boot: fewer than the crowd's
+/// clients, which must all be served anyway (issue 16).
+pub const POOL_LIMIT: usize = 100;
+
+/// The hostile boot with `net.max_conns=POOL_LIMIT`, for the crowd alone.
+pub fn limited_boot() -> Boot {
+    let mut boot = hostile_boot(true);
+    boot.cmdline.push_str(&format!(" net.max_conns={POOL_LIMIT}"));
+    boot
+}
+
+/// The client of a hostile boot: runs the suite (or its part `only`) in the
+/// boot's namespace, keeps the full report in the boot's directory, and sums it up.
+pub fn hostile_check(name: &str, guest: &Guest, sizes: Sizes, only: Option<&str>) -> Result<String> {
     let netns = guest.netns.as_deref().ok_or("the hostile suite needs a TAP boot")?;
     let report = qemu::workdir(name).join("hostile-report.txt");
-    let lines = hostile::client(netns, guest.pid, sizes);
+    let lines = hostile::client(netns, guest.pid, sizes, only);
     let text = match &lines {
         Ok(lines) => lines.join("\n"),
         Err(e) => e.clone(),
@@ -58,14 +69,23 @@ pub fn run(rounds: usize) -> Result<()> {
     // The cargo-fuzz targets first, for much longer than the suite's step.
     let fuzzed = crate::fuzz::run(FUZZ_PER_TARGET)?;
     eprintln!("    {}", fuzzed.summary());
-    for round in 0..rounds {
+    // The last round: the crowd alone, on a guest limited to POOL_LIMIT connections.
+    for round in 0..=rounds {
         let offload = round % 2 == 0;
-        let name = format!("stress-{round}-{}", if offload { "offload" } else { "no-offload" });
-        let step = ui::Step::start(format!("{name}: hostile suite at stress size, TAP, checksum offload {offload}"));
+        let limited = round == rounds;
+        let name = match limited {
+            true => format!("stress-max-conns-{POOL_LIMIT}"),
+            false => format!("stress-{round}-{}", if offload { "offload" } else { "no-offload" }),
+        };
+        let step = match limited {
+            true => ui::Step::start(format!("{name}: the crowd at stress size, net.max_conns={POOL_LIMIT}")),
+            false => ui::Step::start(format!("{name}: hostile suite at stress size, TAP, checksum offload {offload}")),
+        };
+        let boot = if limited { limited_boot() } else { hostile_boot(offload) };
         let workdir = qemu::workdir(&name);
         let client_name = name.clone();
         let client = move |guest: &Guest| {
-            let out = hostile_check(&client_name, guest, hostile::STRESS);
+            let out = hostile_check(&client_name, guest, hostile::STRESS, limited.then_some("crowd"));
             if let Ok(text) = std::fs::read_to_string(qemu::workdir(&client_name).join("hostile-report.txt")) {
                 for line in text.lines() {
                     eprintln!("    {line}");
@@ -73,7 +93,7 @@ pub fn run(rounds: usize) -> Result<()> {
             }
             out
         };
-        let report = qemu::run_captured(&artifacts, &hostile_boot(offload), &workdir, STRESS_TIMEOUT, Some(&client))?;
+        let report = qemu::run_captured(&artifacts, &boot, &workdir, STRESS_TIMEOUT, Some(&client))?;
         if let Some(line) = report.lines.iter().find(|l| l.contains("KERNEL PANIC") || l.contains("EXCEPTION:")) {
             return Err(format!("{name}: the kernel crashed: {line}"));
         }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::build::{self, Artifacts};
 use crate::clients::{self, Ports};
 use crate::qemu::{self, Backend, Boot, Firmware, Forward, Machine, Nic, Outcome, Report};
-use crate::testnet::{LISTENING_SOCKETS, guest_mac_text};
+use crate::testnet::guest_mac_text;
 use crate::{Result, root, ui};
 
 /// Default per-boot limit. A UEFI boot with the tests takes about 5 s under
@@ -123,12 +123,11 @@ fn serve_checks(ports: Ports, guest: &qemu::Guest) -> Result<String> {
     let keep_alive = clients::keep_alive(ports.http, 300).map_err(step("keep-alive"))?;
     clients::pipelining(ports.http).map_err(step("pipelining"))?;
     let bad = clients::bad_requests(ports.http).map_err(step("bad requests"))?;
-    // Every socket but the one asking comes back.
-    let listening = LISTENING_SOCKETS - 1;
-    clients::settle(ports, listening).map_err(step("after bad requests"))?;
+    // Every connection but the one asking goes back to the pool.
+    clients::settle(ports).map_err(step("after bad requests"))?;
     let eight = clients::parallel(ports.http, 8, 50).map_err(step("8 clients"))?;
     let thirty_two = clients::parallel(ports.http, 32, 10).map_err(step("32 clients"))?;
-    clients::settle(ports, listening).map_err(step("after 32 clients"))?;
+    clients::settle(ports).map_err(step("after 32 clients"))?;
     clients::echo_parallel(ports.echo, 32).map_err(step("32 echo clients"))?;
     let echo = clients::echo_stream(ports.echo, ECHO_BYTES).map_err(step("100 MiB echo"))?;
     // Last, because the 8 connections the guest refuses leave QEMU's user
@@ -138,7 +137,7 @@ fn serve_checks(ports: Ports, guest: &qemu::Guest) -> Result<String> {
     if overload < 32 {
         return Err(format!("only {overload} of 48 simultaneous connections were served; at least 32 must be"));
     }
-    clients::settle(ports, listening).map_err(step("after 48 connections"))?;
+    clients::settle(ports).map_err(step("after 48 connections"))?;
     link_toggle(ports, guest).map_err(step("link down and up"))?;
     let after = clients::stats(ports).map_err(step("stats afterwards"))?;
     let number = |json: &serde_json::Value, path: &str| json.pointer(path).and_then(|v| v.as_u64()).unwrap_or(0);
@@ -229,7 +228,22 @@ fn hostile_case(name: &'static str, offload: bool, timeout: Duration) -> Case {
         boot: crate::stress::hostile_boot(offload),
         expect: Expect::Serves,
         timeout: SERVE_TIMEOUT.max(timeout),
-        client: Some(Box::new(move |guest| crate::stress::hostile_check(name, guest, crate::hostile::QUICK))),
+        client: Some(Box::new(move |guest| crate::stress::hostile_check(name, guest, crate::hostile::QUICK, None))),
+    }
+}
+
+/// The hostile suite's crowd at its quick size, on a guest limited to
+/// `stress::POOL_LIMIT` connections: the clients past it wait, none is reset.
+fn limited_case(timeout: Duration) -> Case {
+    let name = "hostile-tap-max-conns-100";
+    Case {
+        name,
+        boot: crate::stress::limited_boot(),
+        expect: Expect::Serves,
+        timeout: SERVE_TIMEOUT.max(timeout),
+        client: Some(Box::new(move |guest| {
+            crate::stress::hostile_check(name, guest, crate::hostile::QUICK, Some("crowd"))
+        })),
     }
 }
 
@@ -300,6 +314,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
         // checksum offload on and off.
         hostile_case("hostile-tap-offload", true, timeout),
         hostile_case("hostile-tap-no-offload", false, timeout),
+        limited_case(timeout),
         Case {
             name: "serve-http-and-echo",
             boot: Boot { cmdline: "http.idle_ms=60000".into(), nic: Some(serving), ..Boot::default() },

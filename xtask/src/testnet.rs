@@ -25,8 +25,9 @@ pub const ECHO_PORT: u16 = 7;
 /// The discard service's port (RFC 863): nothing listens there in the
 /// guest, so a datagram to it is UDP received and dropped.
 pub const DISCARD_PORT: u16 = 9;
-/// Listening sockets of an idle guest: 40 HTTP + 40 echo (net/src/apps).
-pub const LISTENING_SOCKETS: u64 = 80;
+/// Listening sockets of a guest: the pool's listeners, 4 HTTP + 4 echo
+/// (net/src/pool.rs), refilled as connections take them.
+pub const LISTENING_SOCKETS: u64 = 8;
 
 /// [`GUEST_MAC`] as QEMU, `/stats` and tshark write it.
 pub fn guest_mac_text() -> String {

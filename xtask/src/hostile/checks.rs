@@ -11,7 +11,7 @@ use super::{ECHO, FAKE_IP, FAKE_MAC, GUEST_IP, GUEST_MAC, HTTP, IO_TIMEOUT, RECO
 use crate::clients::read_response;
 use crate::frames::{self, Ipv4, Mac};
 use crate::rawlink::{FRAME_BUFFER, RawLink};
-use crate::testnet::{GATEWAY_IP, LISTENING_SOCKETS};
+use crate::testnet::GATEWAY_IP;
 
 /// What every class works with: the raw link to the guest, and the QEMU
 /// process to watch.
@@ -173,19 +173,19 @@ impl Ctx {
         Ok(recovered)
     }
 
-    /// Waits until every socket listens again; returns heap in use then.
+    /// Waits until every connection is back in the pool; returns heap in use then.
     pub(super) fn settled_heap(&self) -> Result<u64> {
         let start = Instant::now();
         let mut last = Value::Null;
         while start.elapsed() < RECOVERY {
             last = self.stats()?;
-            // One socket is busy answering whoever asks for `/stats`.
-            if number(&last, "/sockets/listen") >= LISTENING_SOCKETS - 1 {
+            // One connection is busy answering whoever asks for `/stats`.
+            if crate::clients::pool_settled(&last) {
                 return Ok(number(&last, "/heap/in_use"));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        Err(format!("sockets did not come back to listening within {RECOVERY:?}: {}", last["sockets"]))
+        Err(format!("connections did not go back to the pool within {RECOVERY:?}: {}", last["pool"]))
     }
 
     /// Runs one class: `send` returns the frames it sent and the counters

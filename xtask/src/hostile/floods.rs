@@ -9,29 +9,30 @@ use super::{ECHO, FAKE_IP, FAKE_MAC, GUEST_IP, GUEST_MAC, HTTP, Result, Rng, say
 use crate::frames::{self, Ipv4, SYN, Tcp};
 use crate::testnet::DISCARD_PORT;
 
+/// `n` SYNs from addresses nobody answers ARP for: the SYN-ACKs go nowhere,
+/// as in a spoofed flood. To `port`, or to HTTP and echo in turn.
+pub(super) fn spoofed_syns(n: usize, port: Option<u16>) -> impl Iterator<Item = Vec<u8>> {
+    let mut rng = Rng::from_os();
+    (0..n).map(move |i| {
+        let src = Ipv4Addr::new(10, 0, 2, 100 + (rng.next() % 150) as u8);
+        let mac = [0x02, 0, 0, 0, 1, src.octets()[3]];
+        let tcp = Tcp {
+            src_port: rng.port(),
+            dst_port: port.unwrap_or(if i % 2 == 0 { HTTP } else { ECHO }),
+            seq: rng.next() as u32,
+            ack: 0,
+            flags: SYN,
+            window: SYN_WINDOW,
+        };
+        let ip = Ipv4::new(src, GUEST_IP, frames::PROTO_TCP);
+        frames::ipv4_frame(GUEST_MAC, mac, &ip, &tcp.build(src, GUEST_IP, &[]))
+    })
+}
+
 /// SYN, ARP, ICMP and UDP floods.
 pub(super) fn run(ctx: &mut Ctx) -> Result<()> {
     let n = ctx.sizes.syn_flood;
-    ctx.class("syn-flood", |ctx| {
-        // From addresses nobody answers ARP for: the SYN-ACKs go nowhere,
-        // as in a spoofed flood.
-        let mut rng = Rng::from_os();
-        let frames = (0..n).map(|i| {
-            let src = Ipv4Addr::new(10, 0, 2, 100 + (rng.next() % 150) as u8);
-            let mac = [0x02, 0, 0, 0, 1, src.octets()[3]];
-            let tcp = Tcp {
-                src_port: rng.port(),
-                dst_port: if i % 2 == 0 { HTTP } else { ECHO },
-                seq: rng.next() as u32,
-                ack: 0,
-                flags: SYN,
-                window: SYN_WINDOW,
-            };
-            let ip = Ipv4::new(src, GUEST_IP, frames::PROTO_TCP);
-            frames::ipv4_frame(GUEST_MAC, mac, &ip, &tcp.build(src, GUEST_IP, &[]))
-        });
-        Ok((ctx.flood(frames)?, vec![]))
-    })?;
+    ctx.class("syn-flood", |ctx| Ok((ctx.flood(spoofed_syns(n, None))?, vec![])))?;
 
     let n = ctx.sizes.arp_flood;
     ctx.class("arp-flood", |ctx| {

@@ -1,13 +1,12 @@
-//! Load and exhaustion: many connections at once, slow clients, clients
-//! that never read.
+//! Load and exhaustion: slow clients, clients that never read. (Many
+//! connections at once: `crowd.rs`.)
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::checks::{Ctx, connect, number};
-use super::{ECHO, GUEST_IP, HEAP_SLACK, HTTP, HTTP_IDLE, IO_TIMEOUT, Result, say};
-use crate::clients::read_response;
+use super::{ECHO, HEAP_SLACK, HTTP, HTTP_IDLE, Result, say};
 
 /// Heap the never-reading clients may pin while connected: per connection
 /// the HTTP input and output limits (net/src/apps/http), generously.
@@ -17,124 +16,10 @@ const HEAP_PER_STUCK_CONNECTION: u64 = 96 * 1024;
 const NEVER_READ_BYTES: usize = 1 << 20;
 const NEVER_READ_STALL: Duration = Duration::from_millis(200);
 
-/// Opens `count` connections at once (non-blocking), waiting at most
-/// `within`: (connected streams, refused, unresolved).
-fn connect_many(port: u16, count: usize, within: Duration) -> Result<(Vec<TcpStream>, usize, usize)> {
-    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n";
-    use std::os::fd::FromRawFd;
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(GUEST_IP.octets()) },
-        sin_zero: [0; 8],
-    };
-    let mut pending: Vec<libc::pollfd> = Vec::new();
-    let mut connected = Vec::new();
-    let mut refused = 0;
-    for _ in 0..count {
-        // SAFETY: plain system call.
-        let fd =
-            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(format!("socket: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: `addr` is a valid sockaddr_in of the stated length.
-        let r = unsafe {
-            libc::connect(
-                fd,
-                (&addr as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
-            )
-        };
-        let err = std::io::Error::last_os_error().raw_os_error();
-        if r == 0 || err == Some(libc::EINPROGRESS) {
-            pending.push(libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
-        } else {
-            // SAFETY: `fd` is ours and not used again.
-            unsafe { libc::close(fd) };
-            refused += 1;
-        }
-    }
-    let deadline = Instant::now() + within;
-    while !pending.is_empty() && Instant::now() < deadline {
-        let left = deadline.saturating_duration_since(Instant::now()).as_millis().min(1000) as i32;
-        // SAFETY: `pending` is a valid array of pollfds of the stated length.
-        unsafe { libc::poll(pending.as_mut_ptr(), pending.len() as libc::nfds_t, left) };
-        let mut still = Vec::new();
-        for p in pending.drain(..) {
-            if p.revents == 0 {
-                still.push(libc::pollfd { revents: 0, ..p });
-                continue;
-            }
-            let mut error: libc::c_int = 0;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: `error` is a c_int of the stated length.
-            unsafe {
-                libc::getsockopt(
-                    p.fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_ERROR,
-                    (&mut error as *mut libc::c_int).cast(),
-                    &mut len,
-                )
-            };
-            if error == 0 {
-                // SAFETY: `p.fd` is a connected socket nothing else owns.
-                let mut s = unsafe { TcpStream::from_raw_fd(p.fd) };
-                // Ask at once, as a real client would: a connection left
-                // idle would meet the guest's idle timeout instead.
-                s.set_nonblocking(false).map_err(|e| e.to_string())?;
-                s.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
-                s.write_all(REQUEST).map_err(|e| format!("request on a fresh connection: {e}"))?;
-                connected.push(s);
-            } else {
-                // SAFETY: `p.fd` is ours and not used again.
-                unsafe { libc::close(p.fd) };
-                refused += 1;
-            }
-        }
-        pending = still;
-    }
-    let unresolved = pending.len();
-    for p in pending {
-        // SAFETY: `p.fd` is ours and not used again.
-        unsafe { libc::close(p.fd) };
-    }
-    Ok((connected, refused, unresolved))
-}
-
 /// Load and exhaustion: many connections at once, slow clients, clients
 /// that never read.
 pub(super) fn run(ctx: &mut Ctx, baseline: u64) -> Result<()> {
-    // 1. Connections at once. The guest listens on 40 sockets per port and
-    //    has no backlog: beyond those, a SYN is refused with RST. A user
-    //    sees each connection either served or refused at once; none hangs.
-    let count = ctx.sizes.connections;
-    let start = Instant::now();
-    let (connected, refused, unresolved) = connect_many(HTTP, count, Duration::from_secs(30))?;
-    if unresolved > 0 {
-        return Err(format!("{count} connections at once: {unresolved} neither connected nor refused within 30 s"));
-    }
-    let mut served = 0;
-    for mut s in connected {
-        s.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
-        match read_response(&mut s, &mut Vec::new(), false) {
-            Ok(r) if r.status == 200 => served += 1,
-            Ok(r) => return Err(format!("a connection of the {count} got {}", r.status)),
-            Err(e) => return Err(format!("a connection of the {count} that was accepted failed: {e}")),
-        }
-    }
-    let heap = ctx.settled_heap()?;
-    let recovered = ctx.health()?;
-    say(format!(
-        "connections-at-once    {count} attempted: {served} connected and served, {refused} refused, 0 hung, in {:.2} s; \
-         heap {heap} (baseline {baseline}); answering again after {:.2} s",
-        start.elapsed().as_secs_f64(),
-        recovered.as_secs_f64()
-    ));
-    if served == 0 {
-        return Err("no connection of the burst was served".into());
-    }
+    // 1. Connections at once: `crowd.rs`, a part of its own.
 
     // 2. Slow clients trickle a header that never ends; each must be closed
     //    within the idle timeout of its first byte, not kept by the trickle.

@@ -18,6 +18,7 @@
 //! hand-driven TCP connection in `raw.rs`.
 
 mod checks;
+mod crowd;
 mod floods;
 mod load;
 mod malformed;
@@ -59,7 +60,9 @@ pub struct Sizes {
     pub arp_flood: usize,
     pub icmp_flood: usize,
     pub udp_flood: usize,
+    /// Keep-alive clients at once (`crowd.rs`), and requests each makes.
     pub connections: usize,
+    pub crowd_requests: usize,
     pub slow_clients: usize,
     pub never_read: usize,
     pub soak_requests: usize,
@@ -75,6 +78,7 @@ pub const QUICK: Sizes = Sizes {
     icmp_flood: 1_000,
     udp_flood: 5_000,
     connections: 1_000,
+    crowd_requests: 3,
     slow_clients: 8,
     never_read: 16,
     soak_requests: 20_000,
@@ -90,6 +94,7 @@ pub const STRESS: Sizes = Sizes {
     icmp_flood: 10_000,
     udp_flood: 100_000,
     connections: 1_000,
+    crowd_requests: 20,
     slow_clients: 30,
     never_read: 30,
     soak_requests: 100_000,
@@ -166,6 +171,12 @@ pub fn run_in_namespace(sizes: Sizes, qemu_pid: u32, ifname: &str) -> Result<()>
     if part("load") {
         load::run(&mut ctx, baseline)?;
     }
+    if part("crowd") {
+        crowd::crowd(&mut ctx, baseline, sizes.connections, sizes.crowd_requests)?;
+    }
+    if part("flood-client") {
+        crowd::flood_with_client(&mut ctx, ifname, baseline)?;
+    }
     if part("soak") {
         soak::run(&mut ctx, baseline)?;
     }
@@ -185,10 +196,15 @@ fn read_mac(ifname: &str) -> Result<Mac> {
 }
 
 /// Runs the hostile suite inside `netns` against QEMU `pid` (from the host
-/// side, in `cargo xtask qemu` and `stress`): the report lines, or why it failed.
-pub fn client(netns: &str, pid: u32, sizes: Sizes) -> Result<Vec<String>> {
+/// side, in `cargo xtask qemu` and `stress`): the report lines, or why it
+/// failed. `only` names one part (as `SKIFF_HOSTILE_ONLY` does).
+pub fn client(netns: &str, pid: u32, sizes: Sizes, only: Option<&str>) -> Result<Vec<String>> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's own binary: {e}"))?;
-    let out = std::process::Command::new("ip")
+    let mut command = std::process::Command::new("ip");
+    if let Some(only) = only {
+        command.env("SKIFF_HOSTILE_ONLY", only);
+    }
+    let out = command
         .args(["netns", "exec", netns])
         .arg(exe)
         .args(["hostile-client", "--size", sizes.name, "--qemu-pid", &pid.to_string()])

@@ -31,8 +31,6 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const STREAM_DEADLINE: Duration = Duration::from_secs(120);
 /// How long the guest may take to serve at all, and to settle afterwards.
 const RECOVERY: Duration = Duration::from_secs(60);
-/// Listening sockets of an idle guest (net/src/apps), one busy with `/stats`.
-const LISTENING: u64 = 80 - 1;
 /// Heap the guest may hold above its baseline once everything is closed.
 const HEAP_SLACK: u64 = 64 * 1024;
 /// How often a blocked read wakes to measure the stall it is in.
@@ -119,14 +117,13 @@ fn settled() -> Result<Value, String> {
     let start = Instant::now();
     loop {
         let s = stats()?;
-        if number(&s, "/sockets/listen") >= LISTENING {
+        if crate::clients::pool_settled(&s) {
             return Ok(s);
         }
         if start.elapsed() > RECOVERY {
             return Err(format!(
-                "only {} of {LISTENING} sockets listening {RECOVERY:?} after the load: {}",
-                number(&s, "/sockets/listen"),
-                s.pointer("/sockets").map_or(String::new(), Value::to_string)
+                "connections still open {RECOVERY:?} after the load: {}",
+                s.pointer("/pool").map_or(String::new(), Value::to_string)
             ));
         }
         std::thread::sleep(Duration::from_millis(200));
