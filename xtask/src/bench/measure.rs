@@ -54,12 +54,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The HTTP loads: name, path, clients, connections.
 /// New connections come last: they leave Skiff's sockets lingering in
 /// TIME-WAIT for a moment (net/src/sockets.rs), and the echo loads, on other
-/// sockets, follow.
+/// sockets, follow. Many clients each opening a new connection per request
+/// are what a connection pool is for (issue 16, net/src/pool.rs).
 pub const HTTP_LOADS: &[(&str, &str, usize, Connections)] = &[
     ("keep_alive_1", "/", 1, Connections::KeepAlive),
     ("keep_alive_16", "/", 16, Connections::KeepAlive),
     ("stats_keep_alive_1", "/stats", 1, Connections::KeepAlive),
     ("new_connection_1", "/", 1, Connections::PerRequest),
+    ("new_connection_16", "/", 16, Connections::PerRequest),
+    ("new_connection_64", "/", 64, Connections::PerRequest),
 ];
 /// The echo loads: name, streams.
 pub const ECHO_LOADS: &[(&str, usize)] = &[("streams_1", 1), ("streams_8", 8)];
