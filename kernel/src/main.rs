@@ -155,11 +155,12 @@ fn serve(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &cmdline::Cmdline) -> ! 
             heap.size.saturating_sub(heap.in_use) >> 10
         );
     }
-    // The connection limit follows the heap, unless the command line set it
-    // (the stack logs the limits it starts with).
-    if config.max_conns.is_none() {
-        config.max_conns = Some(skiff_net::pool::conns_for_heap(heap.size.saturating_sub(heap.in_use)));
-    }
+    // The connection limit and the accept queue (SYNs waiting for a slot)
+    // follow the heap, unless the command line set them; the stack logs the
+    // limits it starts with.
+    let heap_conns = skiff_net::pool::conns_for_heap(heap.size.saturating_sub(heap.in_use));
+    config.max_conns = config.max_conns.or(Some(heap_conns));
+    config.backlog = config.backlog.or(Some(heap_conns));
     // HTTP's Date header needs the time of day; without it, none is sent.
     config.boot_unix_secs = match rtc::boot_unix_secs(clock::now()) {
         Ok(secs) => {

@@ -9,6 +9,7 @@
 //! http.idle_ms=15000         close HTTP connections idle this long
 //! net.max_conns=N            connections at once (default: what the heap holds)
 //! net.max_conns_per_peer=N   connections at once from one address (default 3/4 of max_conns)
+//! net.backlog=N              SYNs waiting for a slot (default: what the heap holds)
 //! ```
 
 use core::fmt;
@@ -41,6 +42,9 @@ pub struct NetConfig {
     /// Connections at once from one address (`net.max_conns_per_peer`);
     /// `None`: `crate::pool::Limits::new`'s default.
     pub max_conns_per_peer: Option<usize>,
+    /// SYNs waiting for a slot at once (`net.backlog`); `None`: the kernel
+    /// sizes it to its heap, host tests take `max_conns`.
+    pub backlog: Option<usize>,
     /// The wall-clock time at boot, in seconds since the Unix epoch, for
     /// HTTP's `Date` header; `None` when the kernel does not know it (then
     /// no Date is sent: RFC 9110 6.6.1). Set by the kernel, not the command line.
@@ -59,6 +63,7 @@ impl Default for NetConfig {
             echo_buffer: crate::apps::echo::MAX_BUFFER,
             max_conns: None,
             max_conns_per_peer: None,
+            backlog: None,
             boot_unix_secs: None,
         }
     }
@@ -111,8 +116,11 @@ impl NetConfig {
                 v.parse().map_err(|_| ConfigError { key: "http.idle_ms", reason: "expected milliseconds" })?;
             c.http_idle = Duration::from_millis(ms.max(1));
         }
-        for (key, field) in [("net.max_conns", &mut c.max_conns), ("net.max_conns_per_peer", &mut c.max_conns_per_peer)]
-        {
+        for (key, field) in [
+            ("net.max_conns", &mut c.max_conns),
+            ("net.max_conns_per_peer", &mut c.max_conns_per_peer),
+            ("net.backlog", &mut c.backlog),
+        ] {
             if let Some(v) = get(key) {
                 let n: usize =
                     v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError { key, reason: "expected a count above 0" })?;
@@ -124,7 +132,8 @@ impl NetConfig {
 
     /// The pool's limits this configuration asks for.
     pub fn limits(&self) -> crate::pool::Limits {
-        crate::pool::Limits::new(self.max_conns.unwrap_or(crate::pool::DEFAULT_MAX_CONNS), self.max_conns_per_peer)
+        let max_conns = self.max_conns.unwrap_or(crate::pool::DEFAULT_MAX_CONNS);
+        crate::pool::Limits::new(max_conns, self.max_conns_per_peer, self.backlog)
     }
 }
 

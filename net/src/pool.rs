@@ -7,15 +7,18 @@
 //! holds at most one SYN, so a burst of SYNs never finds the port without a
 //! listener). A socket that leaves LISTEN is judged at once:
 //!
-//! - from a peer already holding `per_peer` connections: dropped silently
-//!   (counted `per_peer_refused`), the peer retries;
 //! - with `half_open` connections already half-open, or the pool at
 //!   `max_conns`: the oldest half-open one is dropped to make room
 //!   (`half_open_evicted`), so that a spoofed SYN flood cannot keep real
 //!   clients out, once it has had `HALF_OPEN_GRACE` to complete;
-//! - if there is still no room (or the port is at its own cap): dropped
-//!   silently (`syn_dropped_full`), as Linux drops a SYN when its queue is
-//!   full: the client retries instead of failing;
+//! - if there is still no room (the half-open cap, `max_conns`, the port's
+//!   own cap, or the peer at `per_peer`, counted `per_peer_refused`): it
+//!   waits in the accept queue, out of the socket set and unanswered, until
+//!   a slot frees (then its SYN-ACK goes out); the client's retransmitted
+//!   SYNs meanwhile are dropped;
+//! - if the queue is full too (`backlog`): dropped silently
+//!   (`syn_dropped_full`), as Linux drops a SYN when its queue is full: the
+//!   client retries instead of failing;
 //! - otherwise it waits half-open here until the handshake completes (or for
 //!   `SYN_RECEIVED_TIMEOUT`), then becomes a [`Connection`] its app owns, until
 //!   the app gives it back with [`Pool::release`].
@@ -26,11 +29,11 @@
 //! are bounded by the limit, and the heap returns to its baseline when the
 //! connections are gone.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
 use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
-use smoltcp::socket::tcp;
+use smoltcp::socket::{Socket, tcp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
@@ -48,6 +51,12 @@ pub const LISTENERS_PER_PORT: usize = 4;
 /// real clients' SYNs evicted each other before their ACKs could arrive (the
 /// ACK of an evicted one meets no socket, and is answered with a reset).
 pub const HALF_OPEN_GRACE: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(20);
+/// How long a SYN may wait in the accept queue: past this its client (Linux
+/// gives up after its sixth retransmission, 127 s after the first SYN) has.
+pub const QUEUED_MAX_AGE: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(130);
+/// Queued SYNs looked at per poll step when a slot is free (those whose peer
+/// or port is still full go to the back of the queue).
+const UNQUEUE_SCAN: usize = 64;
 /// The connection limit when nothing sized it to a heap (host tests, fuzzing).
 pub const DEFAULT_MAX_CONNS: usize = 1024;
 /// The fewest connections the limit allows, however small the heap.
@@ -66,8 +75,9 @@ pub fn conn_cost(rx: usize, tx: usize) -> usize {
     core::mem::size_of::<SocketStorage<'static>>() + rx + tx + APP_STATE_BYTES
 }
 
-/// The default `net.max_conns` for a heap with `free` bytes free when the
-/// stack starts: as many HTTP connections as fit in its share.
+/// The default `net.max_conns` (and `net.backlog`: a waiting SYN holds a
+/// socket too) for a heap with `free` bytes free when the stack starts: as
+/// many HTTP connections as fit in its share, each.
 pub fn conns_for_heap(free: usize) -> usize {
     let (rx, tx) = crate::apps::http::BUFFERS;
     (free / HEAP_SHARE_DIVISOR / conn_cost(rx, tx)).max(MIN_CONNS)
@@ -82,16 +92,19 @@ pub struct Limits {
     pub per_peer: usize,
     /// Half-open connections at once; past it the oldest is dropped.
     pub half_open: usize,
+    /// SYNs waiting for a slot at once (`net.backlog`).
+    pub backlog: usize,
 }
 
 impl Limits {
     /// The limits for `max_conns` connections: `per_peer` (default three
-    /// quarters of them, generous but short of the whole pool), and as many
-    /// half-open at most.
-    pub fn new(max_conns: usize, per_peer: Option<usize>) -> Limits {
+    /// quarters of them, generous but short of the whole pool), as many
+    /// half-open at most, and `backlog` SYNs waiting (default `max_conns`).
+    pub fn new(max_conns: usize, per_peer: Option<usize>, backlog: Option<usize>) -> Limits {
         let max_conns = max_conns.max(1);
         let three_quarters = (max_conns - max_conns / 4).max(1);
-        Limits { max_conns, per_peer: per_peer.unwrap_or(three_quarters).max(1), half_open: three_quarters }
+        let per_peer = per_peer.unwrap_or(three_quarters).max(1);
+        Limits { max_conns, per_peer, half_open: three_quarters, backlog: backlog.unwrap_or(max_conns) }
     }
 }
 
@@ -124,6 +137,15 @@ struct Port {
     next_index: usize,
 }
 
+/// A SYN waiting for a slot: its socket, out of the set so that it sends
+/// nothing (not even its SYN-ACK) until it is put back.
+struct Queued {
+    port: usize,
+    socket: Socket<'static>,
+    remote: IpEndpoint,
+    since: Instant,
+}
+
 struct HalfOpen {
     port: usize,
     conn: Connection,
@@ -141,11 +163,14 @@ pub struct PoolStats {
     pub established: u64,
     /// `net.max_conns`.
     pub limit: u64,
+    /// SYNs waiting in the accept queue for a slot.
+    pub queued: u64,
     /// SYNs dropped without a reply because the pool (or port) was full.
     pub syn_dropped_full: u64,
     /// Half-open connections dropped to make room for a new SYN.
     pub half_open_evicted: u64,
-    /// SYNs dropped because their peer held `net.max_conns_per_peer` already.
+    /// SYNs not admitted at once because their peer held
+    /// `net.max_conns_per_peer` already (queued, or dropped).
     pub per_peer_refused: u64,
 }
 
@@ -157,6 +182,7 @@ impl PoolStats {
         json.number("half_open", self.half_open);
         json.number("established", self.established);
         json.number("limit", self.limit);
+        json.number("queued", self.queued);
         json.number("syn_dropped_full", self.syn_dropped_full);
         json.number("half_open_evicted", self.half_open_evicted);
         json.number("per_peer_refused", self.per_peer_refused);
@@ -169,6 +195,9 @@ impl PoolStats {
 pub struct Pool {
     ports: Vec<Port>,
     half_open: VecDeque<HalfOpen>,
+    /// The accept queue, oldest first, and its SYNs' (peer, port).
+    queue: VecDeque<Queued>,
+    queued: BTreeSet<(IpEndpoint, u16)>,
     /// Connections (half-open or owned) per peer address.
     peers: BTreeMap<IpAddress, usize>,
     limits: Limits,
@@ -183,6 +212,8 @@ impl Pool {
         Pool {
             ports: Vec::new(),
             half_open: VecDeque::new(),
+            queue: VecDeque::new(),
+            queued: BTreeSet::new(),
             peers: BTreeMap::new(),
             limits,
             syn_dropped_full: 0,
@@ -238,39 +269,92 @@ impl Pool {
         state: tcp::State,
         remote: Option<IpEndpoint>,
     ) {
-        let peer = remote.map(|e| e.addr);
-        if state != tcp::State::SynReceived {
+        let spec = self.ports[p].spec;
+        let Some(remote) = remote.filter(|_| state == tcp::State::SynReceived) else {
             // Only a SYN takes a listener; anything else is not a connection.
             drop_socket(sockets, handle);
             return;
+        };
+        if self.queued.contains(&(remote, spec.port)) {
+            // A retransmission of a SYN that waits already.
+            drop_socket(sockets, handle);
+            return;
         }
-        if peer.is_some_and(|a| self.peers.get(&a).copied().unwrap_or(0) >= self.limits.per_peer) {
+        let peer_full = self.peer_count(remote.addr) >= self.limits.per_peer;
+        if peer_full {
             self.per_peer_refused += 1;
-            trace_drop(&self.ports[p].spec, remote, "peer at its limit");
-            drop_socket(sockets, handle);
-            return;
+        } else {
+            self.make_room(sockets, recent, now);
         }
-        self.make_room(sockets, recent, now);
         let port = &self.ports[p];
-        if self.half_open.len() >= self.limits.half_open
-            || self.live() >= self.limits.max_conns
-            || port.half_open + port.owned + port.accepted.len() >= port.spec.max
-        {
+        let port_full = port.half_open + port.owned + port.accepted.len() >= spec.max;
+        let half_open_full = self.half_open.len() >= self.limits.half_open;
+        if !(peer_full || port_full || half_open_full || self.live() >= self.limits.max_conns) {
+            self.start(recent, now, p, handle, remote);
+        } else if self.queue.len() < self.limits.backlog {
+            // Wait for a slot, unanswered.
+            self.queued.insert((remote, spec.port));
+            self.queue.push_back(Queued { port: p, socket: sockets.remove(handle), remote, since: now });
+        } else {
             self.syn_dropped_full += 1;
-            trace_drop(&port.spec, remote, "pool full");
+            trace_drop(&spec, Some(remote), "pool full");
             drop_socket(sockets, handle);
-            return;
         }
+    }
+
+    /// Connections from `addr` now.
+    fn peer_count(&self, addr: IpAddress) -> usize {
+        self.peers.get(&addr).copied().unwrap_or(0)
+    }
+
+    /// Admits the half-open connection on `handle` (port `p`).
+    fn start(
+        &mut self,
+        recent: &mut RecentConnections,
+        now: Instant,
+        p: usize,
+        handle: SocketHandle,
+        remote: IpEndpoint,
+    ) {
         let port = &mut self.ports[p];
         let mut follow = Follow::new(port.spec.app, port.next_index);
         port.next_index += 1;
         port.half_open += 1;
         follow.observe(recent, tcp::State::Listen, None, millis(now));
-        follow.observe(recent, state, remote, millis(now));
-        if let Some(a) = peer {
-            *self.peers.entry(a).or_insert(0) += 1;
+        follow.observe(recent, tcp::State::SynReceived, Some(remote), millis(now));
+        *self.peers.entry(remote.addr).or_insert(0) += 1;
+        let conn = Connection::new(handle, Some(remote.addr), now, follow);
+        self.half_open.push_back(HalfOpen { port: p, conn, began: now });
+    }
+
+    /// After the apps, while there are free slots: SYNs from the accept
+    /// queue go back into the set (their SYN-ACKs leave in this step's
+    /// egress), oldest first; those waiting longer than `QUEUED_MAX_AGE` go.
+    pub fn unqueue(&mut self, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections, now: Instant) {
+        for _ in 0..self.queue.len().min(UNQUEUE_SCAN) {
+            if self.live() >= self.limits.max_conns || self.half_open.len() >= self.limits.half_open {
+                break;
+            }
+            let Some(q) = self.queue.pop_front() else { break };
+            let port = &self.ports[q.port];
+            let key = (q.remote, port.spec.port);
+            if now - q.since > QUEUED_MAX_AGE {
+                self.queued.remove(&key);
+                continue;
+            }
+            let port_full = port.half_open + port.owned + port.accepted.len() >= port.spec.max;
+            if port_full || self.peer_count(q.remote.addr) >= self.limits.per_peer {
+                self.queue.push_back(q);
+                continue;
+            }
+            self.queued.remove(&key);
+            let handle = sockets.add(q.socket);
+            self.start(recent, now, q.port, handle, q.remote);
         }
-        self.half_open.push_back(HalfOpen { port: p, conn: Connection::new(handle, peer, now, follow), began: now });
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            // Back to the baseline once nothing waits.
+            self.queue = VecDeque::new();
+        }
     }
 
     /// With the half-open cap or the limit reached, drops the oldest
@@ -384,6 +468,7 @@ impl Pool {
             half_open: self.half_open.len() as u64,
             established: owned as u64,
             limit: self.limits.max_conns as u64,
+            queued: self.queue.len() as u64,
             syn_dropped_full: self.syn_dropped_full,
             half_open_evicted: self.half_open_evicted,
             per_peer_refused: self.per_peer_refused,

@@ -105,10 +105,11 @@ impl Stack {
         let echo = EchoServer::new(&mut sockets, &mut pool, config.echo_buffer);
         let http = HttpServer::new(&mut sockets, &mut pool, config.http_idle);
         log::info!(
-            "net: up to {} connections ({} per peer, {} half-open)",
+            "net: up to {} connections ({} per peer, {} half-open), {} SYNs waiting",
             limits.max_conns,
             limits.per_peer,
-            limits.half_open
+            limits.half_open,
+            limits.backlog
         );
         let mut stack = Stack {
             iface,
@@ -162,6 +163,8 @@ impl Stack {
         let sources = stats::Sources { host, ipv4: &self.ipv4, echo_bytes: self.echo.bytes(), adapter };
         let date = self.config.boot_unix_secs.and_then(|boot| HttpDate::from_unix(boot + now.secs() as u64));
         self.http.poll(now, &mut self.sockets, &mut self.pool, &mut self.recent, &sources, date);
+        // Slots the apps gave back go to SYNs that wait, in this step.
+        self.pool.unqueue(&mut self.sockets, &mut self.recent, now);
         for _ in 0..EGRESS_ROUNDS {
             match self.iface.poll_egress(now, adapter, &mut self.sockets) {
                 PollResult::None => break,

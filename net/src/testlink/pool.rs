@@ -106,11 +106,29 @@ fn past_the_limit_clients_wait_for_a_slot_and_are_all_served() {
     let mut net = Net::with_config(0, 0, |c| {
         c.max_conns = Some(20);
         c.max_conns_per_peer = Some(20);
+        c.backlog = Some(100);
+    });
+    let start = net.now;
+    let crowd = crowd(&mut net, 100, 2, Duration::from_secs(120));
+    let stats = net.server.pool_stats();
+    assert_eq!((crowd.served, crowd.failed), (100, 0), "{stats:?}");
+    assert_eq!(stats.syn_dropped_full, 0, "the queue held every SYN: {stats:?}");
+    // Served from the queue as slots freed, not at the clients' SYN retries (1 s on).
+    assert!(net.now - start < Duration::from_millis(900), "took {:?}", net.now - start);
+    assert_back_to_baseline(&mut net);
+}
+
+#[test]
+fn past_the_limit_and_the_queue_clients_retry_and_are_all_served() {
+    let mut net = Net::with_config(0, 0, |c| {
+        c.max_conns = Some(20);
+        c.max_conns_per_peer = Some(20);
+        c.backlog = Some(10);
     });
     let crowd = crowd(&mut net, 100, 2, Duration::from_secs(120));
     let stats = net.server.pool_stats();
     assert_eq!((crowd.served, crowd.failed), (100, 0), "{stats:?}");
-    assert!(stats.syn_dropped_full > 0, "the limit was never reached: {stats:?}");
+    assert!(stats.syn_dropped_full > 0, "the queue never filled: {stats:?}");
     assert_back_to_baseline(&mut net);
 }
 
@@ -126,10 +144,36 @@ fn establish(net: &mut Net, h: SocketHandle, steps: usize) -> bool {
 }
 
 #[test]
-fn at_the_limit_a_syn_is_dropped_without_a_reply() {
+fn at_the_limit_a_syn_waits_without_a_reply_and_is_answered_when_a_slot_frees() {
     let mut net = Net::with_config(0, 0, |c| {
         c.max_conns = Some(2);
         c.max_conns_per_peer = Some(3);
+    });
+    let first = net.connect(80, 41001);
+    let second = net.connect(80, 41002);
+    assert!(establish(&mut net, first, 100) && establish(&mut net, second, 100));
+    let third = net.connect(80, 41003);
+    for _ in 0..1500 {
+        net.step();
+    }
+    // A reset would have closed it; a SYN-ACK established it. Its
+    // retransmitted SYN (at 1 s) took no second place in the queue.
+    assert_eq!(net.socket(third).state(), tcp::State::SynSent, "the third SYN got an answer");
+    let stats = net.server.pool_stats();
+    assert_eq!((stats.queued, stats.syn_dropped_full), (1, 0), "{stats:?}");
+    // A slot frees up: the waiting SYN gets it at once.
+    net.socket(first).close();
+    assert!(establish(&mut net, third, 50), "the waiting client was not answered when a slot freed");
+    let reply = net.exchange(third, KEEP_ALIVE, |r| r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn at_the_limit_with_the_queue_full_a_syn_is_dropped_without_a_reply() {
+    let mut net = Net::with_config(0, 0, |c| {
+        c.max_conns = Some(2);
+        c.max_conns_per_peer = Some(3);
+        c.backlog = Some(0);
     });
     let first = net.connect(80, 41001);
     let second = net.connect(80, 41002);
@@ -164,8 +208,12 @@ fn a_retransmitted_syn_takes_no_second_socket() {
 
 #[test]
 fn a_spoofed_syn_flood_evicts_its_own_half_open_connections_not_a_real_client() {
-    // Half-open connections are capped at 6 (three quarters of 8).
-    let mut net = Net::with_config(0, 0, |c| c.max_conns = Some(8));
+    // Half-open connections are capped at 6 (three quarters of 8); no accept
+    // queue, so that what does not fit is dropped.
+    let mut net = Net::with_config(0, 0, |c| {
+        c.max_conns = Some(8);
+        c.backlog = Some(0);
+    });
     net.step();
     let flood = |net: &mut Net, from: u16, count: u16| {
         for i in from..from + count {
@@ -236,6 +284,6 @@ fn stats_shows_the_pool() {
     let h = net.connect(80, 41030);
     let reply = net.exchange(h, b"GET /stats HTTP/1.1\r\nHost: skiff\r\n\r\n", |r| r.ends_with(b"}"));
     let text = String::from_utf8_lossy(&reply);
-    let wanted = r#""pool":{"listening":8,"half_open":0,"established":1,"limit":50,"syn_dropped_full":0,"#;
+    let wanted = r#""pool":{"listening":8,"half_open":0,"established":1,"limit":50,"queued":0,"#;
     assert!(text.contains(wanted), "{text}");
 }
