@@ -204,6 +204,10 @@ pub struct Pool {
     syn_dropped_full: u64,
     half_open_evicted: u64,
     per_peer_refused: u64,
+    /// Poll steps so far.
+    steps: u64,
+    /// A connection lingers in TIME-WAIT until the next step.
+    lingering: bool,
 }
 
 impl Pool {
@@ -219,6 +223,8 @@ impl Pool {
             syn_dropped_full: 0,
             half_open_evicted: 0,
             per_peer_refused: 0,
+            steps: 0,
+            lingering: false,
         }
     }
 
@@ -383,6 +389,8 @@ impl Pool {
     /// handshake completed go to their app; those reset, or half-open for
     /// longer than `SYN_RECEIVED_TIMEOUT`, are dropped.
     pub fn step(&mut self, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections, now: Instant) {
+        self.steps += 1;
+        self.lingering = false;
         for _ in 0..self.half_open.len() {
             let Some(h) = self.half_open.pop_front() else { break };
             self.settle(sockets, recent, now, h);
@@ -411,6 +419,23 @@ impl Pool {
                 port.accepted.push(h.conn);
             }
         }
+    }
+
+    /// The current poll step's number, for `Connection::begin`.
+    pub fn step_number(&self) -> u64 {
+        self.steps
+    }
+
+    /// An app's connection lingers in TIME-WAIT (`Turn::Idle`): the stack
+    /// polls again at once rather than after a poll delay, so that it goes
+    /// back to the pool within microseconds.
+    pub fn note_lingering(&mut self) {
+        self.lingering = true;
+    }
+
+    /// Whether a connection lingers in TIME-WAIT until the next step.
+    pub fn lingering(&self) -> bool {
+        self.lingering
     }
 
     /// The connections on `port` that completed their handshake since the

@@ -37,12 +37,6 @@ pub const SYN_RECEIVED_TIMEOUT: Duration = Duration::from_secs(8);
 /// restored): while data flows, one ACK covers several segments.
 pub const ACK_DELAY: Duration = Duration::from_millis(10);
 
-/// How long a socket stays in TIME-WAIT at least before it goes back to the
-/// pool. Sockets that Skiff closes acknowledge at once (`close`), so the ACK
-/// of the peer's FIN leaves in the same poll step that saw TIME-WAIT begin;
-/// this only has to reach a later step.
-pub const TIME_WAIT_LINGER: Duration = Duration::from_millis(1);
-
 /// A server socket with Skiff's timeouts, listening on `port`.
 pub fn server_socket(rx: usize, tx: usize, port: u16) -> tcp::Socket<'static> {
     let mut socket =
@@ -77,8 +71,8 @@ pub struct Connection {
     handle: SocketHandle,
     /// The peer's address, as counted against its per-peer limit.
     peer: Option<IpAddress>,
-    /// When the socket was first seen in TIME-WAIT.
-    time_wait_since: Option<Instant>,
+    /// The pool's poll step that first saw the socket in TIME-WAIT.
+    time_wait_step: Option<u64>,
     /// When data last moved, or when the connection began (the poll step
     /// that saw its SYN).
     last_activity: Instant,
@@ -91,7 +85,8 @@ pub enum Turn<'s> {
     /// The connection has ended: the app gives it back to the pool
     /// (`crate::pool::Pool::release`), with whatever it kept for it.
     Ended,
-    /// Lingering in TIME-WAIT: nothing for the app to do.
+    /// Lingering in TIME-WAIT until the next step: nothing for the app to
+    /// do but tell the pool (`crate::pool::Pool::note_lingering`).
     Idle,
     /// A connection, for the app to serve.
     Connected(&'s mut tcp::Socket<'static>),
@@ -100,7 +95,7 @@ pub enum Turn<'s> {
 impl Connection {
     /// The connection on `handle` from `peer`, which began (its SYN) at `began`.
     pub fn new(handle: SocketHandle, peer: Option<IpAddress>, began: Instant, follow: Follow) -> Self {
-        Connection { handle, peer, time_wait_since: None, last_activity: began, follow }
+        Connection { handle, peer, time_wait_step: None, last_activity: began, follow }
     }
 
     /// The socket's handle in the set.
@@ -123,14 +118,16 @@ impl Connection {
         &mut self.follow
     }
 
-    /// The start of every app's turn with this connection: follows it into
-    /// `recent`, and says whether it has ended (closed, or in TIME-WAIT for
-    /// `TIME_WAIT_LINGER` and into a later poll step).
+    /// The start of every app's turn with this connection in poll step
+    /// `step` (`crate::pool::Pool::step_number`): follows it into `recent`,
+    /// and says whether it has ended (closed, or in TIME-WAIT since an
+    /// earlier step).
     pub fn begin<'s>(
         &mut self,
         sockets: &'s mut SocketSet<'static>,
         recent: &mut RecentConnections,
         now: Instant,
+        step: u64,
     ) -> Turn<'s> {
         let now_ms = millis(now);
         let socket = sockets.get_mut::<tcp::Socket>(self.handle);
@@ -138,10 +135,12 @@ impl Connection {
         if socket.state() == tcp::State::TimeWait {
             // Going back to the pool before the ACK of the peer's FIN has
             // gone out would drop it: the peer would retransmit its FIN and
-            // get a reset. Holding the socket for TIME-WAIT's full 10 s would
-            // hold the pool for nothing, so it lingers into a later step.
-            let first_seen = *self.time_wait_since.get_or_insert(now);
-            if now - first_seen < TIME_WAIT_LINGER {
+            // get a reset. Sockets Skiff closes acknowledge at once
+            // (`close`), so that ACK leaves in the egress of the step that
+            // saw TIME-WAIT begin; holding the socket for TIME-WAIT's full
+            // 10 s would hold a slot for nothing. So it lingers into the next
+            // step, which the stack runs at once (`Pool::lingering`).
+            if *self.time_wait_step.get_or_insert(step) == step {
                 return Turn::Idle;
             }
             self.follow.observe(recent, tcp::State::Closed, None, now_ms);

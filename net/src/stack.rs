@@ -27,7 +27,7 @@ use crate::stats::{self, HostStats};
 /// so that a flood cannot starve transmission or TCP's timers.
 pub const INGRESS_BUDGET: usize = 64;
 /// While connections are open, the apps are polled at least this often, so
-/// their idle timeouts and the TIME-WAIT linger are kept to within this.
+/// their idle timeouts are kept to within this.
 pub const APP_TICK: core::time::Duration = core::time::Duration::from_millis(100);
 /// The apps' ports, each with its listeners in the pool: echo and HTTP.
 const APP_PORTS: usize = 2;
@@ -172,7 +172,8 @@ impl Stack {
             }
         }
         adapter.device_mut().flush();
-        busy
+        // A connection lingering in TIME-WAIT goes back to the pool in the next step: now.
+        busy || self.pool.lingering()
     }
 
     /// TCP sockets by state name, as `/stats` counts them.
@@ -187,9 +188,13 @@ impl Stack {
         // While waiting for DHCP, wake up for the fallback deadline too.
         let fallback = (self.ipv4.source == AddressSource::Waiting)
             .then(|| (self.started + to_smol(self.config.dhcp_wait)).max(now) - now);
-        // The apps' own clocks (idle timeouts, the TIME-WAIT linger) are not
-        // smoltcp's: while any connection is open, look in at least this often.
-        let apps = self.has_connections().then_some(to_smol(APP_TICK));
+        // The apps' own clocks (idle timeouts) are not smoltcp's: while any
+        // connection is open, look in at least this often; at once while one
+        // lingers in TIME-WAIT for the next step.
+        let apps = match self.pool.lingering() {
+            true => Some(Duration::ZERO),
+            false => self.has_connections().then_some(to_smol(APP_TICK)),
+        };
         let delay = [stack, fallback, apps].into_iter().flatten().min();
         delay.map(|d| core::time::Duration::from_micros(d.total_micros()))
     }

@@ -82,9 +82,10 @@ impl EchoServer {
         let mut i = 0;
         while i < self.connections.len() {
             let server = &mut self.connections[i];
-            let socket = match server.begin(sockets, recent, now) {
+            let socket = match server.begin(sockets, recent, now, pool.step_number()) {
                 Turn::Connected(socket) => socket,
                 Turn::Idle => {
+                    pool.note_lingering();
                     i += 1;
                     continue;
                 }

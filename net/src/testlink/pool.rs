@@ -287,3 +287,33 @@ fn stats_shows_the_pool() {
     let wanted = r#""pool":{"listening":8,"half_open":0,"established":1,"limit":50,"queued":0,"#;
     assert!(text.contains(wanted), "{text}");
 }
+
+/// Found in issue 16: a socket the server closed lingered in TIME-WAIT for
+/// 1 ms and until the apps' next look, which with nothing else to do came
+/// `APP_TICK` (100 ms) later: its slot was held for a poll delay, not
+/// microseconds. Now it goes back in the very next step, which the stack asks
+/// for at once.
+#[test]
+fn a_closed_connection_goes_back_to_the_pool_in_the_next_step_at_once() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 41040);
+    let reply = net.exchange(h, LAST, |r| r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
+    let mut lingering = false;
+    for _ in 0..1000 {
+        net.step();
+        let s = net.socket(h);
+        if s.state() == tcp::State::CloseWait {
+            s.close();
+        }
+        if net.server.sockets_in(tcp::State::TimeWait) == 1 {
+            lingering = true;
+            break;
+        }
+    }
+    assert!(lingering, "the server's socket never reached TIME-WAIT");
+    assert_eq!(net.server.poll_delay(net.now), Some(Duration::ZERO), "the stack must look again at once");
+    // The next step, at the same instant: the socket is back.
+    net.server.poll(net.now, &mut net.server_dev, &HOST);
+    assert_eq!(net.server.tcp_sockets(), LISTENING, "still held: {:?}", net.server.pool_stats());
+}

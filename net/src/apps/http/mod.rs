@@ -113,13 +113,14 @@ impl HttpServer {
         let mut i = 0;
         while i < connections.len() {
             let conn = &mut connections[i];
-            let socket = match conn.socket.begin(sockets, recent, now) {
+            let socket = match conn.socket.begin(sockets, recent, now, pool.step_number()) {
                 Turn::Connected(socket) => socket,
                 Turn::Ended => {
                     pool.release(sockets, PORT, connections.swap_remove(i).socket);
                     continue;
                 }
                 Turn::Idle => {
+                    pool.note_lingering();
                     i += 1;
                     continue;
                 }
