@@ -57,6 +57,10 @@ pub const QUEUED_MAX_AGE: smoltcp::time::Duration = smoltcp::time::Duration::fro
 /// Queued SYNs looked at per poll step when a slot is free (those whose peer
 /// or port is still full go to the back of the queue).
 const UNQUEUE_SCAN: usize = 64;
+/// Entries an emptied list keeps room for; beyond this it gives its memory
+/// back (`shrink_when_empty`), so that after a crowd has gone the heap is
+/// back at its baseline.
+const KEEP_ROOM: usize = 16;
 /// The connection limit when nothing sized it to a heap (host tests, fuzzing).
 pub const DEFAULT_MAX_CONNS: usize = 1024;
 /// The fewest connections the limit allows, however small the heap.
@@ -290,10 +294,9 @@ impl Pool {
         if peer_full {
             self.per_peer_refused += 1;
         } else {
-            self.make_room(sockets, recent, now);
+            self.make_room(sockets, recent, now, p);
         }
-        let port = &self.ports[p];
-        let port_full = port.half_open + port.owned + port.accepted.len() >= spec.max;
+        let port_full = self.port_full(p);
         let half_open_full = self.half_open.len() >= self.limits.half_open;
         if !(peer_full || port_full || half_open_full || self.live() >= self.limits.max_conns) {
             self.start(recent, now, p, handle, remote);
@@ -342,14 +345,17 @@ impl Pool {
                 break;
             }
             let Some(q) = self.queue.pop_front() else { break };
-            let port = &self.ports[q.port];
-            let key = (q.remote, port.spec.port);
+            let key = (q.remote, self.ports[q.port].spec.port);
             if now - q.since > QUEUED_MAX_AGE {
                 self.queued.remove(&key);
                 continue;
             }
-            let port_full = port.half_open + port.owned + port.accepted.len() >= port.spec.max;
-            if port_full || self.peer_count(q.remote.addr) >= self.limits.per_peer {
+            if self.port_full(q.port) {
+                // A port at its own cap with stale half-open connections
+                // (a flood's) must not leave the queue waiting on them.
+                self.make_room(sockets, recent, now, q.port);
+            }
+            if self.port_full(q.port) || self.peer_count(q.remote.addr) >= self.limits.per_peer {
                 self.queue.push_back(q);
                 continue;
             }
@@ -357,24 +363,39 @@ impl Pool {
             let handle = sockets.add(q.socket);
             self.start(recent, now, q.port, handle, q.remote);
         }
-        if self.queue.is_empty() && self.queue.capacity() > 0 {
-            // Back to the baseline once nothing waits.
+        if self.queue.is_empty() && self.queue.capacity() > KEEP_ROOM {
             self.queue = VecDeque::new();
         }
     }
 
-    /// With the half-open cap or the limit reached, drops the oldest
-    /// half-open connection to make room for a new SYN, if it has had
-    /// `HALF_OPEN_GRACE` to complete its handshake. Connections at the front
-    /// that did complete go to their app on the way.
-    fn make_room(&mut self, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections, now: Instant) {
-        while self.half_open.len() >= self.limits.half_open || self.live() >= self.limits.max_conns {
-            let Some(front) = self.half_open.front() else { return };
-            let waiting = sockets.get::<tcp::Socket>(front.conn.handle()).state() == tcp::State::SynReceived;
-            if waiting && now - front.began < HALF_OPEN_GRACE {
+    /// Connections on port `p` now, against its own cap.
+    fn port_full(&self, p: usize) -> bool {
+        let port = &self.ports[p];
+        port.half_open + port.owned + port.accepted.len() >= port.spec.max
+    }
+
+    /// With the half-open cap or the limit reached, or port `p` at its own
+    /// cap, drops the oldest half-open connection (on `p`, for the port's
+    /// cap) to make room for a new SYN, if it has had `HALF_OPEN_GRACE` to
+    /// complete its handshake. Connections that did complete go to their
+    /// app on the way.
+    fn make_room(&mut self, sockets: &mut SocketSet<'static>, recent: &mut RecentConnections, now: Instant, p: usize) {
+        loop {
+            let global = self.half_open.len() >= self.limits.half_open || self.live() >= self.limits.max_conns;
+            let at = match global {
+                true => 0,
+                false if self.port_full(p) => match self.half_open.iter().position(|h| h.port == p) {
+                    Some(at) => at,
+                    None => return,
+                },
+                false => return,
+            };
+            let Some(oldest) = self.half_open.get(at) else { return };
+            let waiting = sockets.get::<tcp::Socket>(oldest.conn.handle()).state() == tcp::State::SynReceived;
+            if waiting && now - oldest.began < HALF_OPEN_GRACE {
                 return;
             }
-            let Some(oldest) = self.half_open.pop_front() else { return };
+            let Some(oldest) = self.half_open.remove(at) else { return };
             if waiting {
                 self.half_open_evicted += 1;
                 trace_drop(&self.ports[oldest.port].spec, oldest.conn.follow().peer(), "oldest half-open evicted");
@@ -394,6 +415,12 @@ impl Pool {
         for _ in 0..self.half_open.len() {
             let Some(h) = self.half_open.pop_front() else { break };
             self.settle(sockets, recent, now, h);
+        }
+        if self.half_open.is_empty() && self.half_open.capacity() > KEEP_ROOM {
+            self.half_open = VecDeque::new();
+        }
+        for port in &mut self.ports {
+            shrink_when_empty(&mut port.accepted);
         }
     }
 
@@ -419,6 +446,14 @@ impl Pool {
                 port.accepted.push(h.conn);
             }
         }
+    }
+
+    /// Entries the pool's lists have room for (for tests: it must shrink back).
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> usize {
+        self.half_open.capacity()
+            + self.queue.capacity()
+            + self.ports.iter().map(|p| p.accepted.capacity()).sum::<usize>()
     }
 
     /// The current poll step's number, for `Connection::begin`.
@@ -503,6 +538,14 @@ impl Pool {
     /// Sockets the pool may hold at once: every connection and listener.
     pub fn capacity(limits: Limits, ports: usize) -> usize {
         limits.max_conns + ports * LISTENERS_PER_PORT
+    }
+}
+
+/// Gives an emptied list's memory back, unless it is small (`KEEP_ROOM`):
+/// the apps' connection lists grow with a crowd and must not pin its size.
+pub fn shrink_when_empty<T>(list: &mut Vec<T>) {
+    if list.is_empty() && list.capacity() > KEEP_ROOM {
+        *list = Vec::new();
     }
 }
 

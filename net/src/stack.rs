@@ -216,6 +216,12 @@ impl Stack {
         self.sockets.iter().filter(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(t) if t.state() == state)).count()
     }
 
+    /// Entries the pool's and the apps' connection lists have room for (for tests).
+    #[cfg(test)]
+    pub(crate) fn list_room(&self) -> usize {
+        self.pool.room() + self.echo.room() + self.http.room()
+    }
+
     /// TCP sockets in the set, whatever their state (for tests).
     #[cfg(test)]
     pub(crate) fn tcp_sockets(&self) -> usize {

@@ -11,7 +11,7 @@ use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
-use crate::pool::{Pool, PortSpec};
+use crate::pool::{Pool, PortSpec, shrink_when_empty};
 use crate::recent::RecentConnections;
 use crate::sockets::{Connection, Turn};
 use crate::trace;
@@ -61,6 +61,12 @@ impl EchoServer {
             buffer /= 2;
         }
         buffer
+    }
+
+    /// Entries the connection list has room for (for tests).
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> usize {
+        self.connections.capacity()
     }
 
     /// Bytes echoed so far.
@@ -129,6 +135,7 @@ impl EchoServer {
                 server.abort_if_idle(socket, recent, now, IDLE_TIMEOUT);
             }
         }
+        shrink_when_empty(&mut self.connections);
     }
 }
 

@@ -250,6 +250,13 @@ impl HttpServer {
                 sockets::close(socket);
             }
         }
+        crate::pool::shrink_when_empty(connections);
+    }
+
+    /// Entries the connection list has room for (for tests).
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> usize {
+        self.connections.capacity()
     }
 
     /// Heap held by the connections' input and output buffers.
