@@ -159,6 +159,8 @@ impl Stack {
         }
         self.poll_address(now);
         self.pool.step(&mut self.sockets, &mut self.recent, now);
+        // Slots that timers freed go to SYNs that wait, before `/stats` can show them.
+        self.pool.unqueue(&mut self.sockets, &mut self.recent, now);
         self.echo.poll(now, &mut self.sockets, &mut self.pool, &mut self.recent);
         let sources = stats::Sources { host, ipv4: &self.ipv4, echo_bytes: self.echo.bytes(), adapter };
         let date = self.config.boot_unix_secs.and_then(|boot| HttpDate::from_unix(boot + now.secs() as u64));

@@ -169,10 +169,11 @@ pub fn stats(ports: Ports) -> Result<serde_json::Value> {
 }
 
 /// Whether `/stats` shows the guest's connection pool settled: nothing
-/// half-open, and no connection but the one that asked (net/src/pool.rs).
+/// half-open or waiting, and no connection but the one that asked
+/// (net/src/pool.rs).
 pub fn pool_settled(stats: &serde_json::Value) -> bool {
     let n = |path: &str| stats.pointer(path).and_then(|v| v.as_u64());
-    n("/pool/half_open") == Some(0) && n("/pool/established").is_some_and(|e| e <= 1)
+    n("/pool/half_open") == Some(0) && n("/pool/queued") == Some(0) && n("/pool/established").is_some_and(|e| e <= 1)
 }
 
 /// Waits until the guest's connections are all gone (from `/stats`): after
