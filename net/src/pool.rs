@@ -442,7 +442,7 @@ impl Pool {
                 let remote = socket.remote_endpoint();
                 h.conn.follow_mut().observe(recent, state, remote, millis(now));
                 let port = &mut self.ports[h.port];
-                port.half_open -= 1;
+                port.half_open = port.half_open.saturating_sub(1);
                 port.accepted.push(h.conn);
             }
         }
