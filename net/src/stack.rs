@@ -43,6 +43,19 @@ pub enum AddressSource {
     Static,
 }
 
+impl AddressSource {
+    /// The name `/stats` reports: a literal, not the lowercased `Debug`
+    /// output, whose `str::to_lowercase` pulled core's Unicode case tables
+    /// (about 15 KB) into the kernel for three ASCII words.
+    pub fn name(self) -> &'static str {
+        match self {
+            AddressSource::Waiting => "waiting",
+            AddressSource::Dhcp => "dhcp",
+            AddressSource::Static => "static",
+        }
+    }
+}
+
 /// The IPv4 configuration in force.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ipv4Config {
