@@ -1,7 +1,8 @@
 //! Reaching PCI configuration space, and the bus scan at boot.
 //!
-//! With an ACPI MCFG (q35) Skiff maps the ECAM region uncached; without one
-//! (`-machine pc`) it uses the port mechanism at 0xCF8/0xCFC. The scan
+//! With an ACPI MCFG (q35), or a `_CBA` in the DSDT (`microvm,pcie=on`),
+//! Skiff maps the ECAM region uncached; without either (`-machine pc`) it
+//! uses the port mechanism at 0xCF8/0xCFC. The scan
 //! itself is `skiff_drivers::pci`.
 
 use alloc::vec::Vec;
@@ -58,7 +59,7 @@ pub fn init(rsdp: Option<u64>) -> Pci {
     let (access, buses, mechanism) = match rsdp.and_then(acpi::find_ecam) {
         Some(ecam) if ecam.start_bus == 0 => match ecam_access(ecam.base) {
             Some(access) => {
-                log::info!("ECAM at {:#x} (MCFG), buses {}-{}", ecam.base, ecam.start_bus, ecam.end_bus);
+                log::info!("ECAM at {:#x} ({}), buses {}-{}", ecam.base, ecam.source, ecam.start_bus, ecam.end_bus);
                 (access, ecam.start_bus..=ecam.end_bus, "ECAM")
             }
             None => port_access(),

@@ -261,7 +261,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
                     format!("virtio-net: MAC {} (from the device)", guest_mac_text()),
                     format!(
                         "({transport} transport, {} config access)",
-                        if machine == Machine::Q35 { "ECAM" } else { "port I/O" }
+                        if machine.has_ecam() { "ECAM" } else { "port I/O" }
                     ),
                 ]
                 .into_iter()
@@ -289,6 +289,10 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let direct_microvm = http_case("direct-serve-microvm", Machine::Microvm, true, "", timeout, |port, _| {
         signal_checks(port, "interrupts", "direct boot on microvm (virtio-mmio)")
     });
+    let direct_microvm_pcie =
+        http_case("direct-serve-microvm-pcie", Machine::MicrovmPcie, true, "", timeout, |port, _| {
+            signal_checks(port, "interrupts", "direct boot on microvm with PCIe (ECAM from the DSDT's _CBA, MSI-X)")
+        });
     let direct_small = http_case("direct-serve-8m", Machine::Q35, true, "", timeout, |port, _| {
         signal_checks(port, "interrupts", &format!("direct boot with -m {SMALL_MEMORY}"))
     });
@@ -371,6 +375,21 @@ fn cases(timeout: Duration) -> Vec<Case> {
         Case {
             boot: Boot { firmware: Firmware::Direct, machine: Machine::Microvm, ..direct_microvm.boot },
             ..direct_microvm
+        },
+        // microvm with PCI Express: no MCFG, the ECAM base from the DSDT's
+        // _CBA, the card's BARs assigned by Skiff (the firmware leaves them
+        // empty), MSI-X; the kernel's tests, then serving.
+        nic_case(
+            "direct-microvm-pcie",
+            Firmware::Direct,
+            Machine::MicrovmPcie,
+            user.clone(),
+            NEGOTIATED_MODERN,
+            &["ECAM at 0xe0000000 (DSDT _CBA)", "virtio-net: MSI-X: config on vector"],
+        ),
+        Case {
+            boot: Boot { firmware: Firmware::Direct, machine: Machine::MicrovmPcie, ..direct_microvm_pcie.boot },
+            ..direct_microvm_pcie
         },
         // The smallest memory the issue asks for: the heap takes its region
         // (kernel/src/memory.rs) and the echo buffers fit the heap.
@@ -836,6 +855,7 @@ mod tests {
         assert!(has(Firmware::Uefi, Machine::Q35, false, Backend::User, true));
         assert!(has(Firmware::Direct, Machine::Q35, false, Backend::User, true));
         assert!(has(Firmware::Direct, Machine::Pc, false, Backend::User, true));
+        assert!(has(Firmware::Direct, Machine::MicrovmPcie, false, Backend::User, true));
         assert!(cases.iter().any(|c| c.boot.firmware == Firmware::Direct && matches!(c.expect, Expect::Serves)));
         assert!(has(Firmware::Bios, Machine::Q35, true, Backend::User, true));
         assert!(has(Firmware::Bios, Machine::Pc, true, Backend::User, true));
