@@ -293,6 +293,10 @@ fn cases(timeout: Duration) -> Vec<Case> {
         http_case("direct-serve-microvm-pcie", Machine::MicrovmPcie, true, "", timeout, |port, _| {
             signal_checks(port, "interrupts", "direct boot on microvm with PCIe (ECAM from the DSDT's _CBA, MSI-X)")
         });
+    let serve_intx_microvm_pcie =
+        http_case("serve-intx-microvm-pcie", Machine::MicrovmPcie, false, "", timeout, |port, _| {
+            signal_checks(port, "interrupts", "INTx (vectors=0) on microvm with PCIe")
+        });
     let direct_small = http_case("direct-serve-8m", Machine::Q35, true, "", timeout, |port, _| {
         signal_checks(port, "interrupts", &format!("direct boot with -m {SMALL_MEMORY}"))
     });
@@ -322,6 +326,9 @@ fn cases(timeout: Duration) -> Vec<Case> {
         http_case("serve-intx-pc", Machine::Pc, false, "", timeout, |port, _| {
             signal_checks(port, "interrupts", "INTx (vectors=0) on pc")
         }),
+        // The GPEX bridge's pins A-D are GSIs 16-19 (QEMU's microvm with a
+        // second I/O APIC, its default with ACPI on).
+        Case { boot: Boot { firmware: Firmware::Direct, ..serve_intx_microvm_pcie.boot }, ..serve_intx_microvm_pcie },
         http_case("serve-timer-poll", Machine::Q35, true, "net.irq=off", timeout, |port, _| {
             signal_checks(port, "timer-poll", "no interrupts (net.irq=off)")
         }),
