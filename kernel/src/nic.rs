@@ -76,7 +76,10 @@ const Q35_PCI_GSIS: core::ops::RangeInclusive<u32> = 16..=23;
 /// empty, turns on bus mastering, sets up MSI-X where it can, and
 /// initialises it. `None` (logged) if there is none or it cannot be driven.
 pub fn init(pci: &mut Pci, use_msix: bool, rsdp: Option<u64>) -> Option<(Nic, Signal)> {
-    let (memory_window, io_window) = pci::free_windows(&pci.functions);
+    let (mut memory_window, io_window) = pci::free_windows(&pci.functions);
+    if let Some(base) = pci.ecam_base {
+        memory_window = memory_window.clear_of(base, pci::Ecam::SIZE as u64);
+    }
     let Some(function) = pci.functions.iter_mut().find(|f| is_virtio_net(f)) else {
         log::warn!("no virtio-net card found (QEMU: -device virtio-net-pci)");
         return None;

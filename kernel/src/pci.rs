@@ -52,11 +52,15 @@ pub struct Pci {
     pub access: ConfigAccess,
     pub functions: Vec<Function>,
     pub mechanism: &'static str,
+    /// The ECAM region's physical base, when config access goes through
+    /// one: BAR assignment keeps clear of it.
+    pub ecam_base: Option<u64>,
 }
 
 /// Picks the configuration mechanism and scans the buses it reaches.
 pub fn init(rsdp: Option<u64>) -> Pci {
-    let (access, buses, mechanism) = match rsdp.and_then(acpi::find_ecam) {
+    let ecam = rsdp.and_then(acpi::find_ecam);
+    let (access, buses, mechanism) = match ecam {
         Some(ecam) if ecam.start_bus == 0 => match ecam_access(ecam.base) {
             Some(access) => {
                 log::info!("ECAM at {:#x} ({}), buses {}-{}", ecam.base, ecam.source, ecam.start_bus, ecam.end_bus);
@@ -76,7 +80,11 @@ pub fn init(rsdp: Option<u64>) -> Pci {
     let mut root = PciRoot::new(access.clone());
     let functions = pci::scan(&mut root, buses);
     log::info!("{} functions found", functions.len());
-    Pci { root, access, functions, mechanism }
+    let ecam_base = match access {
+        ConfigAccess::Ecam(_) => ecam.map(|e| e.base),
+        ConfigAccess::Port(_) => None,
+    };
+    Pci { root, access, functions, mechanism, ecam_base }
 }
 
 fn port_access() -> (ConfigAccess, RangeInclusive<u8>, &'static str) {
