@@ -47,6 +47,41 @@ const TX_QUEUE: u16 = 1;
 pub static WORK_PENDING: AtomicBool = AtomicBool::new(false);
 /// Set by the configuration-change handler: re-read the link.
 pub static CONFIG_CHANGED: AtomicBool = AtomicBool::new(false);
+/// Which of the card's interrupts fired since the main loop last asked
+/// (`take_fired`), for the packet trace's wake-up lines.
+static FIRED: AtomicU8 = AtomicU8::new(0);
+const FIRED_RX: u8 = 1 << 0;
+const FIRED_TX: u8 = 1 << 1;
+const FIRED_CONFIG: u8 = 1 << 2;
+const FIRED_INTX: u8 = 1 << 3;
+
+/// The card's interrupts that fired, as the trace names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fired(u8);
+
+impl core::fmt::Display for Fired {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        let mut sep = "";
+        let mut name = |f: &mut core::fmt::Formatter, bit: u8, args: core::fmt::Arguments| {
+            if self.0 & bit == 0 {
+                return Ok(());
+            }
+            f.write_str(sep)?;
+            sep = " + ";
+            f.write_fmt(args)
+        };
+        name(f, FIRED_RX, format_args!("rx interrupt (vector {NIC_RX_VECTOR:#x})"))?;
+        name(f, FIRED_TX, format_args!("tx interrupt (vector {NIC_TX_VECTOR:#x})"))?;
+        name(f, FIRED_CONFIG, format_args!("config interrupt (vector {NIC_CONFIG_VECTOR:#x})"))?;
+        name(f, FIRED_INTX, format_args!("INTx interrupt (rx, tx or config: the ISR says which)"))?;
+        if self.0 == 0 { f.write_str("no card interrupt") } else { Ok(()) }
+    }
+}
+
+/// The card's interrupts that fired since the last call.
+pub fn take_fired() -> Fired {
+    Fired(FIRED.swap(0, Ordering::AcqRel))
+}
 
 /// How the card signals work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +201,7 @@ fn on_intx(vector: u8) {
         ioapic::set_masked(gsi, true);
         INTX_PENDING.fetch_or(1 << i, Ordering::AcqRel);
     }
+    FIRED.fetch_or(FIRED_INTX, Ordering::AcqRel);
     WORK_PENDING.store(true, Ordering::Release);
 }
 
@@ -270,12 +306,14 @@ fn setup_msix(pci: &mut Pci, function: &Function) -> Option<()> {
 }
 
 /// A queue's MSI-X vector: note the work; the main loop does it.
-fn on_queue(_vector: u8) {
+fn on_queue(vector: u8) {
+    FIRED.fetch_or(if vector == NIC_RX_VECTOR { FIRED_RX } else { FIRED_TX }, Ordering::AcqRel);
     WORK_PENDING.store(true, Ordering::Release);
 }
 
 /// The configuration-change vector: note it; the main loop re-reads the link.
 fn on_config_change(_vector: u8) {
+    FIRED.fetch_or(FIRED_CONFIG, Ordering::AcqRel);
     CONFIG_CHANGED.store(true, Ordering::Release);
     WORK_PENDING.store(true, Ordering::Release);
 }

@@ -22,6 +22,7 @@ use core::time::Duration;
 use skiff_net::device::{NetDevice, TxHalf};
 use skiff_net::phy::Adapter;
 use skiff_net::stack::Stack;
+use skiff_net::trace::TARGET as TRACE;
 use x86_64::instructions::interrupts;
 
 use crate::nic::{self, Signal};
@@ -118,6 +119,7 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
         }
         apic::TIMER_EXPIRED.store(false, Ordering::Release);
         apic::arm_timer(sleep);
+        log::trace!(target: TRACE, "sleep   for up to {} us (the stack's next deadline, or the heartbeat)", sleep.as_micros());
 
         // 3. Interrupts back on; look again; sleep.
         if mode == Mode::Interrupts {
@@ -127,20 +129,25 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
         if nic::WORK_PENDING.swap(false, Ordering::AcqRel) || adapter.device().has_work() {
             interrupts::enable();
             SLEEPS_RACED.fetch_add(1, Ordering::Relaxed);
+            log::trace!(target: TRACE, "sleep   skipped: work came in while interrupts were turned back on ({})", nic::take_fired());
             continue;
         }
         let before = clock::rdtsc();
         interrupts::enable_and_hlt();
         HALTED_TSC.fetch_add(clock::rdtsc() - before, Ordering::Relaxed);
+        let halted = clock::since(before).as_micros();
         if nic::WORK_PENDING.swap(false, Ordering::AcqRel) {
             WAKE_DEVICE.fetch_add(1, Ordering::Relaxed);
+            log::trace!(target: TRACE, "wake    by the card: {}, after {halted} us halted", nic::take_fired());
         } else if apic::TIMER_EXPIRED.load(Ordering::Acquire) {
             WAKE_TIMER.fetch_add(1, Ordering::Relaxed);
+            log::trace!(target: TRACE, "wake    by the timer (local APIC), after {halted} us halted");
             // A heartbeat for cards that change without telling (a device
             // may set DEVICE_NEEDS_RESET and send no notification).
             adapter.device_mut().config_changed();
         } else {
             WAKE_OTHER.fetch_add(1, Ordering::Relaxed);
+            log::trace!(target: TRACE, "wake    by another interrupt, after {halted} us halted");
         }
     }
 }
