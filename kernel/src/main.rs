@@ -174,7 +174,11 @@ fn serve(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &cmdline::Cmdline) -> ! 
     let stack = Stack::new(&mut adapter, config, seed, clock::now());
     log::info!("net: serving TCP echo on port {} and HTTP on port {}", echo::PORT, http::PORT);
     println!("Skiff is up.");
-    runloop::run(adapter, stack, signal, cmdline.get("net.poll") == Some("busy"))
+    let options = runloop::Options {
+        busy: cmdline.get("net.poll") == Some("busy"),
+        race_check: cmdline.get("net.race_check") != Some("off"),
+    };
+    runloop::run(adapter, stack, signal, options)
 }
 
 /// Sleeps until the next interrupt, forever.
