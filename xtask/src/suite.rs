@@ -575,6 +575,7 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let cases: Vec<Case> = cases(timeout)
         .into_iter()
         .chain(crate::learn::cases::cases(timeout))
+        .chain(crate::learn::exercises::cases(timeout))
         .chain(crate::impair::case::cases(timeout))
         // The damaged-link cases run only when asked for (see impair/case.rs).
         .filter(|c| filter.map_or(!crate::impair::case::OPT_IN.contains(&c.name), |f| c.name.contains(f)))
