@@ -7,7 +7,9 @@
 //!   backtrace frame, the panic's message); anywhere else a line number is an
 //!   error (name the function: it does not drift). Every repository path in
 //!   backticks exists, every relative link and its `#anchor` resolves, and
-//!   every `Type::function` in backticks is declared somewhere in the sources.
+//!   every `Type::function` in backticks is declared somewhere in the sources;
+//!   every exercise's **Checked by** names a test function or suite case.
+//!   Every row of the spec map (docs/glossary.md) names files that cite its section.
 //! - `flags`: every `cargo xtask SUBCOMMAND --flag` shown exists (asked of clap).
 //! - `snippets`: every ```` ```rust ```` block is a verbatim copy of code that
 //!   the suite compiles, named by a `<!-- doc-check: from PATH -->` line
@@ -203,6 +205,75 @@ pub fn check_all(docs: &[Doc], tree: &dyn Tree) -> Vec<Problem> {
         problems.extend(refs::check_links(doc, docs, tree));
         problems.extend(flags::check(doc));
         problems.extend(snippets::check(doc, tree));
+        problems.extend(checked_by(doc, tree));
+        problems.extend(spec_map(doc, tree));
+    }
+    problems
+}
+
+/// Whether `text` cites section `section` itself (`4.1` in "4.1 (Virtio Over
+/// PCI Bus)", not in "4.1.2").
+fn cites(text: &str, section: &str) -> bool {
+    text.match_indices(section).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let mut after = text[at + section.len()..].chars();
+        let next = after.next();
+        let subsection = next == Some('.') && after.next().is_some_and(|c| c.is_ascii_digit());
+        !before.is_some_and(|c| c.is_ascii_digit() || c == '.')
+            && !next.is_some_and(|c| c.is_ascii_digit())
+            && !subsection
+    })
+}
+
+/// A table row that starts with a spec section (`| 2.7.8 | ... |`) maps it
+/// to code: every source file the row names must cite that section.
+pub fn spec_map(doc: &Doc, tree: &dyn Tree) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, line) in doc.lines.iter().enumerate() {
+        let Some(section) = line.strip_prefix("| ").and_then(|r| r.split(" |").next()) else { continue };
+        let numeric = section.split('.').count() > 1
+            && section.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        if !numeric {
+            continue;
+        }
+        for path in refs::backticked(line).into_iter().filter(|p| p.ends_with(".rs")) {
+            let cited = tree.read(path).is_some_and(|text| cites(&text, section));
+            if !cited {
+                problems.push(Problem {
+                    doc: doc.name.clone(),
+                    line: i + 1,
+                    what: format!("`{path}` does not cite section {section} (any more)"),
+                });
+            }
+        }
+    }
+    problems
+}
+
+/// An exercise's **Checked by** line names tests (functions) or suite cases
+/// that exist, so that its expected result is one a test produces.
+pub fn checked_by(doc: &Doc, tree: &dyn Tree) -> Vec<Problem> {
+    const LABEL: &str = "**Checked by**";
+    let mut problems = Vec::new();
+    for (i, line) in doc.lines.iter().enumerate() {
+        let Some((_, rest)) = line.split_once(LABEL) else { continue };
+        // The names are on this line and its continuation lines (up to the next item).
+        let mut text = rest.to_string();
+        for more in doc.lines[i + 1..].iter().take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("- ")) {
+            text.push(' ');
+            text.push_str(more);
+        }
+        let names: Vec<&str> = refs::backticked(&text);
+        if names.is_empty() {
+            problems.push(Problem { doc: doc.name.clone(), line: i + 1, what: "names no test".into() });
+        }
+        for name in names.into_iter().filter(|n| !tree.items().names_a_test(n)) {
+            problems.push(Problem {
+                doc: doc.name.clone(),
+                line: i + 1,
+                what: format!("`{name}` is neither a test function nor a suite case"),
+            });
+        }
     }
     problems
 }
@@ -269,6 +340,28 @@ pub(crate) mod tests {
         fn dependency_items(&self) -> &refs::Items {
             &self.items
         }
+    }
+
+    #[test]
+    fn an_exercise_must_name_existing_tests() {
+        let tree = Fake::new(&[("xtask/src/a.rs", "fn the_test() {}\nconst C: &str = \"exercise-one\";")]);
+        let count = |text: &str| checked_by(&Doc::new("docs/exercises.md", text), &tree).len();
+        assert_eq!(count("- **Checked by**: `exercise-one`, and\n  `the_test`.\n"), 0);
+        assert_eq!(count("- **Checked by**: `exercise-two`.\n"), 1, "a case that does not exist");
+        assert_eq!(count("- **Checked by**: `exercise-one`\n  `gone_test`\n"), 1);
+        assert_eq!(count("- **Checked by**: the suite.\n"), 1, "names nothing");
+    }
+
+    #[test]
+    fn a_spec_map_row_must_name_files_that_cite_its_section() {
+        let tree = Fake::new(&[("q.rs", "// Spec 2.7.8: the used ring\n// virtio 1.2, 4.1.2 and 4.1 (PCI)")]);
+        let count = |text: &str| spec_map(&Doc::new("docs/glossary.md", text), &tree).len();
+        assert_eq!(count("| 2.7.8 | used ring | `q.rs` (`pop_used`) |"), 0);
+        assert_eq!(count("| 4.1 | PCI | `q.rs` |"), 0);
+        assert_eq!(count("| 2.7 | split queues | `q.rs` |"), 1, "only 2.7.8 is cited");
+        assert_eq!(count("| 2.7.8 | used ring | `gone.rs` |"), 1);
+        assert_eq!(count("| term | text | `gone.rs` |"), 0, "not a spec row");
+        assert!(!cites("see 4.1.2", "4.1") && cites("4.1. and", "4.1") && !cites("14.1", "4.1"));
     }
 
     #[test]

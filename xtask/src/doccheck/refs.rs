@@ -9,6 +9,8 @@ use super::{Doc, Problem, Tree};
 pub struct Items {
     functions: HashSet<String>,
     types: HashSet<String>,
+    /// String literals that could name a suite case (`"serve-trace"`).
+    names: HashSet<String>,
 }
 
 /// Words that may come before `fn` / `struct` ... in a declaration.
@@ -43,6 +45,13 @@ fn declaration(line: &str) -> Option<(&str, &str)> {
 impl Items {
     /// Notes every item declared in `text` (a Rust source file).
     pub fn add_source(&mut self, text: &str) {
+        for literal in text.split('"').skip(1).step_by(2) {
+            if literal.contains('-')
+                && literal.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                self.names.insert(literal.to_string());
+            }
+        }
         for line in text.lines() {
             match declaration(line) {
                 Some(("fn", name)) => self.functions.insert(name.to_string()),
@@ -61,6 +70,13 @@ pub fn enclosing_function(source: &str, n: usize) -> Option<&str> {
         Some(("fn", name)) => Some(name),
         _ => None,
     })
+}
+
+impl Items {
+    /// Whether `name` is a function or a suite case (a string literal) in the sources.
+    pub fn names_a_test(&self, name: &str) -> bool {
+        self.functions.contains(name) || self.names.contains(name)
+    }
 }
 
 /// `path.rs:N` references in `text`: (byte offset, path, line number).
