@@ -147,6 +147,9 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
             log::trace!(target: TRACE, "sleep   skipped: work came in while interrupts were turned back on ({})", nic::take_fired());
             continue;
         }
+        // Forget what fired before this point, so that the wake-up line
+        // names only the interrupt that ended the halt.
+        nic::take_fired();
         let before = clock::rdtsc();
         interrupts::enable_and_hlt();
         HALTED_TSC.fetch_add(clock::rdtsc() - before, Ordering::Relaxed);
