@@ -109,6 +109,7 @@ fn kernel_main(boot: BootDescription) -> ! {
     let mut pci = pci::init(rsdp);
     // `net.irq=off` keeps MSI-X off, to run the card without interrupts.
     let use_irq = cmdline.get("net.irq") != Some("off");
+    nic::set_queue_size(cmdline.get("net.queue_size"));
     // A card the machine announced on the command line (virtio-mmio, QEMU's
     // microvm), else one on PCI.
     let nic = nic_mmio::init(cmdline.as_str(), use_irq).or_else(|| nic::init(&mut pci, use_irq, rsdp));

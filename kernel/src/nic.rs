@@ -15,13 +15,13 @@
 
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, Ordering};
 
 use skiff_drivers::pci::intx::{self, Pins, STORM_LIMIT, STORM_RETRY, SharedLines};
 use skiff_drivers::pci::{self, BarInfo, ConfigurationAccess, Function, MsixInfo, MsixTable};
 use skiff_drivers::virtio::card::CardTransport;
 use skiff_drivers::virtio::legacy::CpuPorts;
-use skiff_drivers::virtio::net::{Mac, NetFeatures, VirtioNet};
+use skiff_drivers::virtio::net::{MAX_QUEUE_SIZE, Mac, NetFeatures, VirtioNet};
 use skiff_drivers::virtio::pci::{VectorError, is_virtio_net, probe};
 use skiff_net::device::NetDevice;
 
@@ -42,6 +42,25 @@ const ENTRIES_NEEDED: u16 = 3;
 /// Queue indices (spec 5.1.2).
 const RX_QUEUE: u16 = 0;
 const TX_QUEUE: u16 = 1;
+
+/// The most descriptors per queue to ask the card for (`net.queue_size`).
+static QUEUE_SIZE: AtomicU16 = AtomicU16::new(MAX_QUEUE_SIZE);
+
+/// Reads `net.queue_size` (1 to `MAX_QUEUE_SIZE`; a modern card rounds it
+/// down to a power of two, a legacy one keeps its own), before the card is
+/// brought up. Only the exercise that shows a tiny queue sets it.
+pub fn set_queue_size(value: Option<&str>) {
+    let Some(value) = value else { return };
+    match value.parse::<u16>() {
+        Ok(n) if (1..=MAX_QUEUE_SIZE).contains(&n) => QUEUE_SIZE.store(n, Ordering::Relaxed),
+        _ => log::warn!("net.queue_size={value} ignored: expected 1 to {MAX_QUEUE_SIZE}"),
+    }
+}
+
+/// The queue size to ask a card for.
+pub fn queue_size() -> u16 {
+    QUEUE_SIZE.load(Ordering::Relaxed)
+}
 
 /// Set by the card's interrupt handlers; the main loop clears it.
 pub static WORK_PENDING: AtomicBool = AtomicBool::new(false);
@@ -341,7 +360,7 @@ fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<(N
             vectors = Some(transport.set_msix_vectors::<KernelHal, _>(&access, function, ENTRY_CONFIG, &queues));
         }
     };
-    let nic = match Nic::new_with(CardTransport::Pci(transport), random, set_vectors) {
+    let nic = match Nic::new_sized(CardTransport::Pci(transport), random, queue_size(), set_vectors) {
         Ok(nic) => nic,
         Err(e) => {
             log::error!("virtio-net at {}: {e}", function.address);

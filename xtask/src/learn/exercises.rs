@@ -79,6 +79,34 @@ fn no_race_check(_before: &Value, after: &Value) -> Result<String, String> {
     ))
 }
 
+/// The queue size the tiny-queue exercise asks for.
+const TINY_QUEUE: u16 = 8;
+/// Its echo stream: many times what 8 buffers hold.
+const TINY_QUEUE_ECHO: usize = 1 << 20;
+
+/// `net.queue_size=8`: eight descriptors a queue, as the boot log says;
+/// the echo stream still comes back whole, and no frame is dropped for want
+/// of a transmit buffer: the adapter offers smoltcp no transmit token while
+/// every buffer is with the card, so data waits in the socket instead.
+fn tiny_queue(before: &Value, after: &Value) -> Result<String, String> {
+    let full = moved(before, after, "/device/tx_queue_full");
+    let dropped = number(after, "/device/tx_drop_no_buffer");
+    if dropped != 0 || full != 0 {
+        return Err(format!("tx_drop_no_buffer {dropped}, tx_queue_full +{full}: frames were refused or dropped"));
+    }
+    Ok("tx_drop_no_buffer 0, tx_queue_full +0".into())
+}
+
+/// The boot log shows the queues the card was given.
+fn tiny_queue_log(lines: &[String]) -> Result<String, String> {
+    let want = format!("queues rx {TINY_QUEUE} tx {TINY_QUEUE},");
+    lines
+        .iter()
+        .any(|l| l.contains(&want))
+        .then(|| format!("the boot log says {want:?}"))
+        .ok_or_else(|| format!("no {want:?} in the boot log"))
+}
+
 /// `/stats`, parsed.
 fn stats(port: u16) -> Result<Value, String> {
     let text = clients::curl(&format!("http://127.0.0.1:{port}/stats"))?;
@@ -110,12 +138,39 @@ fn case(name: &'static str, cmdline: &str, judge: Judge, timeout: Duration) -> C
     }
 }
 
+/// The tiny-queue boot: the keep-alive load, then an echo stream.
+fn tiny_queue_case(timeout: Duration) -> Case {
+    let (http, echo) = (free_port(), free_port());
+    Case {
+        name: "exercise-tiny-queue",
+        boot: Boot {
+            cmdline: format!("net.queue_size={TINY_QUEUE}"),
+            nic: Some(Nic { forwards: vec![Forward::http(http), Forward::echo(echo)], ..Nic::default() }),
+            ..Boot::default()
+        },
+        expect: Expect::ServesPrinting(tiny_queue_log),
+        timeout,
+        client: Some(Box::new(move |_| {
+            clients::wait_until_serving(http, Duration::from_secs(60))?;
+            let before = stats(http)?;
+            let rate = clients::keep_alive(http, REQUESTS)?;
+            let echo_rate = clients::echo_stream(echo, TINY_QUEUE_ECHO)?;
+            let after = stats(http)?;
+            let verdict = tiny_queue(&before, &after)?;
+            Ok(format!(
+                "{REQUESTS} keep-alive requests at {rate:.0} req/s, 1 MiB echoed whole at {echo_rate:.1} MiB/s; {verdict}"
+            ))
+        })),
+    }
+}
+
 /// The exercise boots (docs/exercises.md).
 pub fn cases(timeout: Duration) -> Vec<Case> {
     vec![
         case("exercise-irq-off", "net.irq=off", irq_off, timeout),
         case("exercise-busy-poll", "net.poll=busy", busy, timeout),
         case("exercise-no-race-check", "net.race_check=off", no_race_check, timeout),
+        tiny_queue_case(timeout),
     ]
 }
 
@@ -150,5 +205,13 @@ mod tests {
         assert_eq!(line("exercise-irq-off").as_deref(), Some("net.irq=off"));
         assert_eq!(line("exercise-busy-poll").as_deref(), Some("net.poll=busy"));
         assert_eq!(line("exercise-no-race-check").as_deref(), Some("net.race_check=off"));
+        assert_eq!(line("exercise-tiny-queue").as_deref(), Some("net.queue_size=8"));
+        let log =
+            |l: &str| vec![format!("[ 0.1] INFO  nic: virtio-net: MAC 52:54:00:12:34:56, MTU 1500, link up, {l}, x")];
+        assert!(tiny_queue_log(&log("queues rx 8 tx 8")).is_ok());
+        assert!(tiny_queue_log(&log("queues rx 256 tx 256")).is_err());
+        let (zero, full) = (json!({"device": {"tx_queue_full": 0}}), json!({"device": {"tx_queue_full": 3}}));
+        assert!(tiny_queue(&zero, &zero).is_ok());
+        assert!(tiny_queue(&zero, &full).is_err());
     }
 }
