@@ -11,6 +11,50 @@ pub struct Items {
     types: HashSet<String>,
     /// String literals that could name a suite case (`"serve-trace"`).
     names: HashSet<String>,
+    /// Functions declared in an `impl` or `trait` block, by type name.
+    methods: HashSet<(String, String)>,
+}
+
+/// The type an `impl` or `trait` line opens a block for: `impl<T> Tr for
+/// a::Type<T> {` and `pub trait RxHalf {` give `Type` and `RxHalf`.
+fn block_owner(line: &str) -> Option<String> {
+    let text = line.trim_start();
+    let rest = if let Some(rest) = text.strip_prefix("impl") {
+        let rest = if rest.starts_with('<') { skip_generics(rest) } else { rest };
+        if !rest.starts_with([' ', '\t']) {
+            return None;
+        }
+        match rest.split_once(" for ") {
+            Some((_, target)) => target,
+            None => rest,
+        }
+    } else {
+        let mut words = text.split_whitespace().skip_while(|w| *w == "pub" || w.starts_with("pub(") || *w == "unsafe");
+        let keyword = words.next().filter(|w| ["trait", "struct"].contains(w))?;
+        &text[text.find(&format!("{keyword} "))? + keyword.len() + 1..]
+    };
+    let path: String =
+        rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+    let name = path.rsplit("::").next().unwrap_or(&path).to_string();
+    (!name.is_empty() && line.trim_end().ends_with('{')).then_some(name)
+}
+
+/// `text` after its leading `<...>` (nested).
+fn skip_generics(text: &str) -> &str {
+    let mut depth = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[i + 1..];
+                }
+            }
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// Words that may come before `fn` / `struct` ... in a declaration.
@@ -52,9 +96,35 @@ impl Items {
                 self.names.insert(literal.to_string());
             }
         }
+        // Open `impl`/`trait` blocks: (indent, type).
+        let mut blocks: Vec<(usize, String)> = Vec::new();
         for line in text.lines() {
+            let indent = line.len() - line.trim_start().len();
+            if line.trim() == "}" && blocks.last().is_some_and(|(i, _)| *i == indent) {
+                blocks.pop();
+                continue;
+            }
+            if let Some(owner) = block_owner(line) {
+                blocks.push((indent, owner));
+                continue;
+            }
+            // A struct's field (`pub name: Type,`) counts as a member too.
+            if let (Some((_, owner)), None) = (blocks.last(), declaration(line)) {
+                let field = line.trim_start().trim_start_matches("pub(crate) ").trim_start_matches("pub ");
+                if let Some((name, _)) = field.split_once(": ")
+                    && !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    self.methods.insert((owner.clone(), name.to_string()));
+                }
+            }
             match declaration(line) {
-                Some(("fn", name)) => self.functions.insert(name.to_string()),
+                Some(("fn", name)) => {
+                    if let Some((_, owner)) = blocks.last() {
+                        self.methods.insert((owner.clone(), name.to_string()));
+                    }
+                    self.functions.insert(name.to_string())
+                }
                 Some((_, name)) => self.types.insert(name.to_string()),
                 None => false,
             };
@@ -116,14 +186,24 @@ pub fn check(doc: &Doc, tree: &dyn Tree) -> Vec<Problem> {
                 continue;
             };
             let function = enclosing_function(&source, n).unwrap_or("?");
-            if let Some(shown) = gdb_source_line(line, next, n) {
-                // gdb's stop: `Breakpoint 2, f () at path:N` then `N\t<the line>`.
-                if at_line.trim() != shown.trim() {
-                    say(format!("`{path}:{n}` is `{}`, the transcript shows `{}`", at_line.trim(), shown.trim()));
-                }
-            } else if let Some(frame) = gdb_frame_function(line) {
+            if let Some(frame) = gdb_frame_function(line) {
                 if bare(frame) != function {
                     say(format!("`{path}:{n}` is in `fn {function}`, the transcript says `{}`", bare(frame)));
+                }
+            } else if let Some(stop) = gdb_stop_function(line) {
+                // gdb's stop: `Breakpoint 2, f () at path:N`, then `N<tab><the line>`.
+                match gdb_source_line(next) {
+                    Some((shown_n, _)) if shown_n != n => {
+                        say(format!("gdb stopped at `{path}:{n}` but the transcript then shows line {shown_n}"))
+                    }
+                    Some((_, shown)) if at_line.trim() != shown.trim() => {
+                        say(format!("`{path}:{n}` is `{}`, the transcript shows `{}`", at_line.trim(), shown.trim()))
+                    }
+                    Some(_) => {}
+                    None if bare(stop) != function => {
+                        say(format!("`{path}:{n}` is in `fn {function}`, the transcript says `{}`", bare(stop)))
+                    }
+                    None => {}
                 }
             } else if line.contains("panicked at ") {
                 // A panic sample: the message on the next line is the source line's.
@@ -180,13 +260,16 @@ fn check_span(span: &str, tree: &dyn Tree, say: &mut impl FnMut(String)) {
     let upper = |s: &str| s.starts_with(|c: char| c.is_ascii_uppercase());
     // `Type::function`: both must be declared (constants and variants are not checked).
     if upper(owner) && item.starts_with(|c: char| c.is_ascii_lowercase()) {
-        let found = |items: &Items| items.types.contains(owner) && items.functions.contains(item);
+        let key = (owner.to_string(), item.to_string());
+        let found = |items: &Items| items.methods.contains(&key);
         if found(tree.items()) || found(tree.dependency_items()) {
             return;
         }
         let items = tree.items();
         if !items.types.contains(owner) && !tree.dependency_items().types.contains(owner) {
             say(format!("`{span}`: no type `{owner}` is declared in the sources"));
+        } else if items.functions.contains(item) || tree.dependency_items().functions.contains(item) {
+            say(format!("`{span}`: `{owner}` has no function or field `{item}`"));
         } else {
             say(format!("`{span}`: no function `{item}` is declared in the sources"));
         }
@@ -198,14 +281,18 @@ pub fn backticked(line: &str) -> Vec<&str> {
     line.split('`').skip(1).step_by(2).collect()
 }
 
-/// For a gdb stop line (`Breakpoint 2, f () at path:N` or `f () at path:N`)
-/// followed by `N<tab>source`, the source text gdb showed.
-fn gdb_source_line<'a>(line: &str, next: &'a str, n: usize) -> Option<&'a str> {
-    if line.trim_start().starts_with('#') || !line.contains(" at ") {
-        return None;
-    }
-    let rest = next.strip_prefix(&n.to_string())?;
-    rest.starts_with(['\t', ' ']).then_some(rest)
+/// The function of a gdb stop line (`Breakpoint 2, f<T> () at path:N`).
+fn gdb_stop_function(line: &str) -> Option<&str> {
+    let before = line.split(" () at ").next().filter(|b| b.len() < line.len())?;
+    let name = before.rsplit([' ', ',']).next()?;
+    (!name.is_empty()).then_some(name)
+}
+
+/// The source line gdb prints after a stop: `N<tab>text` as (N, text).
+fn gdb_source_line(next: &str) -> Option<(usize, &str)> {
+    let digits = next.chars().take_while(char::is_ascii_digit).count();
+    let rest = &next[digits..];
+    (digits > 0 && rest.starts_with(['\t', ' '])).then(|| (next[..digits].parse().unwrap_or(0), rest))
 }
 
 /// The function of a backtrace frame (`#1  0x... in f<T> () at path:N`).
@@ -298,6 +385,19 @@ mod tests {
 
     const STACK: &str = "impl Stack {\n    pub fn poll(&mut self) {\n        let x = 1;\n        self.run();\n    }\n}\nfn other() {}\npub struct Stack;\n";
 
+    #[test]
+    fn methods_belong_to_their_impl_or_trait() {
+        let mut items = Items::default();
+        items.add_source("impl<H: Hal> RxHalf for RxRing<H> {\n    fn receive(&mut self) {}\n}\nfn free() {}\npub trait Dev {\n    fn flush(&mut self);\n}\nimpl a::B<T> {\n    pub(crate) fn go() {}\n}\n");
+        let has = |items: &Items, t: &str, f: &str| items.methods.contains(&(t.to_string(), f.to_string()));
+        assert!(has(&items, "RxRing", "receive") && has(&items, "Dev", "flush") && has(&items, "B", "go"));
+        assert!(!has(&items, "RxRing", "free") && !has(&items, "Dev", "receive"));
+        assert_eq!(block_owner("impl fmt::Display for Fired {"), Some("Fired".into()));
+        assert_eq!(block_owner("implement {"), None);
+        items.add_source("pub struct Config {\n    pub boot_secs: Option<u64>,\n    pub(crate) idle: u8,\n}\n");
+        assert!(has(&items, "Config", "boot_secs") && has(&items, "Config", "idle"));
+    }
+
     fn problems(doc: &str, files: &[(&str, &str)]) -> Vec<String> {
         check(&Doc::new("d.md", doc), &Fake::new(files)).iter().map(|p| p.what.clone()).collect()
     }
@@ -319,6 +419,12 @@ mod tests {
         let moved = "Breakpoint 2, poll () at net/src/stack.rs:4\n4\t        let x = 1;\n";
         let found = problems(moved, &[("net/src/stack.rs", STACK)]);
         assert!(found[0].contains("is `self.run();`, the transcript shows `let x = 1;`"), "{found:?}");
+        let renumbered = "Breakpoint 2, poll () at net/src/stack.rs:4\n3\t        let x = 1;\n";
+        let found = problems(renumbered, &[("net/src/stack.rs", STACK)]);
+        assert!(found[0].contains("then shows line 3"), "{found:?}");
+        // A stop without its source line: the function must still be right.
+        let found = problems("Breakpoint 3, other () at net/src/stack.rs:4\n#0 ...", &[("net/src/stack.rs", STACK)]);
+        assert!(found[0].contains("is in `fn poll`, the transcript says `other`"), "{found:?}");
     }
 
     #[test]
@@ -356,6 +462,8 @@ mod tests {
         assert_eq!(problems("`net/src/gone.rs`", &files), ["`net/src/gone.rs`: no such file or directory"]);
         assert!(problems("`fuzz/corpus/TARGET/`, `fuzz/logs/TARGET.log`, `fuzz/crash-…`", &files).is_empty());
         assert_eq!(problems("`Stack::pull`", &files), ["`Stack::pull`: no function `pull` is declared in the sources"]);
+        // `other` exists, but not as a method of `Stack`.
+        assert_eq!(problems("`Stack::other`", &files), ["`Stack::other`: `Stack` has no function or field `other`"]);
         assert_eq!(problems("`RxRing::poll`", &files), ["`RxRing::poll`: no type `RxRing` is declared in the sources"]);
         // Inside a code block a path is shown, not claimed.
         assert!(problems("```text\n`net/src/gone.rs`\n```", &files).is_empty());
