@@ -7,6 +7,8 @@
 //! net.ip=10.0.2.15/24        the static address (default: QEMU's user network)
 //! net.gateway=10.0.2.2       the static default gateway (default: QEMU's)
 //! http.idle_ms=15000         close HTTP connections idle this long
+//! net.ingress_budget=64      frames taken in per poll step (docs/exercises.md)
+//! net.nagle=off|on           Nagle's algorithm on the server sockets (docs/exercises.md)
 //! ```
 
 use core::fmt;
@@ -28,6 +30,13 @@ pub struct NetConfig {
     pub static_gateway: Option<Ipv4Addr>,
     /// HTTP connections idle this long are closed.
     pub http_idle: Duration,
+    /// Frames taken in per poll step before the apps and transmission get
+    /// their turn (at least 1; [`crate::stack::INGRESS_BUDGET`] by default).
+    pub ingress_budget: usize,
+    /// Nagle's algorithm (RFC 896) on the server sockets: off by default
+    /// (see [`crate::sockets::server_socket`] for why); on for the exercise
+    /// that shows what it does.
+    pub nagle: bool,
     /// Each echo socket's receive and send buffer, in bytes (not on the
     /// command line: the kernel sizes it to its heap with
     /// `EchoServer::buffer_for_heap`).
@@ -47,6 +56,8 @@ impl Default for NetConfig {
             static_ip: Ipv4Cidr::new(Ipv4Addr::new(10, 0, 2, 15), 24),
             static_gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
             http_idle: Duration::from_secs(15),
+            ingress_budget: crate::stack::INGRESS_BUDGET,
+            nagle: false,
             echo_buffer: crate::apps::echo::MAX_BUFFER,
             boot_unix_secs: None,
         }
@@ -74,11 +85,7 @@ impl NetConfig {
     pub fn from_lookup<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<NetConfig, ConfigError> {
         let mut c = NetConfig::default();
         if let Some(v) = get("net.dhcp") {
-            c.dhcp = match v {
-                "on" | "yes" | "1" => true,
-                "off" | "no" | "0" => false,
-                _ => return Err(ConfigError { key: "net.dhcp", reason: "expected on or off" }),
-            };
+            c.dhcp = on_off(v).ok_or(ConfigError { key: "net.dhcp", reason: "expected on or off" })?;
         }
         if let Some(v) = get("net.dhcp_wait_ms") {
             let ms = v.parse().map_err(|_| ConfigError { key: "net.dhcp_wait_ms", reason: "expected milliseconds" })?;
@@ -100,7 +107,30 @@ impl NetConfig {
                 v.parse().map_err(|_| ConfigError { key: "http.idle_ms", reason: "expected milliseconds" })?;
             c.http_idle = Duration::from_millis(ms.max(1));
         }
+        if let Some(v) = get("net.ingress_budget") {
+            let frames: usize = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_INGRESS_BUDGET).contains(n))
+                .ok_or(ConfigError { key: "net.ingress_budget", reason: "expected a number of frames, 1 to 1024" })?;
+            c.ingress_budget = frames;
+        }
+        if let Some(v) = get("net.nagle") {
+            c.nagle = on_off(v).ok_or(ConfigError { key: "net.nagle", reason: "expected on or off" })?;
+        }
         Ok(c)
+    }
+}
+
+/// The most frames a poll step may take in: a budget is a bound, and a
+/// larger one would let a flood starve transmission for longer.
+const MAX_INGRESS_BUDGET: usize = 1024;
+
+fn on_off(value: &str) -> Option<bool> {
+    match value {
+        "on" | "yes" | "1" => Some(true),
+        "off" | "no" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -134,8 +164,12 @@ mod test {
             ("net.ip", "192.0.2.7/25"),
             ("net.gateway", "none"),
             ("http.idle_ms", "2000"),
+            ("net.ingress_budget", "1"),
+            ("net.nagle", "on"),
         ]))
         .unwrap();
+        assert_eq!(c.ingress_budget, 1);
+        assert!(c.nagle);
         assert!(!c.dhcp);
         assert_eq!(c.dhcp_wait, Duration::from_millis(500));
         assert_eq!(c.static_ip, Ipv4Cidr::new(Ipv4Addr::new(192, 0, 2, 7), 25));
@@ -151,6 +185,9 @@ mod test {
             ("net.ip", "10.0.2.15/33"),
             ("net.gateway", "x"),
             ("net.dhcp_wait_ms", "-1"),
+            ("net.ingress_budget", "0"),
+            ("net.ingress_budget", "1025"),
+            ("net.nagle", "sometimes"),
         ] {
             let err = NetConfig::from_lookup(lookup(&[(key, value)])).unwrap_err();
             assert_eq!(err.key, key);

@@ -24,7 +24,8 @@ use crate::sockets::socket_states;
 use crate::stats::{self, HostStats};
 
 /// Frames taken in per poll step before sockets and timers get their turn,
-/// so that a flood cannot starve transmission or TCP's timers.
+/// so that a flood cannot starve transmission or TCP's timers (the default
+/// of `net.ingress_budget`, [`NetConfig::ingress_budget`]).
 pub const INGRESS_BUDGET: usize = 64;
 /// While connections are open, the apps are polled at least this often, so
 /// their idle timeouts and the TIME-WAIT linger are kept to within this.
@@ -110,6 +111,12 @@ impl Stack {
         let dhcp = config.dhcp.then(|| sockets.add(dhcpv4::Socket::new()));
         let echo = EchoServer::new(&mut sockets, config.echo_buffer);
         let http = HttpServer::new(&mut sockets, config.http_idle);
+        // Every server socket is made with Nagle off; the exercise turns it on.
+        for (_, socket) in sockets.iter_mut() {
+            if let smoltcp::socket::Socket::Tcp(tcp) = socket {
+                tcp.set_nagle_enabled(config.nagle);
+            }
+        }
         let mut stack = Stack {
             iface,
             sockets,
@@ -134,7 +141,7 @@ impl Stack {
         &self.ipv4
     }
 
-    /// One bounded step: up to `INGRESS_BUDGET` received frames, address
+    /// One bounded step: up to `ingress_budget` received frames, address
     /// maintenance, the apps, transmission, and a flush of the device.
     /// `host` is the kernel's part of `/stats`, as of now.
     /// Returns whether anything happened (a frame in or out, a state change).
@@ -147,7 +154,7 @@ impl Stack {
         let now = instant(now);
         let mut busy = false;
         self.iface.poll_maintenance(now);
-        for _ in 0..INGRESS_BUDGET {
+        for _ in 0..self.config.ingress_budget {
             match self.iface.poll_ingress_single(now, adapter, &mut self.sockets) {
                 PollIngressSingleResult::None => break,
                 _ => busy = true,

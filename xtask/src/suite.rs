@@ -1,6 +1,8 @@
 //! `cargo xtask qemu`: the whole test suite.
 //!
-//! 1. Lint (rustfmt, clippy, rustdoc), then host unit tests of the libraries and of xtask.
+//! 1. Lint (rustfmt, clippy, rustdoc), then host unit tests of the libraries and of xtask,
+//!    then the doc checks (`doccheck`: the docs' line references, paths,
+//!    names, xtask flags and code examples against the code).
 //! 2. The kernel's own tests (`mode=test`), booted from BIOS on q35 and pc,
 //!    from UEFI on q35, and straight from the ELF (`-kernel`, PVH) on q35 and
 //!    pc. A boot passes only if QEMU exits with the kernel's success code *and*
@@ -580,6 +582,8 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let suite_started = Instant::now();
     lint()?;
     host_tests()?;
+    // README.md and docs/ against the code (xtask/src/doccheck/).
+    crate::doccheck::run(None)?;
     // The fuzz targets, briefly (xtask/src/fuzz.rs); also with --filter fuzz.
     if filter.is_none_or(|f| "fuzz".contains(f)) {
         let fuzzed = crate::fuzz::run(Duration::from_secs(crate::fuzz::SUITE_SECONDS))?;
@@ -597,6 +601,7 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let cases: Vec<Case> = cases(timeout)
         .into_iter()
         .chain(crate::learn::cases::cases(timeout))
+        .chain(crate::learn::exercises::cases(timeout))
         .chain(crate::impair::case::cases(timeout))
         // The damaged-link cases run only when asked for (see impair/case.rs).
         .filter(|c| filter.map_or(!crate::impair::case::OPT_IN.contains(&c.name), |f| c.name.contains(f)))
