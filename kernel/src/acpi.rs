@@ -1,5 +1,6 @@
-//! ACPI tables, read with the `acpi` crate: today only the MCFG, which says
-//! where PCI Express configuration space (ECAM) is mapped.
+//! ACPI tables, read with the `acpi` crate: the MCFG (or, on QEMU's microvm,
+//! the DSDT's `_CBA`), which says where PCI Express configuration space
+//! (ECAM) is mapped, and the MADT's I/O APIC.
 //!
 //! Firmware puts the tables in RAM below 4 GiB, which the bootloader's
 //! physical-memory mapping covers, so "mapping" a table is an addition.
@@ -42,9 +43,13 @@ pub struct EcamRegion {
     pub start_bus: u8,
     /// Last bus decoded.
     pub end_bus: u8,
+    /// Which table announced it: "MCFG" or "DSDT _CBA".
+    pub source: &'static str,
 }
 
-/// The first ECAM region of segment 0, if the firmware has an MCFG.
+/// The first ECAM region of segment 0: from the MCFG, or without one from
+/// the host bridge's `_CBA` in the DSDT (QEMU's `microvm,pcie=on` publishes
+/// no MCFG).
 pub fn find_ecam(rsdp: u64) -> Option<EcamRegion> {
     // SAFETY: `rsdp` is the RSDP address the bootloader got from the firmware.
     let tables = match unsafe { AcpiTables::from_rsdp(PhysMapHandler, rsdp as usize) } {
@@ -54,7 +59,9 @@ pub fn find_ecam(rsdp: u64) -> Option<EcamRegion> {
             return None;
         }
     };
-    let mcfg = tables.find_table::<Mcfg>().ok()?;
+    let Ok(mcfg) = tables.find_table::<Mcfg>() else {
+        return dsdt_ecam(&tables);
+    };
     // `entries()` trusts the header's length; check it first.
     let length = { mcfg.header().length }; // a copy: the header is packed
     if (length as usize) < size_of::<Mcfg>() {
@@ -63,7 +70,27 @@ pub fn find_ecam(rsdp: u64) -> Option<EcamRegion> {
     }
     let entry = mcfg.entries().iter().find(|e| e.pci_segment_group == 0)?;
     let entry = *entry; // a copy: the entries are packed
-    Some(EcamRegion { base: entry.base_address, start_bus: entry.bus_number_start, end_bus: entry.bus_number_end })
+    Some(EcamRegion {
+        base: entry.base_address,
+        start_bus: entry.bus_number_start,
+        end_bus: entry.bus_number_end,
+        source: "MCFG",
+    })
+}
+
+/// The ECAM base a constant `_CBA` in the DSDT returns. `_CBA` gives no bus
+/// range; the host bridge's `_CRS` would, but reading it takes an AML
+/// interpreter, so Skiff assumes all 256 buses (QEMU's microvm decodes
+/// exactly those: 256 MiB at 0xE0000000) and the scan stops at empty buses.
+fn dsdt_ecam(tables: &AcpiTables<PhysMapHandler>) -> Option<EcamRegion> {
+    let dsdt = tables.dsdt().ok()?;
+    let virt = memory::phys_to_virt(x86_64::PhysAddr::new(dsdt.address as u64))?;
+    // SAFETY: the DSDT lies in RAM that the physical-memory mapping covers for
+    // the kernel's whole life, and `length` is the AML's length from its header
+    // (the `acpi` crate checked the table's checksum over it).
+    let aml = unsafe { core::slice::from_raw_parts(virt.as_ptr::<u8>(), dsdt.length as usize) };
+    let base = skiff_drivers::pci::find_cba(aml)?;
+    Some(EcamRegion { base, start_bus: 0, end_bus: u8::MAX, source: "DSDT _CBA" })
 }
 
 /// The I/O APIC that receives legacy and PCI INTx interrupts.

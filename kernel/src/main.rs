@@ -109,6 +109,7 @@ fn kernel_main(boot: BootDescription) -> ! {
     let mut pci = pci::init(rsdp);
     // `net.irq=off` keeps MSI-X off, to run the card without interrupts.
     let use_irq = cmdline.get("net.irq") != Some("off");
+    nic::set_queue_size(cmdline.get("net.queue_size"));
     // A card the machine announced on the command line (virtio-mmio, QEMU's
     // microvm), else one on PCI.
     let nic = nic_mmio::init(cmdline.as_str(), use_irq).or_else(|| nic::init(&mut pci, use_irq, rsdp));
@@ -180,7 +181,11 @@ fn serve(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &cmdline::Cmdline) -> ! 
     let stack = Stack::new(&mut adapter, config, seed, clock::now());
     log::info!("net: serving TCP echo on port {} and HTTP on port {}", echo::PORT, http::PORT);
     println!("Skiff is up.");
-    runloop::run(adapter, stack, signal, cmdline.get("net.poll") == Some("busy"))
+    let options = runloop::Options {
+        busy: cmdline.get("net.poll") == Some("busy"),
+        race_check: cmdline.get("net.race_check") != Some("off"),
+    };
+    runloop::run(adapter, stack, signal, options)
 }
 
 /// Sleeps until the next interrupt, forever.

@@ -15,13 +15,13 @@
 
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, Ordering};
 
 use skiff_drivers::pci::intx::{self, Pins, STORM_LIMIT, STORM_RETRY, SharedLines};
 use skiff_drivers::pci::{self, BarInfo, ConfigurationAccess, Function, MsixInfo, MsixTable};
 use skiff_drivers::virtio::card::CardTransport;
 use skiff_drivers::virtio::legacy::CpuPorts;
-use skiff_drivers::virtio::net::{Mac, NetFeatures, VirtioNet};
+use skiff_drivers::virtio::net::{MAX_QUEUE_SIZE, Mac, NetFeatures, VirtioNet};
 use skiff_drivers::virtio::pci::{VectorError, is_virtio_net, probe};
 use skiff_net::device::NetDevice;
 
@@ -43,10 +43,64 @@ const ENTRIES_NEEDED: u16 = 3;
 const RX_QUEUE: u16 = 0;
 const TX_QUEUE: u16 = 1;
 
+/// The most descriptors per queue to ask the card for (`net.queue_size`).
+static QUEUE_SIZE: AtomicU16 = AtomicU16::new(MAX_QUEUE_SIZE);
+
+/// Reads `net.queue_size` (1 to `MAX_QUEUE_SIZE`; a modern card rounds it
+/// down to a power of two, a legacy one keeps its own), before the card is
+/// brought up. Only the exercise that shows a tiny queue sets it.
+pub fn set_queue_size(value: Option<&str>) {
+    let Some(value) = value else { return };
+    match value.parse::<u16>() {
+        Ok(n) if (1..=MAX_QUEUE_SIZE).contains(&n) => QUEUE_SIZE.store(n, Ordering::Relaxed),
+        _ => log::warn!("net.queue_size={value} ignored: expected 1 to {MAX_QUEUE_SIZE}"),
+    }
+}
+
+/// The queue size to ask a card for.
+pub fn queue_size() -> u16 {
+    QUEUE_SIZE.load(Ordering::Relaxed)
+}
+
 /// Set by the card's interrupt handlers; the main loop clears it.
 pub static WORK_PENDING: AtomicBool = AtomicBool::new(false);
 /// Set by the configuration-change handler: re-read the link.
 pub static CONFIG_CHANGED: AtomicBool = AtomicBool::new(false);
+/// Which of the card's interrupts fired since the main loop last asked
+/// (`take_fired`), for the packet trace's wake-up lines.
+static FIRED: AtomicU8 = AtomicU8::new(0);
+const FIRED_RX: u8 = 1 << 0;
+const FIRED_TX: u8 = 1 << 1;
+const FIRED_CONFIG: u8 = 1 << 2;
+const FIRED_INTX: u8 = 1 << 3;
+
+/// The card's interrupts that fired, as the trace names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fired(u8);
+
+impl core::fmt::Display for Fired {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        let mut sep = "";
+        let mut name = |f: &mut core::fmt::Formatter, bit: u8, args: core::fmt::Arguments| {
+            if self.0 & bit == 0 {
+                return Ok(());
+            }
+            f.write_str(sep)?;
+            sep = " + ";
+            f.write_fmt(args)
+        };
+        name(f, FIRED_RX, format_args!("rx interrupt (vector {NIC_RX_VECTOR:#x})"))?;
+        name(f, FIRED_TX, format_args!("tx interrupt (vector {NIC_TX_VECTOR:#x})"))?;
+        name(f, FIRED_CONFIG, format_args!("config interrupt (vector {NIC_CONFIG_VECTOR:#x})"))?;
+        name(f, FIRED_INTX, format_args!("INTx interrupt (rx, tx or config: the ISR says which)"))?;
+        if self.0 == 0 { f.write_str("no card interrupt") } else { Ok(()) }
+    }
+}
+
+/// The card's interrupts that fired since the last call.
+pub fn take_fired() -> Fired {
+    Fired(FIRED.swap(0, Ordering::AcqRel))
+}
 
 /// How the card signals work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +130,10 @@ const Q35_PCI_GSIS: core::ops::RangeInclusive<u32> = 16..=23;
 /// empty, turns on bus mastering, sets up MSI-X where it can, and
 /// initialises it. `None` (logged) if there is none or it cannot be driven.
 pub fn init(pci: &mut Pci, use_msix: bool, rsdp: Option<u64>) -> Option<(Nic, Signal)> {
-    let (memory_window, io_window) = pci::free_windows(&pci.functions);
+    let (mut memory_window, io_window) = pci::free_windows(&pci.functions);
+    if let Some(base) = pci.ecam_base {
+        memory_window = memory_window.clear_of(base, pci::Ecam::SIZE as u64);
+    }
     let Some(function) = pci.functions.iter_mut().find(|f| is_virtio_net(f)) else {
         log::warn!("no virtio-net card found (QEMU: -device virtio-net-pci)");
         return None;
@@ -166,6 +223,7 @@ fn on_intx(vector: u8) {
         ioapic::set_masked(gsi, true);
         INTX_PENDING.fetch_or(1 << i, Ordering::AcqRel);
     }
+    FIRED.fetch_or(FIRED_INTX, Ordering::AcqRel);
     WORK_PENDING.store(true, Ordering::Release);
 }
 
@@ -270,12 +328,14 @@ fn setup_msix(pci: &mut Pci, function: &Function) -> Option<()> {
 }
 
 /// A queue's MSI-X vector: note the work; the main loop does it.
-fn on_queue(_vector: u8) {
+fn on_queue(vector: u8) {
+    FIRED.fetch_or(if vector == NIC_RX_VECTOR { FIRED_RX } else { FIRED_TX }, Ordering::AcqRel);
     WORK_PENDING.store(true, Ordering::Release);
 }
 
 /// The configuration-change vector: note it; the main loop re-reads the link.
 fn on_config_change(_vector: u8) {
+    FIRED.fetch_or(FIRED_CONFIG, Ordering::AcqRel);
     CONFIG_CHANGED.store(true, Ordering::Release);
     WORK_PENDING.store(true, Ordering::Release);
 }
@@ -303,7 +363,7 @@ fn bring_up(pci: &mut Pci, function: &Function, msix_enabled: bool) -> Option<(N
             vectors = Some(transport.set_msix_vectors::<KernelHal, _>(&access, function, ENTRY_CONFIG, &queues));
         }
     };
-    let nic = match Nic::new_with(CardTransport::Pci(transport), random, set_vectors) {
+    let nic = match Nic::new_sized(CardTransport::Pci(transport), random, queue_size(), set_vectors) {
         Ok(nic) => nic,
         Err(e) => {
             log::error!("virtio-net at {}: {e}", function.address);

@@ -47,7 +47,7 @@ pub fn init(cmdline: &str, use_irq: bool) -> Option<(Nic, Signal)> {
             continue;
         }
         let (random, source) = entropy::seed();
-        let nic = match Nic::new_with(CardTransport::Mmio(transport), random, |_| {}) {
+        let nic = match Nic::new_sized(CardTransport::Mmio(transport), random, crate::nic::queue_size(), |_| {}) {
             Ok(nic) => nic,
             Err(e) => {
                 log::error!("virtio-net at {:#x} (virtio-mmio): {e}", device.base);

@@ -1,7 +1,8 @@
 //! Reaching PCI configuration space, and the bus scan at boot.
 //!
-//! With an ACPI MCFG (q35) Skiff maps the ECAM region uncached; without one
-//! (`-machine pc`) it uses the port mechanism at 0xCF8/0xCFC. The scan
+//! With an ACPI MCFG (q35), or a `_CBA` in the DSDT (`microvm,pcie=on`),
+//! Skiff maps the ECAM region uncached; without either (`-machine pc`) it
+//! uses the port mechanism at 0xCF8/0xCFC. The scan
 //! itself is `skiff_drivers::pci`.
 
 use alloc::vec::Vec;
@@ -51,14 +52,18 @@ pub struct Pci {
     pub access: ConfigAccess,
     pub functions: Vec<Function>,
     pub mechanism: &'static str,
+    /// The ECAM region's physical base, when config access goes through
+    /// one: BAR assignment keeps clear of it.
+    pub ecam_base: Option<u64>,
 }
 
 /// Picks the configuration mechanism and scans the buses it reaches.
 pub fn init(rsdp: Option<u64>) -> Pci {
-    let (access, buses, mechanism) = match rsdp.and_then(acpi::find_ecam) {
+    let ecam = rsdp.and_then(acpi::find_ecam);
+    let (access, buses, mechanism) = match ecam {
         Some(ecam) if ecam.start_bus == 0 => match ecam_access(ecam.base) {
             Some(access) => {
-                log::info!("ECAM at {:#x} (MCFG), buses {}-{}", ecam.base, ecam.start_bus, ecam.end_bus);
+                log::info!("ECAM at {:#x} ({}), buses {}-{}", ecam.base, ecam.source, ecam.start_bus, ecam.end_bus);
                 (access, ecam.start_bus..=ecam.end_bus, "ECAM")
             }
             None => port_access(),
@@ -75,7 +80,11 @@ pub fn init(rsdp: Option<u64>) -> Pci {
     let mut root = PciRoot::new(access.clone());
     let functions = pci::scan(&mut root, buses);
     log::info!("{} functions found", functions.len());
-    Pci { root, access, functions, mechanism }
+    let ecam_base = match access {
+        ConfigAccess::Ecam(_) => ecam.map(|e| e.base),
+        ConfigAccess::Port(_) => None,
+    };
+    Pci { root, access, functions, mechanism, ecam_base }
 }
 
 fn port_access() -> (ConfigAccess, RangeInclusive<u8>, &'static str) {

@@ -22,6 +22,7 @@ use core::time::Duration;
 use skiff_net::device::{NetDevice, TxHalf};
 use skiff_net::phy::Adapter;
 use skiff_net::stack::Stack;
+use skiff_net::trace::TARGET as TRACE;
 use x86_64::instructions::interrupts;
 
 use crate::nic::{self, Signal};
@@ -62,6 +63,18 @@ impl Mode {
     }
 }
 
+/// How the loop is asked to run, from the kernel command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Never halt (`net.poll=busy`).
+    pub busy: bool,
+    /// Look for work once more after turning interrupts back on (step 3).
+    /// Only `net.race_check=off` turns it off, for the exercise that shows
+    /// what it is for (docs/exercises.md): without it, a frame that came in
+    /// while interrupts were off waits for the next interrupt or the timer.
+    pub race_check: bool,
+}
+
 /// Wake-ups by cause, and time spent halted, for `/stats`.
 pub static WAKE_DEVICE: AtomicU64 = AtomicU64::new(0);
 pub static WAKE_TIMER: AtomicU64 = AtomicU64::new(0);
@@ -72,14 +85,17 @@ pub static HALTED_TSC: AtomicU64 = AtomicU64::new(0);
 pub static LOOP_START_TSC: AtomicU64 = AtomicU64::new(0);
 
 /// Serves until the card fails (then QEMU exits with `DeviceFailed`).
-pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Signal, busy: bool) -> ! {
-    let mode = match (busy, signal) {
+pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Signal, options: Options) -> ! {
+    let mode = match (options.busy, signal) {
         (true, _) => Mode::Busy,
         (false, Signal::Msix | Signal::Intx) => Mode::Interrupts,
         (false, Signal::None) => Mode::TimerPoll,
     };
     status::set_mode(mode);
     log::info!("main loop: {}", mode.name());
+    if !options.race_check {
+        log::warn!("main loop: the re-enable race re-check is off (net.race_check=off): work may wait for the timer");
+    }
     LOOP_START_TSC.store(clock::rdtsc(), Ordering::Relaxed);
     loop {
         // 1. Work, with the card quiet.
@@ -118,29 +134,38 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
         }
         apic::TIMER_EXPIRED.store(false, Ordering::Release);
         apic::arm_timer(sleep);
+        log::trace!(target: TRACE, "sleep   for up to {} us (the stack's next deadline, or the heartbeat)", sleep.as_micros());
 
         // 3. Interrupts back on; look again; sleep.
         if mode == Mode::Interrupts {
             adapter.device_mut().set_interrupts(true);
         }
         interrupts::disable();
-        if nic::WORK_PENDING.swap(false, Ordering::AcqRel) || adapter.device().has_work() {
+        if options.race_check && (nic::WORK_PENDING.swap(false, Ordering::AcqRel) || adapter.device().has_work()) {
             interrupts::enable();
             SLEEPS_RACED.fetch_add(1, Ordering::Relaxed);
+            log::trace!(target: TRACE, "sleep   skipped: work came in while interrupts were turned back on ({})", nic::take_fired());
             continue;
         }
+        // Forget what fired before this point, so that the wake-up line
+        // names only the interrupt that ended the halt.
+        nic::take_fired();
         let before = clock::rdtsc();
         interrupts::enable_and_hlt();
         HALTED_TSC.fetch_add(clock::rdtsc() - before, Ordering::Relaxed);
+        let halted = clock::since(before).as_micros();
         if nic::WORK_PENDING.swap(false, Ordering::AcqRel) {
             WAKE_DEVICE.fetch_add(1, Ordering::Relaxed);
+            log::trace!(target: TRACE, "wake    by the card: {}, after {halted} us halted", nic::take_fired());
         } else if apic::TIMER_EXPIRED.load(Ordering::Acquire) {
             WAKE_TIMER.fetch_add(1, Ordering::Relaxed);
+            log::trace!(target: TRACE, "wake    by the timer (local APIC), after {halted} us halted");
             // A heartbeat for cards that change without telling (a device
             // may set DEVICE_NEEDS_RESET and send no notification).
             adapter.device_mut().config_changed();
         } else {
             WAKE_OTHER.fetch_add(1, Ordering::Relaxed);
+            log::trace!(target: TRACE, "wake    by another interrupt, after {halted} us halted");
         }
     }
 }

@@ -10,6 +10,8 @@
 //! net.max_conns=N            connections at once (default: what the heap holds)
 //! net.max_conns_per_peer=N   connections at once from one address (default 3/4 of max_conns)
 //! net.backlog=N              SYNs waiting for a slot (default: what the heap holds)
+//! net.ingress_budget=64      frames taken in per poll step (docs/exercises.md)
+//! net.nagle=off|on           Nagle's algorithm on the server sockets (docs/exercises.md)
 //! ```
 
 use core::fmt;
@@ -31,6 +33,13 @@ pub struct NetConfig {
     pub static_gateway: Option<Ipv4Addr>,
     /// HTTP connections idle this long are closed.
     pub http_idle: Duration,
+    /// Frames taken in per poll step before the apps and transmission get
+    /// their turn (at least 1; [`crate::stack::INGRESS_BUDGET`] by default).
+    pub ingress_budget: usize,
+    /// Nagle's algorithm (RFC 896) on the server sockets: off by default
+    /// (see [`crate::sockets::server_socket`] for why); on for the exercise
+    /// that shows what it does.
+    pub nagle: bool,
     /// Each echo socket's receive and send buffer, in bytes (not on the
     /// command line: the kernel sizes it to its heap with
     /// `EchoServer::buffer_for_heap`).
@@ -60,6 +69,8 @@ impl Default for NetConfig {
             static_ip: Ipv4Cidr::new(Ipv4Addr::new(10, 0, 2, 15), 24),
             static_gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
             http_idle: Duration::from_secs(15),
+            ingress_budget: crate::stack::INGRESS_BUDGET,
+            nagle: false,
             echo_buffer: crate::apps::echo::MAX_BUFFER,
             max_conns: None,
             max_conns_per_peer: None,
@@ -90,11 +101,7 @@ impl NetConfig {
     pub fn from_lookup<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<NetConfig, ConfigError> {
         let mut c = NetConfig::default();
         if let Some(v) = get("net.dhcp") {
-            c.dhcp = match v {
-                "on" | "yes" | "1" => true,
-                "off" | "no" | "0" => false,
-                _ => return Err(ConfigError { key: "net.dhcp", reason: "expected on or off" }),
-            };
+            c.dhcp = on_off(v).ok_or(ConfigError { key: "net.dhcp", reason: "expected on or off" })?;
         }
         if let Some(v) = get("net.dhcp_wait_ms") {
             let ms = v.parse().map_err(|_| ConfigError { key: "net.dhcp_wait_ms", reason: "expected milliseconds" })?;
@@ -116,6 +123,17 @@ impl NetConfig {
                 v.parse().map_err(|_| ConfigError { key: "http.idle_ms", reason: "expected milliseconds" })?;
             c.http_idle = Duration::from_millis(ms.max(1));
         }
+        if let Some(v) = get("net.ingress_budget") {
+            let frames: usize = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_INGRESS_BUDGET).contains(n))
+                .ok_or(ConfigError { key: "net.ingress_budget", reason: "expected a number of frames, 1 to 1024" })?;
+            c.ingress_budget = frames;
+        }
+        if let Some(v) = get("net.nagle") {
+            c.nagle = on_off(v).ok_or(ConfigError { key: "net.nagle", reason: "expected on or off" })?;
+        }
         for (key, field) in [
             ("net.max_conns", &mut c.max_conns),
             ("net.max_conns_per_peer", &mut c.max_conns_per_peer),
@@ -134,6 +152,18 @@ impl NetConfig {
     pub fn limits(&self) -> crate::pool::Limits {
         let max_conns = self.max_conns.unwrap_or(crate::pool::DEFAULT_MAX_CONNS);
         crate::pool::Limits::new(max_conns, self.max_conns_per_peer, self.backlog)
+    }
+}
+
+/// The most frames a poll step may take in: a budget is a bound, and a
+/// larger one would let a flood starve transmission for longer.
+const MAX_INGRESS_BUDGET: usize = 1024;
+
+fn on_off(value: &str) -> Option<bool> {
+    match value {
+        "on" | "yes" | "1" => Some(true),
+        "off" | "no" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -167,10 +197,16 @@ mod test {
             ("net.ip", "192.0.2.7/25"),
             ("net.gateway", "none"),
             ("http.idle_ms", "2000"),
+            ("net.ingress_budget", "1"),
+            ("net.nagle", "on"),
             ("net.max_conns", "100"),
             ("net.max_conns_per_peer", "10"),
+            ("net.backlog", "7"),
         ]))
         .unwrap();
+        assert_eq!(c.backlog, Some(7));
+        assert_eq!(c.ingress_budget, 1);
+        assert!(c.nagle);
         assert!(!c.dhcp);
         assert_eq!(c.dhcp_wait, Duration::from_millis(500));
         assert_eq!(c.static_ip, Ipv4Cidr::new(Ipv4Addr::new(192, 0, 2, 7), 25));
@@ -187,8 +223,12 @@ mod test {
             ("net.ip", "10.0.2.15/33"),
             ("net.gateway", "x"),
             ("net.dhcp_wait_ms", "-1"),
+            ("net.ingress_budget", "0"),
+            ("net.ingress_budget", "1025"),
+            ("net.nagle", "sometimes"),
             ("net.max_conns", "0"),
             ("net.max_conns_per_peer", "many"),
+            ("net.backlog", "-3"),
         ] {
             let err = NetConfig::from_lookup(lookup(&[(key, value)])).unwrap_err();
             assert_eq!(err.key, key);

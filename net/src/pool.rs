@@ -20,7 +20,7 @@
 //!   (`syn_dropped_full`), as Linux drops a SYN when its queue is full: the
 //!   client retries instead of failing;
 //! - otherwise it waits half-open here until the handshake completes (or for
-//!   `SYN_RECEIVED_TIMEOUT`), then becomes a [`Connection`] its app owns, until
+//!   `SYN_RECEIVED_TIMEOUT`), then becomes a [`ServerSocket`] its app owns, until
 //!   the app gives it back with [`Pool::release`].
 //!
 //! "Dropped silently" means removed from the socket set before the stack
@@ -39,7 +39,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint};
 
 use crate::json::JsonWriter;
 use crate::recent::{Ending, Follow, RecentConnections};
-use crate::sockets::{Connection, SYN_RECEIVED_TIMEOUT, millis, server_socket};
+use crate::sockets::{SYN_RECEIVED_TIMEOUT, ServerSocket, millis, server_socket};
 use crate::trace;
 
 /// Sockets per port waiting in LISTEN. One would do (they are refilled after
@@ -136,7 +136,7 @@ struct Port {
     /// Connections handed to the app and not yet given back.
     owned: usize,
     /// Connections that completed their handshake, for the app to take.
-    accepted: Vec<Connection>,
+    accepted: Vec<ServerSocket>,
     /// The next connection's number, for its name (`http#N`).
     next_index: usize,
 }
@@ -152,7 +152,7 @@ struct Queued {
 
 struct HalfOpen {
     port: usize,
-    conn: Connection,
+    conn: ServerSocket,
     began: Instant,
 }
 
@@ -212,6 +212,8 @@ pub struct Pool {
     steps: u64,
     /// A connection lingers in TIME-WAIT until the next step.
     lingering: bool,
+    /// Nagle's algorithm on new sockets.
+    nagle: bool,
 }
 
 impl Pool {
@@ -229,6 +231,7 @@ impl Pool {
             per_peer_refused: 0,
             steps: 0,
             lingering: false,
+            nagle: false,
         }
     }
 
@@ -237,10 +240,22 @@ impl Pool {
         self.limits
     }
 
+    /// Nagle's algorithm on every socket made from now on (`net.nagle`; off
+    /// by default, see `crate::sockets::server_socket`).
+    pub fn set_nagle(&mut self, on: bool) {
+        self.nagle = on;
+    }
+
+    /// A new listener for `spec`'s port.
+    fn listener(&self, spec: &PortSpec) -> tcp::Socket<'static> {
+        let mut socket = server_socket(spec.rx, spec.tx, spec.port);
+        socket.set_nagle_enabled(self.nagle);
+        socket
+    }
+
     /// Serves `spec`'s port: its listeners go into `sockets` now.
     pub fn add_port(&mut self, sockets: &mut SocketSet<'static>, spec: PortSpec) {
-        let listeners =
-            (0..LISTENERS_PER_PORT).map(|_| sockets.add(server_socket(spec.rx, spec.tx, spec.port))).collect();
+        let listeners = (0..LISTENERS_PER_PORT).map(|_| sockets.add(self.listener(&spec))).collect();
         self.ports.push(Port { spec, listeners, half_open: 0, owned: 0, accepted: Vec::new(), next_index: 0 });
     }
 
@@ -261,7 +276,7 @@ impl Pool {
                 }
                 let (state, remote) = (socket.state(), socket.remote_endpoint());
                 let spec = self.ports[p].spec;
-                self.ports[p].listeners[l] = sockets.add(server_socket(spec.rx, spec.tx, spec.port));
+                self.ports[p].listeners[l] = sockets.add(self.listener(&spec));
                 self.admit(sockets, recent, now, p, handle, state, remote);
             }
         }
@@ -332,7 +347,7 @@ impl Pool {
         follow.observe(recent, tcp::State::Listen, None, millis(now));
         follow.observe(recent, tcp::State::SynReceived, Some(remote), millis(now));
         *self.peers.entry(remote.addr).or_insert(0) += 1;
-        let conn = Connection::new(handle, Some(remote.addr), now, follow);
+        let conn = ServerSocket::new(handle, Some(remote.addr), now, follow);
         self.half_open.push_back(HalfOpen { port: p, conn, began: now });
     }
 
@@ -456,7 +471,7 @@ impl Pool {
             + self.ports.iter().map(|p| p.accepted.capacity()).sum::<usize>()
     }
 
-    /// The current poll step's number, for `Connection::begin`.
+    /// The current poll step's number, for `ServerSocket::begin`.
     pub fn step_number(&self) -> u64 {
         self.steps
     }
@@ -475,7 +490,7 @@ impl Pool {
 
     /// The connections on `port` that completed their handshake since the
     /// last call: the app owns them from now on.
-    pub fn accept(&mut self, port: u16) -> impl Iterator<Item = Connection> + '_ {
+    pub fn accept(&mut self, port: u16) -> impl Iterator<Item = ServerSocket> + '_ {
         let found = self.ports.iter_mut().find(|p| p.spec.port == port);
         found.into_iter().flat_map(|p| {
             p.owned += p.accepted.len();
@@ -486,7 +501,7 @@ impl Pool {
     /// Takes back a connection on `port` that has ended (`Turn::Ended`):
     /// the one place where a socket leaves the app and goes back to the pool.
     /// Its socket is freed, buffers and all.
-    pub fn release(&mut self, sockets: &mut SocketSet<'static>, port: u16, conn: Connection) {
+    pub fn release(&mut self, sockets: &mut SocketSet<'static>, port: u16, conn: ServerSocket) {
         if let Some(p) = self.ports.iter_mut().find(|p| p.spec.port == port) {
             p.owned = p.owned.saturating_sub(1);
         }

@@ -64,10 +64,10 @@ pub fn close(socket: &mut tcp::Socket) {
 }
 
 /// A connection an app owns: a socket that left LISTEN, taken from the
-/// pool (`crate::pool`) and given back to it when [`Connection::begin`]
+/// pool (`crate::pool`) and given back to it when [`ServerSocket::begin`]
 /// says it has ended.
 #[derive(Debug)]
-pub struct Connection {
+pub struct ServerSocket {
     handle: SocketHandle,
     /// The peer's address, as counted against its per-peer limit.
     peer: Option<IpAddress>,
@@ -80,7 +80,7 @@ pub struct Connection {
     follow: Follow,
 }
 
-/// Where a connection stands at the start of its app's turn (see [`Connection::begin`]).
+/// Where a connection stands at the start of its app's turn (see [`ServerSocket::begin`]).
 pub enum Turn<'s> {
     /// The connection has ended: the app gives it back to the pool
     /// (`crate::pool::Pool::release`), with whatever it kept for it.
@@ -92,10 +92,10 @@ pub enum Turn<'s> {
     Connected(&'s mut tcp::Socket<'static>),
 }
 
-impl Connection {
+impl ServerSocket {
     /// The connection on `handle` from `peer`, which began (its SYN) at `began`.
     pub fn new(handle: SocketHandle, peer: Option<IpAddress>, began: Instant, follow: Follow) -> Self {
-        Connection { handle, peer, time_wait_step: None, last_activity: began, follow }
+        ServerSocket { handle, peer, time_wait_step: None, last_activity: began, follow }
     }
 
     /// The socket's handle in the set.

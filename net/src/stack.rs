@@ -24,7 +24,8 @@ use crate::sockets::socket_states;
 use crate::stats::{self, HostStats};
 
 /// Frames taken in per poll step before sockets and timers get their turn,
-/// so that a flood cannot starve transmission or TCP's timers.
+/// so that a flood cannot starve transmission or TCP's timers (the default
+/// of `net.ingress_budget`, [`NetConfig::ingress_budget`]).
 pub const INGRESS_BUDGET: usize = 64;
 /// While connections are open, the apps are polled at least this often, so
 /// their idle timeouts are kept to within this.
@@ -43,6 +44,19 @@ pub enum AddressSource {
     Dhcp,
     /// The static configuration (DHCP off, or no lease in time).
     Static,
+}
+
+impl AddressSource {
+    /// The name `/stats` reports: a literal, not the lowercased `Debug`
+    /// output, whose `str::to_lowercase` pulled core's Unicode case tables
+    /// (about 15 KB) into the kernel for three ASCII words.
+    pub fn name(self) -> &'static str {
+        match self {
+            AddressSource::Waiting => "waiting",
+            AddressSource::Dhcp => "dhcp",
+            AddressSource::Static => "static",
+        }
+    }
 }
 
 /// The IPv4 configuration in force.
@@ -102,6 +116,8 @@ impl Stack {
         let mut sockets = SocketSet::new(Vec::with_capacity(Pool::capacity(limits, APP_PORTS) + 1));
         let dhcp = config.dhcp.then(|| sockets.add(dhcpv4::Socket::new()));
         let mut pool = Pool::new(limits);
+        // Every server socket is made with Nagle off; the exercise turns it on.
+        pool.set_nagle(config.nagle);
         let echo = EchoServer::new(&mut sockets, &mut pool, config.echo_buffer);
         let http = HttpServer::new(&mut sockets, &mut pool, config.http_idle);
         log::info!(
@@ -136,7 +152,7 @@ impl Stack {
         &self.ipv4
     }
 
-    /// One bounded step: up to `INGRESS_BUDGET` received frames, address
+    /// One bounded step: up to `ingress_budget` received frames, address
     /// maintenance, the apps, transmission, and a flush of the device.
     /// `host` is the kernel's part of `/stats`, as of now.
     /// Returns whether anything happened (a frame in or out, a state change).
@@ -149,7 +165,7 @@ impl Stack {
         let now = instant(now);
         let mut busy = false;
         self.iface.poll_maintenance(now);
-        for _ in 0..INGRESS_BUDGET {
+        for _ in 0..self.config.ingress_budget {
             match self.iface.poll_ingress_single(now, adapter, &mut self.sockets) {
                 PollIngressSingleResult::None => break,
                 // A SYN may have taken a listener: the next frame finds another.

@@ -198,7 +198,7 @@ pub fn render(stats: &Stats) -> String {
         json.array_string(&format!("{server}"));
     }
     json.end_array();
-    json.string("source", &format!("{:?}", ipv4.source).to_lowercase());
+    json.string("source", ipv4.source.name());
     json.end_object();
     let m = device.mac;
     json.string("mac", &format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]));

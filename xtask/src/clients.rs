@@ -114,7 +114,7 @@ pub fn wait_until_serving(port: u16, within: Duration) -> Result<Duration> {
     Err(format!("GET / did not answer 200 within {within:?}"))
 }
 
-fn curl(url: &str) -> Result<String> {
+pub fn curl(url: &str) -> Result<String> {
     let out = Command::new("curl")
         .args(["--silent", "--show-error", "--fail", "--max-time", "30", url])
         .output()

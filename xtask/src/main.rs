@@ -9,6 +9,7 @@
 //! - `cargo xtask qemu`: every test: host unit tests of all crates, then the
 //!   kernel's own tests booted on each firmware and machine, then a check that
 //!   the harness notices failures, panics, faults and hangs.
+//! - `cargo xtask doc-check [--stats FILE]`: README.md and docs/ against the code (see `doccheck/`).
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets.
 //! - `cargo xtask stress`: the long hostile-network, load and soak runs.
 //!
@@ -17,6 +18,7 @@
 mod bench;
 mod build;
 mod clients;
+mod doccheck;
 mod frames;
 mod fuzz;
 mod hostile;
@@ -94,6 +96,14 @@ enum Cmd {
         /// Seconds before a boot that has not finished counts as hung.
         #[arg(long, default_value_t = suite::BOOT_TIMEOUT_SECS)]
         timeout: u64,
+    },
+    /// Check README.md and docs/ against the code (also a step of `qemu`): line
+    /// references, paths, links, names, xtask flags, Rust examples.
+    DocCheck {
+        /// Also compare the docs' /stats samples with this saved /stats
+        /// (`curl http://127.0.0.1:8080/stats > FILE` from a `cargo xtask run`).
+        #[arg(long)]
+        stats: Option<PathBuf>,
     },
     /// Run the cargo-fuzz targets (fuzz/) for a bounded time each (see docs/testing.md).
     Fuzz {
@@ -233,6 +243,7 @@ fn run(command: Cmd) -> Result<()> {
             })
         }
         Cmd::Qemu { filter, timeout } => suite::run(filter.as_deref(), timeout),
+        Cmd::DocCheck { stats } => doccheck::run(stats.as_deref()),
         Cmd::Fuzz { seconds, targets } => {
             let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
             let targets = if targets.is_empty() { fuzz::TARGETS.to_vec() } else { targets };

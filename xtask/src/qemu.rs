@@ -36,6 +36,23 @@ pub enum Machine {
     /// QEMU's minimal machine: no PCI, virtio-mmio devices announced on the
     /// command line, qboot, ACPI off. Direct boots only.
     Microvm,
+    /// microvm with PCI Express (`pcie=on`): a generic host bridge whose
+    /// ECAM window only the DSDT's `_CBA` announces (no MCFG), so ACPI stays
+    /// on (QEMU builds the host bridge only then) and the firmware is
+    /// SeaBIOS's microvm build. virtio-net-pci with MSI-X. Direct boots only.
+    MicrovmPcie,
+}
+
+impl Machine {
+    /// Whether the virtio-net card is a PCI function (not virtio-mmio).
+    pub fn has_pci(self) -> bool {
+        self != Machine::Microvm
+    }
+
+    /// Whether PCI configuration goes through ECAM (not ports 0xCF8/0xCFC).
+    pub fn has_ecam(self) -> bool {
+        matches!(self, Machine::Q35 | Machine::MicrovmPcie)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,7 +220,10 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
         // ACPI off: qboot then announces the virtio-mmio devices on the
         // command line (`virtio_mmio.device=`), which is how Skiff finds them.
         Machine::Microvm if boot.firmware == Firmware::Direct => "microvm,acpi=off",
-        Machine::Microvm => return Err("microvm boots only the kernel ELF (-kernel): no --bios or --uefi".into()),
+        Machine::MicrovmPcie if boot.firmware == Firmware::Direct => "microvm,pcie=on",
+        Machine::Microvm | Machine::MicrovmPcie => {
+            return Err("microvm boots only the kernel ELF (-kernel): no --bios or --uefi".into());
+        }
     };
     let mut args: Vec<String> = vec![
         "-machine".into(),
@@ -263,7 +283,7 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
             Backend::Impaired(_) => crate::impair::relay::netdev("net0"),
         });
         // romfile= : Skiff never boots from the network, so skip the iPXE option ROM.
-        let mut device = if boot.machine == Machine::Microvm {
+        let mut device = if !boot.machine.has_pci() {
             format!("virtio-net-device,netdev=net0,mac={}", testnet::guest_mac_text())
         } else {
             format!("virtio-net-pci,netdev=net0,mac={},romfile=", testnet::guest_mac_text())
@@ -594,6 +614,18 @@ mod tests {
         assert!(!joined.contains("virtio-net-pci") && !joined.contains("romfile"), "{joined}");
         let bios = Boot { machine: Machine::Microvm, ..Boot::default() };
         assert!(arguments(&artifacts(), &bios, Path::new("/nonexistent")).is_err());
+    }
+
+    #[test]
+    fn microvm_pcie_keeps_acpi_and_plugs_a_pci_card() {
+        let boot = Boot { firmware: Firmware::Direct, machine: Machine::MicrovmPcie, ..Boot::default() };
+        let joined = arguments(&artifacts(), &boot, Path::new("/nonexistent")).unwrap().join(" ");
+        // No acpi=off: QEMU creates the PCIe host bridge only with ACPI.
+        assert!(joined.contains("-machine microvm,pcie=on "), "{joined}");
+        assert!(!joined.contains("acpi=off"), "{joined}");
+        assert!(joined.contains("-device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,romfile="), "{joined}");
+        let uefi = Boot { firmware: Firmware::Uefi, ..boot };
+        assert!(arguments(&artifacts(), &uefi, Path::new("/nonexistent")).is_err());
     }
 
     #[test]

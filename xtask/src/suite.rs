@@ -1,6 +1,8 @@
 //! `cargo xtask qemu`: the whole test suite.
 //!
-//! 1. Lint (rustfmt, clippy, rustdoc), then host unit tests of the libraries and of xtask.
+//! 1. Lint (rustfmt, clippy, rustdoc), then host unit tests of the libraries and of xtask,
+//!    then the doc checks (`doccheck`: the docs' line references, paths,
+//!    names, xtask flags and code examples against the code).
 //! 2. The kernel's own tests (`mode=test`), booted from BIOS on q35 and pc,
 //!    from UEFI on q35, and straight from the ELF (`-kernel`, PVH) on q35 and
 //!    pc. A boot passes only if QEMU exits with the kernel's success code *and*
@@ -275,7 +277,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
                     format!("virtio-net: MAC {} (from the device)", guest_mac_text()),
                     format!(
                         "({transport} transport, {} config access)",
-                        if machine == Machine::Q35 { "ECAM" } else { "port I/O" }
+                        if machine.has_ecam() { "ECAM" } else { "port I/O" }
                     ),
                 ]
                 .into_iter()
@@ -303,6 +305,14 @@ fn cases(timeout: Duration) -> Vec<Case> {
     let direct_microvm = http_case("direct-serve-microvm", Machine::Microvm, true, "", timeout, |port, _| {
         signal_checks(port, "interrupts", "direct boot on microvm (virtio-mmio)")
     });
+    let direct_microvm_pcie =
+        http_case("direct-serve-microvm-pcie", Machine::MicrovmPcie, true, "", timeout, |port, _| {
+            signal_checks(port, "interrupts", "direct boot on microvm with PCIe (ECAM from the DSDT's _CBA, MSI-X)")
+        });
+    let serve_intx_microvm_pcie =
+        http_case("serve-intx-microvm-pcie", Machine::MicrovmPcie, false, "", timeout, |port, _| {
+            signal_checks(port, "interrupts", "INTx (vectors=0) on microvm with PCIe")
+        });
     let direct_small = http_case("direct-serve-8m", Machine::Q35, true, "", timeout, |port, _| {
         signal_checks(port, "interrupts", &format!("direct boot with -m {SMALL_MEMORY}"))
     });
@@ -333,6 +343,9 @@ fn cases(timeout: Duration) -> Vec<Case> {
         http_case("serve-intx-pc", Machine::Pc, false, "", timeout, |port, _| {
             signal_checks(port, "interrupts", "INTx (vectors=0) on pc")
         }),
+        // The GPEX bridge's pins A-D are GSIs 16-19 (QEMU's microvm with a
+        // second I/O APIC, its default with ACPI on).
+        Case { boot: Boot { firmware: Firmware::Direct, ..serve_intx_microvm_pcie.boot }, ..serve_intx_microvm_pcie },
         http_case("serve-timer-poll", Machine::Q35, true, "net.irq=off", timeout, |port, _| {
             signal_checks(port, "timer-poll", "no interrupts (net.irq=off)")
         }),
@@ -386,6 +399,21 @@ fn cases(timeout: Duration) -> Vec<Case> {
         Case {
             boot: Boot { firmware: Firmware::Direct, machine: Machine::Microvm, ..direct_microvm.boot },
             ..direct_microvm
+        },
+        // microvm with PCI Express: no MCFG, the ECAM base from the DSDT's
+        // _CBA, the card's BARs assigned by Skiff (the firmware leaves them
+        // empty), MSI-X; the kernel's tests, then serving.
+        nic_case(
+            "direct-microvm-pcie",
+            Firmware::Direct,
+            Machine::MicrovmPcie,
+            user.clone(),
+            NEGOTIATED_MODERN,
+            &["ECAM at 0xe0000000 (DSDT _CBA)", "virtio-net: MSI-X: config on vector"],
+        ),
+        Case {
+            boot: Boot { firmware: Firmware::Direct, machine: Machine::MicrovmPcie, ..direct_microvm_pcie.boot },
+            ..direct_microvm_pcie
         },
         // The smallest memory the issue asks for: the heap takes its region
         // (kernel/src/memory.rs) and the echo buffers fit the heap.
@@ -569,6 +597,8 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let suite_started = Instant::now();
     lint()?;
     host_tests()?;
+    // README.md and docs/ against the code (xtask/src/doccheck/).
+    crate::doccheck::run(None)?;
     // The fuzz targets, briefly (xtask/src/fuzz.rs); also with --filter fuzz.
     if filter.is_none_or(|f| "fuzz".contains(f)) {
         let fuzzed = crate::fuzz::run(Duration::from_secs(crate::fuzz::SUITE_SECONDS))?;
@@ -586,6 +616,7 @@ pub fn run(filter: Option<&str>, timeout_secs: u64) -> Result<()> {
     let cases: Vec<Case> = cases(timeout)
         .into_iter()
         .chain(crate::learn::cases::cases(timeout))
+        .chain(crate::learn::exercises::cases(timeout))
         .chain(crate::impair::case::cases(timeout))
         // The damaged-link cases run only when asked for (see impair/case.rs).
         .filter(|c| filter.map_or(!crate::impair::case::OPT_IN.contains(&c.name), |f| c.name.contains(f)))
@@ -851,6 +882,7 @@ mod tests {
         assert!(has(Firmware::Uefi, Machine::Q35, false, Backend::User, true));
         assert!(has(Firmware::Direct, Machine::Q35, false, Backend::User, true));
         assert!(has(Firmware::Direct, Machine::Pc, false, Backend::User, true));
+        assert!(has(Firmware::Direct, Machine::MicrovmPcie, false, Backend::User, true));
         assert!(cases.iter().any(|c| c.boot.firmware == Firmware::Direct && matches!(c.expect, Expect::Serves)));
         assert!(has(Firmware::Bios, Machine::Q35, true, Backend::User, true));
         assert!(has(Firmware::Bios, Machine::Pc, true, Backend::User, true));

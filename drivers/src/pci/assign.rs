@@ -35,6 +35,22 @@ impl AddressWindow {
         self.next = end;
         Some(start)
     }
+
+    /// The window without `[start, start + len)`, a range that is not BAR
+    /// space (an ECAM region): cut at it when it lies inside, moved past its
+    /// end when it covers the window's start. QEMU's microvm puts its ECAM
+    /// (256 MiB at 0xE000_0000) right above the PCIe bridge's 32-bit window,
+    /// inside the default `0xC000_0000..PCI_MEMORY_END`.
+    pub fn clear_of(self, start: u64, len: u64) -> AddressWindow {
+        let end = start.saturating_add(len);
+        if end <= self.next || start >= self.end {
+            self
+        } else if start > self.next {
+            AddressWindow { end: start, ..self }
+        } else {
+            AddressWindow { next: end.min(self.end), ..self }
+        }
+    }
 }
 
 /// Why a BAR could not be assigned.
@@ -142,5 +158,20 @@ mod test {
         assert_eq!(w.take(3), None, "sizes are powers of two");
         let mut top = AddressWindow { next: u64::MAX - 0x10, end: u64::MAX };
         assert_eq!(top.take(0x100), None);
+    }
+
+    #[test]
+    fn a_window_stays_clear_of_an_ecam_region() {
+        const ECAM: (u64, u64) = (0xE000_0000, 256 << 20);
+        let (memory, _) = free_windows(&[]);
+        // microvm,pcie=on: nothing assigned, the ECAM inside the default window.
+        assert_eq!(memory.clear_of(ECAM.0, ECAM.1), AddressWindow { next: 0xC000_0000, end: 0xE000_0000 });
+        // Covering the window's start, and elsewhere.
+        let above = AddressWindow { next: 0xE800_0000, end: PCI_MEMORY_END };
+        assert_eq!(above.clear_of(ECAM.0, ECAM.1), AddressWindow { next: 0xF000_0000, end: PCI_MEMORY_END });
+        let q35 = AddressWindow { next: 0xFEC0_0000 - 0x10_0000, end: PCI_MEMORY_END };
+        assert_eq!(q35.clear_of(0xB000_0000, 256 << 20), q35);
+        let swallowed = AddressWindow { next: 0xE100_0000, end: 0xE200_0000 };
+        assert_eq!(swallowed.clear_of(ECAM.0, ECAM.1).take(0x1000), None);
     }
 }

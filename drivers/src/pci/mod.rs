@@ -10,6 +10,7 @@
 //! (BARs), 6.7 (capabilities); PCI Express Base Specification, 7.2.2 (ECAM).
 
 mod assign;
+mod cba;
 mod ecam;
 pub mod intx;
 mod msix;
@@ -17,6 +18,7 @@ mod port_cam;
 mod scan;
 
 pub use assign::{AddressWindow, AssignError, assign_missing_bars, free_windows};
+pub use cba::find_cba;
 pub use ecam::Ecam;
 pub use msix::{MsixInfo, MsixTable, X86_MSI_ADDRESS};
 pub use port_cam::PortCam;

@@ -13,7 +13,7 @@ use smoltcp::time::Instant;
 
 use crate::pool::{Pool, PortSpec, shrink_when_empty};
 use crate::recent::RecentConnections;
-use crate::sockets::{Connection, Turn};
+use crate::sockets::{ServerSocket, Turn};
 use crate::trace;
 
 /// The echo port.
@@ -37,7 +37,7 @@ const CHUNK: usize = 4096;
 
 /// The echo server's connections.
 pub struct EchoServer {
-    connections: Vec<Connection>,
+    connections: Vec<ServerSocket>,
     bytes: u64,
 }
 

@@ -66,7 +66,8 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
                 if status != 404 {
                     return Err(format!("GET {} answered {status}, expected 404", trace::PATH));
                 }
-                Ok(format!("GET {} answered {status}", trace::PATH))
+                let docs = stats_samples_match(trace_port)?;
+                Ok(format!("GET {} answered {status}; {docs}", trace::PATH))
             }),
         ),
         serving(
@@ -88,6 +89,19 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
             Box::new(move |_| page::check(page_port)),
         ),
     ]
+}
+
+/// The `/stats` samples in README.md and docs/ have the keys a live
+/// `/stats` has (xtask/src/doccheck/stats.rs).
+fn stats_samples_match(port: u16) -> Result<String, String> {
+    let live = clients::curl(&format!("http://127.0.0.1:{port}/stats"))?;
+    let root = crate::root();
+    let docs = crate::doccheck::load_docs(&root)?;
+    let problems = crate::doccheck::stats::check(&docs, &live);
+    if !problems.is_empty() {
+        return Err(crate::doccheck::report(&problems));
+    }
+    Ok("the docs' /stats samples have the live keys".into())
 }
 
 /// Where a boot's capture goes. QEMU's `filter-dump` truncates the file when

@@ -1,8 +1,10 @@
 //! For learners: the packet trace (`run --trace`), and the suite's checks of
 //! what the learner's guide shows — the trace of one request at every layer,
-//! the checksums in a capture (`tshark`), and the live page (headless Chromium).
+//! the checksums in a capture (`tshark`), the live page (headless Chromium),
+//! and the exercises' boots (docs/exercises.md).
 
 pub mod cases;
+pub mod exercises;
 pub mod page;
 pub mod pcap;
 pub mod trace;

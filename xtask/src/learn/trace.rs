@@ -1,7 +1,8 @@
 //! Checks a packet trace (`log=info,packet=trace`, see net/src/trace.rs):
 //! one request, followed through the serial log from the virtqueue up to the
 //! app and its answer back down to the virtqueue, each layer in order and
-//! agreeing with the next on lengths and ports.
+//! agreeing with the next on lengths and ports, and the main loop's wake-up
+//! that let its connection in (`wake    by the card: ...`).
 
 /// The path the suite asks for, so that its request is easy to find.
 pub const PATH: &str = "/packet-journey";
@@ -119,6 +120,7 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
     })
     .ok_or_else(|| format!("no `rx tcp {peer_port} > 80 [P.] ... len {bytes}` line before the socket read"))?;
     let rx = lower_layers(&trace, tcp_i, "rx")?;
+    let woken = wake_before_syn(&trace, tcp_i, &peer_port)?;
 
     let (answer_i, answer) = find(&trace, app_i, true, &format!("tx app    {socket} "), |_| true)
         .ok_or_else(|| format!("no `tx app {socket}` line after the request"))?;
@@ -153,10 +155,30 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
         return Err("the trace's timestamps go backwards".into());
     }
     Ok(format!(
-        "GET {PATH} traced through {} layers in order, {bytes} bytes in, {queued} out, {:.2} ms from rx descriptor to tx descriptor",
+        "GET {PATH} traced through {} layers in order, {bytes} bytes in, {queued} out, {:.2} ms from rx descriptor to tx descriptor; {woken}",
         chain.len(),
         (last - first) * 1000.0
     ))
+}
+
+/// The main loop's wake-up that let the request's connection in: the last
+/// `wake` (or `sleep   skipped`, the re-enable race) line before its SYN.
+/// The trace must show the card's interrupt waking the loop somewhere too.
+fn wake_before_syn(trace: &[Line], tcp: usize, peer_port: &str) -> Result<String, String> {
+    let (syn, _) = find(trace, tcp, false, &format!("rx tcp    {peer_port} > 80 [S]"), |_| true)
+        .ok_or_else(|| format!("no SYN from port {peer_port} before the request"))?;
+    let loop_line = |t: &str| t.starts_with("wake    ") || t.starts_with("sleep   ");
+    let (_, last) = find(trace, syn, false, "", loop_line)
+        .ok_or("no main-loop line (`wake    ...`) before the request's SYN: are wake-ups traced?")?;
+    let woken = match last.text.strip_prefix("wake    ") {
+        Some(by) => format!("woken {}", by.split(", after").next().unwrap_or(by)),
+        None if last.text.starts_with("sleep   skipped") => "its SYN caught by the re-enable race re-check".into(),
+        None => return Err(format!("the loop went to sleep and the SYN came without a wake-up line: {:?}", last.text)),
+    };
+    if !trace.iter().any(|l| l.text.starts_with("wake    by the card: ") && l.text.contains("interrupt")) {
+        return Err("no `wake    by the card: ... interrupt` line: the card's interrupts never woke the loop".into());
+    }
+    Ok(woken)
 }
 
 /// A real journey, for tests elsewhere in xtask.
@@ -170,35 +192,53 @@ mod tests {
     use super::*;
 
     /// Real output of `cargo xtask run --trace` while `curl http://127.0.0.1:8080/packet-journey`
-    /// ran (copied from a boot, unabridged).
+    /// ran (copied from a boot, unabridged, from the sleep before the request).
     pub const JOURNEY: &str = "\
-[    1.657010] TRACE packet: rx virtq  desc 11 used len 70 = header 12 + frame 58, checksum unchecked
-[    1.657175] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 58 bytes
-[    1.657285] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 44, ttl 64
-[    1.657377] TRACE packet: rx tcp    54020 > 80 [S] seq 512001 win 65535 len 0
-[    1.657519] TRACE packet: -- socket http#0 10.0.2.2:54020 listen -> syn_received
-[    1.657671] TRACE packet: tx tcp    80 > 54020 [S.] seq 3966711016 ack 512002 win 8192 len 0
-[    1.657779] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 44, ttl 64
-[    1.657917] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 58 bytes
-[    1.658026] TRACE packet: tx virtq  desc 0 len 70 = header 12 + frame 58, checksum complete
-[    1.658310] TRACE packet: rx virtq  desc 12 used len 66 = header 12 + frame 54, checksum unchecked
-[    1.658413] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 54 bytes
-[    1.658515] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 40, ttl 64
-[    1.658602] TRACE packet: rx tcp    54020 > 80 [.] seq 512002 ack 3966711017 win 65535 len 0
-[    1.658716] TRACE packet: rx virtq  desc 13 used len 158 = header 12 + frame 146, checksum unchecked
-[    1.658819] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 146 bytes
-[    1.658921] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 132, ttl 64
-[    1.659008] TRACE packet: rx tcp    54020 > 80 [P.] seq 512002 ack 3966711017 win 65535 len 92
-[    1.659124] TRACE packet: -- socket http#0 10.0.2.2:54020 syn_received -> established
-[    1.659231] TRACE packet: rx socket http#0 10.0.2.2:54020 read 92 bytes
-[    1.659445] TRACE packet: rx app    http#0 GET /packet-journey
-[    1.659592] TRACE packet: tx app    http#0 404 Not Found, 150 bytes queued
-[    1.659678] TRACE packet: tx socket http#0 10.0.2.2:54020 wrote 150 bytes
-[    1.659789] TRACE packet: tx tcp    80 > 54020 [P.] seq 3966711017 ack 512094 win 8192 len 150
-[    1.659889] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 190, ttl 64
-[    1.659976] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 204 bytes
-[    1.660079] TRACE packet: tx virtq  desc 4 len 216 = header 12 + frame 204, checksum complete
-[    1.660537] TRACE packet: rx virtq  desc 14 used len 66 = header 12 + frame 54, checksum unchecked";
+[    3.998309] TRACE packet: sleep   for up to 1000000 us (the stack's next deadline, or the heartbeat)
+[    5.426124] TRACE packet: wake    by the card: rx interrupt (vector 0x41), after 1427658 us halted
+[    5.426363] TRACE packet: rx virtq  desc 11 used len 70 = header 12 + frame 58, checksum unchecked
+[    5.426538] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 58 bytes
+[    5.426694] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 44, ttl 64
+[    5.426833] TRACE packet: rx tcp    58510 > 80 [S] seq 768001 win 65535 len 0
+[    5.427058] TRACE packet: -- socket http#0 10.0.2.2:58510 listen -> syn_received
+[    5.427283] TRACE packet: tx tcp    80 > 58510 [S.] seq 3961434601 ack 768002 win 8192 len 0
+[    5.427430] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 44, ttl 64
+[    5.427554] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 58 bytes
+[    5.427707] TRACE packet: tx virtq  desc 0 len 70 = header 12 + frame 58, checksum complete
+[    5.428415] TRACE packet: sleep   for up to 100000 us (the stack's next deadline, or the heartbeat)
+[    5.428591] TRACE packet: sleep   skipped: work came in while interrupts were turned back on (no card interrupt)
+[    5.428800] TRACE packet: rx virtq  desc 12 used len 66 = header 12 + frame 54, checksum unchecked
+[    5.428961] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 54 bytes
+[    5.429124] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 40, ttl 64
+[    5.429261] TRACE packet: rx tcp    58510 > 80 [.] seq 768002 ack 3961434602 win 65535 len 0
+[    5.429448] TRACE packet: rx virtq  desc 13 used len 159 = header 12 + frame 147, checksum unchecked
+[    5.429584] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 147 bytes
+[    5.429737] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 133, ttl 64
+[    5.429868] TRACE packet: rx tcp    58510 > 80 [P.] seq 768002 ack 3961434602 win 65535 len 93
+[    5.430081] TRACE packet: -- socket http#0 10.0.2.2:58510 syn_received -> established
+[    5.430237] TRACE packet: rx socket http#0 10.0.2.2:58510 read 93 bytes
+[    5.430760] TRACE packet: rx app    http#0 GET /packet-journey
+[    5.431068] TRACE packet: tx app    http#0 404 Not Found, 187 bytes queued
+[    5.431204] TRACE packet: tx socket http#0 10.0.2.2:58510 wrote 187 bytes
+[    5.431432] TRACE packet: tx tcp    80 > 58510 [P.] seq 3961434602 ack 768095 win 8192 len 187
+[    5.431587] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 227, ttl 64
+[    5.431713] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 241 bytes
+[    5.431857] TRACE packet: tx virtq  desc 4 len 253 = header 12 + frame 241, checksum complete
+[    5.433926] TRACE packet: rx virtq  desc 14 used len 66 = header 12 + frame 54, checksum unchecked
+[    5.434109] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 54 bytes
+[    5.434269] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 40, ttl 64
+[    5.434403] TRACE packet: rx tcp    58510 > 80 [F.] seq 768095 ack 3961434789 win 65535 len 0
+[    5.434735] TRACE packet: -- socket http#0 10.0.2.2:58510 established -> close_wait
+[    5.434997] TRACE packet: tx tcp    80 > 58510 [F.] seq 3961434789 ack 768096 win 8192 len 0
+[    5.435143] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 40, ttl 64
+[    5.435263] TRACE packet: tx eth    52:54:00:12:34:56 > 52:55:0a:00:02:02 ipv4, 54 bytes
+[    5.435422] TRACE packet: tx virtq  desc 0 len 66 = header 12 + frame 54, checksum complete
+[    5.435681] TRACE packet: rx virtq  desc 15 used len 66 = header 12 + frame 54, checksum unchecked
+[    5.435824] TRACE packet: rx eth    52:55:0a:00:02:02 > 52:54:00:12:34:56 ipv4, 54 bytes
+[    5.435980] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 40, ttl 64
+[    5.436106] TRACE packet: rx tcp    58510 > 80 [.] seq 768096 ack 3961434790 win 65535 len 0
+[    5.436405] TRACE packet: -- socket http#0 10.0.2.2:58510 close_wait -> closed
+[    5.436604] TRACE packet: sleep   for up to 1000000 us (the stack's next deadline, or the heartbeat)";
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()
@@ -207,7 +247,8 @@ mod tests {
     #[test]
     fn a_whole_journey_passes() {
         let found = check_journey(&lines(JOURNEY)).unwrap();
-        assert!(found.contains("12 layers in order, 92 bytes in, 150 out"), "{found}");
+        assert!(found.contains("12 layers in order, 93 bytes in, 187 out"), "{found}");
+        assert!(found.contains("woken by the card: rx interrupt (vector 0x41)"), "{found}");
     }
 
     #[test]
@@ -220,9 +261,9 @@ mod tests {
 
     #[test]
     fn disagreeing_lengths_fail() {
-        let text = JOURNEY.replace("frame 146", "frame 147");
+        let text = JOURNEY.replace("frame 147", "frame 148");
         assert!(check_journey(&lines(&text)).unwrap_err().contains("lengths disagree"));
-        let text = JOURNEY.replace("wrote 150", "wrote 149");
+        let text = JOURNEY.replace("wrote 187", "wrote 186");
         assert!(check_journey(&lines(&text)).is_err());
     }
 
@@ -246,6 +287,15 @@ mod tests {
         text.push("[    0.151182] TRACE pack".into());
         text.push("[    1.700000] TRACE smoltcp: more".into());
         assert!(check_journey(&text).is_err(), "a whole line of another target still fails");
+    }
+
+    #[test]
+    fn untraced_wake_ups_fail() {
+        let text: Vec<String> = lines(JOURNEY).into_iter().filter(|l| !l.contains("wake  ")).collect();
+        assert!(check_journey(&text).unwrap_err().contains("went to sleep"), "{:?}", check_journey(&text));
+        let text: Vec<String> =
+            lines(JOURNEY).into_iter().filter(|l| !l.contains("wake  ") && !l.contains("sleep  ")).collect();
+        assert!(check_journey(&text).unwrap_err().contains("are wake-ups traced"));
     }
 
     #[test]

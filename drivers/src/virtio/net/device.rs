@@ -112,7 +112,20 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
     /// agreed and before any queue is set up and enabled: the place to give
     /// the device its MSI-X vectors (spec 4.1.4.3.2: queue fields, the vector
     /// among them, are configured before `queue_enable`).
-    pub fn new_with(mut transport: T, random: u64, before_queues: impl FnOnce(&mut T)) -> Result<Self, NetError> {
+    pub fn new_with(transport: T, random: u64, before_queues: impl FnOnce(&mut T)) -> Result<Self, NetError> {
+        Self::new_sized(transport, random, MAX_QUEUE_SIZE, before_queues)
+    }
+
+    /// As [`new_with`](Self::new_with), asking a modern device for queues of
+    /// at most `max_queue_size` descriptors (rounded down to a power of two;
+    /// a legacy device fixes its own size). Smaller than the default only
+    /// for the exercise that shows what a tiny queue does (`net.queue_size`).
+    pub fn new_sized(
+        mut transport: T,
+        random: u64,
+        max_queue_size: u16,
+        before_queues: impl FnOnce(&mut T),
+    ) -> Result<Self, NetError> {
         let device_type = transport.device_type();
         if device_type != DeviceType::Network {
             return Err(NetError::NotNetwork(device_type));
@@ -166,7 +179,7 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         // memory goes back to the heap.
         before_queues(&mut transport);
         let mut setup = QueueSetup::<H>::default();
-        let rings = match setup.run(&mut transport, header_len, mtu, features) {
+        let rings = match setup.run(&mut transport, header_len, mtu, features, max_queue_size) {
             Ok(()) => setup.into_rings(features, header_len),
             Err(e) => {
                 release_after_reset(&mut transport, setup);
@@ -364,12 +377,12 @@ impl<H: Hal> QueueSetup<H> {
         header_len: usize,
         mtu: u16,
         features: NetFeatures,
+        max_size: u16,
     ) -> Result<(), NetError> {
         let event_idx = features.contains(NetFeatures::RING_EVENT_IDX);
         let slot_len = header_len + ETHERNET_HEADER + VLAN_TAG + usize::from(mtu);
-        let rx_queue = self
-            .rx_queue
-            .insert(SplitQueue::new(transport, RX_QUEUE, MAX_QUEUE_SIZE, event_idx).map_err(NetError::Queue)?);
+        let rx_queue =
+            self.rx_queue.insert(SplitQueue::new(transport, RX_QUEUE, max_size, event_idx).map_err(NetError::Queue)?);
         let rx_buffers = self.rx_buffers.insert(
             Buffers::new(rx_queue.size(), slot_len, BufferDirection::DeviceToDriver).ok_or(NetError::NoMemory)?,
         );
@@ -379,9 +392,8 @@ impl<H: Hal> QueueSetup<H> {
                 .and_then(|()| rx_queue.push(id))
                 .map_err(NetError::Queue)?;
         }
-        let tx_queue = self
-            .tx_queue
-            .insert(SplitQueue::new(transport, TX_QUEUE, MAX_QUEUE_SIZE, event_idx).map_err(NetError::Queue)?);
+        let tx_queue =
+            self.tx_queue.insert(SplitQueue::new(transport, TX_QUEUE, max_size, event_idx).map_err(NetError::Queue)?);
         self.tx_buffers =
             Some(Buffers::new(tx_queue.size(), slot_len, BufferDirection::DriverToDevice).ok_or(NetError::NoMemory)?);
         Ok(())

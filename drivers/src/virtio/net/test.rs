@@ -180,6 +180,18 @@ fn modern_devices_need_version_1_and_legacy_ones_any_layout() {
     assert_eq!(dev.descriptor(id).1, 70);
 }
 
+/// The exercise's tiny queue (`net.queue_size`): a modern device is asked
+/// for fewer descriptors (a power of two), and every one is posted.
+#[test]
+fn a_smaller_queue_size_is_asked_for_and_filled() {
+    for (asked, got) in [(4, 4), (6, 4), (1, 1), (u16::MAX, QUEUE_SIZE as u16)] {
+        let t = transport(ALL);
+        let net = Net::new_sized(t.clone(), 1, asked, |_| {}).expect("device initialises");
+        assert_eq!(net.queue_sizes(), (got, got), "asked for {asked}");
+        assert_eq!(DeviceQueue::new(t.queue(0)).take_avail().len(), usize::from(got));
+    }
+}
+
 #[test]
 fn the_receive_queue_is_full_and_kicked_after_driver_ok() {
     let r = rig(ALL);

@@ -24,7 +24,7 @@ use smoltcp::time::Instant;
 use crate::device::NetDevice;
 use crate::pool::{Pool, PortSpec};
 use crate::recent::{Follow, RecentConnections};
-use crate::sockets::{self, Connection as Socket, Turn};
+use crate::sockets::{self, ServerSocket as Socket, Turn};
 use crate::{stats, trace};
 use date::HttpDate;
 use request::{MAX_BODY, MAX_HEAD, Method, Parsed, Request, Status};
