@@ -322,7 +322,14 @@ pub fn shell_line(args: &[String]) -> String {
 
 /// Boots with the serial console on this terminal, until the guest or the
 /// user ends it. Once the guest answers HTTP on `http_port`, says where.
-pub fn run_interactive(artifacts: &Artifacts, boot: &Boot, http_port: u16, echo_port: u16) -> Result<()> {
+/// With `netns`, QEMU runs inside that network namespace (`run --tap`).
+pub fn run_interactive(
+    artifacts: &Artifacts,
+    boot: &Boot,
+    http_port: u16,
+    echo_port: u16,
+    netns: Option<&str>,
+) -> Result<()> {
     let mut args = arguments(artifacts, boot, &root().join("target/qemu/run"))?;
     // mon:stdio multiplexes the QEMU monitor on the console: Ctrl-A X quits, Ctrl-A C toggles.
     args.extend(["-serial".into(), "mon:stdio".into()]);
@@ -335,8 +342,15 @@ pub fn run_interactive(artifacts: &Artifacts, boot: &Boot, http_port: u16, echo_
             artifacts.kernel_elf.display()
         );
     }
-    let mut qemu =
-        Command::new("qemu-system-x86_64").args(&args).spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let mut command = match netns {
+        Some(netns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", netns, "qemu-system-x86_64"]);
+            c
+        }
+        None => Command::new("qemu-system-x86_64"),
+    };
+    let mut qemu = command.args(&args).spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
     let started = Instant::now();
     // Announce the URLs once the guest answers; the thread ends with the process.
     std::thread::spawn(move || {
