@@ -157,6 +157,12 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         if !features.contains(NetFeatures::CSUM) {
             features -= NetFeatures::HOST_TSO4 | NetFeatures::HOST_TSO6;
         }
+        // Coalesced frames need GUEST_CSUM (5.1.3.1), and, since Skiff's
+        // receive buffers are MTU-sized, MRG_RXBUF to span several (without
+        // it every buffer would have to hold 64 KiB: 5.1.6.3.1).
+        if !features.contains(NetFeatures::GUEST_CSUM | NetFeatures::MRG_RXBUF) {
+            features -= NetFeatures::GUEST_TSO4 | NetFeatures::GUEST_TSO6;
+        }
         transport.write_driver_features(features.bits());
         // Steps 5-6; legacy devices have no FEATURES_OK handshake (spec 3.1.2).
         transport.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK);
@@ -432,6 +438,12 @@ impl<H: Hal> QueueSetup<H> {
                 buffers: self.rx_buffers?,
                 header_len,
                 guest_csum: features.contains(NetFeatures::GUEST_CSUM),
+                mergeable: features.contains(NetFeatures::MRG_RXBUF),
+                gso: Tso {
+                    v4: features.contains(NetFeatures::GUEST_TSO4),
+                    v6: features.contains(NetFeatures::GUEST_TSO6),
+                },
+                spare: Vec::new(),
                 returned: Vec::new(),
                 stats: NetStats::default(),
             },

@@ -32,4 +32,6 @@ pub use tx::{TxFrame, TxRing};
 #[cfg(test)]
 mod test;
 #[cfg(test)]
+mod test_mrg;
+#[cfg(test)]
 mod test_tso;

@@ -126,9 +126,10 @@ fn every_combination_of_the_four_features_negotiates_and_degrades_correctly() {
 #[test]
 fn features_we_do_not_handle_are_declined() {
     let offered = ALL
-        | NetFeatures::MRG_RXBUF
         | NetFeatures::CTRL_VQ
-        | NetFeatures::GUEST_TSO4
+        | NetFeatures::GUEST_UFO
+        | NetFeatures::GUEST_ECN
+        | NetFeatures::HOST_ECN
         | NetFeatures::MQ
         | NetFeatures::RING_PACKED;
     let r = rig(offered);
@@ -226,8 +227,9 @@ fn a_hostile_device_is_counted_dropped_and_survived() {
     let s = r.net.stats();
     assert_eq!(
         (s.drop_bad_id, s.drop_not_in_flight, s.rx_drop_bad_len, s.rx_drop_short, s.rx_drop_bad_header),
-        (1, 1, 1, 1, 4)
+        (1, 1, 1, 1, 2)
     );
+    assert_eq!((s.rx_drop_gso_not_negotiated, s.rx_drop_bad_num_buffers), (1, 1));
     // Every buffer is back with the device: nothing leaked.
     assert_eq!(r.rx.take_avail().len(), 8);
     // And the queue still works.
