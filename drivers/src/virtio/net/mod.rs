@@ -25,7 +25,7 @@ mod tx;
 pub use device::{DEFAULT_MTU, MAX_MTU, MAX_QUEUE_SIZE, MIN_MTU, NetError, VirtioNet};
 pub use features::NetFeatures;
 pub use mac::{Mac, random_mac};
-pub use rx::{RxChecksum, RxFrame, RxRing};
+pub use rx::{MAX_JOINED, RxChecksum, RxFrame, RxRing, ip_frame_len};
 pub use stats::NetStats;
 pub use tx::{TxFrame, TxRing};
 
