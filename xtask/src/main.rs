@@ -26,6 +26,7 @@ mod judges;
 mod learn;
 mod monitor;
 mod netns;
+mod offloads;
 mod qemu;
 mod rawlink;
 mod stress;

@@ -163,6 +163,11 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
         if !features.contains(NetFeatures::GUEST_CSUM | NetFeatures::MRG_RXBUF) {
             features -= NetFeatures::GUEST_TSO4 | NetFeatures::GUEST_TSO6;
         }
+        // MRG_RXBUF is only for those frames: without them (QEMU's user
+        // network offers MRG_RXBUF alone) the receive path stays as it was.
+        if !features.intersects(NetFeatures::GUEST_TSO4 | NetFeatures::GUEST_TSO6) {
+            features -= NetFeatures::MRG_RXBUF;
+        }
         transport.write_driver_features(features.bits());
         // Steps 5-6; legacy devices have no FEATURES_OK handshake (spec 3.1.2).
         transport.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK);

@@ -102,7 +102,7 @@ impl NetFeatures {
     ///   into segments (only with CSUM, spec 5.1.3.1);
     /// - MRG_RXBUF, GUEST_TSO4, GUEST_TSO6: the device may hand up coalesced
     ///   frames of up to 64 KiB over several receive buffers (TSO only with
-    ///   GUEST_CSUM and MRG_RXBUF).
+    ///   GUEST_CSUM and MRG_RXBUF, MRG_RXBUF only with TSO).
     pub const WANTED: NetFeatures = NetFeatures::VERSION_1
         .union(NetFeatures::MRG_RXBUF)
         .union(NetFeatures::GUEST_TSO4)
