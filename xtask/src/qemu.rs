@@ -107,6 +107,10 @@ impl Default for Nic {
     }
 }
 
+/// Bytes of each frame `filter-dump` records: more than any frame with
+/// segmentation offload (64 KiB and a header).
+pub const PCAP_MAXLEN: u32 = 256 * 1024;
+
 /// One way of booting the kernel.
 #[derive(Clone, Debug)]
 pub struct Boot {
@@ -284,7 +288,12 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
         let pcap = nic.pcap.clone().or_else(|| std::env::var_os("SKIFF_PCAP").map(PathBuf::from));
         if let Some(pcap) = pcap {
             args.push("-object".into());
-            args.push(format!("filter-dump,id=dump0,netdev=net0,file={}", escape_option(&pcap.display().to_string())));
+            // maxlen: whole 64 KiB TSO and coalesced frames with their
+            // virtio_net_hdr (QEMU's default, 65536, would cut the latter).
+            args.push(format!(
+                "filter-dump,id=dump0,netdev=net0,file={},maxlen={PCAP_MAXLEN}",
+                escape_option(&pcap.display().to_string())
+            ));
         }
     }
     if !boot.cmdline.is_empty() {
@@ -664,7 +673,10 @@ mod tests {
         let joined = arguments(&artifacts(), &Boot { nic: Some(nic), ..Boot::default() }, Path::new("/nonexistent"))
             .unwrap()
             .join(" ");
-        assert!(joined.contains("-object filter-dump,id=dump0,netdev=net0,file=/tmp/a,,b.pcap"), "{joined}");
+        assert!(
+            joined.contains("-object filter-dump,id=dump0,netdev=net0,file=/tmp/a,,b.pcap,maxlen=262144"),
+            "{joined}"
+        );
     }
 
     #[test]

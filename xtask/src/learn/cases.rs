@@ -215,10 +215,22 @@ fn tap_capture(case: &'static str, path: &Path, offload: bool) -> Result<String,
             n - tally.partial_tx
         ),
     };
+    if !offload && tally.gso_tx + tally.gso_rx > 0 {
+        return Err(format!("{} GSO frames with offload off", tally.gso_tx + tally.gso_rx));
+    }
     Ok(format!(
         "tshark: all checksums good in {} frames (TCP {} out {} in, UDP {} out {} in); {partial}; {} marked \
-         DATA_VALID; the host's stack took {segments} TCP segments, 0 checksum errors",
-        tally.frames, tally.tcp_tx, tally.tcp_rx, tally.udp_tx, tally.udp_rx, tally.data_valid
+         DATA_VALID; GSO frames {} out (TSO) {} in (coalesced, {} DATA_VALID); the host's stack took {segments} \
+         TCP segments, 0 checksum errors",
+        tally.frames,
+        tally.tcp_tx,
+        tally.tcp_rx,
+        tally.udp_tx,
+        tally.udp_rx,
+        tally.data_valid,
+        tally.gso_tx,
+        tally.gso_rx,
+        tally.gso_valid
     ))
 }
 
