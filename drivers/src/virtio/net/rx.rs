@@ -34,10 +34,13 @@ use crate::virtio::queue::{BadUsed, SplitQueue, Used};
 const ETHERNET_HEADER: usize = 14;
 /// An 802.1Q tag a device may leave in place.
 const VLAN_TAG: usize = 4;
+/// IPv6's fixed header, which its 16-bit payload length does not count (RFC 8200 3).
+const IPV6_HEADER: usize = 40;
+/// The largest value of a 16-bit IP length field (RFC 791 3.1, RFC 8200 3).
+const MAX_IP_LENGTH: usize = 65535;
 /// The largest frame joined from several buffers: an IP packet of 64 KiB
-/// (IPv4's total length and IPv6's payload length are 16 bits, RFC 791,
-/// RFC 8200) behind an Ethernet header, a tag, and IPv6's fixed header.
-pub const MAX_JOINED: usize = ETHERNET_HEADER + VLAN_TAG + 40 + 65535;
+/// behind an Ethernet header, a tag, and IPv6's fixed header.
+pub const MAX_JOINED: usize = ETHERNET_HEADER + VLAN_TAG + IPV6_HEADER + MAX_IP_LENGTH;
 /// Join buffers kept for reuse: one per frame the stack may hold at once
 /// (smoltcp holds one); more are allocated, and freed, as needed.
 const SPARE_JOIN_BUFFERS: usize = 2;
