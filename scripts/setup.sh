@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Skiff's build and tests need, and only what is missing:
-#   - QEMU, OVMF, g++, tshark and Chromium from Debian (apt-get update, then apt-get install);
+#   - QEMU, OVMF, g++, tshark, Chromium and netcat from Debian (apt-get update, then apt-get install);
 #   - the Rust toolchains, components and targets named by rust-toolchain.toml
 #     (kernel, libraries, xtask), boot/rust-toolchain.toml (image builder) and
 #     fuzz/rust-toolchain.toml (fuzz targets);
@@ -24,6 +24,8 @@ command -v c++ >/dev/null 2>&1 || missing+=(g++)
 # headless Chromium loads the live page.
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The README's examples talk to the guest's echo with nc (not on a fresh Debian).
+command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 # cargo xtask bench: glibc's static library for the Linux guest's /init, and
 # xz for kernel modules shipped compressed.
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)

@@ -49,12 +49,17 @@ const DRAIN: u8 = 6;
 const SEND: u8 = 7;
 const COMPLETE_TX: u8 = 8;
 const AVAIL_EVENT: u8 = 10;
+const CHAIN: u8 = 11;
+const SEND_BIG: u8 = 12;
 /// `setup` bits: legacy, GUEST_CSUM, CSUM, RING_EVENT_IDX, MTU.
 const LEGACY: u8 = 1;
 const GUEST_CSUM: u8 = 2;
 const CSUM: u8 = 4;
 const EVENT_IDX: u8 = 8;
 const MTU: u8 = 16;
+const MRG_RXBUF: u8 = 32;
+const GUEST_TSO: u8 = 64;
+const HOST_TSO: u8 = 128;
 
 /// A `deliver` operation: a UDP frame of `payload` bytes into buffer `id`,
 /// with header `mode` bits (2: NEEDS_CSUM, 4: DATA_VALID) and an honest length.
@@ -110,7 +115,26 @@ pub fn virtio_rx() -> Seeds {
         batch.extend(deliver(id, 0, 40));
     }
     batch.extend([JUMP, 4, 0, 0, 1, 60, 0, 2, 60, 0, 3, 60, 0, 9, 60, 0, DRAIN]);
-    vec![("burst", burst), ("offload", offload), ("legacy", legacy), ("hostile", hostile), ("batch", batch)]
+    // MRG_RXBUF with GUEST_TSO: a coalesced TCP/IPv4 frame of 4,000 bytes
+    // over three buffers (mode 0x42: TCPV4, NEEDS_CSUM), honestly; then
+    // num_buffers one too many, and an unnegotiated ECN GSO type (0xC2)
+    // on a 2,000-byte frame over two;
+    // then a 30,000-byte TSO send.
+    let mut coalesce = setup(GUEST_CSUM | CSUM | EVENT_IDX | MRG_RXBUF | GUEST_TSO | HOST_TSO, 15);
+    let (big, small) = (4000u16.to_le_bytes(), 2000u16.to_le_bytes());
+    coalesce.extend([CHAIN, 2, 0, 0x42, big[0], big[1], 3, 1]);
+    coalesce.extend([RECEIVE, DRAIN]);
+    coalesce.extend([CHAIN, 2, 4, 0x42, big[0], big[1], 1, 1, DRAIN]);
+    coalesce.extend([CHAIN, 1, 8, 0xC2, small[0], small[1], 3, 1, DRAIN]);
+    coalesce.extend([SEND_BIG, 0x30, 0x75, 0xA8, 0x05, COMPLETE_TX, 15, 0, 0, 0, 0, DRAIN]);
+    vec![
+        ("burst", burst),
+        ("offload", offload),
+        ("legacy", legacy),
+        ("hostile", hostile),
+        ("batch", batch),
+        ("coalesce", coalesce),
+    ]
 }
 
 /// The `stack` operations (see `stack::run`).

@@ -16,17 +16,27 @@
 //! - while the device keeps its used index honest, every used entry has the
 //!   outcome the model predicts — a frame with exactly the bytes the device
 //!   wrote (its checksum completed where the header asks), or a drop of the
-//!   predicted kind — and the counters say so, one count per entry.
+//!   predicted kind — and the counters say so, one count per entry;
+//! - with MRG_RXBUF, a frame spans `num_buffers` used entries: the model
+//!   joins them as the device wrote them (or predicts the drop: a count of
+//!   0, more than the device holds or has used, a broken chain, lengths that
+//!   do not add up), and with GUEST_TSO4/6 it judges the GSO header.
 
 use std::collections::VecDeque;
 
 use crate::input::Input;
 use skiff_drivers::virtio::fake::{DeviceQueue, FakeHal, FakeTransport};
+use skiff_drivers::virtio::net::gso::{self, BadGso, Tso};
 use skiff_drivers::virtio::net::header::{
-    FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_NONE, LEGACY_LEN, MODERN_LEN, NetHeader,
+    FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, LEGACY_LEN, MODERN_LEN, NetHeader,
 };
-use skiff_drivers::virtio::net::{NetFeatures, NetStats, RxChecksum, VirtioNet, offload};
-use skiff_net::checksum::{self, test_frames::udp4_frame};
+use skiff_drivers::virtio::net::{
+    MAX_JOINED, NetFeatures, NetStats, RxChecksum, VirtioNet, ip_frame_len, offload,
+};
+use skiff_net::checksum::{
+    self,
+    test_frames::{tcp4_frame, udp4_frame},
+};
 use skiff_net::device::{NetDevice, RxHalf, TxHalf};
 
 type Net = VirtioNet<FakeHal, FakeTransport>;
@@ -47,6 +57,10 @@ enum Expect {
     BadLen,
     Short,
     BadHeader,
+    BadNumBuffers,
+    BadChain,
+    GsoNotNegotiated,
+    GsoMismatch,
 }
 
 struct Harness {
@@ -62,6 +76,9 @@ struct Harness {
     size: u16,
     header_len: usize,
     guest_csum: bool,
+    /// MRG_RXBUF and GUEST_TSO4/6 as negotiated.
+    mergeable: bool,
+    gso: Tso,
     /// Per receive buffer: the device holds it (made available, and no used
     /// entry naming it taken by the driver yet); what the device last wrote
     /// there (as the driver may have changed it: completed checksums).
@@ -97,7 +114,7 @@ pub fn run(data: &[u8]) {
         if input.done() {
             break;
         }
-        let op = input.u8() % 11;
+        let op = input.u8() % 13;
         if trace() {
             eprintln!("op {op}");
         }
@@ -110,7 +127,9 @@ pub fn run(data: &[u8]) {
             7 => h.send(&mut input),
             8 => h.complete_tx(&mut input),
             9 => h.net.set_interrupts(input.u8() & 1 == 1),
-            _ => h.set_avail_event(&mut input),
+            10 => h.set_avail_event(&mut input),
+            11 => h.deliver_chain(&mut input),
+            _ => h.send_big(&mut input),
         }
         h.check_tx();
     }
@@ -131,6 +150,8 @@ impl Harness {
             (3, NetFeatures::RING_EVENT_IDX),
             (4, NetFeatures::MTU),
             (5, NetFeatures::MRG_RXBUF),
+            (6, NetFeatures::GUEST_TSO4 | NetFeatures::GUEST_TSO6),
+            (7, NetFeatures::HOST_TSO4 | NetFeatures::HOST_TSO6),
         ] {
             if setup & (1 << bit) != 0 {
                 offered |= feature;
@@ -164,6 +185,8 @@ impl Harness {
             avail_seen: [size, 0],
             avail_event: [0, 0],
             guest_csum: net.info().rx_checksum_offload,
+            mergeable: features.contains(NetFeatures::MRG_RXBUF),
+            gso: Tso { v4: features.contains(NetFeatures::GUEST_TSO4), v6: features.contains(NetFeatures::GUEST_TSO6) },
             net,
             rx,
             tx,
@@ -258,45 +281,164 @@ impl Harness {
         }
     }
 
-    /// What the driver should make of a used entry it takes now; updates
-    /// which buffers the device holds.
-    fn predict(&mut self, id: u32, len: u32) -> Expect {
-        let Some(slot) = usize::try_from(id).ok().filter(|&i| i < self.held.len()) else { return Expect::BadId };
+    /// Takes a used entry as the driver's queue does: `Err` with the
+    /// outcome if the queue refuses it, else its slot (no longer held).
+    fn take_entry(&mut self, id: u32, len: u32) -> Result<usize, Expect> {
+        let Some(slot) = usize::try_from(id).ok().filter(|&i| i < self.held.len()) else { return Err(Expect::BadId) };
         if !self.held[slot] {
-            return Expect::NotInFlight;
+            return Err(Expect::NotInFlight);
         }
         self.held[slot] = false;
-        let buffer = &mut self.shadow[slot];
-        let len = len as usize;
-        if len > buffer.len() {
-            return Expect::BadLen;
+        if len as usize > self.shadow[slot].len() {
+            return Err(Expect::BadLen);
         }
+        Ok(slot)
+    }
+
+    /// What the driver should make of a used entry it takes now (and, for
+    /// a frame over several buffers, of the entries after it); updates
+    /// which buffers the device holds.
+    fn predict(&mut self, id: u32, len: u32) -> Expect {
+        let slot = match self.take_entry(id, len) {
+            Ok(slot) => slot,
+            Err(expect) => return expect,
+        };
+        let len = len as usize;
         let hl = self.header_len;
         if len < hl + ETHERNET_HEADER {
             return Expect::Short;
         }
-        let header = NetHeader::parse(buffer, hl).expect("buffer holds a header");
-        if header.gso_type != GSO_NONE || (hl == MODERN_LEN && header.num_buffers > 1) {
-            return Expect::BadHeader;
+        let header = NetHeader::parse(&self.shadow[slot], hl).expect("buffer holds a header");
+        let count = if self.mergeable { header.num_buffers } else { 1 };
+        let in_flight = self.held.iter().filter(|&&h| h).count();
+        let unmerged_claim = !self.mergeable && hl == MODERN_LEN && header.num_buffers > 1;
+        if count == 0 || usize::from(count) > in_flight + 1 || unmerged_claim {
+            return Expect::BadNumBuffers;
         }
-        let mut checksum = RxChecksum::Unknown;
-        if header.flags & FLAG_NEEDS_CSUM != 0 {
-            if !self.guest_csum {
-                return Expect::BadHeader;
-            }
-            // The device sums from csum_start to the end of the segment
-            // when the frame says where it ends, else to the end of the frame.
-            let data = &mut buffer[hl..len];
-            let start = usize::from(header.csum_start);
-            let end = checksum::find_segment(data).filter(|s| s.start == start).map_or(data.len(), |s| s.start + s.len);
-            if !offload::complete(data, start, usize::from(header.csum_offset), end) {
-                return Expect::BadHeader;
-            }
-            checksum = RxChecksum::Valid;
-        } else if header.flags & FLAG_DATA_VALID != 0 && self.guest_csum {
-            checksum = RxChecksum::Valid;
+        let exact = count > 1 || header.gso_type != GSO_NONE;
+        let (guest_csum, gso) = (self.guest_csum, self.gso);
+        if count == 1 {
+            // In place: the driver completes the checksum in the buffer.
+            let data = &mut self.shadow[slot][hl..len];
+            return match judge(data, &header, exact, guest_csum, gso, &mut self.model) {
+                Ok(checksum) => Expect::Frame { bytes: data.to_vec(), checksum },
+                Err(expect) => expect,
+            };
         }
-        Expect::Frame { bytes: buffer[hl..len].to_vec(), checksum }
+        let mut joined = self.shadow[slot][hl..len].to_vec();
+        let mut broken = false;
+        for _ in 1..count {
+            // The device used fewer buffers than it claimed.
+            let Some((id, len)) = self.expected.pop_front() else { return Expect::BadNumBuffers };
+            match self.take_entry(id, len) {
+                Ok(slot) => {
+                    let len = len as usize;
+                    if len == 0 || joined.len() + len > MAX_JOINED {
+                        broken = true;
+                    }
+                    if !broken {
+                        joined.extend_from_slice(&self.shadow[slot][..len]);
+                    }
+                }
+                Err(expect) => {
+                    match expect {
+                        Expect::BadId => self.model.drop_bad_id += 1,
+                        Expect::NotInFlight => self.model.drop_not_in_flight += 1,
+                        _ => self.model.rx_drop_bad_len += 1,
+                    }
+                    return Expect::BadChain;
+                }
+            }
+        }
+        if broken {
+            return Expect::BadChain;
+        }
+        self.model.rx_merged_frames += 1;
+        match judge(&mut joined, &header, exact, guest_csum, gso, &mut self.model) {
+            Ok(checksum) => Expect::Frame { bytes: joined, checksum },
+            Err(expect) => expect,
+        }
+    }
+
+    /// The device writes one packet over up to six buffers it holds, with
+    /// a `num_buffers` that is honest or not, and publishes their used
+    /// entries at once (lengths honest or not).
+    fn deliver_chain(&mut self, input: &mut Input) {
+        let want = 1 + usize::from(input.u8() % 6);
+        let start = usize::from(input.u8()) % self.held.len();
+        let ids: Vec<usize> =
+            (0..self.held.len()).map(|i| (start + i) % self.held.len()).filter(|&i| self.held[i]).take(want).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let mut bytes = self.big_packet(input);
+        let honest = ids.len() as u16;
+        let num_buffers = match input.u8() % 8 {
+            0 => input.u16(),
+            1 => honest + 1,
+            2 => honest - 1,
+            _ => honest,
+        };
+        if self.header_len == MODERN_LEN {
+            bytes[10..12].copy_from_slice(&num_buffers.to_le_bytes());
+        }
+        let mut entries = Vec::new();
+        let mut at = 0;
+        for &slot in &ids {
+            let n = (bytes.len() - at).min(self.shadow[slot].len());
+            self.rx.fill(slot as u16, &bytes[at..at + n]);
+            self.shadow[slot][..n].copy_from_slice(&bytes[at..at + n]);
+            entries.push((slot as u32, n as u32));
+            at += n;
+        }
+        if input.u8() % 8 == 0 {
+            let i = usize::from(input.u8()) % entries.len();
+            entries[i].1 = u32::from(input.u16());
+        }
+        self.publish(&entries);
+    }
+
+    /// A header and a TCP frame of up to 6,000 payload bytes: GSO types
+    /// right, wrong or unnegotiated, `gso_size`/`hdr_len` sane or fuzzed,
+    /// lengths that agree with the IP header or not.
+    fn big_packet(&mut self, input: &mut Input) -> Vec<u8> {
+        let mode = input.u8();
+        let payload: Vec<u8> = (0..usize::from(input.u16() % 6000)).map(|i| (i * 31) as u8).collect();
+        let v6 = mode & 0x10 != 0;
+        let mut frame = if v6 { checksum::test_frames::tcp6_frame(&payload) } else { tcp4_frame(&payload) };
+        if mode & 0x20 != 0 {
+            let cut = usize::from(input.u8());
+            if input.u8() & 1 == 0 {
+                frame.truncate(frame.len().saturating_sub(cut).max(ETHERNET_HEADER));
+            } else {
+                frame.extend(std::iter::repeat_n(0, cut));
+            }
+        }
+        let kind = if v6 { GSO_TCPV6 } else { GSO_TCPV4 };
+        let mut header = NetHeader {
+            gso_type: match mode >> 6 {
+                0 => GSO_NONE,
+                1 => kind,
+                2 => input.u8(),
+                _ => kind | GSO_ECN,
+            },
+            gso_size: if mode & 8 != 0 { input.u16() } else { 1448 },
+            hdr_len: if mode & 1 != 0 { input.u16() } else { 54 + if v6 { 20 } else { 0 } },
+            ..NetHeader::default()
+        };
+        if mode & 2 != 0 {
+            header.flags |= FLAG_NEEDS_CSUM;
+            if let Some((start, offset)) = offload::prepare(&mut frame) {
+                (header.csum_start, header.csum_offset) = (start, offset);
+            }
+        }
+        if mode & 4 != 0 {
+            header.flags |= FLAG_DATA_VALID;
+        }
+        let mut out = vec![0; self.header_len];
+        header.emit(&mut out, self.header_len);
+        out.extend_from_slice(&frame);
+        out
     }
 
     /// The device moves its used index by an arbitrary amount: over stale
@@ -368,6 +510,10 @@ impl Harness {
                 Some(Expect::BadLen) => self.model.rx_drop_bad_len += 1,
                 Some(Expect::Short) => self.model.rx_drop_short += 1,
                 Some(Expect::BadHeader) => self.model.rx_drop_bad_header += 1,
+                Some(Expect::BadNumBuffers) => self.model.rx_drop_bad_num_buffers += 1,
+                Some(Expect::BadChain) => self.model.rx_drop_bad_chain += 1,
+                Some(Expect::GsoNotNegotiated) => self.model.rx_drop_gso_not_negotiated += 1,
+                Some(Expect::GsoMismatch) => self.model.rx_drop_gso_mismatch += 1,
                 None => {
                     assert!(got.is_none(), "the driver delivered a frame the model does not expect");
                     break;
@@ -379,6 +525,17 @@ impl Harness {
         };
         assert_eq!(counted(&after), counted(&self.model), "receive counters (before: {before:?})");
         assert_eq!(after.rx_drop_bad_header, self.model.rx_drop_bad_header, "bad-header counter");
+        let offload = |s: &NetStats| {
+            (
+                s.rx_drop_bad_num_buffers,
+                s.rx_drop_bad_chain,
+                s.rx_drop_gso_not_negotiated,
+                s.rx_drop_gso_mismatch,
+                s.rx_merged_frames,
+                s.rx_gso_frames,
+            )
+        };
+        assert_eq!(offload(&after), offload(&self.model), "mergeable/GSO counters");
         assert_eq!(after.drop_bad_index, 0);
     }
 
@@ -466,6 +623,19 @@ impl Harness {
         self.flush();
     }
 
+    /// A TCP frame past the MTU for the device to segment (TSO), when the
+    /// driver offers a buffer for one.
+    fn send_big(&mut self, input: &mut Input) {
+        let payload = vec![0x5A; usize::from(input.u16() % 20_000)];
+        let frame = tcp4_frame(&payload);
+        let size = input.u16();
+        if let Some(mut tx) = self.net.split().1.reserve(frame.len()) {
+            self.net.split().1.bytes_mut(&mut tx).copy_from_slice(&frame);
+            self.net.split().1.send_segmented(tx, size);
+        }
+        self.flush();
+    }
+
     /// The device completes a transmit buffer (or claims to).
     fn complete_tx(&mut self, input: &mut Input) {
         let choice = input.u8();
@@ -485,4 +655,44 @@ impl Harness {
         let tx = self.net.split().1;
         assert_eq!(tx.free() + tx.in_flight(), usize::from(self.size), "transmit buffers lost");
     }
+}
+
+/// What the driver makes of a received frame's bytes (in place or joined):
+/// the checks of `rx.rs`'s `inspect`, in its order, counting an accepted
+/// GSO frame in `model`. `data` gets its checksum completed where asked.
+fn judge(
+    data: &mut [u8],
+    header: &NetHeader,
+    exact: bool,
+    guest_csum: bool,
+    gso: Tso,
+    model: &mut NetStats,
+) -> Result<RxChecksum, Expect> {
+    if exact && ip_frame_len(data) != Some(data.len()) {
+        return Err(Expect::BadChain);
+    }
+    if header.gso_type != GSO_NONE {
+        match gso::check_received(header, data, gso) {
+            Ok(()) => model.rx_gso_frames += 1,
+            Err(BadGso::NotNegotiated) => return Err(Expect::GsoNotNegotiated),
+            Err(BadGso::Mismatch) => return Err(Expect::GsoMismatch),
+        }
+    }
+    if header.flags & FLAG_NEEDS_CSUM != 0 {
+        if !guest_csum {
+            return Err(Expect::BadHeader);
+        }
+        // The device sums from csum_start to the end of the segment when
+        // the frame says where it ends, else to the end of the frame.
+        let start = usize::from(header.csum_start);
+        let end = checksum::find_segment(data).filter(|s| s.start == start).map_or(data.len(), |s| s.start + s.len);
+        if !offload::complete(data, start, usize::from(header.csum_offset), end) {
+            return Err(Expect::BadHeader);
+        }
+        return Ok(RxChecksum::Valid);
+    }
+    if header.flags & FLAG_DATA_VALID != 0 && guest_csum {
+        return Ok(RxChecksum::Valid);
+    }
+    Ok(RxChecksum::Unknown)
 }

@@ -180,6 +180,18 @@ pub mod test_frames {
         f
     }
 
+    /// An Ethernet + IPv4 + TCP frame (20-byte headers) with `payload`,
+    /// checksum fields zero.
+    pub fn tcp4_frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::from([0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x52, 0x54, 0, 0xab, 0xcd, 0xef, 0x08, 0x00]);
+        let total = (20 + 20 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[10, 0, 2, 15, 10, 0, 2, 2]);
+        f.extend_from_slice(&[0, 80, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
     /// An Ethernet + IPv6 + TCP frame (20-byte header) with `payload`.
     pub fn tcp6_frame(payload: &[u8]) -> Vec<u8> {
         let mut f = Vec::from([0x33, 0x33, 0, 0, 0, 1, 0x52, 0x54, 0, 0xab, 0xcd, 0xef, 0x86, 0xdd]);

@@ -34,6 +34,12 @@ pub struct DeviceInfo {
     /// The card validates (or completes) TCP/UDP checksums of received
     /// frames and says so per frame ([`RxHalf::checksum_verified`]).
     pub rx_checksum_offload: bool,
+    /// The card splits TCP/IPv4 frames up to this many bytes (Ethernet
+    /// header included) into MTU-sized segments (TSO); `None` if it cannot.
+    /// Only with `tx_checksum_offload`.
+    pub tso4_max_frame: Option<usize>,
+    /// The same for TCP/IPv6.
+    pub tso6_max_frame: Option<usize>,
 }
 
 /// The log target of per-frame trace lines (`log=packet=trace`); drivers
@@ -102,6 +108,10 @@ pub trait TxHalf {
     fn bytes_mut<'a>(&'a mut self, frame: &'a mut Self::Frame) -> &'a mut [u8];
     /// Queues the filled frame; it goes out at the next flush.
     fn send(&mut self, frame: Self::Frame);
+    /// Queues a filled TCP frame larger than the MTU for the card to cut
+    /// into segments of `segment_size` payload bytes (TSO). Only called
+    /// when [`DeviceInfo`] offers TSO for the frame's IP version.
+    fn send_segmented(&mut self, frame: Self::Frame, segment_size: u16);
 }
 
 /// A network card.

@@ -14,7 +14,9 @@
 //! For the same reason, frames smoltcp could not parse are named and counted
 //! here first (see [`crate::rx_check`]).
 
-use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
+use core::num::{NonZeroU16, NonZeroUsize};
+
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
 
 use crate::device::{NetDevice, RxHalf, TxHalf};
@@ -100,6 +102,15 @@ impl<D: NetDevice> Adapter<D> {
         caps.max_transmission_unit = info.mtu + ETHERNET_HEADER;
         caps.max_burst_size = Some(info.max_burst);
         caps.checksum = checksum_caps(info.tx_checksum_offload);
+        // smoltcp then hands over TCP frames up to this size, with the
+        // segment size in the packet's metadata (TxToken::set_meta). TSO
+        // needs checksum offload: smoltcp asserts it.
+        if info.tx_checksum_offload {
+            caps.segmentation.tcpv4 = info.tso4_max_frame.and_then(NonZeroUsize::new);
+            // Not tcpv6: smoltcp 0.14 drops an IPv6 packet over the MTU
+            // before it looks at the metadata (no IPv6 branch reads
+            // segmentation_offload_size), so it would lose every big segment.
+        }
         Adapter { device, caps, stats: AdapterStats::default() }
     }
 
@@ -141,6 +152,8 @@ pub struct RxToken<'a, R: RxHalf> {
 pub struct TxToken<'a, T: TxHalf> {
     tx: &'a mut T,
     dropped: &'a mut u64,
+    /// The segment size smoltcp asked the card to cut the frame into (TSO).
+    segment_size: Option<NonZeroU16>,
 }
 
 impl<R: RxHalf> phy::RxToken for RxToken<'_, R> {
@@ -188,7 +201,10 @@ impl<T: TxHalf> phy::TxToken for TxToken<'_, T> {
                 if trace::enabled() {
                     trace::log_frame(trace::Direction::Tx, self.tx.bytes_mut(&mut frame));
                 }
-                self.tx.send(frame);
+                match self.segment_size {
+                    Some(size) => self.tx.send_segmented(frame, size.get()),
+                    None => self.tx.send(frame),
+                }
                 result
             }
             // Only if smoltcp asks for more than the MTU, or ignores has_room:
@@ -199,6 +215,10 @@ impl<T: TxHalf> phy::TxToken for TxToken<'_, T> {
                 f(&mut scratch)
             }
         }
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.segment_size = meta.segmentation_offload_size;
     }
 }
 
@@ -220,7 +240,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
         }
         let frame = rx.receive()?;
         let AdapterStats { rx: rx_drops, tx_drop_no_buffer } = &mut self.stats;
-        Some((RxToken { rx, frame, dropped: rx_drops }, TxToken { tx, dropped: tx_drop_no_buffer }))
+        Some((RxToken { rx, frame, dropped: rx_drops }, TxToken { tx, dropped: tx_drop_no_buffer, segment_size: None }))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
@@ -228,7 +248,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
         if !tx.has_room() {
             return None;
         }
-        Some(TxToken { tx, dropped: &mut self.stats.tx_drop_no_buffer })
+        Some(TxToken { tx, dropped: &mut self.stats.tx_drop_no_buffer, segment_size: None })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

@@ -59,13 +59,25 @@ impl TxHalf for MemTx {
     fn send(&mut self, frame: Vec<u8>) {
         self.0.borrow_mut().push_back(frame);
     }
+    /// Never called: the device offers no TSO.
+    fn send_segmented(&mut self, frame: Vec<u8>, _segment_size: u16) {
+        self.send(frame);
+    }
 }
 
 impl NetDevice for MemDevice {
     type Rx = MemRx;
     type Tx = MemTx;
     fn info(&self) -> DeviceInfo {
-        DeviceInfo { mac: self.mac, mtu: 1500, max_burst: 64, tx_checksum_offload: false, rx_checksum_offload: false }
+        DeviceInfo {
+            mac: self.mac,
+            mtu: 1500,
+            max_burst: 64,
+            tx_checksum_offload: false,
+            rx_checksum_offload: false,
+            tso4_max_frame: None,
+            tso6_max_frame: None,
+        }
     }
     fn split(&mut self) -> (&mut MemRx, &mut MemTx) {
         (&mut self.rx, &mut self.tx)

@@ -19,6 +19,7 @@ mod bench;
 mod build;
 mod clients;
 mod doccheck;
+mod forward;
 mod frames;
 mod fuzz;
 mod hostile;
@@ -27,6 +28,7 @@ mod judges;
 mod learn;
 mod monitor;
 mod netns;
+mod offloads;
 mod qemu;
 mod rawlink;
 mod stress;
@@ -87,6 +89,12 @@ enum Cmd {
         /// Log every frame at each layer, driver to app (adds packet=trace to log=).
         #[arg(long)]
         trace: bool,
+        /// Use a TAP device with vnet headers (so the card offers checksum
+        /// and segmentation offload) in a network namespace made for this
+        /// run and removed after it; the host ports still reach the guest.
+        /// Needs root.
+        #[arg(long)]
+        tap: bool,
     },
     /// Run every test: host unit tests, then the kernel's tests under QEMU.
     Qemu {
@@ -227,19 +235,34 @@ fn run(command: Cmd) -> Result<()> {
             impair::client::sizes(&size).and_then(|s| impair::client::run_in_namespace(s, bar, linux))
         }
         Cmd::Build => build::build_with_images().map(|artifacts| artifacts.print()),
-        Cmd::Run { bios, uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap, trace } => {
+        Cmd::Run { bios, uefi, machine, memory, gdb, cmdline, http_port, echo_port, pcap, trace, tap } => {
             let cmdline = if trace { learn::with_trace(&cmdline) } else { cmdline };
             let firmware = match (bios, uefi) {
                 (_, true) => Firmware::Uefi,
                 (true, false) => Firmware::Bios,
                 (false, false) => Firmware::Direct,
             };
+            if tap && !forward::is_root() {
+                return Err(TAP_NEEDS_ROOT.into());
+            }
             let artifacts = if firmware == Firmware::Direct { build::build() } else { build::build_with_images() };
             artifacts.and_then(|artifacts| {
+                if tap {
+                    return run_on_tap(
+                        &artifacts,
+                        firmware,
+                        machine,
+                        memory,
+                        cmdline,
+                        gdb,
+                        (http_port, echo_port),
+                        pcap,
+                    );
+                }
                 let forwards = vec![Forward::http(http_port), Forward::echo(echo_port)];
                 let nic = Nic { forwards, pcap, ..Nic::default() };
                 let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic) };
-                qemu::run_interactive(&artifacts, &boot, http_port, echo_port)
+                qemu::run_interactive(&artifacts, &boot, http_port, echo_port, None)
             })
         }
         Cmd::Qemu { filter, timeout } => suite::run(filter.as_deref(), timeout),
@@ -282,4 +305,38 @@ fn setup() -> Result<()> {
     }
     step.done();
     Ok(())
+}
+
+/// What `cargo xtask run --tap` says to a user who is not root.
+const TAP_NEEDS_ROOT: &str = "cargo xtask run --tap needs root: it makes a network namespace and a TAP device \
+     (ip netns add, ip tuntap add). Run it as root (e.g. `sudo -E env PATH=$PATH cargo xtask run --tap`), \
+     or without --tap for QEMU's user network (no offloads)";
+
+/// `cargo xtask run --tap`: QEMU on a TAP device with vnet headers inside a
+/// namespace made for this run (netns.rs, the tests' network: the guest is
+/// 10.0.2.15, the TAP's host side 10.0.2.2), and 127.0.0.1's ports forwarded
+/// into it (forward.rs). The namespace is removed when QEMU ends.
+#[allow(clippy::too_many_arguments)]
+fn run_on_tap(
+    artifacts: &build::Artifacts,
+    firmware: Firmware,
+    machine: qemu::Machine,
+    memory: String,
+    cmdline: String,
+    gdb: bool,
+    (http_port, echo_port): (u16, u16),
+    pcap: Option<PathBuf>,
+) -> Result<()> {
+    use std::net::SocketAddr;
+    let net = netns::TestNetwork::create("run")?;
+    forward::survive_signals();
+    forward::spawn(http_port, net.name(), SocketAddr::from((testnet::GUEST_IP, testnet::HTTP_PORT)))?;
+    forward::spawn(echo_port, net.name(), SocketAddr::from((testnet::GUEST_IP, testnet::ECHO_PORT)))?;
+    // Nobody serves DHCP in the namespace: take the static address at once.
+    let cmdline =
+        if cmdline.contains("net.dhcp") { cmdline } else { format!("net.dhcp=off {cmdline}").trim().to_string() };
+    eprintln!("==> TAP network: namespace {} (removed when QEMU ends), guest {}", net.name(), testnet::guest_cidr());
+    let nic = Nic { backend: qemu::Backend::Tap, pcap, ..Nic::default() };
+    let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic) };
+    qemu::run_interactive(artifacts, &boot, http_port, echo_port, Some(net.name()))
 }

@@ -124,6 +124,10 @@ impl Default for Nic {
     }
 }
 
+/// Bytes of each frame `filter-dump` records: more than any frame with
+/// segmentation offload (64 KiB and a header).
+pub const PCAP_MAXLEN: u32 = 256 * 1024;
+
 /// One way of booting the kernel.
 #[derive(Clone, Debug)]
 pub struct Boot {
@@ -304,7 +308,12 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
         let pcap = nic.pcap.clone().or_else(|| std::env::var_os("SKIFF_PCAP").map(PathBuf::from));
         if let Some(pcap) = pcap {
             args.push("-object".into());
-            args.push(format!("filter-dump,id=dump0,netdev=net0,file={}", escape_option(&pcap.display().to_string())));
+            // maxlen: whole 64 KiB TSO and coalesced frames with their
+            // virtio_net_hdr (QEMU's default, 65536, would cut the latter).
+            args.push(format!(
+                "filter-dump,id=dump0,netdev=net0,file={},maxlen={PCAP_MAXLEN}",
+                escape_option(&pcap.display().to_string())
+            ));
         }
     }
     if !boot.cmdline.is_empty() {
@@ -342,7 +351,14 @@ pub fn shell_line(args: &[String]) -> String {
 
 /// Boots with the serial console on this terminal, until the guest or the
 /// user ends it. Once the guest answers HTTP on `http_port`, says where.
-pub fn run_interactive(artifacts: &Artifacts, boot: &Boot, http_port: u16, echo_port: u16) -> Result<()> {
+/// With `netns`, QEMU runs inside that network namespace (`run --tap`).
+pub fn run_interactive(
+    artifacts: &Artifacts,
+    boot: &Boot,
+    http_port: u16,
+    echo_port: u16,
+    netns: Option<&str>,
+) -> Result<()> {
     let mut args = arguments(artifacts, boot, &root().join("target/qemu/run"))?;
     // mon:stdio multiplexes the QEMU monitor on the console: Ctrl-A X quits, Ctrl-A C toggles.
     args.extend(["-serial".into(), "mon:stdio".into()]);
@@ -355,8 +371,15 @@ pub fn run_interactive(artifacts: &Artifacts, boot: &Boot, http_port: u16, echo_
             artifacts.kernel_elf.display()
         );
     }
-    let mut qemu =
-        Command::new("qemu-system-x86_64").args(&args).spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let mut command = match netns {
+        Some(netns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", netns, "qemu-system-x86_64"]);
+            c
+        }
+        None => Command::new("qemu-system-x86_64"),
+    };
+    let mut qemu = command.args(&args).spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
     let started = Instant::now();
     // Announce the URLs once the guest answers; the thread ends with the process.
     std::thread::spawn(move || {
@@ -682,7 +705,10 @@ mod tests {
         let joined = arguments(&artifacts(), &Boot { nic: Some(nic), ..Boot::default() }, Path::new("/nonexistent"))
             .unwrap()
             .join(" ");
-        assert!(joined.contains("-object filter-dump,id=dump0,netdev=net0,file=/tmp/a,,b.pcap"), "{joined}");
+        assert!(
+            joined.contains("-object filter-dump,id=dump0,netdev=net0,file=/tmp/a,,b.pcap,maxlen=262144"),
+            "{joined}"
+        );
     }
 
     #[test]

@@ -62,11 +62,15 @@ pub(crate) struct Case {
 }
 
 /// The feature sets QEMU 7.2 leaves after Skiff's driver has chosen: the
-/// user network has no vnet headers, so QEMU offers no checksum offload there.
+/// user network has no vnet headers, so QEMU offers no checksum or
+/// segmentation offload there (and the driver declines MRG_RXBUF alone);
+/// a TAP device with vnet headers offers both.
 const NEGOTIATED_MODERN: &str = "MAC STATUS RING_EVENT_IDX VERSION_1";
-const NEGOTIATED_MODERN_CSUM: &str = "CSUM GUEST_CSUM MAC STATUS RING_EVENT_IDX VERSION_1";
+const NEGOTIATED_MODERN_OFFLOAD: &str =
+    "CSUM GUEST_CSUM MAC GUEST_TSO4 GUEST_TSO6 HOST_TSO4 HOST_TSO6 MRG_RXBUF STATUS RING_EVENT_IDX VERSION_1";
 const NEGOTIATED_LEGACY: &str = "MAC STATUS ANY_LAYOUT RING_EVENT_IDX";
-const NEGOTIATED_LEGACY_CSUM: &str = "CSUM GUEST_CSUM MAC STATUS ANY_LAYOUT RING_EVENT_IDX";
+const NEGOTIATED_LEGACY_OFFLOAD: &str =
+    "CSUM GUEST_CSUM MAC GUEST_TSO4 GUEST_TSO6 HOST_TSO4 HOST_TSO6 MRG_RXBUF STATUS ANY_LAYOUT RING_EVENT_IDX";
 
 /// How long the guest is left idle to measure what it costs the host, and
 /// the share of one host core it may use meanwhile.
@@ -325,6 +329,11 @@ fn cases(timeout: Duration) -> Vec<Case> {
         hostile_case("hostile-tap-offload", true, timeout),
         hostile_case("hostile-tap-no-offload", false, timeout),
         limited_case(timeout),
+    ]
+    .into_iter()
+    // TSO and coalescing over TAP, and not over the user network (offloads.rs).
+    .chain(crate::offloads::cases(timeout))
+    .chain([
         Case {
             name: "serve-http-and-echo",
             boot: Boot { cmdline: "http.idle_ms=60000".into(), nic: Some(serving), ..Boot::default() },
@@ -439,7 +448,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
             Firmware::Bios,
             Machine::Q35,
             tap.clone(),
-            NEGOTIATED_MODERN_CSUM,
+            NEGOTIATED_MODERN_OFFLOAD,
             &[OFFLOADED_BOTH_WAYS],
         ),
         nic_case(
@@ -455,7 +464,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
             Firmware::Bios,
             Machine::Pc,
             Nic { legacy: true, ..tap.clone() },
-            NEGOTIATED_LEGACY_CSUM,
+            NEGOTIATED_LEGACY_OFFLOAD,
             &[OFFLOADED_BOTH_WAYS],
         ),
         Case {
@@ -520,7 +529,8 @@ fn cases(timeout: Duration) -> Vec<Case> {
             timeout,
             client: None,
         },
-    ]
+    ])
+    .collect()
 }
 
 /// Whether some line matches `want`: contains it, or with a trailing `$`,

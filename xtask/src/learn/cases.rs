@@ -12,7 +12,7 @@ use super::{page, pcap, trace};
 use crate::clients;
 use crate::qemu::{self, Backend, Boot, Forward, Nic};
 use crate::suite::{Case, Expect, free_port};
-use crate::testnet::{DISCARD_PORT as UDP_DISCARD_PORT, GUEST_IP, GUEST_MAC};
+use crate::testnet::{DISCARD_PORT as UDP_DISCARD_PORT, ECHO_PORT, GUEST_IP, GUEST_MAC};
 
 /// How long the TAP boots wait for DHCP before the static address: there is
 /// no DHCP server there, but the guest's DISCOVERs are the UDP it sends.
@@ -189,8 +189,12 @@ fn snmp(case: &str, protocol: &str, counter: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no {protocol} {counter} in /proc/net/snmp"))
 }
 
+/// Bytes the TAP capture's echo sends: several 64 KiB segments' worth.
+const ECHO_BYTES: usize = 256 * 1024;
+
 /// TAP network: curl from the namespace (TCP both ways), a datagram to a
-/// closed port (UDP in), DHCP DISCOVERs (UDP out). The host's own stack must
+/// closed port (UDP in), DHCP DISCOVERs (UDP out), an echo large enough for
+/// segmentation offload (GSO frames both ways when offload is on). The host's own stack must
 /// count no checksum errors, and the capture must check out.
 fn tap_capture(case: &'static str, path: &Path, offload: bool) -> Result<String, String> {
     let url = format!("http://{GUEST_IP}/");
@@ -209,6 +213,16 @@ fn tap_capture(case: &'static str, path: &Path, offload: bool) -> Result<String,
     }
     let script = format!("echo datagram > /dev/udp/{GUEST_IP}/{UDP_DISCARD_PORT}");
     in_namespace(case, &["bash", "-c", &script])?;
+    // 256 KiB through the echo, both ways at once: with segmentation
+    // offload the host hands the guest coalesced segments and the guest
+    // the host TSO ones, so the capture holds GSO frames both ways.
+    let echo = format!(
+        "exec 3<>/dev/tcp/{GUEST_IP}/{ECHO_PORT}; head -c {ECHO_BYTES} /dev/zero >&3 & timeout 10 head -c {ECHO_BYTES} <&3 | wc -c"
+    );
+    let echoed = in_namespace(case, &["bash", "-c", &echo])?;
+    if echoed.trim() != ECHO_BYTES.to_string() {
+        return Err(format!("the echo returned {} of {ECHO_BYTES} bytes", echoed.trim()));
+    }
     settled(path);
     let segments = snmp(case, "Tcp", "InSegs")?;
     let errors = snmp(case, "Tcp", "InCsumErrors")? + snmp(case, "Udp", "InCsumErrors")?;
@@ -229,10 +243,26 @@ fn tap_capture(case: &'static str, path: &Path, offload: bool) -> Result<String,
             n - tally.partial_tx
         ),
     };
+    match (offload, tally.gso_tx, tally.gso_rx) {
+        (true, 0, _) | (true, _, 0) => {
+            return Err(format!("offload on, yet GSO frames {} out {} in", tally.gso_tx, tally.gso_rx));
+        }
+        (false, tx, rx) if tx + rx > 0 => return Err(format!("{} GSO frames with offload off", tx + rx)),
+        _ => {}
+    }
     Ok(format!(
         "tshark: all checksums good in {} frames (TCP {} out {} in, UDP {} out {} in); {partial}; {} marked \
-         DATA_VALID; the host's stack took {segments} TCP segments, 0 checksum errors",
-        tally.frames, tally.tcp_tx, tally.tcp_rx, tally.udp_tx, tally.udp_rx, tally.data_valid
+         DATA_VALID; GSO frames {} out (TSO) {} in (coalesced, {} DATA_VALID); the host's stack took {segments} \
+         TCP segments, 0 checksum errors",
+        tally.frames,
+        tally.tcp_tx,
+        tally.tcp_rx,
+        tally.udp_tx,
+        tally.udp_rx,
+        tally.data_valid,
+        tally.gso_tx,
+        tally.gso_rx,
+        tally.gso_valid
     ))
 }
 

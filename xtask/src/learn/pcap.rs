@@ -20,6 +20,14 @@
 //! 3. tshark, with IP/TCP/UDP checksum validation on, must call every
 //!    checksum in the result good, with TCP and UDP seen both ways.
 //!
+//! With segmentation offload a frame may be a 64 KiB TCP segment whose
+//! header names a GSO type: one the guest asks the device to cut (TSO), or
+//! one the host coalesced for the guest. Its checksum covers all of it, so
+//! tshark judges it whole; its GSO fields must name TCP of its IP version
+//! and a segment size, and it is counted. A coalesced frame the host marked
+//! DATA_VALID keeps the first segment's checksum (the host vouches for each
+//! segment, which the capture does not hold): it is recomputed, and counted.
+//!
 //! The capture a learner opens in Wireshark (`run --pcap`) is the raw one.
 
 use std::path::Path;
@@ -46,6 +54,13 @@ pub const VNET_DATA_VALID: u8 = 2;
 
 /// A `virtio_net_hdr`'s checksum fields: flags, csum_start, csum_offset.
 pub type VnetChecksum = (u8, u16, u16);
+/// Its segmentation fields, for a GSO frame: gso_type, gso_size, hdr_len.
+pub type VnetGso = (u8, u16, u16);
+/// `gso_type` (spec 5.1.6): none, TCP/IPv4, TCP/IPv6; the ECN bit.
+const GSO_NONE: u8 = 0;
+const GSO_TCPV4: u8 = 1;
+const GSO_TCPV6: u8 = 4;
+const GSO_ECN: u8 = 0x80;
 
 /// One captured frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +70,8 @@ pub struct Frame {
     /// The `virtio_net_hdr` the netdev carried, if it had one: flags,
     /// csum_start, csum_offset.
     pub vnet: Option<VnetChecksum>,
+    /// Its GSO fields, if it is a segmentation-offload frame.
+    pub gso: Option<VnetGso>,
     /// The Ethernet frame.
     pub data: Vec<u8>,
 }
@@ -79,7 +96,11 @@ pub fn read(bytes: &[u8], vnet_header: bool) -> Result<Vec<Frame>> {
         let data = bytes.get(start..start + caplen as usize).ok_or(format!("pcap record cut at byte {at}"))?;
         at = start + caplen as usize;
         let (vnet, data) = if vnet_header { split_vnet(data)? } else { (None, data) };
-        frames.push(Frame { time: (sec, usec), vnet, data: data.to_vec() });
+        let gso = vnet_header.then(|| bytes[start + 1]).filter(|&t| t != GSO_NONE).map(|kind| {
+            let u16_at = |i: usize| u16::from_le_bytes([bytes[start + i], bytes[start + i + 1]]);
+            (kind, u16_at(4), u16_at(2))
+        });
+        frames.push(Frame { time: (sec, usec), vnet, gso, data: data.to_vec() });
     }
     Ok(frames)
 }
@@ -101,8 +122,8 @@ fn split_vnet(data: &[u8]) -> Result<(Option<VnetChecksum>, &[u8])> {
 
 /// Writes frames as a pcap file (Ethernet, no `virtio_net_hdr`).
 pub fn write(frames: &[Frame]) -> Vec<u8> {
-    /// Longest frame a record may hold (snaplen).
-    const SNAPLEN: u32 = 65535;
+    /// Longest frame a record may hold (snaplen): what QEMU recorded.
+    const SNAPLEN: u32 = crate::qemu::PCAP_MAXLEN;
     let mut out = Vec::new();
     // Magic; version 2.4 (two little-endian u16s in one word); time zone;
     // timestamp accuracy; snaplen; link type.
@@ -194,6 +215,11 @@ pub struct Tally {
     /// Good UDP checksums sent / received.
     pub udp_tx: usize,
     pub udp_rx: usize,
+    /// GSO frames the guest sent (TSO) and received (coalesced).
+    pub gso_tx: usize,
+    pub gso_rx: usize,
+    /// Coalesced frames marked DATA_VALID, whose checksum was recomputed.
+    pub gso_valid: usize,
 }
 
 /// Checks the capture at `path` (see the module comment); `guest_mac` tells
@@ -204,6 +230,19 @@ pub fn check(path: &Path, vnet_header: bool, guest_mac: Mac) -> Result<Tally> {
     let mut tally = Tally { frames: frames.len(), ..Tally::default() };
     for (i, frame) in frames.iter_mut().enumerate() {
         let Some((flags, start, offset)) = frame.vnet else { continue };
+        if let Some(gso) = frame.gso {
+            check_gso(&frame.data, gso).map_err(|why| format!("frame {}: {why}", i + 1))?;
+            let tx = source_mac(&frame.data) == Some(guest_mac);
+            if tx {
+                tally.gso_tx += 1;
+            } else {
+                tally.gso_rx += 1;
+            }
+            if !tx && flags & VNET_DATA_VALID != 0 && flags & VNET_NEEDS_CSUM == 0 {
+                refill(&mut frame.data).map_err(|why| format!("frame {}: {why}", i + 1))?;
+                tally.gso_valid += 1;
+            }
+        }
         if flags & VNET_DATA_VALID != 0 {
             tally.data_valid += 1;
         }
@@ -235,6 +274,35 @@ pub fn check(path: &Path, vnet_header: bool, guest_mac: Mac) -> Result<Tally> {
     }
     judge(&String::from_utf8_lossy(&out.stdout), &mac_text(guest_mac), &mut tally)?;
     Ok(tally)
+}
+
+/// A GSO frame's fields must describe it: TCP of the type's IP version, a
+/// segment size, headers within the frame (spec 5.1.6.2).
+fn check_gso(frame: &[u8], (kind, size, hdr_len): VnetGso) -> std::result::Result<(), String> {
+    let want = match ethertype(frame) {
+        Some(ETHERTYPE_IPV4) => GSO_TCPV4,
+        Some(ETHERTYPE_IPV6) => GSO_TCPV6,
+        _ => return Err(format!("gso_type {kind:#x} on a frame that is not IP")),
+    };
+    let tcp = pseudo_header(frame).is_some_and(|(_, proto, _)| proto == PROTO_TCP);
+    if kind & !GSO_ECN != want || !tcp || size == 0 || usize::from(hdr_len) > frame.len() {
+        return Err(format!("gso_type {kind:#x}, gso_size {size}, hdr_len {hdr_len} do not describe the frame"));
+    }
+    Ok(())
+}
+
+/// Writes a coalesced frame's full TCP checksum (see the module comment).
+fn refill(frame: &mut [u8]) -> std::result::Result<(), String> {
+    let (start, _, pseudo) = pseudo_header(frame).ok_or("not TCP over IP")?;
+    let field = start + TCP_CHECKSUM_OFFSET;
+    if field + 2 > frame.len() {
+        return Err("TCP header cut short".into());
+    }
+    frame[field..field + 2].copy_from_slice(&pseudo.to_be_bytes());
+    match complete(frame, start as u16, TCP_CHECKSUM_OFFSET as u16) {
+        Partial::Completed => Ok(()),
+        Partial::Wrong(why) => Err(why),
+    }
 }
 
 /// Reads tshark's per-frame checksum statuses (1 good, 0 bad, 2
@@ -324,8 +392,35 @@ mod tests {
     }
 
     #[test]
+    fn gso_fields_must_describe_the_frame() {
+        let frame = segment(0);
+        assert_eq!(check_gso(&frame, (GSO_TCPV4, 1448, 54)), Ok(()));
+        assert!(check_gso(&frame, (GSO_TCPV6, 1448, 54)).is_err(), "IPv6's type on IPv4");
+        assert!(check_gso(&frame, (GSO_TCPV4, 0, 54)).is_err(), "no segment size");
+        assert!(check_gso(&frame, (GSO_TCPV4, 1448, 999)).is_err(), "headers past the frame");
+        assert!(check_gso(&frame, (3, 1448, 54)).is_err(), "UDP");
+    }
+
+    #[test]
+    fn a_gso_record_keeps_its_fields_and_a_data_valid_one_is_refilled() {
+        let mut record = vec![VNET_DATA_VALID, GSO_TCPV4, 54, 0, 0xa8, 0x05, 0, 0, 0, 0, 1, 0];
+        record.extend_from_slice(&segment(0x1234));
+        let mut file = write(&[]);
+        for word in [0u32, 0, record.len() as u32, record.len() as u32] {
+            file.extend_from_slice(&word.to_le_bytes());
+        }
+        file.extend_from_slice(&record);
+        let frames = read(&file, true).unwrap();
+        assert_eq!(frames[0].gso, Some((GSO_TCPV4, 1448, 54)));
+        let mut data = frames[0].data.clone();
+        refill(&mut data).unwrap();
+        let (start, _, pseudo) = pseudo_header(&data).unwrap();
+        assert_eq!(ones_sum(&data[start..], u32::from(pseudo)), 0xffff);
+    }
+
+    #[test]
     fn pcap_files_round_trip() {
-        let frames = vec![Frame { time: (1, 2), vnet: None, data: segment(7) }];
+        let frames = vec![Frame { time: (1, 2), vnet: None, gso: None, data: segment(7) }];
         assert_eq!(read(&write(&frames), false).unwrap(), frames);
         assert!(read(b"not a pcap", false).is_err());
         let mut cut = write(&frames);

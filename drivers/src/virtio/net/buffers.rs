@@ -31,6 +31,11 @@ impl<H: Hal> Buffers<H> {
         Some(Buffers { paddr, base, pages, count, slot_len, _hal: PhantomData })
     }
 
+    /// Number of slots.
+    pub(super) fn count(&self) -> u16 {
+        self.count
+    }
+
     /// Bytes per slot.
     pub(super) fn slot_len(&self) -> usize {
         self.slot_len

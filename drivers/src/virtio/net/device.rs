@@ -14,11 +14,12 @@ use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE};
 
 use super::buffers::Buffers;
 use super::features::NetFeatures;
+use super::gso::Tso;
 use super::header::{LEGACY_LEN, MODERN_LEN};
 use super::mac::random_mac;
 use super::rx::RxRing;
 use super::stats::NetStats;
-use super::tx::TxRing;
+use super::tx::{LARGE_SLOT, TxRing};
 use crate::virtio::queue::{QueueError, SplitQueue};
 
 /// Queue indices (spec 5.1.2): receiveq1 and transmitq1.
@@ -42,6 +43,11 @@ const CONFIG_STATUS: usize = 6;
 const CONFIG_MTU: usize = 10;
 /// `status` bit: link is up.
 const STATUS_LINK_UP: u16 = 1;
+/// Large transmit buffers (TSO): one per this many descriptors, at most
+/// `MAX_LARGE_TX`: 16 × 64 KiB = 1 MiB with QEMU's 256-entry queue, a
+/// megabyte of segments in flight, as much as the TAP takes in one go.
+const LARGE_TX_SHARE: u16 = 16;
+const MAX_LARGE_TX: u16 = 16;
 /// Status reads to wait for a reset to complete (spec 4.1.4.3.2: the driver
 /// must wait for `device_status` to read 0 before reusing the queues).
 const RESET_POLLS: usize = 1_000_000;
@@ -159,7 +165,22 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
             }
             None => DEFAULT_MTU,
         };
-        let features = offered & wanted;
+        let mut features = offered & wanted;
+        // Spec 5.1.3.1: TSO depends on the checksum offload of its direction.
+        if !features.contains(NetFeatures::CSUM) {
+            features -= NetFeatures::HOST_TSO4 | NetFeatures::HOST_TSO6;
+        }
+        // Coalesced frames need GUEST_CSUM (5.1.3.1), and, since Skiff's
+        // receive buffers are MTU-sized, MRG_RXBUF to span several (without
+        // it every buffer would have to hold 64 KiB: 5.1.6.3.1).
+        if !features.contains(NetFeatures::GUEST_CSUM | NetFeatures::MRG_RXBUF) {
+            features -= NetFeatures::GUEST_TSO4 | NetFeatures::GUEST_TSO6;
+        }
+        // MRG_RXBUF is only for those frames: without them (QEMU's user
+        // network offers MRG_RXBUF alone) the receive path stays as it was.
+        if !features.intersects(NetFeatures::GUEST_TSO4 | NetFeatures::GUEST_TSO6) {
+            features -= NetFeatures::MRG_RXBUF;
+        }
         transport.write_driver_features(features.bits());
         // Steps 5-6; legacy devices have no FEATURES_OK handshake (spec 3.1.2).
         transport.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK);
@@ -265,6 +286,8 @@ impl<H: Hal, T: Transport> NetDevice for VirtioNet<H, T> {
             max_burst: usize::from(rx.min(tx)),
             tx_checksum_offload: self.rings.tx.offload,
             rx_checksum_offload: self.rings.rx.guest_csum,
+            tso4_max_frame: self.rings.tx.tso.v4.then(|| self.rings.tx.max_tso_frame()),
+            tso6_max_frame: self.rings.tx.tso.v6.then(|| self.rings.tx.max_tso_frame()),
         }
     }
 
@@ -291,7 +314,7 @@ impl<H: Hal, T: Transport> NetDevice for VirtioNet<H, T> {
 
     fn has_work(&self) -> bool {
         let Rings { rx, tx } = &*self.rings;
-        let tx_room = !tx.free.is_empty() || tx.queue.has_used();
+        let tx_room = tx.has_free() || tx.queue.has_used();
         self.failure.is_none() && (tx.queue.has_used() || (tx_room && rx.queue.has_used()))
     }
 
@@ -360,11 +383,13 @@ struct QueueSetup<H: Hal> {
     rx_buffers: Option<Buffers<H>>,
     tx_queue: Option<SplitQueue<H>>,
     tx_buffers: Option<Buffers<H>>,
+    /// Large transmit buffers for TSO, if negotiated and memory allowed.
+    tx_large: Option<Buffers<H>>,
 }
 
 impl<H: Hal> Default for QueueSetup<H> {
     fn default() -> Self {
-        QueueSetup { rx_queue: None, rx_buffers: None, tx_queue: None, tx_buffers: None }
+        QueueSetup { rx_queue: None, rx_buffers: None, tx_queue: None, tx_buffers: None, tx_large: None }
     }
 }
 
@@ -392,32 +417,64 @@ impl<H: Hal> QueueSetup<H> {
                 .and_then(|()| rx_queue.push(id))
                 .map_err(NetError::Queue)?;
         }
-        let tx_queue =
-            self.tx_queue.insert(SplitQueue::new(transport, TX_QUEUE, max_size, event_idx).map_err(NetError::Queue)?);
+        let tx_queue = self
+            .tx_queue
+            .insert(SplitQueue::new(transport, TX_QUEUE, max_size, event_idx).map_err(NetError::Queue)?);
+        // TSO: as many large buffers as memory allows, halving on failure;
+        // none means no TSO (negotiated, never used).
+        let tso = features.intersects(NetFeatures::HOST_TSO4 | NetFeatures::HOST_TSO6);
+        let mut large = if tso { (tx_queue.size() / LARGE_TX_SHARE).clamp(1, MAX_LARGE_TX) } else { 0 };
+        while large > 0 && self.tx_large.is_none() {
+            self.tx_large = Buffers::new(large, LARGE_SLOT, BufferDirection::DriverToDevice);
+            if self.tx_large.is_none() {
+                large /= 2;
+            }
+        }
+        if tso && large == 0 {
+            log::warn!("virtio-net: no memory for TSO's large transmit buffers; segmenting in the stack");
+        }
+        let small = tx_queue.size() - large;
         self.tx_buffers =
-            Some(Buffers::new(tx_queue.size(), slot_len, BufferDirection::DriverToDevice).ok_or(NetError::NoMemory)?);
+            Some(Buffers::new(small, slot_len, BufferDirection::DriverToDevice).ok_or(NetError::NoMemory)?);
         Ok(())
     }
 
     /// The two halves, once [`run`](Self::run) succeeded.
     fn into_rings(self, features: NetFeatures, header_len: usize) -> Option<Rings<H>> {
         let tx_queue = self.tx_queue?;
-        let free = (0..tx_queue.size()).rev().collect();
+        let large = self.tx_large.as_ref().map_or(0, |l| l.count());
+        let large_first = tx_queue.size() - large;
+        let free = (0..large_first).rev().collect();
+        let free_large = (large_first..tx_queue.size()).rev().collect();
+        let tso = match large {
+            0 => Tso::default(),
+            _ => Tso { v4: features.contains(NetFeatures::HOST_TSO4), v6: features.contains(NetFeatures::HOST_TSO6) },
+        };
         Some(Rings {
             rx: RxRing {
                 queue: self.rx_queue?,
                 buffers: self.rx_buffers?,
                 header_len,
                 guest_csum: features.contains(NetFeatures::GUEST_CSUM),
+                mergeable: features.contains(NetFeatures::MRG_RXBUF),
+                gso: Tso {
+                    v4: features.contains(NetFeatures::GUEST_TSO4),
+                    v6: features.contains(NetFeatures::GUEST_TSO6),
+                },
+                spare: Vec::new(),
                 returned: Vec::new(),
                 stats: NetStats::default(),
             },
             tx: TxRing {
                 queue: tx_queue,
                 buffers: self.tx_buffers?,
+                large: self.tx_large,
+                large_first,
                 header_len,
                 offload: features.contains(NetFeatures::CSUM),
+                tso,
                 free,
+                free_large,
                 stats: NetStats::default(),
             },
         })

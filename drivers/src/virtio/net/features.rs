@@ -97,8 +97,18 @@ impl NetFeatures {
     /// - CSUM, GUEST_CSUM: checksum offload in both directions;
     /// - RING_EVENT_IDX: the device says when it needs a kick, so bursts
     ///   cost one notification (the queue's index arithmetic is wrap-safe);
-    /// - ANY_LAYOUT: legacy devices may take header and frame in one descriptor.
+    /// - ANY_LAYOUT: legacy devices may take header and frame in one descriptor;
+    /// - HOST_TSO4, HOST_TSO6: the device cuts the stack's 64 KiB TCP frames
+    ///   into segments (only with CSUM, spec 5.1.3.1);
+    /// - MRG_RXBUF, GUEST_TSO4, GUEST_TSO6: the device may hand up coalesced
+    ///   frames of up to 64 KiB over several receive buffers (TSO only with
+    ///   GUEST_CSUM and MRG_RXBUF, MRG_RXBUF only with TSO).
     pub const WANTED: NetFeatures = NetFeatures::VERSION_1
+        .union(NetFeatures::MRG_RXBUF)
+        .union(NetFeatures::GUEST_TSO4)
+        .union(NetFeatures::GUEST_TSO6)
+        .union(NetFeatures::HOST_TSO4)
+        .union(NetFeatures::HOST_TSO6)
         .union(NetFeatures::MAC)
         .union(NetFeatures::STATUS)
         .union(NetFeatures::MTU)

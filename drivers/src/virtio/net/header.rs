@@ -26,6 +26,12 @@ pub const FLAG_NEEDS_CSUM: u8 = 1;
 pub const FLAG_DATA_VALID: u8 = 2;
 /// `gso_type`: not a segmentation-offload packet.
 pub const GSO_NONE: u8 = 0;
+/// `gso_type`: TCP over IPv4, to be (or having been) cut at `gso_size` (HOST_TSO4 / GUEST_TSO4).
+pub const GSO_TCPV4: u8 = 1;
+/// `gso_type`: TCP over IPv6 (HOST_TSO6 / GUEST_TSO6).
+pub const GSO_TCPV6: u8 = 4;
+/// `gso_type` bit: the segments carry ECN's CWR (HOST_ECN / GUEST_ECN).
+pub const GSO_ECN: u8 = 0x80;
 
 /// Header length for modern devices (and legacy ones with MRG_RXBUF).
 pub const MODERN_LEN: usize = 12;

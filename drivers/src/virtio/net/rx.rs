@@ -4,6 +4,15 @@
 //! at the next flush. A received frame is lent to the stack as a slice of
 //! its buffer, in place, until the stack recycles it.
 //!
+//! With MRG_RXBUF a frame may span several buffers (`num_buffers` in the
+//! first one's header), which is how the device hands up the 64 KiB frames
+//! it coalesced (GUEST_TSO4/6). Only those are joined, copied into one
+//! frame-sized buffer, their own buffers going straight back to the device;
+//! a frame in one buffer is lent in place as before. All of it is device
+//! input and checked: a bad `num_buffers`, a chain whose lengths do not add
+//! up, or a GSO header that was not negotiated or does not match the frame
+//! drops the frame, counted, with each of its buffers reposted once.
+//!
 //! Ref: virtio spec 5.1.6.3 (setting up receive buffers), 5.1.6.4
 //! (processing of incoming packets).
 
@@ -12,14 +21,29 @@ use alloc::vec::Vec;
 use skiff_net::device::{RxHalf, TRACE_TARGET};
 use virtio_drivers::Hal;
 
+use skiff_net::rx_check::{Headers, Network};
+
 use super::buffers::Buffers;
+use super::gso::{self, BadGso, Tso};
 use super::header::{FLAG_DATA_VALID, FLAG_NEEDS_CSUM, GSO_NONE, MODERN_LEN, NetHeader};
 use super::offload;
 use super::stats::{NetStats, count_bad_used};
-use crate::virtio::queue::{BadUsed, SplitQueue};
+use crate::virtio::queue::{BadUsed, SplitQueue, Used};
 
 /// Ethernet's header: a frame shorter than the virtio header and this is dropped.
 const ETHERNET_HEADER: usize = 14;
+/// An 802.1Q tag a device may leave in place.
+const VLAN_TAG: usize = 4;
+/// IPv6's fixed header, which its 16-bit payload length does not count (RFC 8200 3).
+const IPV6_HEADER: usize = 40;
+/// The largest value of a 16-bit IP length field (RFC 791 3.1, RFC 8200 3).
+const MAX_IP_LENGTH: usize = 65535;
+/// The largest frame joined from several buffers: an IP packet of 64 KiB
+/// behind an Ethernet header, a tag, and IPv6's fixed header.
+pub const MAX_JOINED: usize = ETHERNET_HEADER + VLAN_TAG + IPV6_HEADER + MAX_IP_LENGTH;
+/// Join buffers kept for reuse: one per frame the stack may hold at once
+/// (smoltcp holds one); more are allocated, and freed, as needed.
+const SPARE_JOIN_BUFFERS: usize = 2;
 
 /// What the driver knows about a received frame's TCP/UDP checksum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +60,9 @@ pub enum RxChecksum {
 pub struct RxFrame {
     id: u16,
     len: usize,
+    /// The frame joined from several buffers (MRG_RXBUF); `None` if it
+    /// lies in buffer `id`.
+    joined: Option<Vec<u8>>,
     /// The checksum's state.
     pub checksum: RxChecksum,
 }
@@ -50,6 +77,11 @@ impl RxFrame {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Whether the frame was joined from several buffers.
+    pub fn is_joined(&self) -> bool {
+        self.joined.is_some()
+    }
 }
 
 /// The receive queue with its buffers.
@@ -59,6 +91,12 @@ pub struct RxRing<H: Hal> {
     pub(super) header_len: usize,
     /// GUEST_CSUM was negotiated: honour the header's checksum flags.
     pub(super) guest_csum: bool,
+    /// MRG_RXBUF was negotiated: a frame may span `num_buffers` buffers.
+    pub(super) mergeable: bool,
+    /// GUEST_TSO4/6 negotiated: which coalesced frames the device may give.
+    pub(super) gso: Tso,
+    /// Join buffers to reuse.
+    pub(super) spare: Vec<Vec<u8>>,
     /// Buffers the caller gave back, reposted at the next flush. Holding them
     /// until then means an id the device returns twice within a burst is
     /// still not in flight, so the queue catches it.
@@ -79,40 +117,111 @@ impl<H: Hal> RxRing<H> {
         self.queue.in_flight()
     }
 
-    /// Validates a used receive buffer; `None` (counted) if it must be dropped.
-    /// The header's flags are honoured as spec 5.1.6.4.1 says: NEEDS_CSUM
-    /// completed here, DATA_VALID trusted, both only with GUEST_CSUM.
-    fn check(&mut self, id: u16, len: usize) -> Option<RxFrame> {
-        let header_len = self.header_len;
+    /// Takes the frame whose first buffer is `head` (validated by the
+    /// queue), joining the rest if it spans several; `None` (counted, every
+    /// buffer returned) if it must be dropped. The header's checksum flags
+    /// are honoured as spec 5.1.6.4.1 says: NEEDS_CSUM completed here,
+    /// DATA_VALID trusted, both only with GUEST_CSUM.
+    fn take(&mut self, head: Used) -> Option<RxFrame> {
+        let (id, len, header_len) = (head.id, head.len as usize, self.header_len);
         if len < header_len + ETHERNET_HEADER {
             self.stats.rx_drop_short += 1;
+            self.returned.push(id);
             return None;
         }
-        let slot = self.buffers.slot_mut(id);
-        let Ok(header) = NetHeader::parse(slot, header_len) else {
+        let Ok(header) = NetHeader::parse(self.buffers.slot(id), header_len) else {
             self.stats.rx_drop_short += 1;
+            self.returned.push(id);
             return None;
         };
-        // We negotiated no receive segmentation offload, and one buffer per packet.
-        if header.gso_type != GSO_NONE || (header_len == MODERN_LEN && header.num_buffers > 1) {
-            self.stats.rx_drop_bad_header += 1;
+        let buffers = if self.mergeable { header.num_buffers } else { 1 };
+        // Spec 5.1.6.4: num_buffers is at least 1, and names buffers the
+        // device was given and has used: no more than are in flight now.
+        let impossible = usize::from(buffers) > self.queue.in_flight() + 1 || buffers == 0;
+        let unmerged_claim = !self.mergeable && header_len == MODERN_LEN && header.num_buffers > 1;
+        if impossible || unmerged_claim {
+            self.stats.rx_drop_bad_num_buffers += 1;
+            self.returned.push(id);
             return None;
         }
-        let mut checksum = RxChecksum::Unknown;
-        if header.flags & FLAG_NEEDS_CSUM != 0 {
-            let data = &mut slot[header_len..len];
-            let (start, offset) = (usize::from(header.csum_start), usize::from(header.csum_offset));
-            if !self.guest_csum || !offload::complete_received(data, start, offset) {
-                self.stats.rx_drop_bad_header += 1;
-                return None;
+        let mut joined = match buffers {
+            1 => None,
+            _ => Some(self.join(id, len, buffers)?),
+        };
+        let (guest_csum, gso, stats) = (self.guest_csum, self.gso, &mut self.stats);
+        let data = match &mut joined {
+            Some(joined) => &mut joined[..],
+            None => &mut self.buffers.slot_mut(id)[header_len..len],
+        };
+        let checksum = inspect(data, &header, joined_or_gso(buffers, &header), guest_csum, gso, stats);
+        let len = data.len();
+        match checksum {
+            Some(checksum) => Some(RxFrame { id, len, joined, checksum }),
+            None => {
+                match joined {
+                    Some(buffer) => self.keep_spare(buffer),
+                    None => self.returned.push(id),
+                }
+                None
             }
-            self.stats.rx_csum_completed += 1;
-            checksum = RxChecksum::Valid;
-        } else if header.flags & FLAG_DATA_VALID != 0 && self.guest_csum {
-            self.stats.rx_csum_valid += 1;
-            checksum = RxChecksum::Valid;
         }
-        Some(RxFrame { id, len: len - header_len, checksum })
+    }
+
+    /// Joins the `count` buffers of one frame (the first, `head`, holding
+    /// `head_len` bytes with the header) into a join buffer; every buffer
+    /// goes back to the device. `None` (counted) if the chain is broken: the
+    /// device used fewer buffers than it claimed, a bad used entry, an
+    /// empty buffer, or more than [`MAX_JOINED`] bytes. Buffers the device
+    /// does use in the chain are all taken, so the next frame starts after it.
+    fn join(&mut self, head: u16, head_len: usize, count: u16) -> Option<Vec<u8>> {
+        let mut out = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(MAX_JOINED));
+        out.clear();
+        out.extend_from_slice(&self.buffers.slot(head)[self.header_len..head_len]);
+        self.returned.push(head);
+        let mut broken = false;
+        for _ in 1..count {
+            let used = match self.queue.pop_used() {
+                Some(Ok(used)) => used,
+                Some(Err(bad)) => {
+                    count_bad_used(&mut self.stats, bad, "receive");
+                    if let BadUsed::LenTooLong { id, .. } = bad {
+                        self.stats.rx_drop_bad_len += 1;
+                        self.returned.push(id);
+                    }
+                    self.stats.rx_drop_bad_chain += 1;
+                    self.keep_spare(out);
+                    return None;
+                }
+                // Devices publish a frame's buffers with one index update.
+                None => {
+                    self.stats.rx_drop_bad_num_buffers += 1;
+                    self.keep_spare(out);
+                    return None;
+                }
+            };
+            self.returned.push(used.id);
+            let len = used.len as usize;
+            if len == 0 || out.len() + len > MAX_JOINED {
+                broken = true;
+            }
+            if !broken {
+                out.extend_from_slice(&self.buffers.slot(used.id)[..len]);
+            }
+        }
+        if broken {
+            self.stats.rx_drop_bad_chain += 1;
+            self.keep_spare(out);
+            return None;
+        }
+        self.stats.rx_merged_frames += 1;
+        Some(out)
+    }
+
+    /// Keeps a join buffer for the next joined frame, up to a few.
+    fn keep_spare(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_JOIN_BUFFERS {
+            self.spare.push(buffer);
+        }
     }
 
     /// Reposts returned buffers and publishes them; true if the device wants a kick.
@@ -145,38 +254,102 @@ impl<H: Hal> RxHalf for RxRing<H> {
                     continue;
                 }
             };
-            match self.check(used.id, used.len as usize) {
-                Some(frame) => {
-                    self.stats.rx_frames += 1;
-                    self.stats.rx_bytes += frame.len as u64;
-                    log::trace!(
-                        target: TRACE_TARGET,
-                        "rx virtq  desc {} used len {} = header {} + frame {}, checksum {}",
-                        frame.id,
-                        used.len,
-                        self.header_len,
-                        frame.len,
-                        match frame.checksum {
-                            RxChecksum::Valid => "valid",
-                            RxChecksum::Unknown => "unchecked",
-                        }
-                    );
-                    return Some(frame);
-                }
-                None => self.returned.push(used.id),
+            if let Some(frame) = self.take(used) {
+                self.stats.rx_frames += 1;
+                self.stats.rx_bytes += frame.len as u64;
+                log::trace!(
+                    target: TRACE_TARGET,
+                    "rx virtq  desc {} used len {} = header {} + frame {}{}, checksum {}",
+                    frame.id,
+                    used.len,
+                    self.header_len,
+                    frame.len,
+                    if frame.is_joined() { " (joined from several buffers: MRG_RXBUF)" } else { "" },
+                    match frame.checksum {
+                        RxChecksum::Valid => "valid",
+                        RxChecksum::Unknown => "unchecked",
+                    }
+                );
+                return Some(frame);
             }
         }
     }
 
     fn bytes<'a>(&'a self, frame: &'a RxFrame) -> &'a [u8] {
-        &self.buffers.slot(frame.id)[self.header_len..self.header_len + frame.len]
+        match &frame.joined {
+            Some(joined) => joined,
+            None => &self.buffers.slot(frame.id)[self.header_len..self.header_len + frame.len],
+        }
     }
 
     fn checksum_verified(&self, frame: &RxFrame) -> bool {
         frame.checksum == RxChecksum::Valid
     }
 
+    /// A joined frame's buffers went back when it was joined: only its
+    /// join buffer is kept; a frame in place gives its buffer back.
     fn recycle(&mut self, frame: RxFrame) {
-        self.returned.push(frame.id);
+        match frame.joined {
+            Some(buffer) => self.keep_spare(buffer),
+            None => self.returned.push(frame.id),
+        }
+    }
+}
+
+/// Whether a frame's length must be exactly its IP packet's: a joined or
+/// coalesced frame has no Ethernet padding to excuse a difference.
+fn joined_or_gso(buffers: u16, header: &NetHeader) -> bool {
+    buffers > 1 || header.gso_type != GSO_NONE
+}
+
+/// Checks a received frame (in place or joined) against its header, and
+/// completes a partial checksum: `None` (counted) to drop it.
+fn inspect(
+    data: &mut [u8],
+    header: &NetHeader,
+    exact_length: bool,
+    guest_csum: bool,
+    gso: Tso,
+    stats: &mut NetStats,
+) -> Option<RxChecksum> {
+    if exact_length && ip_frame_len(data) != Some(data.len()) {
+        stats.rx_drop_bad_chain += 1;
+        return None;
+    }
+    if header.gso_type != GSO_NONE {
+        match gso::check_received(header, data, gso) {
+            Ok(()) => stats.rx_gso_frames += 1,
+            Err(BadGso::NotNegotiated) => {
+                stats.rx_drop_gso_not_negotiated += 1;
+                return None;
+            }
+            Err(BadGso::Mismatch) => {
+                stats.rx_drop_gso_mismatch += 1;
+                return None;
+            }
+        }
+    }
+    let mut checksum = RxChecksum::Unknown;
+    if header.flags & FLAG_NEEDS_CSUM != 0 {
+        let (start, offset) = (usize::from(header.csum_start), usize::from(header.csum_offset));
+        if !guest_csum || !offload::complete_received(data, start, offset) {
+            stats.rx_drop_bad_header += 1;
+            return None;
+        }
+        stats.rx_csum_completed += 1;
+        checksum = RxChecksum::Valid;
+    } else if header.flags & FLAG_DATA_VALID != 0 && guest_csum {
+        stats.rx_csum_valid += 1;
+        checksum = RxChecksum::Valid;
+    }
+    Some(checksum)
+}
+
+/// The frame length its IP header gives (Ethernet header, tag, and IP
+/// packet); `None` if it is not IP or its header is cut short.
+pub fn ip_frame_len(frame: &[u8]) -> Option<usize> {
+    match Headers::parse(frame).network {
+        Network::Ipv4(ip) | Network::Ipv6(ip) => ip.fields.map(|f| ip.at + f.total_len),
+        _ => None,
     }
 }

@@ -56,6 +56,24 @@ counters! {
     tx_csum_software,
     /// Sends refused because every transmit buffer was in flight.
     tx_queue_full,
+    /// Frames handed to the device to cut into segments (TSO, HOST_TSO4/6).
+    tx_tso_frames,
+    /// Their bytes.
+    tx_tso_bytes,
+    /// Received frames the device coalesced from several segments (GUEST_TSO4/6).
+    rx_gso_frames,
+    /// Received frames spread over several buffers and joined here (MRG_RXBUF).
+    rx_merged_frames,
+    /// Received GSO frames of a kind not negotiated (UDP, ECN, or no GUEST_TSO).
+    rx_drop_gso_not_negotiated,
+    /// Received GSO frames whose header does not match the frame (type, `gso_size`, `hdr_len`).
+    rx_drop_gso_mismatch,
+    /// Received frames whose `num_buffers` is 0, more than the ring holds or
+    /// than the device has used, or claimed without MRG_RXBUF.
+    rx_drop_bad_num_buffers,
+    /// Received frames whose buffers' lengths do not add up (an empty buffer
+    /// after the first, a total over 64 KiB, or not the IP packet's length).
+    rx_drop_bad_chain,
     /// Notifications ("kicks") sent to the device.
     kicks,
     /// Configuration-change events seen.

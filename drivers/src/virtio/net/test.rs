@@ -7,13 +7,13 @@ use crate::virtio::{DeviceStatus, InterruptStatus};
 use skiff_net::checksum::{self, test_frames::udp4_frame};
 use skiff_net::device::{DeviceFailure, InterruptCause, NetDevice, RxHalf, TxHalf};
 
-const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
-const QUEUE_SIZE: u32 = 16;
+pub(super) const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+pub(super) const QUEUE_SIZE: u32 = 16;
 
-type Net = VirtioNet<FakeHal, FakeTransport>;
+pub(super) type Net = VirtioNet<FakeHal, FakeTransport>;
 
 /// `virtio_net_config`: mac, status, max_virtqueue_pairs, mtu.
-fn config(link_up: bool, mtu: u16) -> Vec<u8> {
+pub(super) fn config(link_up: bool, mtu: u16) -> Vec<u8> {
     let mut c = MAC.to_vec();
     c.extend_from_slice(&u16::from(link_up).to_le_bytes());
     c.extend_from_slice(&1u16.to_le_bytes());
@@ -25,14 +25,14 @@ fn transport(features: NetFeatures) -> FakeTransport {
     FakeTransport::new(features.bits(), config(true, 1500), QUEUE_SIZE)
 }
 
-struct Rig {
-    net: Net,
-    t: FakeTransport,
-    rx: DeviceQueue,
-    tx: DeviceQueue,
+pub(super) struct Rig {
+    pub(super) net: Net,
+    pub(super) t: FakeTransport,
+    pub(super) rx: DeviceQueue,
+    pub(super) tx: DeviceQueue,
 }
 
-fn rig(features: NetFeatures) -> Rig {
+pub(super) fn rig(features: NetFeatures) -> Rig {
     let t = transport(features);
     let net = Net::new(t.clone(), 0x1234_5678_9abc_def0).expect("device initialises");
     let mut rx = DeviceQueue::new(t.queue(0));
@@ -41,12 +41,12 @@ fn rig(features: NetFeatures) -> Rig {
     Rig { net, t, rx, tx }
 }
 
-const BASIC: NetFeatures = NetFeatures::VERSION_1.union(NetFeatures::MAC).union(NetFeatures::STATUS);
-const ALL: NetFeatures = BASIC.union(NetFeatures::CSUM).union(NetFeatures::GUEST_CSUM);
+pub(super) const BASIC: NetFeatures = NetFeatures::VERSION_1.union(NetFeatures::MAC).union(NetFeatures::STATUS);
+pub(super) const ALL: NetFeatures = BASIC.union(NetFeatures::CSUM).union(NetFeatures::GUEST_CSUM);
 
 impl Rig {
     /// The device delivers `frame` with `header` into the next receive buffer.
-    fn deliver(&mut self, id: u16, header: NetHeader, frame: &[u8]) {
+    pub(super) fn deliver(&mut self, id: u16, header: NetHeader, frame: &[u8]) {
         let mut bytes = vec![0; MODERN_LEN];
         header.emit(&mut bytes, MODERN_LEN);
         // emit() writes a transmit header, whose num_buffers is always zero.
@@ -56,7 +56,7 @@ impl Rig {
         self.rx.put_used(u32::from(id), bytes.len() as u32);
     }
 
-    fn receive_all(&mut self) -> Vec<(Vec<u8>, RxChecksum)> {
+    pub(super) fn receive_all(&mut self) -> Vec<(Vec<u8>, RxChecksum)> {
         let mut out = Vec::new();
         let (rx, _) = self.net.split();
         while let Some(f) = rx.receive() {
@@ -67,7 +67,7 @@ impl Rig {
         out
     }
 
-    fn send(&mut self, frame: &[u8]) {
+    pub(super) fn send(&mut self, frame: &[u8]) {
         let (_, tx) = self.net.split();
         let mut buffer = tx.reserve(frame.len()).expect("a free transmit buffer");
         tx.bytes_mut(&mut buffer).copy_from_slice(frame);
@@ -75,7 +75,7 @@ impl Rig {
     }
 
     /// What the device sees on the transmit queue: (header, frame) per buffer.
-    fn transmitted(&mut self) -> Vec<(NetHeader, Vec<u8>)> {
+    pub(super) fn transmitted(&mut self) -> Vec<(NetHeader, Vec<u8>)> {
         self.tx
             .take_avail()
             .into_iter()
@@ -126,9 +126,10 @@ fn every_combination_of_the_four_features_negotiates_and_degrades_correctly() {
 #[test]
 fn features_we_do_not_handle_are_declined() {
     let offered = ALL
-        | NetFeatures::MRG_RXBUF
         | NetFeatures::CTRL_VQ
-        | NetFeatures::GUEST_TSO4
+        | NetFeatures::GUEST_UFO
+        | NetFeatures::GUEST_ECN
+        | NetFeatures::HOST_ECN
         | NetFeatures::MQ
         | NetFeatures::RING_PACKED;
     let r = rig(offered);
@@ -238,8 +239,9 @@ fn a_hostile_device_is_counted_dropped_and_survived() {
     let s = r.net.stats();
     assert_eq!(
         (s.drop_bad_id, s.drop_not_in_flight, s.rx_drop_bad_len, s.rx_drop_short, s.rx_drop_bad_header),
-        (1, 1, 1, 1, 4)
+        (1, 1, 1, 1, 2)
     );
+    assert_eq!((s.rx_drop_gso_not_negotiated, s.rx_drop_bad_num_buffers), (1, 1));
     // Every buffer is back with the device: nothing leaked.
     assert_eq!(r.rx.take_avail().len(), 8);
     // And the queue still works.

@@ -3,6 +3,12 @@
 //! The stack writes a frame straight into a free buffer; sending posts it,
 //! and the device gives it back through the used ring once it has read it.
 //!
+//! With TSO (HOST_TSO4/6) the last descriptors of the queue point at large
+//! buffers (`LARGE_SLOT` each) for the stack's frames of up to 64 KiB; the
+//! others at MTU-sized ones. The stack is offered a buffer only when one of
+//! each kind is free, so a big segment never finds none (it would be lost):
+//! with every large buffer in flight, the stack waits for the device.
+//!
 //! Ref: virtio spec 5.1.6.2 (packet transmission), 5.1.6.2.1 (the device
 //! returns sent buffers in the used ring).
 
@@ -13,6 +19,7 @@ use skiff_net::device::{TRACE_TARGET, TxHalf};
 use virtio_drivers::Hal;
 
 use super::buffers::Buffers;
+use super::gso::{self, Tso};
 use super::header::{FLAG_NEEDS_CSUM, NetHeader};
 use super::offload;
 use super::stats::{NetStats, count_bad_used};
@@ -25,15 +32,27 @@ pub struct TxFrame {
     len: usize,
 }
 
+/// A large transmit buffer: the virtio header and a frame whose IP packet
+/// stays within IPv4's 16-bit total length (RFC 791), 16 pages.
+pub(super) const LARGE_SLOT: usize = 64 * 1024;
+
 /// The transmit queue with its buffers.
 pub struct TxRing<H: Hal> {
     pub(super) queue: SplitQueue<H>,
+    /// MTU-sized buffers, for descriptors `0..large_first`.
     pub(super) buffers: Buffers<H>,
+    /// `LARGE_SLOT` buffers for TSO frames, for descriptors `large_first..`.
+    pub(super) large: Option<Buffers<H>>,
+    pub(super) large_first: u16,
     pub(super) header_len: usize,
     /// CSUM was negotiated: leave TCP/UDP checksums to the device.
     pub(super) offload: bool,
-    /// Buffers neither the device nor the caller holds.
+    /// HOST_TSO4/6 negotiated, and large buffers to use them with.
+    pub(super) tso: Tso,
+    /// MTU-sized buffers neither the device nor the caller holds.
     pub(super) free: Vec<u16>,
+    /// Large buffers neither the device nor the caller holds.
+    pub(super) free_large: Vec<u16>,
     pub(super) stats: NetStats,
 }
 
@@ -48,9 +67,24 @@ impl<H: Hal> TxRing<H> {
         self.queue.in_flight()
     }
 
-    /// Transmit buffers free to fill now.
+    /// Transmit buffers free to fill now (both kinds).
     pub fn free(&self) -> usize {
-        self.free.len()
+        self.free.len() + self.free_large.len()
+    }
+
+    /// Large (TSO) transmit buffers free to fill now.
+    pub fn free_large(&self) -> usize {
+        self.free_large.len()
+    }
+
+    /// The largest frame the large buffers take (0 without them).
+    pub fn max_tso_frame(&self) -> usize {
+        self.large.as_ref().map_or(0, |l| l.slot_len() - self.header_len)
+    }
+
+    /// Whether the stack may be offered a buffer: one of each kind is free.
+    pub(super) fn has_free(&self) -> bool {
+        !self.free.is_empty() && (self.large.is_none() || !self.free_large.is_empty())
     }
 
     /// Takes back transmit buffers the device has finished with; returns how many.
@@ -59,13 +93,13 @@ impl<H: Hal> TxRing<H> {
         while let Some(used) = self.queue.pop_used() {
             match used {
                 Ok(used) => {
-                    self.free.push(used.id);
+                    self.give_back(used.id);
                     reclaimed += 1;
                 }
                 // A transmit descriptor is device-readable: the device writes
                 // no bytes into it, so any length will do; the buffer is free.
                 Err(BadUsed::LenTooLong { id, .. }) => {
-                    self.free.push(id);
+                    self.give_back(id);
                     reclaimed += 1;
                 }
                 Err(bad) => count_bad_used(&mut self.stats, bad, "transmit"),
@@ -74,28 +108,85 @@ impl<H: Hal> TxRing<H> {
         reclaimed
     }
 
+    /// Puts a buffer the device gave back on its kind's free list.
+    fn give_back(&mut self, id: u16) {
+        if id >= self.large_first { self.free_large.push(id) } else { self.free.push(id) }
+    }
+
+    /// The buffer behind descriptor `id` (ids come from the free lists).
+    fn slot_mut(&mut self, id: u16) -> &mut [u8] {
+        match &mut self.large {
+            Some(large) if id >= self.large_first => large.slot_mut(id - self.large_first),
+            _ => self.buffers.slot_mut(id),
+        }
+    }
+
+    /// The device's address of descriptor `id`'s buffer.
+    fn paddr(&self, id: u16) -> virtio_drivers::PhysAddr {
+        match &self.large {
+            Some(large) if id >= self.large_first => large.paddr(id - self.large_first),
+            _ => self.buffers.paddr(id),
+        }
+    }
+
     /// Fills in the virtio header of buffer `id` for a frame of `len` bytes:
     /// the TCP/UDP checksum is left to the device where it offers CSUM (the
     /// stack left it zero), or computed here where the device cannot
-    /// describe the frame. Returns whether the device will finish it.
-    fn write_header(&mut self, id: u16, len: usize) -> bool {
-        let (header_len, offload) = (self.header_len, self.offload);
-        let slot = self.buffers.slot_mut(id);
+    /// describe the frame. With `segment_size`, the device is asked to cut
+    /// the frame into segments (TSO). Returns whether the device will finish it.
+    fn write_header(&mut self, id: u16, len: usize, segment_size: Option<u16>) -> bool {
+        let (header_len, offload, tso, stats) = (self.header_len, self.offload, self.tso, &mut self.stats);
+        // The fields apart (not `slot_mut`), so that `stats` stays usable.
+        let slot = match &mut self.large {
+            Some(large) if id >= self.large_first => large.slot_mut(id - self.large_first),
+            _ => self.buffers.slot_mut(id),
+        };
         let (header, data) = slot.split_at_mut(header_len);
         let data = &mut data[..len];
         let mut net_header = NetHeader::default();
-        if offload {
+        if let Some(h) = segment_size.and_then(|size| gso::tso_header(data, size, tso)) {
+            net_header = h;
+            stats.tx_tso_frames += 1;
+            stats.tx_tso_bytes += len as u64;
+        } else if offload {
             match offload::prepare(data) {
                 Some((start, offset)) => {
                     net_header = NetHeader::needs_csum(start, offset);
-                    self.stats.tx_csum_offloaded += 1;
+                    stats.tx_csum_offloaded += 1;
                 }
-                None if checksum::fill_in_software(data) => self.stats.tx_csum_software += 1,
+                None if checksum::fill_in_software(data) => stats.tx_csum_software += 1,
                 None => {}
             }
         }
         net_header.emit(header, header_len);
         net_header.flags & FLAG_NEEDS_CSUM != 0
+    }
+
+    /// Queues a filled buffer, segmented by the device if `segment_size`.
+    fn post(&mut self, frame: TxFrame, segment_size: Option<u16>) {
+        let left_to_device = self.write_header(frame.id, frame.len, segment_size);
+        let len = (self.header_len + frame.len) as u32;
+        let paddr = self.paddr(frame.id);
+        match self.queue.set_buffer(frame.id, paddr, len, false).and_then(|()| self.queue.push(frame.id)) {
+            Ok(()) => {
+                self.stats.tx_frames += 1;
+                self.stats.tx_bytes += frame.len as u64;
+                log::trace!(
+                    target: TRACE_TARGET,
+                    "tx virtq  desc {} len {len} = header {} + frame {}, checksum {}{}",
+                    frame.id,
+                    self.header_len,
+                    frame.len,
+                    if left_to_device { "left to the device" } else { "complete" },
+                    match segment_size {
+                        Some(size) => alloc::format!(", TSO: the device cuts it into segments of {size} bytes"),
+                        None => alloc::string::String::new(),
+                    }
+                );
+            }
+            // Ids in TxFrame come from the free lists, so they are valid and not in flight.
+            Err(e) => unreachable!("transmit buffer {}: {e}", frame.id),
+        }
     }
 }
 
@@ -103,51 +194,40 @@ impl<H: Hal> TxHalf for TxRing<H> {
     type Frame = TxFrame;
 
     fn has_room(&mut self) -> bool {
-        if self.free.is_empty() {
+        if !self.has_free() {
             self.reclaim();
         }
-        !self.free.is_empty()
+        self.has_free()
     }
 
-    /// A free buffer for a frame of up to `len` bytes, reclaiming sent ones
-    /// first if none is free. `None` if the frame is too large or every
-    /// buffer is still with the device (counted).
+    /// A free buffer for a frame of up to `len` bytes (a large one past the
+    /// MTU), reclaiming sent ones first if none is free. `None` if the frame
+    /// is too large or the buffers are still with the device (counted).
     fn reserve(&mut self, len: usize) -> Option<TxFrame> {
-        if len > self.buffers.slot_len() - self.header_len {
+        let small = self.buffers.slot_len() - self.header_len;
+        if len > small.max(self.max_tso_frame()) {
             return None;
         }
         if !self.has_room() {
             self.stats.tx_queue_full += 1;
             return None;
         }
-        self.free.pop().map(|id| TxFrame { id, len })
+        let free = if len <= small { &mut self.free } else { &mut self.free_large };
+        free.pop().map(|id| TxFrame { id, len })
     }
 
     fn bytes_mut<'a>(&'a mut self, frame: &'a mut TxFrame) -> &'a mut [u8] {
         let header_len = self.header_len;
-        &mut self.buffers.slot_mut(frame.id)[header_len..header_len + frame.len]
+        &mut self.slot_mut(frame.id)[header_len..header_len + frame.len]
     }
 
     /// Queues a filled buffer; it goes out at the next flush.
     fn send(&mut self, frame: TxFrame) {
-        let left_to_device = self.write_header(frame.id, frame.len);
-        let len = (self.header_len + frame.len) as u32;
-        let paddr = self.buffers.paddr(frame.id);
-        match self.queue.set_buffer(frame.id, paddr, len, false).and_then(|()| self.queue.push(frame.id)) {
-            Ok(()) => {
-                self.stats.tx_frames += 1;
-                self.stats.tx_bytes += frame.len as u64;
-                log::trace!(
-                    target: TRACE_TARGET,
-                    "tx virtq  desc {} len {len} = header {} + frame {}, checksum {}",
-                    frame.id,
-                    self.header_len,
-                    frame.len,
-                    if left_to_device { "left to the device" } else { "complete" }
-                );
-            }
-            // Ids in TxFrame come from `free`, so they are valid and not in flight.
-            Err(e) => unreachable!("transmit buffer {}: {e}", frame.id),
-        }
+        self.post(frame, None);
+    }
+
+    /// Queues a filled buffer for the device to segment (TSO, spec 5.1.6.2).
+    fn send_segmented(&mut self, frame: TxFrame, segment_size: u16) {
+        self.post(frame, Some(segment_size));
     }
 }
