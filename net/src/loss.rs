@@ -42,14 +42,16 @@ pub fn totals(sockets: &SocketSet<'_>) -> RecoveryCounters {
     sum
 }
 
-/// `/stats`' `tcp` object: retransmission timeouts, fast retransmits, and
-/// segments received ahead of a hole, kept or dropped.
-pub fn write_stats(json: &mut JsonWriter, t: &RecoveryCounters) {
+/// `/stats`' `tcp` object: retransmission timeouts, fast retransmits,
+/// segments received ahead of a hole, kept or dropped, and retransmitted
+/// FINs answered in TIME-WAIT without a socket (`crate::time_wait`).
+pub fn write_stats(json: &mut JsonWriter, t: &RecoveryCounters, time_wait_fins_answered: u64) {
     json.begin_object("tcp");
     json.number("retransmit_timeouts", t.timeouts);
     json.number("fast_retransmits", t.fast_retransmits);
     json.number("out_of_order_kept", t.out_of_order_kept);
     json.number("out_of_order_dropped", t.out_of_order_dropped);
+    json.number("time_wait_fins_answered", time_wait_fins_answered);
     json.end_object();
 }
 
@@ -74,9 +76,15 @@ mod tests {
         }
         assert_eq!(super::totals(&sockets), smoltcp::socket::tcp::RecoveryCounters::default());
         let mut json = crate::json::JsonWriter::new();
-        super::write_stats(&mut json, &super::totals(&sockets));
+        super::write_stats(&mut json, &super::totals(&sockets), 0);
         let text = json.finish();
-        for key in ["retransmit_timeouts", "fast_retransmits", "out_of_order_kept", "out_of_order_dropped"] {
+        for key in [
+            "retransmit_timeouts",
+            "fast_retransmits",
+            "out_of_order_kept",
+            "out_of_order_dropped",
+            "time_wait_fins_answered",
+        ] {
             assert!(text.contains(&alloc::format!("\"{key}\":0")), "{key} missing from {text}");
         }
     }

@@ -140,6 +140,8 @@ impl Stack {
                 _ => busy = true,
             }
         }
+        // Before the apps put a socket that closed first back to listening.
+        adapter.time_wait_mut().remember(&self.sockets, now);
         self.poll_address(now);
         self.echo.poll(now, &mut self.sockets, &mut self.recent);
         let sources = stats::Sources { host, ipv4: &self.ipv4, echo_bytes: self.echo.bytes(), adapter };

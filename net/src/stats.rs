@@ -213,7 +213,7 @@ pub fn render(stats: &Stats) -> String {
         json.number(state, count as u64);
     }
     json.end_object();
-    crate::loss::write_stats(&mut json, tcp);
+    crate::loss::write_stats(&mut json, tcp, device.adapter.time_wait_fins_answered);
     recent.write_json(&mut json);
     write_host(&mut json, host);
     json.finish()
@@ -306,7 +306,11 @@ mod test {
             link_up: true,
             features: "MAC | CSUM".into(),
             counters: alloc::vec![("rx_frames", 100), ("tx_frames", 200)],
-            adapter: AdapterStats { rx: RxDrops { bad_checksum: 1, ..RxDrops::default() }, tx_drop_no_buffer: 2 },
+            adapter: AdapterStats {
+                rx: RxDrops { bad_checksum: 1, ..RxDrops::default() },
+                tx_drop_no_buffer: 2,
+                time_wait_fins_answered: 9,
+            },
         };
         let recent = RecentConnections::new();
         let json = render(&Stats {
@@ -329,7 +333,7 @@ mod test {
                 r#""rx_drop_malformed_arp":0,"rx_drop_malformed_ipv4":0,"rx_drop_bad_ipv4_checksum":0,"#,
                 r#""rx_drop_ipv4_fragment":0,"rx_drop_malformed_tcp":0,"rx_drop_malformed_udp":0,"tx_drop_no_buffer":2},"#,
                 r#""apps":{"http_requests":3,"echo_bytes":4},"sockets":{"listen":79,"established":1},"#,
-                r#""tcp":{"retransmit_timeouts":5,"fast_retransmits":6,"out_of_order_kept":7,"out_of_order_dropped":8},"#,
+                r#""tcp":{"retransmit_timeouts":5,"fast_retransmits":6,"out_of_order_kept":7,"out_of_order_dropped":8,"time_wait_fins_answered":9},"#,
                 r#""connections_total":0,"recent":[],"#,
                 r#""heap":{"in_use":10,"peak":20,"size":30},"#,
                 r#""interrupts":{"timer":1,"nic_config":2,"nic_rx":3,"nic_tx":4,"total":11},"#,

@@ -97,3 +97,5 @@ mod harness;
 mod rfc;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod time_wait;
