@@ -106,6 +106,8 @@ pub struct ServerSocket {
     last_activity: Option<Instant>,
     /// Its connections, for `/stats` and the packet trace.
     follow: Follow,
+    /// The send queue when last looked at (see [`ServerSocket::note_progress`]).
+    send_queue_seen: usize,
 }
 
 /// Where a socket stands at the start of its app's turn (see [`ServerSocket::begin`]).
@@ -136,6 +138,7 @@ impl ServerSocket {
             time_wait_since: None,
             last_activity: None,
             follow: Follow::new(app, index),
+            send_queue_seen: 0,
         }
     }
 
@@ -160,6 +163,7 @@ impl ServerSocket {
         self.follow.observe(recent, socket.state(), socket.remote_endpoint(), now_ms);
         if !socket.is_open() {
             reopen(socket, self.port, now, &mut self.time_wait_since);
+            self.send_queue_seen = 0;
             // Seen now, so that a SYN before the next poll is a new connection.
             self.follow.observe(recent, socket.state(), None, now_ms);
             return Turn::Ended;
@@ -186,8 +190,21 @@ impl ServerSocket {
         self.last_activity = Some(now);
     }
 
-    /// Aborts the connection if nothing moved through it for longer than
-    /// `timeout`, recording it as timed out. Returns whether it did.
+    /// Counts TCP's own progress as activity: the send queue shorter than
+    /// when last looked at means the peer acknowledged data since. A slow
+    /// reader draining a whole answer, queued at once, makes no app reads
+    /// or writes, but is not idle (issue 14).
+    pub fn note_progress(&mut self, socket: &tcp::Socket, now: Instant) {
+        let queued = socket.send_queue();
+        if queued < self.send_queue_seen {
+            self.touch(now);
+        }
+        self.send_queue_seen = queued;
+    }
+
+    /// Aborts the connection if nothing moved through it (the app's reads
+    /// and writes, or acknowledged data: [`note_progress`](Self::note_progress))
+    /// for longer than `timeout`, recording it as timed out. Returns whether it did.
     pub fn abort_if_idle(
         &mut self,
         socket: &mut tcp::Socket,
@@ -195,6 +212,7 @@ impl ServerSocket {
         now: Instant,
         timeout: Duration,
     ) -> bool {
+        self.note_progress(socket, now);
         if now - self.last_activity.unwrap_or(now) <= timeout {
             return false;
         }
