@@ -320,7 +320,13 @@ mod test {
             http_requests: 3,
             echo_bytes: 4,
             sockets: &[("listen", 79), ("established", 1)],
-            tcp: &RecoveryCounters { timeouts: 5, fast_retransmits: 6, out_of_order_kept: 7, out_of_order_dropped: 8 },
+            tcp: &RecoveryCounters {
+                timeouts: 5,
+                fast_retransmits: 6,
+                out_of_order_kept: 7,
+                out_of_order_dropped: 8,
+                loss_probes: 10,
+            },
             recent: &recent,
         });
         assert_eq!(
@@ -333,7 +339,7 @@ mod test {
                 r#""rx_drop_malformed_arp":0,"rx_drop_malformed_ipv4":0,"rx_drop_bad_ipv4_checksum":0,"#,
                 r#""rx_drop_ipv4_fragment":0,"rx_drop_malformed_tcp":0,"rx_drop_malformed_udp":0,"tx_drop_no_buffer":2},"#,
                 r#""apps":{"http_requests":3,"echo_bytes":4},"sockets":{"listen":79,"established":1},"#,
-                r#""tcp":{"retransmit_timeouts":5,"fast_retransmits":6,"out_of_order_kept":7,"out_of_order_dropped":8,"time_wait_fins_answered":9},"#,
+                r#""tcp":{"retransmit_timeouts":5,"fast_retransmits":6,"out_of_order_kept":7,"out_of_order_dropped":8,"loss_probes":10,"time_wait_fins_answered":9},"#,
                 r#""connections_total":0,"recent":[],"#,
                 r#""heap":{"in_use":10,"peak":20,"size":30},"#,
                 r#""interrupts":{"timer":1,"nic_config":2,"nic_rx":3,"nic_tx":4,"total":11},"#,

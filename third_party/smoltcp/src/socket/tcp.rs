@@ -303,6 +303,10 @@ enum Timer {
 }
 
 const ACK_DELAY_DEFAULT: Duration = Duration::from_millis(10);
+/// Skiff patch 7: added to 2 * SRTT for the probe timeout while several segments are in
+/// flight (the peer acknowledges every second one at once): the timer's granularity and
+/// the peer's processing (Linux adds 2 jiffies, TCP_TIMEOUT_MIN).
+const TLP_MIN_EXTRA: Duration = Duration::from_millis(10);
 const CLOSE_DELAY: Duration = Duration::from_millis(10_000);
 
 impl Timer {
@@ -477,6 +481,9 @@ pub struct RecoveryCounters {
     pub out_of_order_kept: u64,
     /// Segments that arrived ahead of a hole and were dropped: no range was left to track them.
     pub out_of_order_dropped: u64,
+    /// Skiff patch 7: loss probes (the probe timeout expired before the retransmission
+    /// timeout; one segment went again, the timer was not backed off).
+    pub loss_probes: u64,
 }
 
 /// A Transmission Control Protocol socket.
@@ -545,6 +552,10 @@ pub struct Socket<'a> {
     /// Skiff patch 2: the highest sequence number sent when fast retransmit began
     /// ("recover" of RFC 6582); an ACK below it ends no recovery, it shows the next hole.
     fast_recovery_end: Option<TcpSeqNumber>,
+    /// Skiff patch 7: the retransmission timer is running as a probe timeout (RFC 8985 7.2).
+    loss_probe_armed: bool,
+    /// Skiff patch 7: a loss probe went and no ACK has moved since: no other until one does.
+    loss_probe_sent: bool,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -640,6 +651,8 @@ impl<'a> Socket<'a> {
             local_rx_dup_acks: 0,
             pending_fast_retransmit: false,
             fast_recovery_end: None,
+            loss_probe_armed: false,
+            loss_probe_sent: false,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -959,6 +972,8 @@ impl<'a> Socket<'a> {
         self.ack_delay_timer = AckDelayTimer::Idle;
         self.challenge_ack_timer = Instant::from_secs(0);
         self.fast_recovery_end = None;
+        self.loss_probe_armed = false;
+        self.loss_probe_sent = false;
 
         #[cfg(feature = "async")]
         {
@@ -1429,6 +1444,30 @@ impl<'a> Socket<'a> {
     /// Number of octets transmitted but not yet ACKed.
     fn flight_size(&self) -> usize {
         self.remote_last_seq - self.local_seq_no
+    }
+
+    /// Skiff patch 7: starts the retransmission timer, as a tail-loss probe timeout
+    /// (RFC 8985 7.2) when one is due: PTO = 2 * SRTT (plus a little), if shorter than
+    /// the RTO. Due once a round trip is measured, while more than one segment is in
+    /// flight (with one, RFC 8985 adds the peer's worst-case delayed ACK, 200 ms, and
+    /// the probe would rarely come before the RTO), outside fast recovery, and not
+    /// again until an ACK has moved since the last probe.
+    fn arm_retransmit(&mut self, now: Instant) {
+        let rto = self.rtte.retransmission_timeout();
+        let flowing = matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+        );
+        let due = flowing
+            && self.rtte.have_measurement
+            && self.fast_recovery_end.is_none()
+            && !self.loss_probe_sent
+            && !self.tx_buffer.is_empty()
+            && self.flight_size() > self.remote_mss;
+        let pto = Duration::from_millis(2 * self.rtte.srtt as u64) + TLP_MIN_EXTRA;
+        self.loss_probe_armed = due && pto < rto;
+        self.timer
+            .set_for_retransmit(now, if self.loss_probe_armed { pto } else { rto });
     }
 
     fn cwnd_remaining(&self) -> usize {
@@ -2248,8 +2287,9 @@ impl<'a> Socket<'a> {
                     self.timer.set_for_idle(cx.now(), self.keep_alive);
                 } else if ack_len > 0 {
                     // (5.3) ACK of new data in ESTABLISHED state restart the retransmit timer.
-                    let rto = self.rtte.retransmission_timeout();
-                    self.timer.set_for_retransmit(cx.now(), rto);
+                    // Skiff patch 7: as a probe timeout when one is due (RFC 8985 7.2).
+                    self.loss_probe_sent = false;
+                    self.arm_retransmit(cx.now());
                 }
             }
             Timer::Idle { .. } => {
@@ -2550,7 +2590,17 @@ impl<'a> Socket<'a> {
             net_debug!("timeout exceeded");
             self.set_state(State::Closed);
         } else if self.timer.should_retransmit(cx.now()) {
-            if let Timer::Retransmit { .. } = self.timer {
+            if let (Timer::Retransmit { .. }, true) = (self.timer, self.loss_probe_armed) {
+                // Skiff patch 7: a tail-loss probe (RFC 8985 7.3). Nothing was acknowledged
+                // for two round trips: send one segment again, the first unacknowledged (which
+                // repairs a lone hole at once, or makes the duplicate that starts fast
+                // retransmit), without the timeout's go-back-N, back-off and slow start.
+                net_debug!("loss probe after the probe timeout");
+                self.recovery.loss_probes += 1;
+                self.loss_probe_armed = false;
+                self.loss_probe_sent = true;
+                self.pending_fast_retransmit = true;
+            } else if let Timer::Retransmit { .. } = self.timer {
                 // If a retransmit timer expired, we should resend data starting at the last ACK.
                 net_debug!("retransmitting after rto");
                 self.recovery.timeouts += 1;
@@ -2925,8 +2975,8 @@ impl<'a> Socket<'a> {
             // RFC 6298 (5.1) Every time a packet containing data is sent (including a
             // retransmission), if the timer is not running, start it running
             // so that it will expire after RTO seconds.
-            let rto = self.rtte.retransmission_timeout();
-            self.timer.set_for_retransmit(cx.now(), rto);
+            // Skiff patch 7: or after the probe timeout, if one is due (RFC 8985 7.2).
+            self.arm_retransmit(cx.now());
         }
 
         if self.state == State::Closed {
@@ -10095,7 +10145,7 @@ mod test {
         }));
         assert_eq!(
             s.recovery_counters(),
-            RecoveryCounters { timeouts: 1, fast_retransmits: 1, out_of_order_kept: 1, out_of_order_dropped: 0 }
+            RecoveryCounters { timeouts: 1, fast_retransmits: 1, out_of_order_kept: 1, out_of_order_dropped: 0, loss_probes: 0 }
         );
     }
 
@@ -10168,6 +10218,49 @@ mod test {
             send!(s, time 2110 + t, dup(t));
         }
         recv!(s, time 2120, Ok(aaa));
+    }
+
+    #[test]
+    fn test_skiff_tail_loss_probe_resends_one_segment_after_two_round_trips() {
+        let mut s = socket_with_four_segments_in_flight();
+        // A round trip measured (5 ms): the probe timeout is 2 * 5 + 10 ms.
+        s.rtte.sample(5);
+        // "aaa" and "BBB" are acknowledged at once; "ccc" and "DDD", the answer's tail,
+        // are lost: no duplicate ACK will ever come.
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 1024);
+        // The probe: "ccc" again after 20 ms, not after the RTO (200 ms at least).
+        recv!(s, time 1025, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 7,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 1);
+        assert_eq!(s.recovery_counters().timeouts, 0);
+        // One probe per flight: until an ACK moves, the RTO runs, not another probe.
+        recv_nothing!(s, time 1200);
+        // The probe's ACK moves to "DDD": a probe is due again, for "DDD".
+        send!(s, time 1205, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 10),
+            ..SEND_TEMPL
+        });
+        // One segment in flight: no probe (the peer may be delaying its ACK), a plain
+        // timeout at the RTO (200 ms).
+        recv_nothing!(s, time 1404);
+        recv!(s, time 1406, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 1);
+        assert_eq!(s.recovery_counters().timeouts, 1);
     }
 
     #[test]
