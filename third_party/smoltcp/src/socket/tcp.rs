@@ -1446,6 +1446,11 @@ impl<'a> Socket<'a> {
         self.remote_last_seq - self.local_seq_no
     }
 
+    /// Skiff patch 7: whether our FIN has been sent and is not yet acknowledged.
+    fn fin_in_flight(&self) -> bool {
+        self.remote_last_seq == self.local_seq_no + self.tx_buffer.len() + 1
+    }
+
     /// Skiff patch 7: starts the retransmission timer, as a tail-loss probe timeout
     /// (RFC 8985 7.2) when one is due: PTO = 2 * SRTT (plus a little), if shorter than
     /// the RTO. Due once a round trip is measured, while more than one segment is in
@@ -1463,7 +1468,7 @@ impl<'a> Socket<'a> {
             && self.fast_recovery_end.is_none()
             && !self.loss_probe_sent
             && !self.tx_buffer.is_empty()
-            && self.flight_size() > self.remote_mss;
+            && self.flight_size() - usize::from(self.fin_in_flight()) > self.remote_mss;
         let pto = Duration::from_millis(2 * self.rtte.srtt as u64) + TLP_MIN_EXTRA;
         self.loss_probe_armed = due && pto < rto;
         self.timer
@@ -2592,14 +2597,22 @@ impl<'a> Socket<'a> {
         } else if self.timer.should_retransmit(cx.now()) {
             if let (Timer::Retransmit { .. }, true) = (self.timer, self.loss_probe_armed) {
                 // Skiff patch 7: a tail-loss probe (RFC 8985 7.3). Nothing was acknowledged
-                // for two round trips: send one segment again, the first unacknowledged (which
-                // repairs a lone hole at once, or makes the duplicate that starts fast
-                // retransmit), without the timeout's go-back-N, back-off and slow start.
+                // for two round trips: send one segment again, without the timeout's
+                // go-back-N, back-off and slow start. If the peer reported data above a hole
+                // (a duplicate ACK), the first unacknowledged segment (smoltcp keeps no
+                // scoreboard for RACK to find the hole); otherwise the last one sent, as
+                // RFC 8985 does: the tail is what is most likely lost.
                 net_debug!("loss probe after the probe timeout");
                 self.recovery.loss_probes += 1;
                 self.loss_probe_armed = false;
                 self.loss_probe_sent = true;
-                self.pending_fast_retransmit = true;
+                if self.local_rx_dup_acks > 0 {
+                    self.pending_fast_retransmit = true;
+                } else {
+                    let fin = usize::from(self.fin_in_flight());
+                    let back = (self.remote_mss + fin).min(self.flight_size());
+                    self.remote_last_seq = self.remote_last_seq - back;
+                }
             } else if let Timer::Retransmit { .. } = self.timer {
                 // If a retransmit timer expired, we should resend data starting at the last ACK.
                 net_debug!("retransmitting after rto");
@@ -10221,39 +10234,73 @@ mod test {
     }
 
     #[test]
-    fn test_skiff_tail_loss_probe_resends_one_segment_after_two_round_trips() {
+    fn test_skiff_tail_loss_probe_resends_the_tail_after_two_round_trips() {
         let mut s = socket_with_four_segments_in_flight();
         // A round trip measured (5 ms): the probe timeout is 2 * 5 + 10 ms.
         s.rtte.sample(5);
-        // "aaa" and "BBB" are acknowledged at once; "ccc" and "DDD", the answer's tail,
-        // are lost: no duplicate ACK will ever come.
+        // "aaa" and "BBB" are acknowledged at once; the peer holds its ACK of "ccc"
+        // (a delayed ACK), and "DDD", the answer's tail, is lost: no duplicate comes.
         send!(s, time 1005, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 7),
             ..SEND_TEMPL
         });
         recv_nothing!(s, time 1024);
-        // The probe: "ccc" again after 20 ms, not after the RTO (200 ms at least).
+        // The probe: the tail again after 20 ms, not after the RTO (200 ms at least).
         recv!(s, time 1025, Ok(TcpRepr {
-            seq_number: LOCAL_SEQ + 7,
+            seq_number: LOCAL_SEQ + 10,
             ack_number: Some(REMOTE_SEQ + 1),
-            payload: &b"ccc"[..],
+            payload: &b"DDD"[..],
             ..RECV_TEMPL
         }));
         assert_eq!(s.recovery_counters().loss_probes, 1);
-        assert_eq!(s.recovery_counters().timeouts, 0);
         // One probe per flight: until an ACK moves, the RTO runs, not another probe.
         recv_nothing!(s, time 1200);
-        // The probe's ACK moves to "DDD": a probe is due again, for "DDD".
+        // It arrives: everything is acknowledged, and nothing is timed out.
         send!(s, time 1205, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 2000);
+        assert_eq!(s.recovery_counters().timeouts, 0);
+    }
+
+    #[test]
+    fn test_skiff_loss_probe_resends_the_hole_the_peer_reports() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        // "aaa" is acknowledged; "BBB" is lost; "ccc" arrives (a duplicate ACK with its
+        // SACK block); "DDD" is lost too: one duplicate, not the three of fast retransmit.
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 1024);
+        // The probe resends the hole, "BBB", at the probe timeout.
+        recv!(s, time 1025, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 1);
+        // Its ACK moves to "DDD", now alone in flight: no probe for one segment (the
+        // peer may be delaying its ACK), a plain timeout at the RTO (200 ms).
+        send!(s, time 1030, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 10),
             ..SEND_TEMPL
         });
-        // One segment in flight: no probe (the peer may be delaying its ACK), a plain
-        // timeout at the RTO (200 ms).
-        recv_nothing!(s, time 1404);
-        recv!(s, time 1406, Ok(TcpRepr {
+        recv_nothing!(s, time 1229);
+        recv!(s, time 1231, Ok(TcpRepr {
             seq_number: LOCAL_SEQ + 10,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"DDD"[..],
