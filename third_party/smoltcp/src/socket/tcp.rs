@@ -307,6 +307,12 @@ const ACK_DELAY_DEFAULT: Duration = Duration::from_millis(10);
 /// flight (the peer acknowledges every second one at once): the timer's granularity and
 /// the peer's processing (Linux adds 2 jiffies, TCP_TIMEOUT_MIN).
 const TLP_MIN_EXTRA: Duration = Duration::from_millis(10);
+/// Skiff patch 7: added instead with one segment in flight, which the peer may hold for
+/// its delayed ACK: RFC 8985 7.2's TLP.max_ack_delay ("implementation specific"), here
+/// the shortest delayed ACK of Linux (TCP_DELACK_MIN, 40 ms). A peer that delays longer
+/// gets one spurious segment; a request-answer peer acknowledges at once with its next
+/// request, and its lost tail is resent after some 50 ms rather than the RTO's 200.
+const TLP_MAX_ACK_DELAY: Duration = Duration::from_millis(40);
 const CLOSE_DELAY: Duration = Duration::from_millis(10_000);
 
 impl Timer {
@@ -1452,10 +1458,9 @@ impl<'a> Socket<'a> {
     }
 
     /// Skiff patch 7: starts the retransmission timer, as a tail-loss probe timeout
-    /// (RFC 8985 7.2) when one is due: PTO = 2 * SRTT (plus a little), if shorter than
-    /// the RTO. Due once a round trip is measured, while more than one segment is in
-    /// flight (with one, RFC 8985 adds the peer's worst-case delayed ACK, 200 ms, and
-    /// the probe would rarely come before the RTO), outside fast recovery, and not
+    /// (RFC 8985 7.2) when one is due: PTO = 2 * SRTT, plus a little (or the peer's
+    /// delayed ACK, with one segment in flight), if shorter than the RTO. Due once a
+    /// round trip is measured, while data is in flight, outside fast recovery, and not
     /// again until an ACK has moved since the last probe.
     fn arm_retransmit(&mut self, now: Instant) {
         let rto = self.rtte.retransmission_timeout();
@@ -1467,9 +1472,13 @@ impl<'a> Socket<'a> {
             && self.rtte.have_measurement
             && self.fast_recovery_end.is_none()
             && !self.loss_probe_sent
-            && !self.tx_buffer.is_empty()
-            && self.flight_size() - usize::from(self.fin_in_flight()) > self.remote_mss;
-        let pto = Duration::from_millis(2 * self.rtte.srtt as u64) + TLP_MIN_EXTRA;
+            && !self.tx_buffer.is_empty();
+        let extra = if self.flight_size() - usize::from(self.fin_in_flight()) > self.remote_mss {
+            TLP_MIN_EXTRA
+        } else {
+            TLP_MAX_ACK_DELAY
+        };
+        let pto = Duration::from_millis(2 * self.rtte.srtt as u64) + extra;
         self.loss_probe_armed = due && pto < rto;
         self.timer
             .set_for_retransmit(now, if self.loss_probe_armed { pto } else { rto });
@@ -6800,9 +6809,10 @@ mod test {
             ..SEND_TEMPL
         });
         // The ACK of the first packet should restart the retransmit timer and delay a retransmission.
-        recv_nothing!(s, time 2399);
+        // Skiff patch 7: restarted as the probe timeout, 2 * 600 + 40 ms (the RTO is 1800 ms).
+        recv_nothing!(s, time 1839);
         // The second packet should be re-sent.
-        recv!(s, time 2400, Ok(TcpRepr {
+        recv!(s, time 1840, Ok(TcpRepr {
             control:    TcpControl::Psh,
             seq_number: LOCAL_SEQ + 1 + 6,
             ack_number: Some(REMOTE_SEQ + 1),
@@ -10292,21 +10302,29 @@ mod test {
             ..RECV_TEMPL
         }));
         assert_eq!(s.recovery_counters().loss_probes, 1);
-        // Its ACK moves to "DDD", now alone in flight: no probe for one segment (the
-        // peer may be delaying its ACK), a plain timeout at the RTO (200 ms).
+        // Its ACK moves to "DDD", now alone in flight: a probe is due again, later, as
+        // the peer may be delaying its ACK of one segment (2 * 5 + 40 ms).
         send!(s, time 1030, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 10),
             ..SEND_TEMPL
         });
-        recv_nothing!(s, time 1229);
-        recv!(s, time 1231, Ok(TcpRepr {
+        recv_nothing!(s, time 1079);
+        recv!(s, time 1080, Ok(TcpRepr {
             seq_number: LOCAL_SEQ + 10,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"DDD"[..],
             ..RECV_TEMPL
         }));
-        assert_eq!(s.recovery_counters().loss_probes, 1);
+        assert_eq!(s.recovery_counters().loss_probes, 2);
+        // That probe is lost too: the RTO (200 ms) follows, with its back-off.
+        recv_nothing!(s, time 1279);
+        recv!(s, time 1281, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
         assert_eq!(s.recovery_counters().timeouts, 1);
     }
 
