@@ -305,8 +305,8 @@ enum Timer {
 const ACK_DELAY_DEFAULT: Duration = Duration::from_millis(10);
 /// Skiff patch 7: added to 2 * SRTT for the probe timeout while several segments are in
 /// flight (the peer acknowledges every second one at once): the timer's granularity and
-/// the peer's processing (Linux adds 2 jiffies, TCP_TIMEOUT_MIN).
-const TLP_MIN_EXTRA: Duration = Duration::from_millis(10);
+/// the peer's processing (Linux adds 2 jiffies, TCP_TIMEOUT_MIN: 2 ms at HZ=1000).
+const TLP_MIN_EXTRA: Duration = Duration::from_millis(2);
 /// Skiff patch 7: added instead with one segment in flight, which the peer may hold for
 /// its delayed ACK: RFC 8985 7.2's TLP.max_ack_delay ("implementation specific"), here
 /// the shortest delayed ACK of Linux (TCP_DELACK_MIN, 40 ms). A peer that delays longer
@@ -10246,7 +10246,7 @@ mod test {
     #[test]
     fn test_skiff_tail_loss_probe_resends_the_tail_after_two_round_trips() {
         let mut s = socket_with_four_segments_in_flight();
-        // A round trip measured (5 ms): the probe timeout is 2 * 5 + 10 ms.
+        // A round trip measured (5 ms): the probe timeout is 2 * 5 + 2 ms.
         s.rtte.sample(5);
         // "aaa" and "BBB" are acknowledged at once; the peer holds its ACK of "ccc"
         // (a delayed ACK), and "DDD", the answer's tail, is lost: no duplicate comes.
@@ -10255,9 +10255,9 @@ mod test {
             ack_number: Some(LOCAL_SEQ + 7),
             ..SEND_TEMPL
         });
-        recv_nothing!(s, time 1024);
-        // The probe: the tail again after 20 ms, not after the RTO (200 ms at least).
-        recv!(s, time 1025, Ok(TcpRepr {
+        recv_nothing!(s, time 1016);
+        // The probe: the tail again after 12 ms, not after the RTO (200 ms at least).
+        recv!(s, time 1017, Ok(TcpRepr {
             seq_number: LOCAL_SEQ + 10,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"DDD"[..],
@@ -10293,9 +10293,9 @@ mod test {
             sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
             ..SEND_TEMPL
         });
-        recv_nothing!(s, time 1024);
+        recv_nothing!(s, time 1016);
         // The probe resends the hole, "BBB", at the probe timeout.
-        recv!(s, time 1025, Ok(TcpRepr {
+        recv!(s, time 1017, Ok(TcpRepr {
             seq_number: LOCAL_SEQ + 4,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"BBB"[..],
