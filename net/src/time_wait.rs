@@ -118,17 +118,22 @@ impl TimeWaitTable {
 
     /// Whether `frame` could be answered here: a TCP segment with FIN and
     /// ACK while something is remembered. Cheap (no checksum), so that the
-    /// adapter verifies checksums early only for these.
-    pub fn candidate(&self, frame: &[u8], now: Instant) -> bool {
-        let fin = EthernetFrame::new_checked(frame)
-            .ok()
-            .filter(|eth| eth.ethertype() == EthernetProtocol::Ipv4)
-            .and_then(|eth| {
-                let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-                let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-                Some(ip.next_header() == IpProtocol::Tcp && tcp.fin() && tcp.ack())
-            });
-        fin == Some(true) && !self.is_empty(now)
+    /// adapter verifies checksums early only for these. A SYN of a
+    /// remembered connection's four-tuple starts a new connection (a client
+    /// reusing its port): the record goes, so that the new connection's own
+    /// FIN reaches its socket.
+    pub fn candidate(&mut self, frame: &[u8], now: Instant) -> bool {
+        if self.is_empty(now) {
+            return false;
+        }
+        let Some((local, remote, syn, fin, ack)) = tcp_of(frame) else { return false };
+        if syn && !ack {
+            for r in self.records.iter_mut().filter(|r| r.is_some_and(|r| r.local == local && r.remote == remote)) {
+                *r = None;
+            }
+            return false;
+        }
+        fin && ack
     }
 
     /// If `frame` (a received Ethernet frame, its checksums already
@@ -168,6 +173,23 @@ impl TimeWaitTable {
         self.answered += 1;
         Some(len)
     }
+}
+
+/// A TCP/IPv4 frame's four-tuple (local: its destination) and its SYN, FIN
+/// and ACK flags.
+fn tcp_of(frame: &[u8]) -> Option<(IpEndpoint, IpEndpoint, bool, bool, bool)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let local = IpEndpoint::new(IpAddress::Ipv4(ip.dst_addr()), tcp.dst_port());
+    let remote = IpEndpoint::new(IpAddress::Ipv4(ip.src_addr()), tcp.src_port());
+    Some((local, remote, tcp.syn(), tcp.fin(), tcp.ack()))
 }
 
 /// The ACK of `fin` (received in `eth` from `peer` to `us`) into `out`:
@@ -334,6 +356,23 @@ mod tests {
         let fin = segment(TcpControl::Fin, 1, Some(2), b"");
         assert_eq!(table.answer(&fin, now + LIFETIME, &mut out), None);
         assert_eq!(table.answered, 1);
+    }
+
+    /// Found in review: a client that reuses its port within the record's
+    /// life opens a new connection on the same four-tuple; that
+    /// connection's FIN must reach its socket, not be answered here.
+    #[test]
+    fn a_new_connection_on_the_same_four_tuple_ends_the_record() {
+        let mut table = TimeWaitTable::default();
+        let (local, remote) = endpoints();
+        let now = Instant::from_secs(1);
+        table.insert(local, remote, now);
+        let mut out = [0u8; 64];
+        assert!(!table.candidate(&segment(TcpControl::Syn, 77_000, None, b""), now));
+        let fin = segment(TcpControl::Fin, 77_100, Some(3), b"");
+        assert!(!table.candidate(&fin, now));
+        assert!(table.is_empty(now));
+        assert_eq!(table.answer(&fin, now, &mut out), None);
     }
 
     #[test]
