@@ -38,6 +38,8 @@ const FRAME_BUFFER: usize = 65_536;
 /// `ifreq` for TUNSETIFF: the name, then the flags (linux/if.h, if_tun.h).
 const IFNAMSIZ: usize = 16;
 const IFREQ_SIZE: usize = 40;
+/// TUNSETOFFLOAD's argument for none of TUN_F_CSUM, TUN_F_TSO4, ... (linux/if_tun.h).
+const NO_OFFLOADS: libc::c_ulong = 0;
 
 /// QEMU's `-netdev` for the card `id`: datagrams between its end and the relay's.
 pub fn netdev(id: &str) -> String {
@@ -117,6 +119,16 @@ fn open_tap(name: &str) -> Result<OwnedFd, String> {
     let done = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, ifreq.as_mut_ptr()) };
     if done < 0 {
         return Err(format!("TUNSETIFF {name}: {}", io::Error::last_os_error()));
+    }
+    // No offloads: a QEMU that had the device before (the bench's earlier
+    // boots, with vnet_hdr) turned checksum offload on, and the host then
+    // hands over frames with their TCP checksums left partial, which this
+    // relay (no vnet header to say so) would deliver as corrupt: the guest
+    // dropped every SYN.
+    // SAFETY: TUNSETOFFLOAD takes its flags by value; 0 turns every offload off.
+    let done = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD as _, NO_OFFLOADS) };
+    if done < 0 {
+        return Err(format!("TUNSETOFFLOAD {name}: {}", io::Error::last_os_error()));
     }
     Ok(fd)
 }
