@@ -305,6 +305,11 @@ fn write_report(
             from_guest.counts(),
             if when.is_empty() { "none".into() } else { when.join(", ") }
         );
-        let _ = std::fs::write(path, text);
+        // Whole or not at all: the harness reads it while the relay runs (a
+        // plain rewrite was once read empty, between truncation and write).
+        let partial = path.with_extension("partial");
+        if std::fs::write(&partial, text).is_ok() {
+            let _ = std::fs::rename(&partial, path);
+        }
     }
 }
