@@ -30,6 +30,8 @@ command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 # xz for kernel modules shipped compressed.
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
+# The bench's damaged-link rows (issue 14): h2load --h1, keep-alive clients.
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 # The independent HTTP judges (REDbot, h11) live in a venv (see below): Debian
 # ships venv's ensurepip only in python3-venv.
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)

@@ -12,6 +12,7 @@
 //! - [`stats`]: `/stats`, rendered from plain data (the kernel's [`stats::HostStats`] and the stack's).
 //! - [`rx_check`]: names and counts the frames smoltcp would drop silently.
 //! - [`loss`]: loss recovery on a damaged link, what is asked of smoltcp.
+//! - [`time_wait`]: TIME-WAIT records that answer a retransmitted FIN without a socket.
 //! - [`checksum`], [`seed`], [`json`], [`config`]: the small pieces they need.
 
 #![cfg_attr(not(test), no_std)]
@@ -34,6 +35,7 @@ pub mod seed;
 pub mod sockets;
 pub mod stack;
 pub mod stats;
+pub mod time_wait;
 pub mod trace;
 
 #[cfg(any(test, feature = "testing"))]

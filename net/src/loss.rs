@@ -12,7 +12,7 @@
 //!   ([`ASSEMBLER_RANGES`]): 512 bytes per socket instead of 64.
 //! - Retransmission: smoltcp itself is patched (third_party/smoltcp/SKIFF.md:
 //!   duplicate ACKs from SACK, partial ACKs, a 200 ms RTO floor, a SYN to the
-//!   socket holding its connection).
+//!   socket holding its connection, a tail-loss probe after two round trips).
 //! - `/stats` shows loss recovery at work: [`write_stats`] sums the counters
 //!   the vendored smoltcp keeps per socket (third_party/smoltcp, patch 5).
 
@@ -37,19 +37,24 @@ pub fn totals(sockets: &SocketSet<'_>) -> RecoveryCounters {
             sum.fast_retransmits += c.fast_retransmits;
             sum.out_of_order_kept += c.out_of_order_kept;
             sum.out_of_order_dropped += c.out_of_order_dropped;
+            sum.loss_probes += c.loss_probes;
         }
     }
     sum
 }
 
-/// `/stats`' `tcp` object: retransmission timeouts, fast retransmits, and
-/// segments received ahead of a hole, kept or dropped.
-pub fn write_stats(json: &mut JsonWriter, t: &RecoveryCounters) {
+/// `/stats`' `tcp` object: retransmission timeouts, fast retransmits,
+/// segments received ahead of a hole, kept or dropped, tail-loss probes
+/// (third_party/smoltcp, patch 7), and retransmitted
+/// FINs answered in TIME-WAIT without a socket (`crate::time_wait`).
+pub fn write_stats(json: &mut JsonWriter, t: &RecoveryCounters, time_wait_fins_answered: u64) {
     json.begin_object("tcp");
     json.number("retransmit_timeouts", t.timeouts);
     json.number("fast_retransmits", t.fast_retransmits);
     json.number("out_of_order_kept", t.out_of_order_kept);
     json.number("out_of_order_dropped", t.out_of_order_dropped);
+    json.number("loss_probes", t.loss_probes);
+    json.number("time_wait_fins_answered", time_wait_fins_answered);
     json.end_object();
 }
 
@@ -74,9 +79,16 @@ mod tests {
         }
         assert_eq!(super::totals(&sockets), smoltcp::socket::tcp::RecoveryCounters::default());
         let mut json = crate::json::JsonWriter::new();
-        super::write_stats(&mut json, &super::totals(&sockets));
+        super::write_stats(&mut json, &super::totals(&sockets), 0);
         let text = json.finish();
-        for key in ["retransmit_timeouts", "fast_retransmits", "out_of_order_kept", "out_of_order_dropped"] {
+        for key in [
+            "retransmit_timeouts",
+            "fast_retransmits",
+            "out_of_order_kept",
+            "out_of_order_dropped",
+            "loss_probes",
+            "time_wait_fins_answered",
+        ] {
             assert!(text.contains(&alloc::format!("\"{key}\":0")), "{key} missing from {text}");
         }
     }

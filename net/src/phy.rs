@@ -21,6 +21,7 @@ use smoltcp::time::Instant;
 
 use crate::device::{NetDevice, RxHalf, TxHalf};
 use crate::rx_check::{self, Headers, Malformed, TransportChecksum};
+use crate::time_wait::{self, TimeWaitTable};
 use crate::{checksum, trace};
 
 /// Ethernet's header, which smoltcp counts in the "MTU" of an Ethernet device.
@@ -84,6 +85,9 @@ pub struct AdapterStats {
     pub rx: RxDrops,
     /// Frames smoltcp wanted to send when no transmit buffer was free.
     pub tx_drop_no_buffer: u64,
+    /// Retransmitted FINs of connections closed first, acknowledged from
+    /// the TIME-WAIT records after their sockets listened again.
+    pub time_wait_fins_answered: u64,
 }
 
 /// A [`NetDevice`] as smoltcp sees it.
@@ -91,6 +95,9 @@ pub struct Adapter<D: NetDevice> {
     device: D,
     caps: DeviceCapabilities,
     stats: AdapterStats,
+    /// Connections closed first, whose retransmitted FINs are answered here
+    /// (the stack fills it in, see [`Adapter::time_wait_mut`]).
+    time_wait: TimeWaitTable,
 }
 
 impl<D: NetDevice> Adapter<D> {
@@ -111,7 +118,7 @@ impl<D: NetDevice> Adapter<D> {
             // before it looks at the metadata (no IPv6 branch reads
             // segmentation_offload_size), so it would lose every big segment.
         }
-        Adapter { device, caps, stats: AdapterStats::default() }
+        Adapter { device, caps, stats: AdapterStats::default(), time_wait: TimeWaitTable::default() }
     }
 
     /// The wrapped device.
@@ -126,8 +133,59 @@ impl<D: NetDevice> Adapter<D> {
 
     /// Frames dropped here.
     pub fn stats(&self) -> AdapterStats {
-        self.stats
+        AdapterStats { time_wait_fins_answered: self.time_wait.answered, ..self.stats }
     }
+
+    /// The TIME-WAIT records that [`phy::Device::receive`] answers FINs from.
+    pub fn time_wait(&self) -> &TimeWaitTable {
+        &self.time_wait
+    }
+
+    /// The TIME-WAIT records, for the stack to remember connections in.
+    pub fn time_wait_mut(&mut self) -> &mut TimeWaitTable {
+        &mut self.time_wait
+    }
+}
+
+/// Whether a received frame passes the checks [`RxToken::consume`] makes
+/// (without counting: that is done when smoltcp takes the frame).
+fn is_good<R: RxHalf>(rx: &R, frame: &R::Frame) -> bool {
+    let bytes = rx.bytes(frame);
+    let headers = Headers::parse(bytes);
+    rx_check::classify(bytes, &headers).is_none()
+        && (rx.checksum_verified(frame)
+            || match headers.transport_checksum(bytes) {
+                TransportChecksum::Segment(segment) => checksum::verify_segment(bytes, &segment),
+                TransportChecksum::Unlocatable => false,
+                TransportChecksum::None => true,
+            })
+}
+
+/// Answers `frame` from `table` if it is a remembered connection's FIN
+/// (see [`crate::time_wait`]): sends the ACK; returns whether it did.
+fn answer_time_wait<R: RxHalf, T: TxHalf>(
+    table: &mut TimeWaitTable,
+    rx: &R,
+    frame: &R::Frame,
+    tx: &mut T,
+    now: Instant,
+) -> bool {
+    if !table.candidate(rx.bytes(frame), now) || !is_good(rx, frame) {
+        return false;
+    }
+    let mut answer = [0u8; time_wait::ANSWER_LEN];
+    let Some(len) = table.answer(rx.bytes(frame), now, &mut answer) else { return false };
+    if trace::enabled() {
+        trace::log_frame(trace::Direction::Rx, rx.bytes(frame));
+        log::trace!(target: trace::TARGET, "rx        FIN in TIME-WAIT (socket reused): answered with its ACK");
+        trace::log_frame(trace::Direction::Tx, &answer[..len]);
+    }
+    // `receive` made sure there is room; if not, the peer retransmits.
+    if let Some(mut out) = tx.reserve(len) {
+        tx.bytes_mut(&mut out)[..len].copy_from_slice(&answer[..len]);
+        tx.send(out);
+    }
+    true
 }
 
 /// What smoltcp must compute itself, given the device's transmit offload.
@@ -232,14 +290,23 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
     where
         Self: 'a;
 
-    fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+    fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let (rx, tx) = self.device.split();
         // A received packet may need an answer: take it only if one could go out.
         if !tx.has_room() {
             return None;
         }
-        let frame = rx.receive()?;
-        let AdapterStats { rx: rx_drops, tx_drop_no_buffer } = &mut self.stats;
+        let frame = loop {
+            let frame = rx.receive()?;
+            if !answer_time_wait(&mut self.time_wait, rx, &frame, tx, timestamp) {
+                break frame;
+            }
+            rx.recycle(frame);
+            if !tx.has_room() {
+                return None;
+            }
+        };
+        let AdapterStats { rx: rx_drops, tx_drop_no_buffer, .. } = &mut self.stats;
         Some((RxToken { rx, frame, dropped: rx_drops }, TxToken { tx, dropped: tx_drop_no_buffer, segment_size: None }))
     }
 

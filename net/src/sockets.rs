@@ -78,6 +78,8 @@ pub struct ServerSocket {
     last_activity: Instant,
     /// Its connection, for `/stats` and the packet trace.
     follow: Follow,
+    /// The send queue when last looked at (see [`ServerSocket::note_progress`]).
+    send_queue_seen: usize,
 }
 
 /// Where a connection stands at the start of its app's turn (see [`ServerSocket::begin`]).
@@ -95,7 +97,7 @@ pub enum Turn<'s> {
 impl ServerSocket {
     /// The connection on `handle` from `peer`, which began (its SYN) at `began`.
     pub fn new(handle: SocketHandle, peer: Option<IpAddress>, began: Instant, follow: Follow) -> Self {
-        ServerSocket { handle, peer, time_wait_step: None, last_activity: began, follow }
+        ServerSocket { handle, peer, time_wait_step: None, last_activity: began, follow, send_queue_seen: 0 }
     }
 
     /// The socket's handle in the set.
@@ -168,8 +170,21 @@ impl ServerSocket {
         now - self.last_activity > timeout
     }
 
-    /// Aborts the connection if it [`is_idle`](Self::is_idle), recording it
-    /// as timed out. Returns whether it did.
+    /// Counts TCP's own progress as activity: the send queue shorter than
+    /// when last looked at means the peer acknowledged data since. A slow
+    /// reader draining a whole answer, queued at once, makes no app reads
+    /// or writes, but is not idle (issue 14).
+    pub fn note_progress(&mut self, socket: &tcp::Socket, now: Instant) {
+        let queued = socket.send_queue();
+        if queued < self.send_queue_seen {
+            self.touch(now);
+        }
+        self.send_queue_seen = queued;
+    }
+
+    /// Aborts the connection if nothing moved through it (the app's reads
+    /// and writes, or acknowledged data: [`note_progress`](Self::note_progress))
+    /// for longer than `timeout`, recording it as timed out. Returns whether it did.
     pub fn abort_if_idle(
         &mut self,
         socket: &mut tcp::Socket,
@@ -177,6 +192,7 @@ impl ServerSocket {
         now: Instant,
         timeout: Duration,
     ) -> bool {
+        self.note_progress(socket, now);
         if !self.is_idle(now, timeout) {
             return false;
         }

@@ -173,6 +173,8 @@ impl Stack {
             }
             self.pool.after_ingress(&mut self.sockets, &mut self.recent, now);
         }
+        // Before the apps put a socket that closed first back to listening.
+        adapter.time_wait_mut().remember(&self.sockets, now);
         self.poll_address(now);
         self.pool.step(&mut self.sockets, &mut self.recent, now);
         // Slots that timers freed go to SYNs that wait, before `/stats` can show them.

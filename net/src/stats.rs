@@ -224,7 +224,7 @@ pub fn render(stats: &Stats) -> String {
     }
     json.end_object();
     pool.write_json(&mut json);
-    crate::loss::write_stats(&mut json, tcp);
+    crate::loss::write_stats(&mut json, tcp, device.adapter.time_wait_fins_answered);
     recent.write_json(&mut json);
     write_host(&mut json, host);
     json.finish()
@@ -317,7 +317,11 @@ mod test {
             link_up: true,
             features: "MAC | CSUM".into(),
             counters: alloc::vec![("rx_frames", 100), ("tx_frames", 200)],
-            adapter: AdapterStats { rx: RxDrops { bad_checksum: 1, ..RxDrops::default() }, tx_drop_no_buffer: 2 },
+            adapter: AdapterStats {
+                rx: RxDrops { bad_checksum: 1, ..RxDrops::default() },
+                tx_drop_no_buffer: 2,
+                time_wait_fins_answered: 9,
+            },
         };
         let recent = RecentConnections::new();
         let json = render(&Stats {
@@ -337,7 +341,13 @@ mod test {
                 half_open_evicted: 4,
                 per_peer_refused: 5,
             },
-            tcp: &RecoveryCounters { timeouts: 5, fast_retransmits: 6, out_of_order_kept: 7, out_of_order_dropped: 8 },
+            tcp: &RecoveryCounters {
+                timeouts: 5,
+                fast_retransmits: 6,
+                out_of_order_kept: 7,
+                out_of_order_dropped: 8,
+                loss_probes: 10,
+            },
             recent: &recent,
         });
         assert_eq!(
@@ -353,7 +363,7 @@ mod test {
                 r#""pool":{"listening":8,"half_open":2,"established":1,"limit":100,"queued":6,"#,
                 r#""syn_dropped_full":3,"#,
                 r#""half_open_evicted":4,"per_peer_refused":5},"#,
-                r#""tcp":{"retransmit_timeouts":5,"fast_retransmits":6,"out_of_order_kept":7,"out_of_order_dropped":8},"#,
+                r#""tcp":{"retransmit_timeouts":5,"fast_retransmits":6,"out_of_order_kept":7,"out_of_order_dropped":8,"loss_probes":10,"time_wait_fins_answered":9},"#,
                 r#""connections_total":0,"recent":[],"#,
                 r#""heap":{"in_use":10,"peak":20,"size":30},"#,
                 r#""interrupts":{"timer":1,"nic_config":2,"nic_rx":3,"nic_tx":4,"total":11},"#,

@@ -113,3 +113,5 @@ mod pool;
 mod rfc;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod time_wait;

@@ -143,6 +143,10 @@ enum Cmd {
         /// Only write the table and plots again from the last results.json.
         #[arg(long, hide = true)]
         report: bool,
+        /// Only the damaged-link rows (issue 14: both guests behind the same
+        /// lossy relay), put into the last run's results.json.
+        #[arg(long)]
+        only_lossy: bool,
     },
     /// (Internal) the bench's measurements, run inside its network namespace.
     #[command(hide = true)]
@@ -279,8 +283,11 @@ fn run(command: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Stress { rounds } => stress::run(rounds),
-        Cmd::Bench { quick, report: true } => bench::report(quick),
-        Cmd::Bench { quick, report: false } => bench::run(quick).map(|_| ()),
+        Cmd::Bench { quick, report: true, .. } => bench::report(quick),
+        Cmd::Bench { quick, report: false, only_lossy: true } => {
+            bench::run_scoped(quick, bench::Scope::OnlyLossy).map(|_| ())
+        }
+        Cmd::Bench { quick, report: false, only_lossy: false } => bench::run(quick).map(|_| ()),
     }
 }
 

@@ -486,7 +486,7 @@ pub fn run_captured(
     let _relay = match (&boot.nic, &network) {
         (Some(Nic { backend: Backend::Impaired(imp), .. }), Some(net)) => {
             command_line = format!("{command_line}\n    (through the damaged link {imp}: see xtask/src/impair/)");
-            Some(Guard(crate::impair::relay::spawn(net.name(), imp, workdir)?))
+            Some(Guard(crate::impair::relay::spawn(Some(net.name()), imp, workdir)?))
         }
         _ => None,
     };

@@ -354,6 +354,32 @@ fn pipelined_requests_behind_a_slow_reader_are_answered_not_timed_out() {
     assert!(net.now > Duration::from_secs(8), "the answers came too fast to test anything: {:?}", net.now);
 }
 
+/// Issue 14: the idle clock counted only the app's reads and writes, so a
+/// client reading a whole answer (queued at once) slowly but steadily was
+/// reset as idle once the timeout passed after the app's last write.
+#[test]
+fn a_slow_but_steady_reader_is_not_reset_as_idle() {
+    let idle = Duration::from_secs(1);
+    let mut net = Net::with_config(0, 0, |c| c.http_idle = idle);
+    let h = net.connect_with_rx_buffer(80, 40302, 1024);
+    for _ in 0..100 {
+        net.step();
+    }
+    let request = b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n";
+    net.socket(h).send_slice(request).expect("queue the request");
+    // 300 bytes every 250 ms: a ~5 KiB page takes some 4 s, four idle timeouts.
+    let mut reply = Vec::new();
+    let started = net.now;
+    let limit = net.now + Duration::from_secs(30);
+    while net.now < limit && !reply.ends_with(b"</html>\n") && net.socket(h).is_open() {
+        net.now += Duration::from_millis(249);
+        net.step();
+        read_at_most(net.socket(h), &mut reply, 300);
+    }
+    assert!(reply.ends_with(b"</html>\n"), "{} bytes, then {:?}", reply.len(), net.socket(h).state());
+    assert!(net.now - started > idle * 3, "the answer came too fast to test anything: {:?}", net.now - started);
+}
+
 #[test]
 fn a_finished_connection_gives_its_buffers_back() {
     let mut net = Net::new(0, 0);

@@ -86,18 +86,34 @@ pub fn linux_cmdline(stats_bytes: usize) -> String {
 
 /// QEMU's arguments for `kind` with `memory_mib` of RAM.
 pub fn arguments(media: &Media, kind: Kind, memory_mib: u32, accel: Accel, workdir: &Path) -> Result<Vec<String>> {
+    let tap = Nic { backend: Backend::Tap, ..Nic::default() };
+    arguments_with(media, kind, memory_mib, accel, workdir, tap, "")
+}
+
+/// [`arguments`] with another card (the damaged link's) and more of Skiff's
+/// command line (`skiff_extra`; Linux's is the same every time).
+pub fn arguments_with(
+    media: &Media,
+    kind: Kind,
+    memory_mib: u32,
+    accel: Accel,
+    workdir: &Path,
+    nic: Nic,
+    skiff_extra: &str,
+) -> Result<Vec<String>> {
     let cmdline = match kind {
-        Kind::Skiff | Kind::SkiffBios | Kind::SkiffMicrovm => SKIFF_CMDLINE.to_string(),
-        Kind::SkiffBusy => format!("{SKIFF_CMDLINE} {SKIFF_BUSY}"),
+        Kind::Skiff | Kind::SkiffBios | Kind::SkiffMicrovm => format!("{SKIFF_CMDLINE} {skiff_extra}"),
+        Kind::SkiffBusy => format!("{SKIFF_CMDLINE} {SKIFF_BUSY} {skiff_extra}"),
         Kind::Linux => String::new(),
     };
+    let cmdline = cmdline.trim().to_string();
     let boot = Boot {
         firmware: if kind == Kind::SkiffBios { Firmware::Bios } else { Firmware::Direct },
         machine: if kind == Kind::SkiffMicrovm { Machine::Microvm } else { Machine::Q35 },
         memory: format!("{memory_mib}M"),
         cmdline,
         gdb: false,
-        nic: Some(Nic { backend: Backend::Tap, ..Nic::default() }),
+        nic: Some(nic),
     };
     let mut args = qemu::arguments(&media.skiff, &boot, workdir)?;
     if kind == Kind::Linux {

@@ -147,7 +147,7 @@ fn memory_step(kind: Kind, s: Settings) -> u32 {
 }
 
 /// KVM if `/dev/kvm` opens and Skiff serves under it in time, else TCG.
-fn probe_accel(media: &Media, workdir: &Path) -> (Accel, String) {
+pub(super) fn probe_accel(media: &Media, workdir: &Path) -> (Accel, String) {
     if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
         return (Accel::Tcg, format!("/dev/kvm: {e}"));
     }

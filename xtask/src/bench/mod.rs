@@ -16,6 +16,7 @@ mod cpio;
 mod guest;
 mod linux;
 mod load;
+mod lossy;
 mod measure;
 mod report;
 mod summary;
@@ -36,8 +37,24 @@ pub fn out_dir(quick: bool) -> PathBuf {
     if quick { dir.join("quick") } else { dir }
 }
 
+/// What a run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything; the damaged-link rows only in a full run (`--quick`
+    /// leaves them out: they take minutes).
+    All,
+    /// Only the damaged-link rows (`--only-lossy`), merged into the last
+    /// run's `results.json`.
+    OnlyLossy,
+}
+
 /// The whole bench; returns the results' directory.
 pub fn run(quick: bool) -> Result<PathBuf> {
+    run_scoped(quick, Scope::All)
+}
+
+/// The bench, or a part of it.
+pub fn run_scoped(quick: bool, scope: Scope) -> Result<PathBuf> {
     let started = Instant::now();
     let skiff = build::build_with_images()?;
     let images = skiff.images.as_ref().ok_or("build_with_images built no images")?;
@@ -46,6 +63,7 @@ pub fn run(quick: bool) -> Result<PathBuf> {
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let plan = json!({
         "quick": quick,
+        "only_lossy": scope == Scope::OnlyLossy,
         "out": out,
         "skiff": {
             "kernel_elf": skiff.kernel_elf, "kernel_stripped": skiff.kernel_stripped,
@@ -115,8 +133,13 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
     let settings = if quick { measure::QUICK } else { measure::FULL };
     let load_before = load_average();
     let started = Instant::now();
+    if plan.get("only_lossy").and_then(Value::as_bool).unwrap_or(false) {
+        return only_lossy(&mut media, &out, load_before);
+    }
     let measured = measure::run(&mut media, settings, &out.join("work"))?;
     let accel = if measured["accel"] == "kvm" { guest::Accel::Kvm } else { guest::Accel::Tcg };
+    // Issue 14's damaged link: minutes of loads, so only in a full run.
+    let lossy = if quick { Value::Null } else { lossy::run(&media, accel, &out.join("work/lossy"))? };
 
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
     let modules: u64 = plan
@@ -166,8 +189,27 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
             },
         },
         "guests": measured["guests"],
+        "lossy": lossy,
     });
     let file = out.join("results.json");
+    let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// `--only-lossy`: the damaged-link rows, put into the last run's
+/// `results.json` (or a new one that has only them).
+fn only_lossy(media: &mut guest::Media, out: &Path, load_before: Vec<f64>) -> Result<()> {
+    let (accel, accel_note) = measure::probe_accel(media, &out.join("work"));
+    // Skiff's /stats size matters only to the Linux guest's padding of its own.
+    let lossy = lossy::run(media, accel, &out.join("work/lossy"))?;
+    let file = out.join("results.json");
+    let mut results: Value = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({ "date": date(), "accel": accel.name(), "accel_note": accel_note }));
+    results["lossy"] = lossy;
+    results["lossy_host"] = json!({ "date": date(), "load_average_before": load_before,
+        "load_average_after": load_average() });
     let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))
 }

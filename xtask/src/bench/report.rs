@@ -192,6 +192,9 @@ pub fn table(r: &Value) -> String {
     for row in rows(r) {
         out.push_str(&format!("| {} | {} | {} | {} | {} |\n", row.metric, row.skiff, row.linux, row.ratio, row.busy));
     }
+    if let Some(lossy) = super::lossy::table(r) {
+        out.push_str(&lossy);
+    }
     for (guest, name) in [("skiff", "Skiff"), ("linux", "Linux")] {
         let stalled = r.pointer(&format!("/guests/{guest}/stalled_boots")).and_then(Value::as_array);
         if let Some(boots) = stalled.filter(|b| !b.is_empty()) {

@@ -214,6 +214,61 @@ pub fn echo(total: usize, seed: u64) -> Result<Stream, String> {
 /// `max_stall`: the longest stall allowed, if any bar applies. `linux`: the
 /// guest is the bench's Linux guest (no Skiff `/stats`), for comparison.
 pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>, linux: bool) -> Result<(), String> {
+    measure(sizes, max_stall, linux).map(|_| ())
+}
+
+/// Upper bounds of the GET latency histogram's buckets, in ms: a clean
+/// exchange, one fast recovery, a retransmission timeout at the 200 ms
+/// floor, the initial 1 s RTO, two of them. The last bucket is the rest.
+pub const LATENCY_BUCKETS_MS: [u64; 5] = [20, 100, 400, 1_200, 3_500];
+
+/// What the loads measured: the bench's rows behind the damaged link.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    /// The sequential GETs, a connection each: all of them.
+    pub gets: Duration,
+    /// How many GETs took how long, by [`LATENCY_BUCKETS_MS`] (one more
+    /// bucket than bounds, for the rest).
+    pub get_histogram: Vec<usize>,
+    /// The handshakes' share of the GETs' time, summed.
+    pub get_handshakes: Duration,
+    /// The parallel echo streams, together.
+    pub parallel: Duration,
+    /// The final echo.
+    pub final_echo: Duration,
+    /// The longest stall of any exchange, and which.
+    pub stall: Duration,
+    pub stall_what: String,
+}
+
+fn histogram(latencies: &[Duration]) -> Vec<usize> {
+    let mut counts = vec![0; LATENCY_BUCKETS_MS.len() + 1];
+    for l in latencies {
+        let ms = u64::try_from(l.as_millis()).unwrap_or(u64::MAX);
+        let i = LATENCY_BUCKETS_MS.iter().position(|&b| ms < b).unwrap_or(LATENCY_BUCKETS_MS.len());
+        counts[i] += 1;
+    }
+    counts
+}
+
+fn histogram_text(counts: &[usize]) -> String {
+    let mut low = 0;
+    let mut parts = Vec::new();
+    for (i, n) in counts.iter().enumerate() {
+        parts.push(match LATENCY_BUCKETS_MS.get(i) {
+            Some(&high) => {
+                let part = format!("{low}-{high} ms: {n}");
+                low = high;
+                part
+            }
+            None => format!("over {low} ms: {n}"),
+        });
+    }
+    parts.join(", ")
+}
+
+/// The loads, measured; see [`run_in_namespace`].
+pub fn measure(sizes: Sizes, max_stall: Option<Duration>, linux: bool) -> Result<Figures, String> {
     let started = Instant::now();
     let wait = Instant::now();
     while get("/").map(|(status, _)| status) != Ok(200) {
@@ -236,6 +291,10 @@ pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>, linux: bool) 
     // Sequential GET /, a connection each.
     let t = Instant::now();
     let (mut handshake, mut exchange) = (Duration::ZERO, Duration::ZERO);
+    let mut figures = Figures::default();
+    let mut latencies = Vec::with_capacity(sizes.gets);
+    // The slow ones, each with what took the time (SKIFF_LOSSY_SLOW=1 prints them).
+    let mut slow = Vec::new();
     for i in 0..sizes.gets {
         let one = Instant::now();
         let got = get_timed("/").map_err(|e| format!("GET / number {i}: {e} after {:?}", one.elapsed()))?;
@@ -244,17 +303,38 @@ pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>, linux: bool) 
         }
         handshake = handshake.max(got.handshake);
         exchange = exchange.max(got.exchange);
+        figures.get_handshakes += got.handshake;
+        let total = one.elapsed();
+        latencies.push(total);
+        if total.as_millis() >= u128::from(LATENCY_BUCKETS_MS[1]) {
+            slow.push(format!(
+                "#{i} at {:.3} s: handshake {:.3} s, exchange {:.3} s, closed after {:.3} s",
+                t.elapsed().as_secs_f64() - total.as_secs_f64(),
+                got.handshake.as_secs_f64(),
+                got.exchange.as_secs_f64(),
+                total.as_secs_f64()
+            ));
+        }
     }
     let gets = t.elapsed();
+    figures.gets = gets;
+    figures.get_histogram = histogram(&latencies);
     say(format!(
         "{} sequential GET /, a connection each: {:.1} s, {:.1} req/s; the slowest handshake {:.2} s, the slowest \
-         request and answer {:.2} s",
+         request and answer {:.2} s; handshakes {:.1} s in all; by latency: {}",
         sizes.gets,
         gets.as_secs_f64(),
         sizes.gets as f64 / gets.as_secs_f64(),
         handshake.as_secs_f64(),
-        exchange.as_secs_f64()
+        exchange.as_secs_f64(),
+        figures.get_handshakes.as_secs_f64(),
+        histogram_text(&figures.get_histogram)
     ));
+    if std::env::var_os("SKIFF_LOSSY_SLOW").is_some() {
+        for line in slow {
+            say(format!("  slow GET {line}"));
+        }
+    }
     // A handshake's wait is the initial RTO's, the same on every stack; the
     // bar is for what follows.
     stalls.push(("the slowest GET answer".into(), exchange));
@@ -267,6 +347,7 @@ pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>, linux: bool) 
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("echo thread panicked".into()))).collect()
     });
     let parallel = t.elapsed();
+    figures.parallel = parallel;
     let mut worst = Stream::default();
     for (i, r) in results.into_iter().enumerate() {
         let s = r.map_err(|e| format!("parallel echo stream {i}: {e}"))?;
@@ -296,21 +377,30 @@ pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>, linux: bool) 
         last.stall_at
     ));
     stalls.push(("the final echo".into(), last.stall));
+    figures.final_echo = last.elapsed;
+    let (what, stall) = stalls.iter().max_by_key(|(_, d)| *d).cloned().unwrap_or_default();
+    (figures.stall, figures.stall_what) = (stall, what);
 
     // Back to baseline.
     if linux {
-        return finish(&sizes, started, &stalls, max_stall);
+        return finish(&sizes, started, &stalls, max_stall).map(|()| figures);
     }
     let after = settled()?;
     let heap = number(&after, "/heap/in_use");
-    let tcp: Vec<(String, u64)> =
-        ["retransmit_timeouts", "fast_retransmits", "out_of_order_kept", "out_of_order_dropped"]
-            .iter()
-            .map(|k| {
-                let path = format!("/tcp/{k}");
-                (k.to_string(), number(&after, &path).saturating_sub(number(&before, &path)))
-            })
-            .collect();
+    let tcp: Vec<(String, u64)> = [
+        "retransmit_timeouts",
+        "fast_retransmits",
+        "loss_probes",
+        "out_of_order_kept",
+        "out_of_order_dropped",
+        "time_wait_fins_answered",
+    ]
+    .iter()
+    .map(|k| {
+        let path = format!("/tcp/{k}");
+        (k.to_string(), number(&after, &path).saturating_sub(number(&before, &path)))
+    })
+    .collect();
     say(format!(
         "afterwards: {} sockets listening, heap in use {heap} bytes (baseline {baseline}); TCP loss recovery: {}; \
          device drops: {}",
@@ -322,10 +412,10 @@ pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>, linux: bool) 
         return Err(format!("heap {heap} after the load, baseline {baseline}: it grew"));
     }
     // Frames were lost both ways: the guest must have recovered some itself.
-    if tcp.iter().take(2).all(|(_, v)| *v == 0) {
+    if tcp.iter().take(3).all(|(_, v)| *v == 0) {
         return Err("/stats counted no retransmission on a lossy link".into());
     }
-    finish(&sizes, started, &stalls, max_stall)
+    finish(&sizes, started, &stalls, max_stall).map(|()| figures)
 }
 
 /// The summary line, and the stall bar.

@@ -12,6 +12,7 @@
 
 pub mod case;
 pub mod client;
+pub mod h2load;
 pub mod relay;
 
 use std::collections::VecDeque;

@@ -30,12 +30,16 @@ const TICK: Duration = Duration::from_millis(100);
 const REPORT_EVERY: Duration = Duration::from_millis(200);
 /// The relay socket's receive buffer (SO_RCVBUFFORCE, as root).
 const RECEIVE_BUFFER: libc::c_int = 8 << 20;
+/// The most entries of the report's QEMU drop timeline.
+const TIMELINE_LEN: usize = 64;
 /// Larger than any frame QEMU or the TAP device hands over (64 KiB datagrams).
 const FRAME_BUFFER: usize = 65_536;
 
 /// `ifreq` for TUNSETIFF: the name, then the flags (linux/if.h, if_tun.h).
 const IFNAMSIZ: usize = 16;
 const IFREQ_SIZE: usize = 40;
+/// TUNSETOFFLOAD's argument for none of TUN_F_CSUM, TUN_F_TSO4, ... (linux/if_tun.h).
+const NO_OFFLOADS: libc::c_ulong = 0;
 
 /// QEMU's `-netdev` for the card `id`: datagrams between its end and the relay's.
 pub fn netdev(id: &str) -> String {
@@ -56,12 +60,20 @@ pub fn pcap_path(workdir: &Path) -> PathBuf {
 }
 
 /// Starts the relay for `imp` inside the namespace `netns` (as
-/// `cargo xtask impair-relay`), writing its report and capture to `workdir`.
-pub fn spawn(netns: &str, imp: &Impairment, workdir: &Path) -> Result<Child, String> {
+/// `cargo xtask impair-relay`), or in this process's own namespace if none
+/// is named (the bench, already inside its namespace), writing its report
+/// and capture to `workdir`.
+pub fn spawn(netns: Option<&str>, imp: &Impairment, workdir: &Path) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's own binary: {e}"))?;
-    Command::new("ip")
-        .args(["netns", "exec", netns])
-        .arg(exe)
+    let mut command = match netns {
+        Some(netns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", netns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    command
         .args(["impair-relay", "--tap", crate::netns::TAP])
         .args(["--to-guest", &imp.to_guest.to_string(), "--from-guest", &imp.from_guest.to_string()])
         .args(["--seed", &imp.seed.to_string(), "--seconds", &LIFETIME.as_secs().to_string()])
@@ -107,6 +119,16 @@ fn open_tap(name: &str) -> Result<OwnedFd, String> {
     let done = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, ifreq.as_mut_ptr()) };
     if done < 0 {
         return Err(format!("TUNSETIFF {name}: {}", io::Error::last_os_error()));
+    }
+    // No offloads: a QEMU that had the device before (the bench's earlier
+    // boots, with vnet_hdr) turned checksum offload on, and the host then
+    // hands over frames with their TCP checksums left partial, which this
+    // relay (no vnet header to say so) would deliver as corrupt: the guest
+    // dropped every SYN.
+    // SAFETY: TUNSETOFFLOAD takes its flags by value; 0 turns every offload off.
+    let done = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD as _, NO_OFFLOADS) };
+    if done < 0 {
+        return Err(format!("TUNSETOFFLOAD {name}: {}", io::Error::last_os_error()));
     }
     Ok(fd)
 }
@@ -167,6 +189,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut buf = vec![0u8; FRAME_BUFFER];
     let mut unknown_senders = 0u64;
     let mut failed_writes = 0u64;
+    // When QEMU's socket dropped frames (towards the guest: it stops reading
+    // while the guest has no receive buffers), to tell which load it was.
+    let mut timeline: Vec<(Duration, u64)> = Vec::new();
     println!("impair-relay: {imp}");
     while started.elapsed() < args.lifetime {
         let wake = [to_guest.next_wake(), from_guest.next_wake()].into_iter().flatten().min();
@@ -216,10 +241,11 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         if last_report.elapsed() >= REPORT_EVERY {
             last_report = Instant::now();
-            write_report(args, &to_guest, &from_guest, unknown_senders, failed_writes);
+            note_qemu_drops(&mut timeline, started.elapsed());
+            write_report(args, &to_guest, &from_guest, unknown_senders, failed_writes, &timeline);
         }
     }
-    write_report(args, &to_guest, &from_guest, unknown_senders, failed_writes);
+    write_report(args, &to_guest, &from_guest, unknown_senders, failed_writes, &timeline);
     Ok(())
 }
 
@@ -235,6 +261,15 @@ fn udp_drops(port: u16) -> Option<u64> {
     })
 }
 
+/// Adds QEMU's socket's drop count to `timeline` if it moved (at most
+/// [`TIMELINE_LEN`] entries: a report stays readable).
+fn note_qemu_drops(timeline: &mut Vec<(Duration, u64)>, at: Duration) {
+    let Some(drops) = udp_drops(QEMU_PORT) else { return };
+    if drops != timeline.last().map_or(0, |(_, n)| *n) && timeline.len() < TIMELINE_LEN {
+        timeline.push((at, drops));
+    }
+}
+
 /// A counter of the TAP device (`/sys/class/net/TAP/statistics/NAME`).
 fn tap_counter(tap: &str, name: &str) -> u64 {
     std::fs::read_to_string(format!("/sys/class/net/{tap}/statistics/{name}"))
@@ -244,7 +279,14 @@ fn tap_counter(tap: &str, name: &str) -> u64 {
 }
 
 /// The counts so far, in the report file (rewritten whole each time).
-fn write_report(args: &Args, to_guest: &Direction, from_guest: &Direction, unknown: u64, failed_writes: u64) {
+fn write_report(
+    args: &Args,
+    to_guest: &Direction,
+    from_guest: &Direction,
+    unknown: u64,
+    failed_writes: u64,
+    timeline: &[(Duration, u64)],
+) {
     if let Some(path) = &args.report {
         let machinery = format!(
             "frames lost outside the impairment: QEMU's socket {}, the relay's socket {}, the TAP device {} \
@@ -254,12 +296,20 @@ fn write_report(args: &Args, to_guest: &Direction, from_guest: &Direction, unkno
             tap_counter(&args.tap, "tx_dropped"),
             tap_counter(&args.tap, "rx_dropped"),
         );
+        let when: Vec<String> = timeline.iter().map(|(t, n)| format!("{:.1} s: {n}", t.as_secs_f64())).collect();
         let text = format!(
-            "impairment: {}\nto guest: {}\nfrom guest: {}\n{machinery}\ndatagrams from unknown senders: {unknown}\n",
+            "impairment: {}\nto guest: {}\nfrom guest: {}\n{machinery}\ndatagrams from unknown senders: {unknown}\n\
+             QEMU's socket's drops so far, by the relay's clock: {}\n",
             args.impairment,
             to_guest.counts(),
-            from_guest.counts()
+            from_guest.counts(),
+            if when.is_empty() { "none".into() } else { when.join(", ") }
         );
-        let _ = std::fs::write(path, text);
+        // Whole or not at all: the harness reads it while the relay runs (a
+        // plain rewrite was once read empty, between truncation and write).
+        let partial = path.with_extension("partial");
+        if std::fs::write(&partial, text).is_ok() {
+            let _ = std::fs::rename(&partial, path);
+        }
     }
 }

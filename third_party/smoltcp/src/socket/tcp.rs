@@ -303,6 +303,16 @@ enum Timer {
 }
 
 const ACK_DELAY_DEFAULT: Duration = Duration::from_millis(10);
+/// Skiff patch 7: added to 2 * SRTT for the probe timeout while several segments are in
+/// flight (the peer acknowledges every second one at once): the timer's granularity and
+/// the peer's processing (Linux adds 2 jiffies, TCP_TIMEOUT_MIN: 2 ms at HZ=1000).
+const TLP_MIN_EXTRA: Duration = Duration::from_millis(2);
+/// Skiff patch 7: added instead with one segment in flight, which the peer may hold for
+/// its delayed ACK: RFC 8985 7.2's TLP.max_ack_delay ("implementation specific"), here
+/// the shortest delayed ACK of Linux (TCP_DELACK_MIN, 40 ms). A peer that delays longer
+/// gets one spurious segment; a request-answer peer acknowledges at once with its next
+/// request, and its lost tail is resent after some 50 ms rather than the RTO's 200.
+const TLP_MAX_ACK_DELAY: Duration = Duration::from_millis(40);
 const CLOSE_DELAY: Duration = Duration::from_millis(10_000);
 
 impl Timer {
@@ -477,6 +487,9 @@ pub struct RecoveryCounters {
     pub out_of_order_kept: u64,
     /// Segments that arrived ahead of a hole and were dropped: no range was left to track them.
     pub out_of_order_dropped: u64,
+    /// Skiff patch 7: loss probes (the probe timeout expired before the retransmission
+    /// timeout; one segment went again, the timer was not backed off).
+    pub loss_probes: u64,
 }
 
 /// A Transmission Control Protocol socket.
@@ -545,6 +558,10 @@ pub struct Socket<'a> {
     /// Skiff patch 2: the highest sequence number sent when fast retransmit began
     /// ("recover" of RFC 6582); an ACK below it ends no recovery, it shows the next hole.
     fast_recovery_end: Option<TcpSeqNumber>,
+    /// Skiff patch 7: the retransmission timer is running as a probe timeout (RFC 8985 7.2).
+    loss_probe_armed: bool,
+    /// Skiff patch 7: a loss probe went and no ACK has moved since: no other until one does.
+    loss_probe_sent: bool,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -640,6 +657,8 @@ impl<'a> Socket<'a> {
             local_rx_dup_acks: 0,
             pending_fast_retransmit: false,
             fast_recovery_end: None,
+            loss_probe_armed: false,
+            loss_probe_sent: false,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -959,6 +978,8 @@ impl<'a> Socket<'a> {
         self.ack_delay_timer = AckDelayTimer::Idle;
         self.challenge_ack_timer = Instant::from_secs(0);
         self.fast_recovery_end = None;
+        self.loss_probe_armed = false;
+        self.loss_probe_sent = false;
 
         #[cfg(feature = "async")]
         {
@@ -1429,6 +1450,38 @@ impl<'a> Socket<'a> {
     /// Number of octets transmitted but not yet ACKed.
     fn flight_size(&self) -> usize {
         self.remote_last_seq - self.local_seq_no
+    }
+
+    /// Skiff patch 7: whether our FIN has been sent and is not yet acknowledged.
+    fn fin_in_flight(&self) -> bool {
+        self.remote_last_seq == self.local_seq_no + self.tx_buffer.len() + 1
+    }
+
+    /// Skiff patch 7: starts the retransmission timer, as a tail-loss probe timeout
+    /// (RFC 8985 7.2) when one is due: PTO = 2 * SRTT, plus a little (or the peer's
+    /// delayed ACK, with one segment in flight), if shorter than the RTO. Due once a
+    /// round trip is measured, while data is in flight, outside fast recovery, and not
+    /// again until an ACK has moved since the last probe.
+    fn arm_retransmit(&mut self, now: Instant) {
+        let rto = self.rtte.retransmission_timeout();
+        let flowing = matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+        );
+        let due = flowing
+            && self.rtte.have_measurement
+            && self.fast_recovery_end.is_none()
+            && !self.loss_probe_sent
+            && !self.tx_buffer.is_empty();
+        let extra = if self.flight_size() - usize::from(self.fin_in_flight()) > self.remote_mss {
+            TLP_MIN_EXTRA
+        } else {
+            TLP_MAX_ACK_DELAY
+        };
+        let pto = Duration::from_millis(2 * self.rtte.srtt as u64) + extra;
+        self.loss_probe_armed = due && pto < rto;
+        self.timer
+            .set_for_retransmit(now, if self.loss_probe_armed { pto } else { rto });
     }
 
     fn cwnd_remaining(&self) -> usize {
@@ -2248,8 +2301,9 @@ impl<'a> Socket<'a> {
                     self.timer.set_for_idle(cx.now(), self.keep_alive);
                 } else if ack_len > 0 {
                     // (5.3) ACK of new data in ESTABLISHED state restart the retransmit timer.
-                    let rto = self.rtte.retransmission_timeout();
-                    self.timer.set_for_retransmit(cx.now(), rto);
+                    // Skiff patch 7: as a probe timeout when one is due (RFC 8985 7.2).
+                    self.loss_probe_sent = false;
+                    self.arm_retransmit(cx.now());
                 }
             }
             Timer::Idle { .. } => {
@@ -2550,7 +2604,25 @@ impl<'a> Socket<'a> {
             net_debug!("timeout exceeded");
             self.set_state(State::Closed);
         } else if self.timer.should_retransmit(cx.now()) {
-            if let Timer::Retransmit { .. } = self.timer {
+            if let (Timer::Retransmit { .. }, true) = (self.timer, self.loss_probe_armed) {
+                // Skiff patch 7: a tail-loss probe (RFC 8985 7.3). Nothing was acknowledged
+                // for two round trips: send one segment again, without the timeout's
+                // go-back-N, back-off and slow start. If the peer reported data above a hole
+                // (a duplicate ACK), the first unacknowledged segment (smoltcp keeps no
+                // scoreboard for RACK to find the hole); otherwise the last one sent, as
+                // RFC 8985 does: the tail is what is most likely lost.
+                net_debug!("loss probe after the probe timeout");
+                self.recovery.loss_probes += 1;
+                self.loss_probe_armed = false;
+                self.loss_probe_sent = true;
+                if self.local_rx_dup_acks > 0 {
+                    self.pending_fast_retransmit = true;
+                } else {
+                    let fin = usize::from(self.fin_in_flight());
+                    let back = (self.remote_mss + fin).min(self.flight_size());
+                    self.remote_last_seq = self.remote_last_seq - back;
+                }
+            } else if let Timer::Retransmit { .. } = self.timer {
                 // If a retransmit timer expired, we should resend data starting at the last ACK.
                 net_debug!("retransmitting after rto");
                 self.recovery.timeouts += 1;
@@ -2925,8 +2997,8 @@ impl<'a> Socket<'a> {
             // RFC 6298 (5.1) Every time a packet containing data is sent (including a
             // retransmission), if the timer is not running, start it running
             // so that it will expire after RTO seconds.
-            let rto = self.rtte.retransmission_timeout();
-            self.timer.set_for_retransmit(cx.now(), rto);
+            // Skiff patch 7: or after the probe timeout, if one is due (RFC 8985 7.2).
+            self.arm_retransmit(cx.now());
         }
 
         if self.state == State::Closed {
@@ -6737,9 +6809,10 @@ mod test {
             ..SEND_TEMPL
         });
         // The ACK of the first packet should restart the retransmit timer and delay a retransmission.
-        recv_nothing!(s, time 2399);
+        // Skiff patch 7: restarted as the probe timeout, 2 * 600 + 40 ms (the RTO is 1800 ms).
+        recv_nothing!(s, time 1839);
         // The second packet should be re-sent.
-        recv!(s, time 2400, Ok(TcpRepr {
+        recv!(s, time 1840, Ok(TcpRepr {
             control:    TcpControl::Psh,
             seq_number: LOCAL_SEQ + 1 + 6,
             ack_number: Some(REMOTE_SEQ + 1),
@@ -10095,7 +10168,7 @@ mod test {
         }));
         assert_eq!(
             s.recovery_counters(),
-            RecoveryCounters { timeouts: 1, fast_retransmits: 1, out_of_order_kept: 1, out_of_order_dropped: 0 }
+            RecoveryCounters { timeouts: 1, fast_retransmits: 1, out_of_order_kept: 1, out_of_order_dropped: 0, loss_probes: 0 }
         );
     }
 
@@ -10168,6 +10241,91 @@ mod test {
             send!(s, time 2110 + t, dup(t));
         }
         recv!(s, time 2120, Ok(aaa));
+    }
+
+    #[test]
+    fn test_skiff_tail_loss_probe_resends_the_tail_after_two_round_trips() {
+        let mut s = socket_with_four_segments_in_flight();
+        // A round trip measured (5 ms): the probe timeout is 2 * 5 + 2 ms.
+        s.rtte.sample(5);
+        // "aaa" and "BBB" are acknowledged at once; the peer holds its ACK of "ccc"
+        // (a delayed ACK), and "DDD", the answer's tail, is lost: no duplicate comes.
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 1016);
+        // The probe: the tail again after 12 ms, not after the RTO (200 ms at least).
+        recv!(s, time 1017, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 1);
+        // One probe per flight: until an ACK moves, the RTO runs, not another probe.
+        recv_nothing!(s, time 1200);
+        // It arrives: everything is acknowledged, and nothing is timed out.
+        send!(s, time 1205, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 2000);
+        assert_eq!(s.recovery_counters().timeouts, 0);
+    }
+
+    #[test]
+    fn test_skiff_loss_probe_resends_the_hole_the_peer_reports() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        // "aaa" is acknowledged; "BBB" is lost; "ccc" arrives (a duplicate ACK with its
+        // SACK block); "DDD" is lost too: one duplicate, not the three of fast retransmit.
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 1016);
+        // The probe resends the hole, "BBB", at the probe timeout.
+        recv!(s, time 1017, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 1);
+        // Its ACK moves to "DDD", now alone in flight: a probe is due again, later, as
+        // the peer may be delaying its ACK of one segment (2 * 5 + 40 ms).
+        send!(s, time 1030, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 10),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 1079);
+        recv!(s, time 1080, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 2);
+        // That probe is lost too: the RTO (200 ms) follows, with its back-off.
+        recv_nothing!(s, time 1279);
+        recv!(s, time 1281, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().timeouts, 1);
     }
 
     #[test]
