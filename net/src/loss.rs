@@ -25,22 +25,26 @@ use crate::json::JsonWriter;
 /// `assembler-max-segment-count-*` feature, set in net/Cargo.toml).
 pub const ASSEMBLER_RANGES: usize = 32;
 
-/// Every TCP socket's recovery counters, summed. Sockets live as long as
-/// the stack and their counters survive each connection, so these are
-/// totals since boot.
-pub fn totals(sockets: &SocketSet<'_>) -> RecoveryCounters {
-    let mut sum = RecoveryCounters::default();
+/// Totals since boot: every live TCP socket's recovery counters plus
+/// `retired`, what the sockets freed so far had counted (the pool frees a
+/// connection's socket when it ends: `crate::pool`).
+pub fn totals(sockets: &SocketSet<'_>, retired: &RecoveryCounters) -> RecoveryCounters {
+    let mut sum = *retired;
     for (_, socket) in sockets.iter() {
         if let smoltcp::socket::Socket::Tcp(tcp) = socket {
-            let c = tcp.recovery_counters();
-            sum.timeouts += c.timeouts;
-            sum.fast_retransmits += c.fast_retransmits;
-            sum.out_of_order_kept += c.out_of_order_kept;
-            sum.out_of_order_dropped += c.out_of_order_dropped;
-            sum.loss_probes += c.loss_probes;
+            add(&mut sum, &tcp.recovery_counters());
         }
     }
     sum
+}
+
+/// Adds `c` into `sum`.
+pub fn add(sum: &mut RecoveryCounters, c: &RecoveryCounters) {
+    sum.timeouts += c.timeouts;
+    sum.fast_retransmits += c.fast_retransmits;
+    sum.out_of_order_kept += c.out_of_order_kept;
+    sum.out_of_order_dropped += c.out_of_order_dropped;
+    sum.loss_probes += c.loss_probes;
 }
 
 /// `/stats`' `tcp` object: retransmission timeouts, fast retransmits,
@@ -77,9 +81,9 @@ mod tests {
         for _ in 0..3 {
             sockets.add(crate::sockets::server_socket(1024, 1024, 80));
         }
-        assert_eq!(super::totals(&sockets), smoltcp::socket::tcp::RecoveryCounters::default());
+        assert_eq!(super::totals(&sockets, &Default::default()), smoltcp::socket::tcp::RecoveryCounters::default());
         let mut json = crate::json::JsonWriter::new();
-        super::write_stats(&mut json, &super::totals(&sockets), 0);
+        super::write_stats(&mut json, &super::totals(&sockets, &Default::default()), 0);
         let text = json.finish();
         for key in [
             "retransmit_timeouts",

@@ -176,6 +176,9 @@ pub struct PoolStats {
     /// SYNs not admitted at once because their peer held
     /// `net.max_conns_per_peer` already (queued, or dropped).
     pub per_peer_refused: u64,
+    /// The loss-recovery counters of the sockets the pool has freed, which
+    /// `/stats`' `tcp` object adds to the live sockets' (not shown under `pool`).
+    pub retired_tcp: tcp::RecoveryCounters,
 }
 
 impl PoolStats {
@@ -208,6 +211,8 @@ pub struct Pool {
     syn_dropped_full: u64,
     half_open_evicted: u64,
     per_peer_refused: u64,
+    /// What freed sockets had counted (see [`PoolStats::retired_tcp`]).
+    retired_tcp: tcp::RecoveryCounters,
     /// Poll steps so far.
     steps: u64,
     /// A connection lingers in TIME-WAIT until the next step.
@@ -229,6 +234,7 @@ impl Pool {
             syn_dropped_full: 0,
             half_open_evicted: 0,
             per_peer_refused: 0,
+            retired_tcp: tcp::RecoveryCounters::default(),
             steps: 0,
             lingering: false,
             nagle: false,
@@ -297,12 +303,12 @@ impl Pool {
         let spec = self.ports[p].spec;
         let Some(remote) = remote.filter(|_| state == tcp::State::SynReceived) else {
             // Only a SYN takes a listener; anything else is not a connection.
-            drop_socket(sockets, handle);
+            self.drop_socket(sockets, handle);
             return;
         };
         if self.queued.contains(&(remote, spec.port)) {
             // A retransmission of a SYN that waits already.
-            drop_socket(sockets, handle);
+            self.drop_socket(sockets, handle);
             return;
         }
         let peer_full = self.peer_count(remote.addr) >= self.limits.per_peer;
@@ -322,7 +328,7 @@ impl Pool {
         } else {
             self.syn_dropped_full += 1;
             trace_drop(&spec, Some(remote), "pool full");
-            drop_socket(sockets, handle);
+            self.drop_socket(sockets, handle);
         }
     }
 
@@ -506,7 +512,7 @@ impl Pool {
             p.owned = p.owned.saturating_sub(1);
         }
         self.unpeer(conn.peer());
-        drop_socket(sockets, conn.handle());
+        self.drop_socket(sockets, conn.handle());
     }
 
     /// Drops half-open connection `h`: recorded as reset, its socket freed.
@@ -521,7 +527,16 @@ impl Pool {
         let port = &mut self.ports[h.port];
         port.half_open = port.half_open.saturating_sub(1);
         self.unpeer(h.conn.peer());
-        drop_socket(sockets, h.conn.handle());
+        self.drop_socket(sockets, h.conn.handle());
+    }
+
+    /// Removes a socket from the set, without a word to its peer (a socket
+    /// that leaves the set transmits nothing, not even a reset), keeping
+    /// its loss-recovery counts for `/stats`.
+    fn drop_socket(&mut self, sockets: &mut SocketSet<'static>, handle: SocketHandle) {
+        if let Socket::Tcp(tcp) = sockets.remove(handle) {
+            crate::loss::add(&mut self.retired_tcp, &tcp.recovery_counters());
+        }
     }
 
     fn unpeer(&mut self, peer: Option<IpAddress>) {
@@ -547,6 +562,7 @@ impl Pool {
             syn_dropped_full: self.syn_dropped_full,
             half_open_evicted: self.half_open_evicted,
             per_peer_refused: self.per_peer_refused,
+            retired_tcp: self.retired_tcp,
         }
     }
 
@@ -562,12 +578,6 @@ pub fn shrink_when_empty<T>(list: &mut Vec<T>) {
     if list.is_empty() && list.capacity() > KEEP_ROOM {
         *list = Vec::new();
     }
-}
-
-/// Removes a socket from the set, without a word to its peer: a socket that
-/// leaves the set transmits nothing, not even a reset.
-fn drop_socket(sockets: &mut SocketSet<'static>, handle: SocketHandle) {
-    drop(sockets.remove(handle));
 }
 
 fn trace_drop(spec: &PortSpec, remote: Option<IpEndpoint>, why: &str) {

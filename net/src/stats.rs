@@ -157,7 +157,7 @@ impl<D: NetDevice> Sources<'_, D> {
             echo_bytes: self.echo_bytes,
             sockets: &socket_states(sockets),
             pool,
-            tcp: &crate::loss::totals(sockets),
+            tcp: &crate::loss::totals(sockets, &pool.retired_tcp),
             recent,
         })
     }
@@ -340,6 +340,7 @@ mod test {
                 syn_dropped_full: 3,
                 half_open_evicted: 4,
                 per_peer_refused: 5,
+                retired_tcp: RecoveryCounters::default(),
             },
             tcp: &RecoveryCounters {
                 timeouts: 5,

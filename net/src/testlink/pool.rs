@@ -342,3 +342,38 @@ fn a_real_client_gets_through_a_flood_on_a_port_at_its_own_cap() {
     assert!(establish(&mut net, h, 500), "not connected before the SYN's retry: {:?}", net.server.pool_stats());
     assert_eq!(net.exchange(h, b"through", |r| r.len() >= 7), b"through");
 }
+
+/// The sum of `/stats`' loss-recovery counters in `reply`.
+fn recovery_total(reply: &[u8]) -> u64 {
+    let text = core::str::from_utf8(reply).unwrap_or("");
+    ["retransmit_timeouts", "fast_retransmits", "loss_probes"]
+        .iter()
+        .map(|key| {
+            let at = text.find(&alloc::format!("\"{key}\":")).map_or(text.len(), |i| i + key.len() + 3);
+            text[at..].split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+        })
+        .sum()
+}
+
+#[test]
+fn loss_recovery_counts_outlive_the_socket_of_the_connection_that_made_them() {
+    // The pool frees a connection's socket when it ends; `/stats` must still
+    // count the retransmissions that connection needed.
+    let mut net = Net::new(4, 0);
+    for i in 0..4 {
+        let h = net.connect(80, 41_000 + i);
+        let reply = net
+            .exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+        assert!(reply.starts_with(b"HTTP/1.1 200"));
+    }
+    for _ in 0..30_000 {
+        net.step();
+    }
+    assert!(net.wire.lost > 0);
+    net.wire.lose_every = 0;
+    let h = net.connect(80, 41_100);
+    let stats = net.exchange(h, b"GET /stats HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n", |r| {
+        r.ends_with(b"}") || r.ends_with(b"}\n")
+    });
+    assert!(recovery_total(&stats) > 0, "{}", String::from_utf8_lossy(&stats));
+}
