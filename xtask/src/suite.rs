@@ -114,10 +114,25 @@ fn http_case(
     }
 }
 
-/// A port on 127.0.0.1 that is free now.
+/// A port on 127.0.0.1 that is free now and that this process has not
+/// handed out before: the kernel may give the same ephemeral port to two
+/// binds in a row once the first is closed, and two forwards on one port
+/// stop QEMU ("Could not set up host forwarding rule").
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..FREE_PORT_TRIES {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port());
+        if port != 0 && !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    0
 }
+
+/// Binds `free_port` tries before it gives up (and QEMU reports port 0).
+const FREE_PORT_TRIES: usize = 1000;
 
 /// Everything the host checks against the serving guest.
 fn serve_checks(ports: Ports, guest: &qemu::Guest) -> Result<String> {
@@ -794,6 +809,16 @@ mod tests {
             elapsed: Duration::ZERO,
             client: None,
         }
+    }
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..200).map(|_| super::free_port()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len());
+        assert!(!ports.contains(&0));
     }
 
     #[test]
