@@ -126,6 +126,10 @@ enum Cmd {
         /// Boots (each a full hostile run at stress size).
         #[arg(long, default_value_t = stress::ROUNDS)]
         rounds: usize,
+        /// Seconds each cargo-fuzz target runs first (0: no fuzzing, for a
+        /// run of the hostile, crowd and damaged-link boots alone).
+        #[arg(long, default_value_t = stress::FUZZ_PER_TARGET.as_secs())]
+        fuzz_seconds: u64,
     },
     /// (Internal) the hostile suite's client, run inside the TAP test network.
     #[command(hide = true)]
@@ -282,7 +286,7 @@ fn run(command: Cmd) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Stress { rounds } => stress::run(rounds),
+        Cmd::Stress { rounds, fuzz_seconds } => stress::run(rounds, std::time::Duration::from_secs(fuzz_seconds)),
         Cmd::Bench { quick, report: true, .. } => bench::report(quick),
         Cmd::Bench { quick, report: false, only_lossy: true } => {
             bench::run_scoped(quick, bench::Scope::OnlyLossy).map(|_| ())
