@@ -417,9 +417,8 @@ impl<H: Hal> QueueSetup<H> {
                 .and_then(|()| rx_queue.push(id))
                 .map_err(NetError::Queue)?;
         }
-        let tx_queue = self
-            .tx_queue
-            .insert(SplitQueue::new(transport, TX_QUEUE, max_size, event_idx).map_err(NetError::Queue)?);
+        let tx_queue =
+            self.tx_queue.insert(SplitQueue::new(transport, TX_QUEUE, max_size, event_idx).map_err(NetError::Queue)?);
         // TSO: as many large buffers as memory allows, halving on failure;
         // none means no TSO (negotiated, never used).
         let tso = features.intersects(NetFeatures::HOST_TSO4 | NetFeatures::HOST_TSO6);
