@@ -41,7 +41,7 @@ impl Artifacts {
             ("kernel ELF (with debug info)", &self.kernel_elf),
             ("kernel ELF (stripped, -kernel loads it)", &self.kernel_stripped),
             ("test kernel ELF (with debug info)", &self.ktest_elf),
-            ("test kernel ELF (stripped, for mode=test)", &self.ktest_stripped),
+            ("test kernel ELF (stripped, mode=test)", &self.ktest_stripped),
         ];
         if let Some(images) = &self.images {
             files.extend([("BIOS disk image", &images.bios), ("UEFI disk image", &images.uefi)]);

@@ -244,7 +244,7 @@ impl std::fmt::Display for Outcome {
             Outcome::CpuException => write!(f, "CPU exception"),
             Outcome::DeviceFailed => write!(f, "network card failed"),
             Outcome::BadBootInput => write!(f, "bad boot input"),
-            Outcome::NoTests => write!(f, "mode=test on a kernel built without its tests (not the ktest build)"),
+            Outcome::NoTests => write!(f, "mode=test on a kernel built without its tests"),
             Outcome::TimedOut => write!(f, "timed out (hung)"),
             Outcome::Stopped => write!(f, "stopped after the client ran"),
             Outcome::Other(Some(code)) => write!(f, "QEMU exited with status {code}"),

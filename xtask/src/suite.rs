@@ -532,7 +532,7 @@ fn cases(timeout: Duration) -> Vec<Case> {
         // The served kernel carries no in-kernel tests (feature `ktest`):
         // asked for them, it says so and fails, rather than serving.
         Case {
-            name: "direct-served-kernel-refuses-tests",
+            name: "direct-served-refuses-tests",
             boot: Boot {
                 firmware: Firmware::Direct,
                 cmdline: "mode=test".into(),
