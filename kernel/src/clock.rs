@@ -9,7 +9,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-use skiff_drivers::pit::{CALIBRATION_MS, CalibrationError, Pit};
+use skiff_drivers::pit::{CALIBRATION_MS, Pit};
 use skiff_drivers::ports::CpuPorts;
 use skiff_drivers::tsc::{CpuidClock, Source};
 
@@ -119,6 +119,7 @@ pub fn init() {
 
 /// One calibration run: the TSC rate measured while PIT channel 2 counts
 /// down `CALIBRATION_MS` (an error if the count never ends).
-pub fn measure_tsc_hz() -> Result<u64, CalibrationError> {
+#[cfg(feature = "ktest")]
+pub fn measure_tsc_hz() -> Result<u64, skiff_drivers::pit::CalibrationError> {
     pit().measure_tsc_hz(&mut rdtsc)
 }

@@ -91,6 +91,7 @@ pub fn set_masked(gsi: u32, masked: bool) {
 }
 
 /// Whether `gsi` is masked (`None` if no I/O APIC serves it).
+#[cfg(feature = "ktest")]
 pub fn is_masked(gsi: u32) -> Option<bool> {
     let ioapic = IOAPIC.get()?;
     let pin = ioapic.pin(gsi)?;

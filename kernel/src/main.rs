@@ -24,6 +24,7 @@ mod fw_cfg;
 mod gdt;
 mod interrupts;
 mod ioapic;
+#[cfg(feature = "ktest")]
 mod ktest;
 mod logger;
 mod memory;
@@ -126,13 +127,30 @@ fn kernel_main(boot: BootDescription) -> ! {
         frames_free >> 20
     );
 
-    let mut context = ktest::Context { nic, cmdline };
     match cmdline.get("mode") {
-        Some("test") => ktest::run(&mut context),
+        Some("test") => run_tests(nic, cmdline),
         None | Some("run") => {}
         Some(other) => log::warn!("unknown mode \"{other}\", serving instead"),
     }
-    serve(context.nic, cmdline)
+    serve(nic, cmdline)
+}
+
+/// `mode=test`: runs the in-kernel tests and exits QEMU with the result.
+#[cfg(feature = "ktest")]
+fn run_tests(nic: Option<(nic::Nic, nic::Signal)>, cmdline: &'static cmdline::Cmdline) -> ! {
+    ktest::run(&mut ktest::Context { nic, cmdline })
+}
+
+/// `mode=test` on the served kernel, which carries no tests (xtask builds
+/// them into `skiff-kernel-ktest` only): says so and exits with a failure,
+/// rather than serving as if the tests had passed.
+#[cfg(not(feature = "ktest"))]
+fn run_tests(_: Option<(nic::Nic, nic::Signal)>, _: &'static cmdline::Cmdline) -> ! {
+    println!(
+        "this kernel was built without its tests: mode=test needs the test build \
+         (cargo build -p skiff-kernel --features ktest; xtask boots target/images/skiff-kernel-ktest for it)"
+    );
+    qemu::exit(ExitCode::NoTests)
 }
 
 /// Sets up the network stack over the card and hands over to the main loop.
@@ -200,6 +218,7 @@ fn idle() -> ! {
 fn panic(info: &PanicInfo) -> ! {
     x86_64::instructions::interrupts::disable();
     serial::write_fmt_emergency(format_args!("\nKERNEL PANIC at {} ms: {info}\n", clock::now().as_millis()));
+    #[cfg(feature = "ktest")]
     ktest::report_panic();
     qemu::exit(ExitCode::Panic)
 }

@@ -275,6 +275,7 @@ pub fn map_mmio(phys: u64, size: u64) -> Result<VirtAddr, MemoryError> {
 }
 
 /// A frame from the allocator (for tests and page tables).
+#[cfg(feature = "ktest")]
 pub fn allocate_frame() -> Option<PhysFrame> {
     MEMORY.get()?.lock().frames.allocate_frame()
 }
@@ -307,6 +308,7 @@ pub fn translate(virt: VirtAddr) -> Option<PhysAddr> {
 }
 
 /// Whether `frame` lies in a usable region of the map outside the heap.
+#[cfg(feature = "ktest")]
 pub fn is_allocatable(frame: PhysFrame) -> bool {
     MEMORY.get().is_some_and(|m| {
         let m = m.lock();

@@ -277,6 +277,7 @@ pub fn intx_parked() -> bool {
 
 /// For the in-kernel tests: runs the first routed candidate pin's handler,
 /// as if its line had fired, and returns its GSI.
+#[cfg(feature = "ktest")]
 pub fn simulate_intx_fire() -> Option<u32> {
     let i = INTX_GSI.iter().position(|g| g.load(Ordering::Relaxed) != u32::MAX)?;
     on_intx(INTX_VECTOR_BASE + i as u8);

@@ -17,8 +17,10 @@ pub const DEBUG_EXIT_PORT: u16 = 0xF4;
 #[repr(u32)]
 pub enum ExitCode {
     /// Clean shutdown; in test mode, every in-kernel test passed. QEMU exits with 33.
+    #[cfg_attr(not(feature = "ktest"), allow(dead_code))]
     Success = 0x10,
     /// At least one in-kernel test failed. QEMU exits with 35.
+    #[cfg_attr(not(feature = "ktest"), allow(dead_code))]
     TestsFailed = 0x11,
     /// A Rust panic. QEMU exits with 37.
     Panic = 0x12,
@@ -28,6 +30,10 @@ pub enum ExitCode {
     DeviceFailed = 0x14,
     /// The boot input was unusable (PVH: a bad start info). QEMU exits with 43.
     BadBootInput = 0x15,
+    /// `mode=test` on a kernel built without the in-kernel tests (feature
+    /// `ktest`). QEMU exits with 45.
+    #[cfg_attr(feature = "ktest", allow(dead_code))]
+    NoTests = 0x16,
 }
 
 /// Stops the machine with `code`.

@@ -8,12 +8,19 @@ use crate::{Result, root, ui};
 /// The target the kernel is built for (no OS, soft-float, static PIE).
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 
-/// What `build` produced.
+/// What `build` produced: two builds of the kernel, the served one and the
+/// one with the in-kernel tests (feature `ktest`), which the served one does
+/// not carry (issue 15: what boots stays small).
 pub struct Artifacts {
-    /// The kernel with debug info, for gdb.
+    /// The served kernel with debug info, for gdb.
     pub kernel_elf: PathBuf,
-    /// The stripped copy: what `-kernel` loads, and what goes into the images.
+    /// Its stripped copy: what `-kernel` loads for every boot but `mode=test`.
     pub kernel_stripped: PathBuf,
+    /// The test build with debug info, for gdb.
+    pub ktest_elf: PathBuf,
+    /// Its stripped copy: what `-kernel` loads for `mode=test`, and what goes
+    /// into the disk images (so that their `mode=test` boots run the tests).
+    pub ktest_stripped: PathBuf,
     /// The disk images, once `images` has built them: only the BIOS and UEFI
     /// boots need them, and their first build compiles the bootloader's
     /// stages (2-3 minutes), so nothing builds them unless it boots one.
@@ -33,6 +40,8 @@ impl Artifacts {
         let mut files = vec![
             ("kernel ELF (with debug info)", &self.kernel_elf),
             ("kernel ELF (stripped, -kernel loads it)", &self.kernel_stripped),
+            ("test kernel ELF (with debug info)", &self.ktest_elf),
+            ("test kernel ELF (stripped, mode=test)", &self.ktest_stripped),
         ];
         if let Some(images) = &self.images {
             files.extend([("BIOS disk image", &images.bios), ("UEFI disk image", &images.uefi)]);
@@ -58,25 +67,46 @@ fn not_built() -> String {
     "the disk images were not built (xtask builds them only for a BIOS or UEFI boot: build::images)".into()
 }
 
-/// Builds the kernel (release) and its stripped copy; no disk images.
+/// Builds the kernel (release) twice, with the in-kernel tests and without,
+/// and their stripped copies; no disk images. The served build goes last, so
+/// that `target/x86_64-unknown-none/release/skiff-kernel` (what gdb loads) is
+/// the served kernel; cargo keeps both feature sets built, so the second
+/// build is only a link once both have been built.
 pub fn build() -> Result<Artifacts> {
     let root = root();
     let target_dir = root.join("target");
     let images = target_dir.join("images");
+    std::fs::create_dir_all(&images).map_err(|e| format!("cannot create {}: {e}", images.display()))?;
+    let release = target_dir.join(KERNEL_TARGET).join("release");
+    let kernel_elf = release.join("skiff-kernel");
 
-    let step = ui::Step::start(format!("building the kernel (cargo build --release --target {KERNEL_TARGET})"));
-    cargo(&root)
-        .args(["build", "--release", "--package", "skiff-kernel", "--target", KERNEL_TARGET])
+    build_kernel(&root, Some("ktest"))?;
+    // Cargo puts both builds at the same path: keep the test build's.
+    let ktest_elf = release.join("skiff-kernel-ktest");
+    std::fs::copy(&kernel_elf, &ktest_elf).map_err(|e| format!("cannot copy {}: {e}", kernel_elf.display()))?;
+    let ktest_stripped = images.join("skiff-kernel-ktest");
+    strip(&ktest_elf, &ktest_stripped)?;
+
+    build_kernel(&root, None)?;
+    let kernel_stripped = images.join("skiff-kernel");
+    strip(&kernel_elf, &kernel_stripped)?;
+    Ok(Artifacts { kernel_elf, kernel_stripped, ktest_elf, ktest_stripped, images: None })
+}
+
+/// `cargo build --release` of the kernel, with `feature` if given.
+fn build_kernel(root: &Path, feature: Option<&str>) -> Result<()> {
+    let mut args = vec!["build", "--release", "--package", "skiff-kernel", "--target", KERNEL_TARGET];
+    if let Some(feature) = feature {
+        args.extend(["--features", feature]);
+    }
+    let step = ui::Step::start(format!("building the kernel (cargo {})", args.join(" ")));
+    cargo(root)
+        .args(&args)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))
         .and_then(|s| if s.success() { Ok(()) } else { Err("the kernel did not build (see above)".into()) })?;
     step.done();
-    let kernel_elf = target_dir.join(KERNEL_TARGET).join("release/skiff-kernel");
-
-    std::fs::create_dir_all(&images).map_err(|e| format!("cannot create {}: {e}", images.display()))?;
-    let kernel_stripped = images.join("skiff-kernel");
-    strip(&kernel_elf, &kernel_stripped)?;
-    Ok(Artifacts { kernel_elf, kernel_stripped, images: None })
+    Ok(())
 }
 
 /// Builds the kernel and both disk images.
@@ -86,8 +116,9 @@ pub fn build_with_images() -> Result<Artifacts> {
     Ok(artifacts)
 }
 
-/// Builds the BIOS and UEFI disk images of `artifacts`' stripped kernel
-/// (nothing if they are there already).
+/// Builds the BIOS and UEFI disk images of `artifacts`' stripped test kernel
+/// (nothing if they are there already): the suite's disk-image boots run the
+/// in-kernel tests, and the same image serves (`run --bios`).
 pub fn images(artifacts: &mut Artifacts) -> Result<()> {
     if artifacts.images.is_some() {
         return Ok(());
@@ -104,7 +135,7 @@ pub fn images(artifacts: &mut Artifacts) -> Result<()> {
     // From boot/, so that rustup picks the nightly in boot/rust-toolchain.toml.
     let status = cargo(&root.join("boot"))
         .args(["run", "--quiet", "--package", "skiff-boot", "--"])
-        .arg(&artifacts.kernel_stripped)
+        .arg(&artifacts.ktest_stripped)
         .arg(&images)
         .stdout(std::process::Stdio::null())
         .status()

@@ -269,7 +269,15 @@ fn run(command: Cmd) -> Result<()> {
                 }
                 let forwards = vec![Forward::http(http_port), Forward::echo(echo_port)];
                 let nic = Nic { forwards, pcap, ..Nic::default() };
-                let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic) };
+                let boot = qemu::Boot {
+                    firmware,
+                    machine,
+                    memory,
+                    cmdline,
+                    gdb,
+                    nic: Some(nic),
+                    kernel: qemu::Kernel::default(),
+                };
                 qemu::run_interactive(&artifacts, &boot, http_port, echo_port, None)
             })
         }
@@ -348,6 +356,6 @@ fn run_on_tap(
         if cmdline.contains("net.dhcp") { cmdline } else { format!("net.dhcp=off {cmdline}").trim().to_string() };
     eprintln!("==> TAP network: namespace {} (removed when QEMU ends), guest {}", net.name(), testnet::guest_cidr());
     let nic = Nic { backend: qemu::Backend::Tap, pcap, ..Nic::default() };
-    let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic) };
+    let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic), kernel: qemu::Kernel::default() };
     qemu::run_interactive(artifacts, &boot, http_port, echo_port, Some(net.name()))
 }

@@ -139,6 +139,39 @@ pub struct Boot {
     /// Wait for gdb on localhost:1234.
     pub gdb: bool,
     pub nic: Option<Nic>,
+    /// Which build of the kernel a direct boot loads.
+    pub kernel: Kernel,
+}
+
+/// Which build of the kernel a direct boot loads (the disk images always
+/// carry the test build).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kernel {
+    /// The test build (feature `ktest`) when the command line has
+    /// `mode=test`, the served one otherwise.
+    #[default]
+    ForMode,
+    /// The served build whatever the command line says: to check that it
+    /// refuses `mode=test`.
+    Served,
+}
+
+impl Boot {
+    /// Whether the command line asks for the in-kernel tests.
+    pub fn runs_tests(&self) -> bool {
+        self.cmdline.split_whitespace().any(|word| word == "mode=test")
+    }
+
+    /// The stripped ELF a direct boot loads, and the one with debug info
+    /// for gdb (for a disk-image boot, the test build it carries).
+    pub fn kernel<'a>(&self, artifacts: &'a Artifacts) -> (&'a Path, &'a Path) {
+        let tests = self.firmware != Firmware::Direct || (self.kernel == Kernel::ForMode && self.runs_tests());
+        if tests {
+            (&artifacts.ktest_stripped, &artifacts.ktest_elf)
+        } else {
+            (&artifacts.kernel_stripped, &artifacts.kernel_elf)
+        }
+    }
 }
 
 impl Default for Boot {
@@ -150,6 +183,7 @@ impl Default for Boot {
             cmdline: String::new(),
             gdb: false,
             nic: Some(Nic::default()),
+            kernel: Kernel::default(),
         }
     }
 }
@@ -169,6 +203,8 @@ pub enum Outcome {
     DeviceFailed,
     /// The kernel refused what it was booted with (a bad PVH start info).
     BadBootInput,
+    /// `mode=test` on a kernel built without the in-kernel tests.
+    NoTests,
     /// The harness killed QEMU after its time limit.
     TimedOut,
     /// The harness stopped a serving guest after its client finished.
@@ -189,6 +225,7 @@ impl Outcome {
             Some(39) => Outcome::CpuException,
             Some(41) => Outcome::DeviceFailed,
             Some(43) => Outcome::BadBootInput,
+            Some(45) => Outcome::NoTests,
             other => Outcome::Other(other),
         }
     }
@@ -207,6 +244,7 @@ impl std::fmt::Display for Outcome {
             Outcome::CpuException => write!(f, "CPU exception"),
             Outcome::DeviceFailed => write!(f, "network card failed"),
             Outcome::BadBootInput => write!(f, "bad boot input"),
+            Outcome::NoTests => write!(f, "mode=test on a kernel built without its tests"),
             Outcome::TimedOut => write!(f, "timed out (hung)"),
             Outcome::Stopped => write!(f, "stopped after the client ran"),
             Outcome::Other(Some(code)) => write!(f, "QEMU exited with status {code}"),
@@ -270,7 +308,7 @@ pub fn arguments(artifacts: &Artifacts, boot: &Boot, workdir: &Path) -> Result<V
         // The stripped ELF: QEMU reads the whole file, debug info and all.
         None => {
             args.push("-kernel".into());
-            args.push(artifacts.kernel_stripped.display().to_string());
+            args.push(boot.kernel(artifacts).0.display().to_string());
         }
     }
     if let Some(nic) = &boot.nic {
@@ -368,7 +406,7 @@ pub fn run_interactive(
         let offset = if boot.firmware == Firmware::Direct { 0 } else { KERNEL_LOAD_OFFSET };
         eprintln!(
             "    waiting for gdb: gdb -q -ex 'symbol-file -o {offset:#x} {}' -ex 'target remote :1234'",
-            artifacts.kernel_elf.display()
+            boot.kernel(artifacts).1.display()
         );
     }
     let mut command = match netns {
@@ -576,6 +614,8 @@ mod tests {
         Artifacts {
             kernel_elf: "k.elf".into(),
             kernel_stripped: "k".into(),
+            ktest_elf: "kt.elf".into(),
+            ktest_stripped: "kt".into(),
             images: Some(Images { bios: "bios.img".into(), uefi: "uefi.img".into() }),
         }
     }
@@ -588,6 +628,7 @@ mod tests {
         assert_eq!(Outcome::from_exit_code(Some((0x13 << 1) | 1)), Outcome::CpuException);
         assert_eq!(Outcome::from_exit_code(Some((0x14 << 1) | 1)), Outcome::DeviceFailed);
         assert_eq!(Outcome::from_exit_code(Some((0x15 << 1) | 1)), Outcome::BadBootInput);
+        assert_eq!(Outcome::from_exit_code(Some((0x16 << 1) | 1)), Outcome::NoTests);
         assert_eq!(Outcome::from_exit_code(Some(0)), Outcome::Other(Some(0)));
         assert_eq!(Outcome::from_exit_code(Some(1)), Outcome::Other(Some(1)));
         assert_eq!(Outcome::from_exit_code(None), Outcome::Other(None));
@@ -610,10 +651,27 @@ mod tests {
         let boot = Boot { firmware: Firmware::Direct, cmdline: "mode=test a=b,c".into(), ..Boot::default() };
         let args = arguments(&artifacts(), &boot, Path::new("/nonexistent")).unwrap();
         let joined = args.join(" ");
-        assert!(joined.contains("-kernel k "), "{joined}");
+        assert!(joined.contains("-kernel kt "), "{joined}");
         assert!(args.windows(2).any(|w| w == ["-append", "mode=test a=b,c"]), "{args:?}");
         assert!(!joined.contains("-drive") && !joined.contains("-fw_cfg"), "{joined}");
         assert!(joined.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x04"), "{joined}");
+    }
+
+    #[test]
+    fn only_mode_test_direct_boots_load_the_test_build() {
+        let kernel_of = |boot: &Boot| {
+            let args = arguments(&artifacts(), boot, Path::new("/nonexistent")).unwrap();
+            args.windows(2).find(|w| w[0] == "-kernel").map(|w| w[1].clone())
+        };
+        let direct = |cmdline: &str| Boot { firmware: Firmware::Direct, cmdline: cmdline.into(), ..Boot::default() };
+        assert_eq!(kernel_of(&direct("")).as_deref(), Some("k"));
+        assert_eq!(kernel_of(&direct("log=debug mode=run")).as_deref(), Some("k"));
+        assert_eq!(kernel_of(&direct("mode=testing")).as_deref(), Some("k"));
+        assert_eq!(kernel_of(&direct("log=info mode=test")).as_deref(), Some("kt"));
+        let served = Boot { kernel: Kernel::Served, ..direct("mode=test") };
+        assert_eq!(kernel_of(&served).as_deref(), Some("k"));
+        // The disk images carry the test build, whatever the command line.
+        assert_eq!(Boot::default().kernel(&artifacts()).1, Path::new("kt.elf"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::build::{self, Artifacts};
 use crate::clients::{self, Ports};
-use crate::qemu::{self, Backend, Boot, Firmware, Forward, Machine, Nic, Outcome, Report};
+use crate::qemu::{self, Backend, Boot, Firmware, Forward, Kernel, Machine, Nic, Outcome, Report};
 use crate::testnet::guest_mac_text;
 use crate::{Result, root, ui};
 
@@ -544,6 +544,21 @@ fn cases(timeout: Duration) -> Vec<Case> {
             timeout,
             client: None,
         },
+        // The served kernel carries no in-kernel tests (feature `ktest`):
+        // asked for them, it says so and fails, rather than serving.
+        Case {
+            name: "direct-served-refuses-tests",
+            boot: Boot {
+                firmware: Firmware::Direct,
+                cmdline: "mode=test".into(),
+                nic: None,
+                kernel: Kernel::Served,
+                ..Boot::default()
+            },
+            expect: Expect::Rejected { outcome: Outcome::NoTests, lines: &["this kernel was built without its tests"] },
+            timeout,
+            client: None,
+        },
     ])
     .collect()
 }
@@ -706,11 +721,27 @@ fn lint() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    // The test build (feature `ktest`) too: it is the other half of the kernel.
+    run(&[
+        "clippy",
+        "--quiet",
+        "--package",
+        "skiff-kernel",
+        "--target",
+        build::KERNEL_TARGET,
+        "--release",
+        "--features",
+        "ktest",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     // Rustdoc, warnings as errors: docs build and every intra-doc link resolves
     // (missing_docs is denied in drivers and net themselves).
     for extra in [
         &["--package", "skiff-drivers", "--package", "skiff-net", "--package", "xtask"][..],
         &["--package", "skiff-kernel", "--target", build::KERNEL_TARGET],
+        &["--package", "skiff-kernel", "--target", build::KERNEL_TARGET, "--features", "ktest"],
     ] {
         let status = build::cargo(&root())
             .env("RUSTDOCFLAGS", "-D warnings")
@@ -938,7 +969,8 @@ mod tests {
                 Outcome::Panicked,
                 Outcome::CpuException,
                 Outcome::BadBootInput,
-                Outcome::BadBootInput
+                Outcome::BadBootInput,
+                Outcome::NoTests
             ]
         );
     }

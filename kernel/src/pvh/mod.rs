@@ -19,6 +19,7 @@
 //! (with a message) where it does not.
 
 pub mod start_info;
+#[cfg(feature = "ktest")]
 pub mod tests;
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -330,6 +331,7 @@ static REGIONS: Once<([MemoryRegion; MAX_REGIONS], usize)> = Once::new();
 static BOOTED: AtomicBool = AtomicBool::new(false);
 
 /// Whether the kernel came in through the PVH entry.
+#[cfg(feature = "ktest")]
 pub fn booted() -> bool {
     BOOTED.load(Ordering::Relaxed)
 }

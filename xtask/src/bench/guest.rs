@@ -114,6 +114,8 @@ pub fn arguments_with(
         cmdline,
         gdb: false,
         nic: Some(nic),
+        // The served build (no bench command line has mode=test).
+        kernel: qemu::Kernel::ForMode,
     };
     let mut args = qemu::arguments(&media.skiff, &boot, workdir)?;
     if kind == Kind::Linux {
@@ -258,6 +260,8 @@ mod tests {
             skiff: Artifacts {
                 kernel_elf: "k.elf".into(),
                 kernel_stripped: "k".into(),
+                ktest_elf: "kt.elf".into(),
+                ktest_stripped: "kt".into(),
                 images: Some(Images { bios: "bios.img".into(), uefi: "uefi.img".into() }),
             },
             vmlinuz: "vmlinuz".into(),

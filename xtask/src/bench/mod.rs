@@ -67,6 +67,7 @@ pub fn run_scoped(quick: bool, scope: Scope) -> Result<PathBuf> {
         "out": out,
         "skiff": {
             "kernel_elf": skiff.kernel_elf, "kernel_stripped": skiff.kernel_stripped,
+            "ktest_elf": skiff.ktest_elf, "ktest_stripped": skiff.ktest_stripped,
             "bios_image": images.bios, "uefi_image": images.uefi,
         },
         "linux": {
@@ -126,6 +127,8 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
     let skiff = Artifacts {
         kernel_elf: path("/skiff/kernel_elf")?,
         kernel_stripped: path("/skiff/kernel_stripped")?,
+        ktest_elf: path("/skiff/ktest_elf")?,
+        ktest_stripped: path("/skiff/ktest_stripped")?,
         images: Some(Images { bios: path("/skiff/bios_image")?, uefi: path("/skiff/uefi_image")? }),
     };
     let mut media =
@@ -178,6 +181,8 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
             "skiff": {
                 "kernel": size(&media.skiff.kernel_stripped),
                 "kernel_with_debug_info": size(&media.skiff.kernel_elf),
+                // The in-kernel tests' build, which the disk images carry.
+                "kernel_with_tests": size(&media.skiff.ktest_stripped),
                 "bios_image": media.skiff.bios_image().map_or(0, size),
                 "uefi_image": media.skiff.uefi_image().map_or(0, size),
             },
