@@ -73,6 +73,18 @@ fn not_built() -> String {
 /// the served kernel; cargo keeps both feature sets built, so the second
 /// build is only a link once both have been built.
 pub fn build() -> Result<Artifacts> {
+    build_kernels(true)
+}
+
+/// Builds only the served kernel: all `cargo xtask run` needs unless it
+/// boots `mode=test`, so that a fresh clone's first run compiles the kernel
+/// once, not twice. The test kernel's paths in the result are where
+/// [`build`] puts it, and are not to be booted.
+pub fn build_served() -> Result<Artifacts> {
+    build_kernels(false)
+}
+
+fn build_kernels(with_tests: bool) -> Result<Artifacts> {
     let root = root();
     let target_dir = root.join("target");
     let images = target_dir.join("images");
@@ -80,12 +92,14 @@ pub fn build() -> Result<Artifacts> {
     let release = target_dir.join(KERNEL_TARGET).join("release");
     let kernel_elf = release.join("skiff-kernel");
 
-    build_kernel(&root, Some("ktest"))?;
-    // Cargo puts both builds at the same path: keep the test build's.
     let ktest_elf = release.join("skiff-kernel-ktest");
-    std::fs::copy(&kernel_elf, &ktest_elf).map_err(|e| format!("cannot copy {}: {e}", kernel_elf.display()))?;
     let ktest_stripped = images.join("skiff-kernel-ktest");
-    strip(&ktest_elf, &ktest_stripped)?;
+    if with_tests {
+        build_kernel(&root, Some("ktest"))?;
+        // Cargo puts both builds at the same path: keep the test build's.
+        std::fs::copy(&kernel_elf, &ktest_elf).map_err(|e| format!("cannot copy {}: {e}", kernel_elf.display()))?;
+        strip(&ktest_elf, &ktest_stripped)?;
+    }
 
     build_kernel(&root, None)?;
     let kernel_stripped = images.join("skiff-kernel");

@@ -253,7 +253,12 @@ fn run(command: Cmd) -> Result<()> {
             if tap && !forward::is_root() {
                 return Err(TAP_NEEDS_ROOT.into());
             }
-            let artifacts = if firmware == Firmware::Direct { build::build() } else { build::build_with_images() };
+            let tests = cmdline.split_whitespace().any(|word| word == "mode=test");
+            let artifacts = match (firmware, tests) {
+                (Firmware::Direct, false) => build::build_served(),
+                (Firmware::Direct, true) => build::build(),
+                _ => build::build_with_images(),
+            };
             artifacts.and_then(|artifacts| {
                 if tap {
                     return run_on_tap(
