@@ -174,6 +174,30 @@ impl Ctx {
     }
 
     /// Waits until every connection is back in the pool; returns heap in use then.
+    /// As [`settled_heap`](Self::settled_heap), but also waits (within
+    /// `RECOVERY`) for the heap to come back within `HEAP_SLACK` of
+    /// `baseline`: memory a flood's connections held is freed as the guest
+    /// works through them, after the pool's counts already read settled. A
+    /// heap still above it then is what the caller reports; the guest's
+    /// sockets and pool are printed with it, for the log.
+    pub(super) fn heap_back_to(&self, baseline: u64) -> Result<u64> {
+        let start = Instant::now();
+        loop {
+            let heap = self.settled_heap()?;
+            if heap <= baseline + super::HEAP_SLACK || start.elapsed() >= RECOVERY {
+                if heap > baseline + super::HEAP_SLACK {
+                    let last = self.stats()?;
+                    say(format!(
+                        "heap {heap} above baseline {baseline}: sockets {}, pool {}",
+                        last["sockets"], last["pool"]
+                    ));
+                }
+                return Ok(heap);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub(super) fn settled_heap(&self) -> Result<u64> {
         let start = Instant::now();
         let mut last = Value::Null;

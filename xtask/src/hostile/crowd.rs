@@ -63,7 +63,7 @@ pub(super) fn crowd(ctx: &mut Ctx, baseline: u64, clients: usize, requests: usiz
     }
     let took = start.elapsed();
     let after = ctx.stats()?;
-    let heap = ctx.settled_heap()?;
+    let heap = ctx.heap_back_to(baseline)?;
     let moved = |path: &str| number(&after, path).saturating_sub(number(&before, path));
     say(format!(
         "crowd                  {clients} keep-alive clients at once, {requests} requests each: {served} served, {} failed, \
@@ -150,7 +150,7 @@ pub(super) fn flood_with_client(ctx: &mut Ctx, ifname: &str, baseline: u64) -> R
     let percentile = |p: usize| connects.get((connects.len() * p / 100).min(connects.len().saturating_sub(1))).copied();
     let ms = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0));
     let moved = |path: &str| number(&after, path).saturating_sub(number(&before, path));
-    let heap = ctx.settled_heap()?;
+    let heap = ctx.heap_back_to(baseline)?;
     say(format!(
         "flood-and-client       {sent} spoofed SYNs in {:.2} s; a real client: {} of {attempts} connections served, \
          connect p50 {}, p99 {}, max {}; half_open_evicted +{}, syn_dropped_full +{}; heap {heap} (baseline {baseline})",
