@@ -57,10 +57,15 @@ pub const QUEUED_MAX_AGE: smoltcp::time::Duration = smoltcp::time::Duration::fro
 /// Queued SYNs looked at per poll step when a slot is free (those whose peer
 /// or port is still full go to the back of the queue).
 const UNQUEUE_SCAN: usize = 64;
-/// Entries an emptied list keeps room for; beyond this it gives its memory
-/// back (`shrink_when_empty`), so that after a crowd has gone the heap is
-/// back at its baseline.
+/// Entries a list keeps room for however few it holds; beyond this a list
+/// at most a quarter full gives memory back (`shrink_when_sparse`), so that
+/// after a crowd has gone the heap is back at its baseline, even while a
+/// connection or two remain.
 const KEEP_ROOM: usize = 16;
+/// A list is sparse when it holds at most 1/SPARSE of its room; it then
+/// keeps room for twice what it holds, so that growing and shrinking cost
+/// amortised O(1) per entry.
+const SPARSE: usize = 4;
 /// The connection limit when nothing sized it to a heap (host tests, fuzzing).
 pub const DEFAULT_MAX_CONNS: usize = 1024;
 /// The fewest connections the limit allows, however small the heap.
@@ -384,9 +389,7 @@ impl Pool {
             let handle = sockets.add(q.socket);
             self.start(recent, now, q.port, handle, q.remote);
         }
-        if self.queue.is_empty() && self.queue.capacity() > KEEP_ROOM {
-            self.queue = VecDeque::new();
-        }
+        shrink_queue_when_sparse(&mut self.queue);
     }
 
     /// Connections on port `p` now, against its own cap.
@@ -437,11 +440,9 @@ impl Pool {
             let Some(h) = self.half_open.pop_front() else { break };
             self.settle(sockets, recent, now, h);
         }
-        if self.half_open.is_empty() && self.half_open.capacity() > KEEP_ROOM {
-            self.half_open = VecDeque::new();
-        }
+        shrink_queue_when_sparse(&mut self.half_open);
         for port in &mut self.ports {
-            shrink_when_empty(&mut port.accepted);
+            shrink_when_sparse(&mut port.accepted);
         }
     }
 
@@ -572,11 +573,24 @@ impl Pool {
     }
 }
 
-/// Gives an emptied list's memory back, unless it is small (`KEEP_ROOM`):
-/// the apps' connection lists grow with a crowd and must not pin its size.
-pub fn shrink_when_empty<T>(list: &mut Vec<T>) {
-    if list.is_empty() && list.capacity() > KEEP_ROOM {
-        *list = Vec::new();
+/// The room a list of `len` entries in `capacity` slots should shrink to,
+/// if it should: the apps' and the pool's lists grow with a crowd and must
+/// not pin its size once it has gone (`KEEP_ROOM`, `SPARSE`).
+fn sparse_room(len: usize, capacity: usize) -> Option<usize> {
+    (capacity > KEEP_ROOM && len.saturating_mul(SPARSE) <= capacity).then(|| (len * 2).max(KEEP_ROOM))
+}
+
+/// Gives a sparse list's memory back (see [`sparse_room`]).
+pub fn shrink_when_sparse<T>(list: &mut Vec<T>) {
+    if let Some(room) = sparse_room(list.len(), list.capacity()) {
+        list.shrink_to(room);
+    }
+}
+
+/// As [`shrink_when_sparse`], for a queue.
+fn shrink_queue_when_sparse<T>(list: &mut VecDeque<T>) {
+    if let Some(room) = sparse_room(list.len(), list.capacity()) {
+        list.shrink_to(room);
     }
 }
 

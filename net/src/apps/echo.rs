@@ -11,7 +11,7 @@ use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
-use crate::pool::{Pool, PortSpec, shrink_when_empty};
+use crate::pool::{Pool, PortSpec, shrink_when_sparse};
 use crate::recent::RecentConnections;
 use crate::sockets::{ServerSocket, Turn};
 use crate::trace;
@@ -135,7 +135,7 @@ impl EchoServer {
                 server.abort_if_idle(socket, recent, now, IDLE_TIMEOUT);
             }
         }
-        shrink_when_empty(&mut self.connections);
+        shrink_when_sparse(&mut self.connections);
     }
 }
 

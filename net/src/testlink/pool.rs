@@ -377,3 +377,21 @@ fn loss_recovery_counts_outlive_the_socket_of_the_connection_that_made_them() {
     });
     assert!(recovery_total(&stats) > 0, "{}", String::from_utf8_lossy(&stats));
 }
+
+/// Found by a fresh-clone run of the hostile suite (heap 164 KB above its
+/// baseline once): the lists gave their room back only when empty, so one
+/// connection still open kept the room a crowd had needed.
+#[test]
+fn a_crowds_room_is_given_back_while_a_connection_stays_open() {
+    let mut net = Net::new(0, 0);
+    let stayer = net.connect(80, 19_000);
+    let reply = net.exchange(stayer, KEEP_ALIVE, |r| r.ends_with(b"</html>\n"));
+    assert!(reply.starts_with(b"HTTP/1.1 200"));
+    let crowd = crowd(&mut net, 200, 3, Duration::from_secs(60));
+    assert_eq!((crowd.served, crowd.failed), (200, 0));
+    for _ in 0..200 {
+        net.step();
+    }
+    assert_eq!(net.socket(stayer).state(), tcp::State::Established, "the stayer is still connected");
+    assert!(net.server.list_room() <= 64, "the connection lists kept room for {}", net.server.list_room());
+}
