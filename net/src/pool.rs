@@ -580,7 +580,8 @@ fn sparse_room(len: usize, capacity: usize) -> Option<usize> {
     (capacity > KEEP_ROOM && len.saturating_mul(SPARSE) <= capacity).then(|| (len * 2).max(KEEP_ROOM))
 }
 
-/// Gives a sparse list's memory back (see [`sparse_room`]).
+/// Gives a sparse list's memory back: one at most a quarter full keeps
+/// room for twice what it holds (`KEEP_ROOM` at least).
 pub fn shrink_when_sparse<T>(list: &mut Vec<T>) {
     if let Some(room) = sparse_room(list.len(), list.capacity()) {
         list.shrink_to(room);

@@ -3,9 +3,9 @@
 //! 9293 3.10.7.4 asks of TIME-WAIT, instead of meeting a listening socket
 //! and a reset.
 //!
-//! Skiff's apps put a socket back to listening `sockets::TIME_WAIT_LINGER`
-//! (1 ms) after TIME-WAIT begins: holding it for smoltcp's 10 s would leave
-//! a busy server without listening sockets. If the ACK of the peer's FIN is
+//! Skiff's connection pool (`crate::pool`) frees a socket in the poll step
+//! after TIME-WAIT begins: holding it for smoltcp's 10 s would hold a
+//! connection's slot and buffers for nothing. If the ACK of the peer's FIN is
 //! lost, the peer (in LAST-ACK) sends its FIN again; smoltcp finds only a
 //! listener, which takes no segment with an ACK, and answers with a reset.
 //! The peer had all its data, but ends with an error (seen at 10 % loss,
@@ -33,9 +33,8 @@ use crate::checksum;
 /// on the peer's RTO, at most a minute or so in all.
 pub const LIFETIME: Duration = Duration::from_secs(10);
 /// Connections remembered at once. A full table forgets the one closest to
-/// expiring: Skiff has 80 server sockets, and a client that opens and closes
-/// connections back to back leaves at most a few dozen in 10 s that lose
-/// the last ACK.
+/// expiring: only connections whose last ACK was lost need their record,
+/// a few dozen in 10 s even at issue 14's loss rates.
 pub const CAPACITY: usize = 64;
 /// The TTL of the answer (RFC 1700's default, smoltcp's too).
 const HOP_LIMIT: u8 = 64;
