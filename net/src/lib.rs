@@ -30,6 +30,7 @@ pub mod loss;
 pub mod phy;
 pub mod pool;
 pub mod recent;
+pub mod room;
 pub mod rx_check;
 pub mod seed;
 pub mod sockets;

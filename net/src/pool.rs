@@ -39,6 +39,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint};
 
 use crate::json::JsonWriter;
 use crate::recent::{Ending, Follow, RecentConnections};
+use crate::room;
 use crate::sockets::{SYN_RECEIVED_TIMEOUT, ServerSocket, millis, server_socket};
 use crate::trace;
 
@@ -57,15 +58,6 @@ pub const QUEUED_MAX_AGE: smoltcp::time::Duration = smoltcp::time::Duration::fro
 /// Queued SYNs looked at per poll step when a slot is free (those whose peer
 /// or port is still full go to the back of the queue).
 const UNQUEUE_SCAN: usize = 64;
-/// Entries a list keeps room for however few it holds; beyond this a list
-/// at most a quarter full gives memory back (`shrink_when_sparse`), so that
-/// after a crowd has gone the heap is back at its baseline, even while a
-/// connection or two remain.
-const KEEP_ROOM: usize = 16;
-/// A list is sparse when it holds at most 1/SPARSE of its room; it then
-/// keeps room for twice what it holds, so that growing and shrinking cost
-/// amortised O(1) per entry.
-const SPARSE: usize = 4;
 /// The connection limit when nothing sized it to a heap (host tests, fuzzing).
 pub const DEFAULT_MAX_CONNS: usize = 1024;
 /// The fewest connections the limit allows, however small the heap.
@@ -389,7 +381,7 @@ impl Pool {
             let handle = sockets.add(q.socket);
             self.start(recent, now, q.port, handle, q.remote);
         }
-        shrink_queue_when_sparse(&mut self.queue);
+        room::shrink_queue_when_sparse(&mut self.queue);
     }
 
     /// Connections on port `p` now, against its own cap.
@@ -440,9 +432,9 @@ impl Pool {
             let Some(h) = self.half_open.pop_front() else { break };
             self.settle(sockets, recent, now, h);
         }
-        shrink_queue_when_sparse(&mut self.half_open);
+        room::shrink_queue_when_sparse(&mut self.half_open);
         for port in &mut self.ports {
-            shrink_when_sparse(&mut port.accepted);
+            room::shrink_when_sparse(&mut port.accepted);
         }
     }
 
@@ -570,28 +562,6 @@ impl Pool {
     /// Sockets the pool may hold at once: every connection and listener.
     pub fn capacity(limits: Limits, ports: usize) -> usize {
         limits.max_conns + ports * LISTENERS_PER_PORT
-    }
-}
-
-/// The room a list of `len` entries in `capacity` slots should shrink to,
-/// if it should: the apps' and the pool's lists grow with a crowd and must
-/// not pin its size once it has gone (`KEEP_ROOM`, `SPARSE`).
-fn sparse_room(len: usize, capacity: usize) -> Option<usize> {
-    (capacity > KEEP_ROOM && len.saturating_mul(SPARSE) <= capacity).then(|| (len * 2).max(KEEP_ROOM))
-}
-
-/// Gives a sparse list's memory back: one at most a quarter full keeps
-/// room for twice what it holds (`KEEP_ROOM` at least).
-pub fn shrink_when_sparse<T>(list: &mut Vec<T>) {
-    if let Some(room) = sparse_room(list.len(), list.capacity()) {
-        list.shrink_to(room);
-    }
-}
-
-/// As [`shrink_when_sparse`], for a queue.
-fn shrink_queue_when_sparse<T>(list: &mut VecDeque<T>) {
-    if let Some(room) = sparse_room(list.len(), list.capacity()) {
-        list.shrink_to(room);
     }
 }
 

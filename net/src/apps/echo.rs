@@ -11,8 +11,9 @@ use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
-use crate::pool::{Pool, PortSpec, shrink_when_sparse};
+use crate::pool::{Pool, PortSpec};
 use crate::recent::RecentConnections;
+use crate::room::shrink_when_sparse;
 use crate::sockets::{ServerSocket, Turn};
 use crate::trace;
 

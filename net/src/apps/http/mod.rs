@@ -250,7 +250,7 @@ impl HttpServer {
                 sockets::close(socket);
             }
         }
-        crate::pool::shrink_when_sparse(connections);
+        crate::room::shrink_when_sparse(connections);
     }
 
     /// Entries the connection list has room for (for tests).
