@@ -25,17 +25,27 @@ pub(super) struct Ctx {
 
 /// A connection to the guest's `port` from the namespace's own stack.
 pub(super) fn connect(port: u16) -> Result<TcpStream> {
+    connect_within(port, IO_TIMEOUT)
+}
+
+/// As [`connect`], each step waiting at most `timeout`.
+fn connect_within(port: u16, timeout: Duration) -> Result<TcpStream> {
     let addr = SocketAddr::from((GUEST_IP, port));
-    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect to {addr}: {e}"))?;
-    s.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
+    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect to {addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
     Ok(s)
 }
 
 /// GET `path` on a fresh connection: (status, body).
 fn get(path: &str) -> Result<(u16, Vec<u8>)> {
-    let mut s = connect(HTTP)?;
+    get_within(path, IO_TIMEOUT)
+}
+
+/// As [`get`], each step (connect, write, read) waiting at most `timeout`.
+fn get_within(path: &str, timeout: Duration) -> Result<(u16, Vec<u8>)> {
+    let mut s = connect_within(HTTP, timeout)?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
     let r = read_response(&mut s, &mut Vec::new(), false)?;
     Ok((r.status, r.body))
@@ -82,15 +92,22 @@ impl Ctx {
     }
 
     pub(super) fn wait_serving(&self) -> Result<()> {
+        self.serving_within(RECOVERY).map(|_| ())
+    }
+
+    /// Waits (at most `window`) until `GET /` answers 200; returns how long
+    /// that took. Each try's connect waits at most what is left of `window`.
+    pub(super) fn serving_within(&self, window: Duration) -> Result<Duration> {
         let start = Instant::now();
-        while start.elapsed() < RECOVERY {
-            if get("/").is_ok_and(|(status, _)| status == 200) {
-                return Ok(());
+        while start.elapsed() < window {
+            let left = window.saturating_sub(start.elapsed()).max(Duration::from_millis(1));
+            if get_within("/", left).is_ok_and(|(status, _)| status == 200) {
+                return Ok(start.elapsed());
             }
             self.alive()?;
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!("GET / did not answer within {RECOVERY:?}"))
+        Err(format!("GET / did not answer within {window:?}"))
     }
 
     pub(super) fn stats(&self) -> Result<Value> {

@@ -45,7 +45,13 @@ impl Answer {
 #[derive(Debug)]
 pub struct Cache {
     storage: LinearMap<IpAddress, Neighbor, IFACE_NEIGHBOR_CACHE_COUNT>,
-    silent_until: Instant,
+    /// Skiff patch 10: when each address recently asked for may be asked
+    /// for again. RFC 1122 2.3.2.1 limits ARP requests to one per second
+    /// *per destination*; a single deadline for all addresses let one
+    /// neighbor that never answers (a spoofed peer, retried by its socket
+    /// every second) take every request slot, so that no other address
+    /// could be resolved for as long as it was retried.
+    silent_until: LinearMap<IpAddress, Instant, IFACE_NEIGHBOR_CACHE_COUNT>,
 }
 
 impl Cache {
@@ -59,7 +65,7 @@ impl Cache {
     pub fn new() -> Self {
         Self {
             storage: LinearMap::new(),
-            silent_until: Instant::from_millis(0),
+            silent_until: LinearMap::new(),
         }
     }
 
@@ -100,6 +106,9 @@ impl Cache {
     ) {
         debug_assert!(protocol_addr.is_unicast());
         debug_assert!(hardware_addr.is_unicast());
+
+        // Skiff patch 10: resolved, so no longer rate limited.
+        self.silent_until.remove(&protocol_addr);
 
         let neighbor = Neighbor {
             expires_at,
@@ -158,15 +167,31 @@ impl Cache {
             return Answer::Found(hardware_addr);
         }
 
-        if timestamp < self.silent_until {
-            Answer::RateLimited
-        } else {
-            Answer::NotFound
+        match self.silent_until.get(protocol_addr) {
+            Some(&silent_until) if timestamp < silent_until => Answer::RateLimited,
+            _ => Answer::NotFound,
         }
     }
 
-    pub(crate) fn limit_rate(&mut self, timestamp: Instant) {
-        self.silent_until = timestamp + Self::SILENT_TIME;
+    /// Records that a discovery request for `protocol_addr` was just sent:
+    /// it is not asked for again for `SILENT_TIME` (Skiff patch 10: per
+    /// address, no longer for all addresses at once).
+    pub(crate) fn limit_rate(&mut self, protocol_addr: IpAddress, timestamp: Instant) {
+        let silent_until = timestamp + Self::SILENT_TIME;
+        if let Err((protocol_addr, silent_until)) =
+            self.silent_until.insert(protocol_addr, silent_until)
+        {
+            // Full: the address whose silence ends first (or has ended) makes room.
+            if let Some(oldest) = self
+                .silent_until
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(addr, _)| *addr)
+            {
+                self.silent_until.remove(&oldest);
+            }
+            let _ = self.silent_until.insert(protocol_addr, silent_until);
+        }
     }
 
     pub(crate) fn flush(&mut self) {
@@ -305,7 +330,7 @@ mod test {
             Answer::NotFound
         );
 
-        cache.limit_rate(Instant::from_millis(0));
+        cache.limit_rate(MOCK_IP_ADDR_1.into(), Instant::from_millis(0));
         assert_eq!(
             cache.lookup(&MOCK_IP_ADDR_1.into(), Instant::from_millis(100)),
             Answer::RateLimited
@@ -313,6 +338,60 @@ mod test {
         assert_eq!(
             cache.lookup(&MOCK_IP_ADDR_1.into(), Instant::from_millis(2000)),
             Answer::NotFound
+        );
+    }
+
+    #[test]
+    fn test_skiff_rate_limit_is_per_address() {
+        let mut cache = Cache::new();
+
+        // A request for address 1 went out, and nobody answers it.
+        cache.limit_rate(MOCK_IP_ADDR_1.into(), Instant::from_millis(0));
+        assert_eq!(
+            cache.lookup(&MOCK_IP_ADDR_1.into(), Instant::from_millis(100)),
+            Answer::RateLimited
+        );
+        // Address 2 may still be asked for at once (RFC 1122 2.3.2.1: one
+        // request per second per destination).
+        assert_eq!(
+            cache.lookup(&MOCK_IP_ADDR_2.into(), Instant::from_millis(100)),
+            Answer::NotFound
+        );
+        cache.limit_rate(MOCK_IP_ADDR_2.into(), Instant::from_millis(100));
+        assert_eq!(
+            cache.lookup(&MOCK_IP_ADDR_2.into(), Instant::from_millis(200)),
+            Answer::RateLimited
+        );
+        // An answer ends the silence for its address.
+        cache.fill(MOCK_IP_ADDR_2.into(), HADDR_B, Instant::from_millis(300));
+        assert_eq!(
+            cache.lookup(&MOCK_IP_ADDR_2.into(), Instant::from_millis(300)),
+            Answer::Found(HADDR_B)
+        );
+        assert_eq!(
+            cache.lookup(&MOCK_IP_ADDR_1.into(), Instant::from_millis(1000)),
+            Answer::NotFound
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "proto-ipv4")]
+    fn test_skiff_rate_limit_with_every_slot_silenced_still_asks_for_a_new_address() {
+        let mut cache = Cache::new();
+
+        for i in 0..IFACE_NEIGHBOR_CACHE_COUNT {
+            let addr = IpAddress::v4(10, 0, (i >> 8) as u8, i as u8 + 1);
+            cache.limit_rate(addr, Instant::from_millis(i as i64));
+        }
+        let new = IpAddress::v4(10, 1, 0, 1);
+        assert_eq!(
+            cache.lookup(&new, Instant::from_millis(500)),
+            Answer::NotFound
+        );
+        cache.limit_rate(new, Instant::from_millis(500));
+        assert_eq!(
+            cache.lookup(&new, Instant::from_millis(600)),
+            Answer::RateLimited
         );
     }
 
