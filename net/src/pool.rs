@@ -41,6 +41,7 @@ use crate::json::JsonWriter;
 use crate::recent::{Ending, Follow, RecentConnections};
 use crate::room;
 use crate::sockets::{SYN_RECEIVED_TIMEOUT, ServerSocket, millis, server_socket};
+use crate::time_wait::{Departures, TimeWaitTable};
 use crate::trace;
 
 /// Sockets per port waiting in LISTEN. One would do (they are refilled after
@@ -216,6 +217,8 @@ pub struct Pool {
     lingering: bool,
     /// Nagle's algorithm on new sockets.
     nagle: bool,
+    /// Sockets freed in TIME-WAIT, for the stack to remember (`crate::time_wait`).
+    departures: Departures,
 }
 
 impl Pool {
@@ -235,6 +238,7 @@ impl Pool {
             steps: 0,
             lingering: false,
             nagle: false,
+            departures: Departures::default(),
         }
     }
 
@@ -468,6 +472,7 @@ impl Pool {
         self.half_open.capacity()
             + self.queue.capacity()
             + self.ports.iter().map(|p| p.accepted.capacity()).sum::<usize>()
+            + self.departures.room()
     }
 
     /// The current poll step's number, for `ServerSocket::begin`.
@@ -529,7 +534,14 @@ impl Pool {
     fn drop_socket(&mut self, sockets: &mut SocketSet<'static>, handle: SocketHandle) {
         if let Socket::Tcp(tcp) = sockets.remove(handle) {
             crate::loss::add(&mut self.retired_tcp, &tcp.recovery_counters());
+            self.departures.note(&tcp);
         }
+    }
+
+    /// The connections freed in TIME-WAIT since the last call, handed to
+    /// `table` (once per poll step, after the apps have given sockets back).
+    pub fn hand_over_time_wait(&mut self, table: &mut TimeWaitTable, now: Instant) {
+        self.departures.hand_over(table, now);
     }
 
     fn unpeer(&mut self, peer: Option<IpAddress>) {

@@ -173,8 +173,6 @@ impl Stack {
             }
             self.pool.after_ingress(&mut self.sockets, &mut self.recent, now);
         }
-        // Before the apps put a socket that closed first back to listening.
-        adapter.time_wait_mut().remember(&self.sockets, now);
         self.poll_address(now);
         self.pool.step(&mut self.sockets, &mut self.recent, now);
         // Slots that timers freed go to SYNs that wait, before `/stats` can show them.
@@ -185,6 +183,9 @@ impl Stack {
         self.http.poll(now, &mut self.sockets, &mut self.pool, &mut self.recent, &sources, date);
         // Slots the apps gave back go to SYNs that wait, in this step.
         self.pool.unqueue(&mut self.sockets, &mut self.recent, now);
+        // Connections whose sockets went back in TIME-WAIT: remembered
+        // before the next frame comes in (`crate::time_wait`).
+        self.pool.hand_over_time_wait(adapter.time_wait_mut(), now);
         for _ in 0..EGRESS_ROUNDS {
             match self.iface.poll_egress(now, adapter, &mut self.sockets) {
                 PollResult::None => break,

@@ -11,14 +11,18 @@
 //! The peer had all its data, but ends with an error (seen at 10 % loss,
 //! issue 14).
 //!
-//! Here the stack remembers each connection it sees in TIME-WAIT
-//! ([`TimeWaitTable::remember`], after every ingress) for [`LIFETIME`], in a
-//! bounded table; the adapter asks [`TimeWaitTable::answer`] about each good
-//! received frame before smoltcp sees it, and a FIN of a remembered
-//! connection is answered with its ACK there and goes no further.
+//! Here the pool notes each socket it frees in TIME-WAIT ([`Departures`],
+//! from `Pool`'s one place that frees sockets), the stack hands those
+//! connections to a bounded table once per poll step, and the table
+//! remembers them for [`LIFETIME`]; the adapter asks
+//! [`TimeWaitTable::answer`] about each good received frame before smoltcp
+//! sees it, and a FIN of a remembered connection is answered with its ACK
+//! there and goes no further. Until its socket is freed, smoltcp answers
+//! such a FIN itself.
 
-use smoltcp::iface::SocketSet;
-use smoltcp::socket::{Socket, tcp};
+use alloc::vec::Vec;
+
+use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpEndpoint, IpProtocol, Ipv4Address,
@@ -27,8 +31,8 @@ use smoltcp::wire::{
 
 use crate::checksum;
 
-/// How long a connection is remembered after it was last seen in TIME-WAIT
-/// or its FIN was last answered: smoltcp's own TIME-WAIT (`CLOSE_DELAY` in
+/// How long a connection is remembered after its socket was freed in
+/// TIME-WAIT or its FIN was last answered: smoltcp's own TIME-WAIT (`CLOSE_DELAY` in
 /// its tcp.rs), which stands in for RFC 9293's 2 MSL. A FIN is retransmitted
 /// on the peer's RTO, at most a minute or so in all.
 pub const LIFETIME: Duration = Duration::from_secs(10);
@@ -72,21 +76,52 @@ impl Default for TimeWaitTable {
     }
 }
 
-impl TimeWaitTable {
-    /// Remembers every TCP socket of `sockets` in TIME-WAIT (again: its
-    /// record's lifetime starts over).
-    pub fn remember(&mut self, sockets: &SocketSet<'_>, now: Instant) {
-        for (_, socket) in sockets.iter() {
-            if let Socket::Tcp(tcp) = socket
-                && tcp.state() == tcp::State::TimeWait
-                && let (Some(local), Some(remote)) = (tcp.local_endpoint(), tcp.remote_endpoint())
-            {
-                self.insert(local, remote, now);
-            }
+/// Connections whose sockets the pool freed in TIME-WAIT since the stack
+/// last handed them to the table: a handful a step, so that the table never
+/// looks at the sockets that are still open.
+#[derive(Debug, Default)]
+pub struct Departures {
+    connections: Vec<(IpEndpoint, IpEndpoint)>,
+}
+
+impl Departures {
+    /// Notes `socket`, being freed, if it is in TIME-WAIT.
+    pub fn note(&mut self, socket: &tcp::Socket) {
+        if socket.state() == tcp::State::TimeWait
+            && let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
+        {
+            self.connections.push((local, remote));
         }
     }
 
-    /// Remembers one connection.
+    /// Connections noted and not yet handed over.
+    pub fn len(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Whether none are waiting to be handed over.
+    pub fn is_empty(&self) -> bool {
+        self.connections.is_empty()
+    }
+
+    /// Entries the list has room for (for tests: the room a crowd leaves).
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> usize {
+        self.connections.capacity()
+    }
+
+    /// Hands every connection noted to `table`, as of `now`.
+    pub fn hand_over(&mut self, table: &mut TimeWaitTable, now: Instant) {
+        for (local, remote) in self.connections.drain(..) {
+            table.insert(local, remote, now);
+        }
+        // A crowd closing at once must not pin its size.
+        crate::room::shrink_when_sparse(&mut self.connections);
+    }
+}
+
+impl TimeWaitTable {
+    /// Remembers one connection (again: its record's lifetime starts over).
     pub fn insert(&mut self, local: IpEndpoint, remote: IpEndpoint, now: Instant) {
         let expires = now + LIFETIME;
         if let Some(r) = self.records.iter_mut().flatten().find(|r| r.local == local && r.remote == remote) {

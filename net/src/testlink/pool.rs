@@ -89,8 +89,11 @@ fn assert_back_to_baseline(net: &mut Net) {
     assert_eq!(net.server.tcp_sockets(), LISTENING, "every connection's socket freed");
     assert_eq!(net.server.http_buffered(), 0, "no HTTP buffers held");
     // Found by the hostile suite: the lists grew with a crowd of 1,000 and
-    // kept their size, 211 KB of heap above the baseline.
-    assert!(net.server.list_room() <= 64, "the connection lists kept room for {}", net.server.list_room());
+    // kept their size, 211 KB of heap above the baseline. 64 entries then,
+    // and the pool's list of sockets freed in TIME-WAIT (`time_wait::Departures`)
+    // keeps `KEEP_ROOM` more.
+    let bound = 64 + crate::room::KEEP_ROOM;
+    assert!(net.server.list_room() <= bound, "the connection lists kept room for {}", net.server.list_room());
 }
 
 /// Found in issue 16: each port had 40 fixed listening sockets and

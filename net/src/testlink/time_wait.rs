@@ -73,3 +73,34 @@ fn a_retransmitted_fin_after_the_socket_listens_again_is_acknowledged_not_reset(
     assert_eq!(acks_after, 1);
     assert_eq!(net.server_dev.stats().time_wait_fins_answered, 1);
 }
+
+#[test]
+fn the_record_is_taken_when_the_pool_frees_the_socket_not_by_a_scan() {
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 40_200);
+    // Skiff answers and closes first (Connection: close); the client closes too.
+    let reply =
+        net.exchange(h, b"GET / HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n", |r| r.ends_with(b"</html>\n"));
+    assert!(!reply.is_empty());
+    let mut rest = Vec::new();
+    let now = |net: &Net| smoltcp::time::Instant::from_micros(net.now.as_micros() as i64);
+    let (mut seen_in_time_wait, mut freed) = (false, false);
+    for _ in 0..1_000 {
+        net.step();
+        read_into(net.socket(h), &mut rest);
+        if net.socket(h).state() == tcp::State::CloseWait {
+            net.socket(h).close();
+        }
+        if net.server.sockets_in(tcp::State::TimeWait) == 1 {
+            // The socket still answers for itself: nothing scans the set for it.
+            seen_in_time_wait = true;
+            assert_eq!(net.server_dev.time_wait().len(now(&net)), 0, "remembered before the pool freed it");
+        } else if seen_in_time_wait {
+            freed = true;
+            break;
+        }
+    }
+    assert!(seen_in_time_wait && freed, "the server's socket never went through TIME-WAIT");
+    // The pool freed it: its hook handed the connection over, in that step.
+    assert_eq!(net.server_dev.time_wait().len(now(&net)), 1);
+}
