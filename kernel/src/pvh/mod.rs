@@ -51,6 +51,35 @@ const ENTRIES: usize = 512;
 /// Page directories in the identity map, one per GiB.
 const DIRECTORIES: usize = 4;
 
+/// The bits and registers the stub sets to enter long mode, in the order of
+/// Intel SDM vol. 3A, 10.8.5 "Initializing IA-32e Mode" (AMD APM vol. 2,
+/// 14.6 "Enabling and Activating Long Mode"): PAE, the page tables, EFER.LME,
+/// then paging.
+///
+/// CR4.PAE, physical address extension (SDM vol. 3A, 2.5 "Control
+/// Registers", figure 2-7; APM vol. 2, 3.1.3 "CR4 Register").
+const CR4_PAE: u32 = 1 << 5;
+/// The IA32_EFER model-specific register's number (SDM vol. 4, table 2-2;
+/// SDM vol. 3A, 2.2.1 "Extended Feature Enable Register"; APM vol. 2, 3.1.7
+/// "Extended Feature Enable Register (EFER)").
+const IA32_EFER: u32 = 0xC000_0080;
+/// EFER.LME, long mode enable, and EFER.NXE, no-execute enable (bits 8 and
+/// 11; same sections).
+const EFER_LME: u32 = 1 << 8;
+const EFER_NXE: u32 = 1 << 11;
+/// CPUID's leaf that returns the highest extended leaf in EAX, its extended
+/// feature leaf, and that leaf's EDX bits for no-execute (XD) and long mode
+/// (SDM vol. 2A, CPUID, "Extended Function CPUID Information"; APM vol. 3,
+/// E.4.1 "Function 8000_0000h", E.4.2 "Function 8000_0001h").
+const CPUID_EXTENDED_MAX: u32 = 0x8000_0000;
+const CPUID_EXTENDED_FEATURES: u32 = 0x8000_0001;
+const CPUID_EDX_NX: u32 = 1 << 20;
+const CPUID_EDX_LM: u32 = 1 << 29;
+/// CR0.PG, paging, and CR0.WP, write protect for supervisor writes (SDM
+/// vol. 3A, 2.5 "Control Registers"; APM vol. 2, 3.1.1 "CR0 Register").
+const CR0_PG: u32 = 1 << 31;
+const CR0_WP: u32 = 1 << 16;
+
 /// The 16550's line status register (offset from its base) and its
 /// "transmit holding register empty" bit.
 const UART_LINE_STATUS: u16 = 5;
@@ -144,11 +173,11 @@ core::arch::global_asm!(
     "lea ({stack} + {page} + {stack_size} - .Lpvh_base)(%ebp), %esp",
 
     // A CPU without long mode cannot run Skiff: say so and stop.
-    "mov $0x80000000, %eax",
+    "mov ${cpuid_extended_max}, %eax",
     "cpuid",
-    "cmp $0x80000001, %eax",
+    "cmp ${cpuid_extended}, %eax",
     "jb .Lpvh_no_long_mode",
-    "mov $0x80000001, %eax",
+    "mov ${cpuid_extended}, %eax",
     "cpuid",
     "test ${cpuid_lm}, %edx",
     "jz .Lpvh_no_long_mode",
@@ -203,7 +232,7 @@ core::arch::global_asm!(
     "mov %eax, %cr4",
     "lea ({pml4} - .Lpvh_base)(%ebp), %eax",
     "mov %eax, %cr3",
-    "mov $0x80000001, %eax",
+    "mov ${cpuid_extended}, %eax",
     "cpuid",
     "mov %edx, %edi", // rdmsr overwrites edx
     "mov ${efer}, %ecx",
@@ -308,18 +337,20 @@ core::arch::global_asm!(
     directories = const DIRECTORIES,
     present_writable = const PRESENT_WRITABLE,
     large = const LARGE_PAGE,
-    cr4_pae = const 1 << 5,
-    efer = const 0xC000_0080u32,
-    efer_lme = const 1 << 8,
-    efer_nxe = const 1 << 11,
-    cpuid_nx = const 1 << 20,
-    cpuid_lm = const 1 << 29,
+    cr4_pae = const CR4_PAE,
+    efer = const IA32_EFER,
+    efer_lme = const EFER_LME,
+    efer_nxe = const EFER_NXE,
+    cpuid_nx = const CPUID_EDX_NX,
+    cpuid_lm = const CPUID_EDX_LM,
     com1 = const crate::serial::COM1,
     uart_lsr = const UART_LINE_STATUS,
     uart_lsr_thre = const UART_TRANSMIT_EMPTY,
     exit_port = const qemu::DEBUG_EXIT_PORT,
     exit_code = const ExitCode::BadBootInput as u32,
-    cr0_pg_wp = const (1u32 << 31) | (1 << 16),
+    cr0_pg_wp = const CR0_PG | CR0_WP,
+    cpuid_extended = const CPUID_EXTENDED_FEATURES,
+    cpuid_extended_max = const CPUID_EXTENDED_MAX,
     main = sym pvh_main,
     options(att_syntax)
 );
