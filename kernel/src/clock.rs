@@ -32,22 +32,37 @@ pub fn tsc_hz() -> u64 {
 
 /// Time since `init`.
 pub fn now() -> Duration {
-    let hz = tsc_hz();
-    if hz == 0 {
-        return Duration::ZERO;
-    }
-    let ticks = rdtsc().saturating_sub(TSC_AT_INIT.load(Ordering::Relaxed));
-    Duration::from_nanos((u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64)
+    between(TSC_AT_INIT.load(Ordering::Relaxed), rdtsc())
 }
 
 /// Time since the TSC read `tsc` (zero before `init`, or for a later `tsc`).
 pub fn since(tsc: u64) -> Duration {
+    between(tsc, rdtsc())
+}
+
+/// Time between two TSC reads (zero before `init`, or if `later` is not).
+fn between(earlier: u64, later: u64) -> Duration {
     let hz = tsc_hz();
     if hz == 0 {
         return Duration::ZERO;
     }
-    let ticks = rdtsc().saturating_sub(tsc);
+    let ticks = later.saturating_sub(earlier);
     Duration::from_nanos((u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64)
+}
+
+/// How long bring-up ran from the TSC read `entry` until the clock started
+/// (`init`; zero for an `entry` after that): from the TSC read `init` kept,
+/// so it is the same whenever asked. (Subtracting `now()` from
+/// `since(entry)` read the TSC twice: a vCPU descheduled between the reads
+/// for longer than this made the result negative, and a panic.)
+pub fn before_start(entry: u64) -> Duration {
+    between(entry, TSC_AT_INIT.load(Ordering::Relaxed))
+}
+
+/// The TSC when the clock started (`init`).
+#[cfg(feature = "ktest")]
+pub fn started_tsc() -> u64 {
+    TSC_AT_INIT.load(Ordering::Relaxed)
 }
 
 /// Converts a duration to TSC ticks.

@@ -121,7 +121,7 @@ fn kernel_main(boot: BootDescription) -> ! {
         "boot complete, {} ms after kernel_main began ({} ms before the clock started): heap {} KiB of {} MiB in use, \
          {frames} frames used, {} MiB free",
         clock::since(entry_tsc).as_millis(),
-        (clock::since(entry_tsc) - clock::now()).as_millis(),
+        clock::before_start(entry_tsc).as_millis(),
         heap.in_use >> 10,
         heap.size >> 20,
         frames_free >> 20
