@@ -108,6 +108,8 @@ mod exercises;
 #[cfg(test)]
 mod harness;
 #[cfg(test)]
+mod neighbours;
+#[cfg(test)]
 mod pool;
 #[cfg(test)]
 mod rfc;
