@@ -16,9 +16,12 @@
 //!   waits in the accept queue, out of the socket set and unanswered, until
 //!   a slot frees (then its SYN-ACK goes out); the client's retransmitted
 //!   SYNs meanwhile are dropped;
-//! - if the queue is full too (`backlog`): dropped silently
-//!   (`syn_dropped_full`), as Linux drops a SYN when its queue is full: the
-//!   client retries instead of failing;
+//! - if the queue is full too (`backlog`, or the port's own cap in SYNs
+//!   queued for it): dropped silently (`syn_dropped_full`), as Linux drops a
+//!   SYN when its listener's queue is full: the client retries instead of
+//!   failing. A longer queue than the port's cap would only delay a real
+//!   client queued behind a flood (each queued SYN holds a slot for
+//!   `HALF_OPEN_GRACE` in turn: 1,000 of them on the echo port, 0.5 s);
 //! - otherwise it waits half-open here until the handshake completes (or for
 //!   `SYN_RECEIVED_TIMEOUT`), then becomes a [`ServerSocket`] its app owns, until
 //!   the app gives it back with [`Pool::release`].
@@ -133,6 +136,8 @@ struct Port {
     half_open: usize,
     /// Connections handed to the app and not yet given back.
     owned: usize,
+    /// SYNs waiting in the accept queue for this port (at most `spec.max`).
+    queued: usize,
     /// Connections that completed their handshake, for the app to take.
     accepted: Vec<ServerSocket>,
     /// The next connection's number, for its name (`http#N`).
@@ -263,7 +268,15 @@ impl Pool {
     /// Serves `spec`'s port: its listeners go into `sockets` now.
     pub fn add_port(&mut self, sockets: &mut SocketSet<'static>, spec: PortSpec) {
         let listeners = (0..LISTENERS_PER_PORT).map(|_| sockets.add(self.listener(&spec))).collect();
-        self.ports.push(Port { spec, listeners, half_open: 0, owned: 0, accepted: Vec::new(), next_index: 0 });
+        self.ports.push(Port {
+            spec,
+            listeners,
+            half_open: 0,
+            owned: 0,
+            queued: 0,
+            accepted: Vec::new(),
+            next_index: 0,
+        });
     }
 
     /// Connections now, half-open ones included.
@@ -322,8 +335,9 @@ impl Pool {
         let half_open_full = self.half_open.len() >= self.limits.half_open;
         if !(peer_full || port_full || half_open_full || self.live() >= self.limits.max_conns) {
             self.start(recent, now, p, handle, remote);
-        } else if self.queue.len() < self.limits.backlog {
+        } else if self.queue.len() < self.limits.backlog && self.ports[p].queued < spec.max {
             // Wait for a slot, unanswered.
+            self.ports[p].queued += 1;
             self.queued.insert((remote, spec.port));
             self.queue.push_back(Queued { port: p, socket: sockets.remove(handle), remote, since: now });
         } else {
@@ -370,6 +384,7 @@ impl Pool {
             let key = (q.remote, self.ports[q.port].spec.port);
             if now - q.since > QUEUED_MAX_AGE {
                 self.queued.remove(&key);
+                self.ports[q.port].queued = self.ports[q.port].queued.saturating_sub(1);
                 continue;
             }
             if self.port_full(q.port) {
@@ -382,6 +397,7 @@ impl Pool {
                 continue;
             }
             self.queued.remove(&key);
+            self.ports[q.port].queued = self.ports[q.port].queued.saturating_sub(1);
             let handle = sockets.add(q.socket);
             self.start(recent, now, q.port, handle, q.remote);
         }
