@@ -39,6 +39,9 @@ pub const PIT_CHANNEL0: u16 = 0x40;
 pub const PIT_CH0_ONESHOT: u8 = 0b0011_0000;
 /// Latches channel 0's count for reading (counter latch command, channel 0).
 pub const PIT_CH0_LATCH: u8 = 0b0000_0000;
+/// The largest reload value, written to start a run: its window
+/// (`CALIBRATION_COUNT` ticks) never sees the count wrap.
+const FULL_COUNT: u16 = 0xFFFF;
 /// A port that nothing decodes reads all ones; a real port B never does
 /// (bits 6 and 7 are error flags).
 const NO_PORT: u8 = 0xFF;
@@ -154,8 +157,10 @@ impl<P: IoPorts> Pit<P> {
     /// read bracketed by TSC reads) until `CALIBRATION_COUNT` ticks passed.
     fn run_readback(&mut self, rdtsc: &mut impl FnMut() -> u64) -> Result<Run, CalibrationError> {
         self.ports.write8(PIT_COMMAND, PIT_CH0_ONESHOT);
-        self.ports.write8(PIT_CHANNEL0, 0xFF);
-        self.ports.write8(PIT_CHANNEL0, 0xFF);
+        // Low byte, then high byte (the access mode PIT_CH0_ONESHOT selects).
+        let [low, high] = FULL_COUNT.to_le_bytes();
+        self.ports.write8(PIT_CHANNEL0, low);
+        self.ports.write8(PIT_CHANNEL0, high);
         let (mut polls, started) = (0, rdtsc());
         let give_up = |polls: u64, now: u64| now.wrapping_sub(started) > MAX_WAIT_CYCLES || polls >= MAX_POLLS;
         // The count is loaded on the PIT clock after the write: wait for it

@@ -38,6 +38,8 @@ mod reg {
     pub const TIMER_DIVIDE: u32 = 0x3E0;
 }
 const SPURIOUS_APIC_ENABLE: u32 = 1 << 8;
+/// The version register's bits 7..0: the version (SDM vol. 3, 11.4.8).
+const VERSION_MASK: u32 = 0xFF;
 const LVT_MASKED: u32 = 1 << 16;
 /// Divide configuration value for "divide by 16".
 const TIMER_DIVIDE_BY_16: u32 = 0b0011;
@@ -151,7 +153,7 @@ pub fn init() -> Result<(), ApicError> {
     log::info!(
         "local APIC: {} mode, id {id}, version {:#x}, timer {}.{:03} MHz (÷16), tsc-deadline: {}; 8259 PICs masked",
         if matches!(apic.regs, Registers::X2Apic) { "x2APIC" } else { "xAPIC" },
-        apic.read(reg::VERSION) & 0xFF,
+        apic.read(reg::VERSION) & VERSION_MASK,
         apic.timer_hz / 1_000_000,
         apic.timer_hz / 1_000 % 1_000,
         features.has_tsc_deadline(),

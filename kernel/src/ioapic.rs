@@ -17,7 +17,12 @@ use crate::memory;
 
 const IOREGSEL: u64 = 0x00;
 const IOWIN: u64 = 0x10;
+/// The bytes to map: IOREGSEL and IOWIN, each a 32-bit register (3.1).
+const REGISTER_BYTES: u64 = IOWIN + 0x10;
 const REG_VERSION: u32 = 0x01;
+/// IOAPICVER bits 23..16: the highest redirection entry, pins minus one (3.2.2).
+const VERSION_MAX_ENTRY_SHIFT: u32 = 16;
+const VERSION_MAX_ENTRY_MASK: u32 = 0xFF;
 const REG_REDIRECTION: u32 = 0x10;
 /// Redirection entry bits: level-triggered, masked.
 const LEVEL: u32 = 1 << 15;
@@ -60,9 +65,9 @@ impl IoApic {
 
 /// Maps the I/O APIC at `address` serving GSIs from `gsi_base`, all pins masked.
 pub fn init(address: u64, gsi_base: u32) -> Result<u32, memory::MemoryError> {
-    let base = memory::map_mmio(address, 0x20)?;
+    let base = memory::map_mmio(address, REGISTER_BYTES)?;
     let mut ioapic = IoApic { base, gsi_base, pins: 0 };
-    ioapic.pins = ((ioapic.read(REG_VERSION) >> 16) & 0xFF) + 1;
+    ioapic.pins = ((ioapic.read(REG_VERSION) >> VERSION_MAX_ENTRY_SHIFT) & VERSION_MAX_ENTRY_MASK) + 1;
     for pin in 0..ioapic.pins {
         ioapic.write(REG_REDIRECTION + 2 * pin, MASKED);
     }

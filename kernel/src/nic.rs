@@ -186,7 +186,8 @@ fn setup_intx(pci: &Pci, function: &Function, rsdp: Option<u64>) -> Signal {
         Q35_PCI_GSIS.collect()
     } else {
         // The firmware's interrupt-line register holds the ISA IRQ it routed the pin to.
-        let line = (pci.access.read_word(function.address, INTERRUPT_LINE) & 0xFF) as u8;
+        // Interrupt Line is the low byte of the dword at 0x3C (PCI 3.0, 6.2.4).
+        let [line, ..] = pci.access.read_word(function.address, INTERRUPT_LINE).to_le_bytes();
         let gsi = overrides.get(usize::from(line)).copied().flatten().map_or(u32::from(line), |o| o.gsi);
         core::iter::once(gsi).collect()
     };

@@ -30,6 +30,10 @@ const ENTRY_DATA: usize = 8;
 const ENTRY_VECTOR_CONTROL: usize = 12;
 /// Vector control: masked.
 const VECTOR_MASKED: u32 = 1;
+/// The capability's second dword: the table's BAR indicator (bits 2..0) and
+/// its offset in that BAR (bits 31..3, 8-byte aligned). PCI 3.0, 6.8.2.4.
+const TABLE_REGISTER: u8 = 4;
+const TABLE_BIR: u32 = 0x7;
 /// The x86 MSI address window (Intel SDM vol. 3, 11.11.1); the destination
 /// APIC id goes in bits 19..12.
 pub const X86_MSI_ADDRESS: u64 = 0xFEE0_0000;
@@ -52,12 +56,12 @@ impl MsixInfo {
     pub fn read<C: ConfigurationAccess>(access: &C, function: &Function) -> Option<MsixInfo> {
         let cap = function.capability(CAP_MSIX)?;
         let control = u32::from(cap.private_header);
-        let table = access.read_word(function.address, cap.offset + 4);
+        let table = access.read_word(function.address, cap.offset + TABLE_REGISTER);
         Some(MsixInfo {
             capability: cap.offset,
             table_size: (control & CONTROL_TABLE_SIZE) as u16 + 1,
-            table_bar: (table & 0x7) as u8,
-            table_offset: table & !0x7,
+            table_bar: (table & TABLE_BIR) as u8,
+            table_offset: table & !TABLE_BIR,
         })
     }
 

@@ -13,6 +13,10 @@
 
 use skiff_net::checksum::{find_segment, fold, sum};
 
+/// A checksum that computes to zero is sent as all ones: for UDP, zero
+/// means "no checksum" (RFC 768), and in one's complement both are zero.
+const ZERO_CHECKSUM_SENT_AS: u16 = 0xFFFF;
+
 /// Prepares a frame for the device to checksum: writes the folded
 /// pseudo-header sum into the checksum field and returns the header's
 /// `(csum_start, csum_offset)`. `None` if the frame is not TCP/UDP we can
@@ -39,7 +43,7 @@ pub fn complete(frame: &mut [u8], start: usize, offset: usize, end: usize) -> bo
         return false;
     }
     let value = !fold(sum(&frame[start..end], 0));
-    let value = if value == 0 { 0xFFFF } else { value };
+    let value = if value == 0 { ZERO_CHECKSUM_SENT_AS } else { value };
     frame[at..at + 2].copy_from_slice(&value.to_be_bytes());
     true
 }
