@@ -41,6 +41,9 @@ const IPV4_TOTAL_LENGTH_AT: usize = 2;
 const IPV4_FRAGMENT_AT: usize = 6;
 const IPV4_FRAGMENT_BITS: u16 = 0x3FFF;
 const IPV4_PROTOCOL_AT: usize = 9;
+/// The first byte's low nibble: the header's length (IHL) in 32-bit words.
+const IPV4_IHL_MASK: u8 = 0x0F;
+const IPV4_IHL_WORD: usize = 4;
 /// IPv6's header (RFC 8200 3) and the fields read from it.
 const IPV6_HEADER: usize = 40;
 const IPV6_PAYLOAD_LENGTH_AT: usize = 4;
@@ -248,7 +251,7 @@ impl Ip {
     fn ipv4(frame: &[u8], at: usize, tagged: bool) -> Ip {
         let fields = frame.get(at..at + IPV4_MIN_HEADER).map(|h| IpFields {
             version: h[0] >> 4,
-            header_len: usize::from(h[0] & 0x0F) * 4,
+            header_len: usize::from(h[0] & IPV4_IHL_MASK) * IPV4_IHL_WORD,
             total_len: usize::from(be16(h, IPV4_TOTAL_LENGTH_AT)),
             fragment: be16(h, IPV4_FRAGMENT_AT) & IPV4_FRAGMENT_BITS != 0,
         });

@@ -25,8 +25,8 @@ use alloc::vec::Vec;
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpEndpoint, IpProtocol, Ipv4Address,
-    Ipv4Packet, Ipv4Repr, TcpPacket, TcpSeqNumber,
+    ETHERNET_HEADER_LEN, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IPV4_HEADER_LEN, IpAddress,
+    IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TCP_HEADER_LEN, TcpPacket, TcpSeqNumber,
 };
 
 use crate::checksum;
@@ -46,7 +46,7 @@ const HOP_LIMIT: u8 = 64;
 /// window is irrelevant to a peer in LAST-ACK.
 const WINDOW: u16 = 0;
 /// Ethernet, IPv4 and TCP headers, no options: the answer's length.
-pub const ANSWER_LEN: usize = 14 + 20 + 20;
+pub const ANSWER_LEN: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + TCP_HEADER_LEN;
 
 /// One connection that Skiff closed first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,7 +245,7 @@ fn write_ack(
     }
     let mut frame = EthernetFrame::new_unchecked(&mut *out);
     eth_repr.emit(&mut frame);
-    let tcp_len = ANSWER_LEN - 14 - 20;
+    let tcp_len = TCP_HEADER_LEN;
     let ip_repr = Ipv4Repr {
         src_addr: us,
         dst_addr: peer,
