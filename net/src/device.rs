@@ -114,7 +114,11 @@ pub trait TxHalf {
     fn send_segmented(&mut self, frame: Self::Frame, segment_size: u16);
 }
 
-/// A network card.
+/// A network card as the stack and the main loop drive it: two halves that
+/// can be borrowed at once (a received frame may be answered while it is
+/// still held), one flush per poll step, and a question before the loop
+/// sleeps. Virtio-net implements it in drivers, the host tests' in-memory
+/// link in `testlink`.
 pub trait NetDevice {
     /// The receive half.
     type Rx: RxHalf;

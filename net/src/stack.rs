@@ -72,7 +72,9 @@ pub struct Ipv4Config {
     pub source: AddressSource,
 }
 
-/// Skiff's network stack.
+/// Skiff's network stack: smoltcp's interface and sockets, the connection
+/// pool, the apps (HTTP and echo) and the address (DHCP or static), driven
+/// by the main loop through [`Stack::poll`] and [`Stack::poll_delay`].
 pub struct Stack {
     iface: Interface,
     sockets: SocketSet<'static>,
