@@ -97,7 +97,7 @@ pub struct Limits {
     pub per_peer: usize,
     /// Half-open connections at once; past it the oldest is dropped.
     pub half_open: usize,
-    /// SYNs waiting for a slot at once (`net.backlog`).
+    /// SYNs waiting for a slot at once (`net.backlog`; for one port, also at most its `PortSpec::max`).
     pub backlog: usize,
 }
 
