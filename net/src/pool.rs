@@ -19,9 +19,8 @@
 //! - if the queue is full too (`backlog`, or the port's own cap in SYNs
 //!   queued for it): dropped silently (`syn_dropped_full`), as Linux drops a
 //!   SYN when its listener's queue is full: the client retries instead of
-//!   failing. A longer queue than the port's cap would only delay a real
-//!   client queued behind a flood (each queued SYN holds a slot for
-//!   `HALF_OPEN_GRACE` in turn: 1,000 of them on the echo port, 0.5 s);
+//!   failing. A longer one would only keep a real client behind a flood
+//!   (each queued SYN holds a slot `HALF_OPEN_GRACE` in turn);
 //! - otherwise it waits half-open here until the handshake completes (or for
 //!   `SYN_RECEIVED_TIMEOUT`), then becomes a [`ServerSocket`] its app owns, until
 //!   the app gives it back with [`Pool::release`].
