@@ -352,7 +352,7 @@ mod tests {
 
     /// Real output of `cargo xtask run --tap --trace` while 100 KiB went
     /// through the echo (`nc -N 127.0.0.1 8007 < 100k`), copied unabridged
-    /// from the first coalesced frame to the second TSO frame's echo.
+    /// from the first coalesced frame to the first one after the first TSO frame.
     pub const OFFLOADS: &str = "\
 [    0.474622] TRACE packet: rx virtq  desc 16 used len 7366 in 5 buffers = header 12 + frame 7354 (joined: MRG_RXBUF), checksum valid
 [    0.474810] TRACE packet: rx vnet   flags NEEDS_CSUM, gso TCPV4 gso_size 1460 hdr_len 54, csum_start 34 csum_offset 16, num_buffers 5
