@@ -457,6 +457,27 @@ mod tests {
     }
 
     #[test]
+    fn a_tap_capture_gets_a_readable_copy_with_checksums_completed() {
+        let mut record = vec![VNET_NEEDS_CSUM, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0, 0];
+        record.extend_from_slice(&segment(PSEUDO));
+        let mut file = write(&[]);
+        for word in [0u32, 0, record.len() as u32, record.len() as u32] {
+            file.extend_from_slice(&word.to_le_bytes());
+        }
+        file.extend_from_slice(&record);
+        let dir = std::env::temp_dir().join(format!("skiff-readable-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.pcap");
+        std::fs::write(&path, &file).unwrap();
+        let said = readable(&path, [0x52, 0x54, 0, 0x12, 0x34, 0x56]).unwrap();
+        assert!(said.contains("1 frames with the virtio header stripped and 1 partial checksums completed"), "{said}");
+        let copy = read(&std::fs::read(dir.join("run.completed.pcap")).unwrap(), false).unwrap();
+        let (start, _, pseudo) = pseudo_header(&copy[0].data).unwrap();
+        assert_eq!(ones_sum(&copy[0].data[start..], u32::from(pseudo)), 0xffff, "the checksum is whole");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn pcap_files_round_trip() {
         let frames = vec![Frame { time: (1, 2), vnet: None, gso: None, data: segment(7) }];
         assert_eq!(read(&write(&frames), false).unwrap(), frames);
