@@ -139,7 +139,7 @@ impl RecentConnections {
         for r in self.iter() {
             json.begin_array_object();
             json.string("app", r.app);
-            json.string("peer", &r.peer.map_or(alloc::string::String::new(), |p| alloc::format!("{p}")));
+            json.endpoint("peer", r.peer);
             json.number("opened_ms", r.opened_ms);
             match r.closed_ms {
                 Some(ms) => json.number("closed_ms", ms),

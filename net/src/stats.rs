@@ -9,7 +9,6 @@
 //! The keys are an interface: `xtask` and the live page (`apps/http/index.html`)
 //! read them by path (`/heap/in_use`, `/main_loop/mode`, ...).
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -185,23 +184,26 @@ pub struct Stats<'a> {
     pub recent: &'a RecentConnections,
 }
 
+/// Room reserved for the document: `/stats` is about 2.5 KB with eight
+/// recent connections, so it is written without growing its buffer.
+const RENDER_CAPACITY: usize = 4096;
+
 /// `/stats` as JSON.
 pub fn render(stats: &Stats) -> String {
     let Stats { host, ipv4, device, http_requests, echo_bytes, sockets, pool, tcp, recent } = *stats;
-    let mut json = JsonWriter::new();
+    let mut json = JsonWriter::with_capacity(RENDER_CAPACITY);
     json.number("uptime_ms", host.uptime_ms);
     json.begin_object("ipv4");
-    json.string("address", &ipv4.address.map_or(String::new(), |a| format!("{a}")));
-    json.string("gateway", &ipv4.gateway.map_or(String::new(), |g| format!("{g}")));
+    json.ipv4("address", ipv4.address.map(|a| a.address()), ipv4.address.map(|a| a.prefix_len()));
+    json.ipv4("gateway", ipv4.gateway, None);
     json.begin_array("dns");
-    for server in &ipv4.dns {
-        json.array_string(&format!("{server}"));
+    for &server in &ipv4.dns {
+        json.array_ipv4(server);
     }
     json.end_array();
     json.string("source", ipv4.source.name());
     json.end_object();
-    let m = device.mac;
-    json.string("mac", &format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]));
+    json.mac("mac", device.mac);
     json.number("mtu", device.mtu as u64);
     json.string("link", if device.link_up { "up" } else { "down" });
     json.string("features", &device.features);
@@ -286,11 +288,8 @@ mod test {
         assert_eq!(halted_permille(1, 3), 333);
     }
 
-    /// The keys, their nesting and order, as `xtask` and the live page read
-    /// them: the same document the kernel's own writer produced before
-    /// `/stats` was rendered here.
-    #[test]
-    fn the_document_keeps_its_keys_and_order() {
+    /// The numbers of a sample `/stats`.
+    fn sample() -> (HostStats, Ipv4Config, DeviceStats) {
         let host = HostStats {
             uptime_ms: 1234,
             heap: HeapStats { in_use: 10, peak: 20, size: 30 },
@@ -323,6 +322,15 @@ mod test {
                 time_wait_fins_answered: 9,
             },
         };
+        (host, ipv4, device)
+    }
+
+    /// The keys, their nesting and order, as `xtask` and the live page read
+    /// them: the same document the kernel's own writer produced before
+    /// `/stats` was rendered here.
+    #[test]
+    fn the_document_keeps_its_keys_and_order() {
+        let (host, ipv4, device) = sample();
         let recent = RecentConnections::new();
         let json = render(&Stats {
             host: &host,

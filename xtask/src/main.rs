@@ -360,7 +360,16 @@ fn run_on_tap(
     let cmdline =
         if cmdline.contains("net.dhcp") { cmdline } else { format!("net.dhcp=off {cmdline}").trim().to_string() };
     eprintln!("==> TAP network: namespace {} (removed when QEMU ends), guest {}", net.name(), testnet::guest_cidr());
-    let nic = Nic { backend: qemu::Backend::Tap, pcap, ..Nic::default() };
+    let nic = Nic { backend: qemu::Backend::Tap, pcap: pcap.clone(), ..Nic::default() };
     let boot = qemu::Boot { firmware, machine, memory, cmdline, gdb, nic: Some(nic), kernel: qemu::Kernel::default() };
-    qemu::run_interactive(artifacts, &boot, http_port, echo_port, Some(net.name()))
+    let ran = qemu::run_interactive(artifacts, &boot, http_port, echo_port, Some(net.name()));
+    // The TAP's capture holds each frame behind its virtio_net_hdr: make
+    // one Wireshark reads (docs/capture.md).
+    if let Some(pcap) = pcap {
+        match learn::pcap::readable(&pcap, testnet::GUEST_MAC) {
+            Ok(said) => eprintln!("==> capture {} (each frame behind its virtio_net_hdr) and {said}", pcap.display()),
+            Err(e) => eprintln!("==> capture {}: no readable copy made: {e}", pcap.display()),
+        }
+    }
+    ran
 }

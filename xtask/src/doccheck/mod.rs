@@ -16,8 +16,11 @@
 //!   just above it.
 //! - `stats`: the `/stats` samples' keys equal what a live guest emits, and
 //!   every card counter is described in docs/virtio-net.md or docs/network.md.
+//! - `journey`: every whole packet trace shown passes the checks the suite
+//!   runs on a boot's output, and every excerpt is lines of one.
 
 mod flags;
+mod journey;
 mod refs;
 mod snippets;
 pub mod stats;
@@ -207,6 +210,7 @@ pub fn check_all(docs: &[Doc], tree: &dyn Tree) -> Vec<Problem> {
         problems.extend(snippets::check(doc, tree));
         problems.extend(checked_by(doc, tree));
         problems.extend(spec_map(doc, tree));
+        problems.extend(journey::check(doc));
     }
     problems
 }

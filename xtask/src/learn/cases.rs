@@ -48,10 +48,16 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
         pcap: Some(user_pcap.clone()),
         ..Nic::default()
     };
+    // With offloads on, the packet trace is on too: the same big frames
+    // seen from inside (`trace::check_offloads`) and in the capture.
     let tap = |offload: bool, name: &'static str| {
         let path = capture_path(name);
         let nic = Nic { backend: Backend::Tap, offload, pcap: Some(path.clone()), ..Nic::default() };
-        serving(name, nic, TAP_CMDLINE, Expect::Serves, timeout, Box::new(move |_| tap_capture(name, &path, offload)))
+        let (cmdline, expect) = match offload {
+            true => (super::with_trace(TAP_CMDLINE), Expect::ServesPrinting(trace::check_offloads)),
+            false => (TAP_CMDLINE.to_string(), Expect::Serves),
+        };
+        serving(name, nic, &cmdline, expect, timeout, Box::new(move |_| tap_capture(name, &path, offload)))
     };
     vec![
         serving(
@@ -252,8 +258,8 @@ fn tap_capture(case: &'static str, path: &Path, offload: bool) -> Result<String,
     }
     Ok(format!(
         "tshark: all checksums good in {} frames (TCP {} out {} in, UDP {} out {} in); {partial}; {} marked \
-         DATA_VALID; GSO frames {} out (TSO) {} in (coalesced, {} DATA_VALID); the host's stack took {segments} \
-         TCP segments, 0 checksum errors",
+         DATA_VALID; GSO frames {} out (TSO, up to {} bytes) {} in (coalesced, up to {} bytes, {} DATA_VALID); \
+         the host's stack took {segments} TCP segments, 0 checksum errors",
         tally.frames,
         tally.tcp_tx,
         tally.tcp_rx,
@@ -261,7 +267,9 @@ fn tap_capture(case: &'static str, path: &Path, offload: bool) -> Result<String,
         tally.udp_rx,
         tally.data_valid,
         tally.gso_tx,
+        tally.gso_tx_largest,
         tally.gso_rx,
+        tally.gso_rx_largest,
         tally.gso_valid
     ))
 }
@@ -302,5 +310,16 @@ mod tests {
         assert!(user.pcap.is_some() && offload.pcap.is_some() && plain.pcap.is_some());
         assert_eq!((offload.backend, offload.offload), (Backend::Tap, true));
         assert_eq!((plain.backend, plain.offload), (Backend::Tap, false));
+    }
+
+    #[test]
+    fn the_offload_capture_boot_traces_its_big_frames() {
+        let cases = cases(Duration::from_secs(1));
+        let offload = cases.iter().find(|c| c.name == "serve-pcap-tap-offload").unwrap();
+        assert!(offload.boot.cmdline.contains("packet=trace"));
+        let good = served(trace::tests_offloads().lines().map(str::to_string).collect());
+        assert!(check(&good, &offload.expect).unwrap().contains("a TSO frame of 14654 bytes"));
+        let user = served(trace::tests_journey().lines().map(str::to_string).collect());
+        assert!(check(&user, &offload.expect).is_err(), "no big frames on the user network");
     }
 }

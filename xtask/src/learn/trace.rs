@@ -50,16 +50,31 @@ fn find<'a>(
     }
 }
 
+/// A frame's lines below its TCP line: where each is, and what they say.
+struct Lower<'a> {
+    /// Output line numbers, in the order the frame crossed them.
+    order: Vec<usize>,
+    /// The Ethernet frame's length.
+    frame: u64,
+    /// The `virtio_net_hdr` line, when the header said something (offloads).
+    vnet: Option<&'a str>,
+    /// The descriptor line.
+    virtq: &'a str,
+}
+
 /// The lines right below (`rx`) or right after (`tx`) a TCP line: IPv4,
-/// Ethernet and the virtqueue, with consistent lengths.
-fn lower_layers(lines: &[Line], tcp: usize, dir: &str) -> Result<Vec<usize>, String> {
-    let at = |offset: isize| -> Result<&Line, String> {
+/// Ethernet, the virtio header when it says something (only with offloads),
+/// and the virtqueue, with consistent lengths.
+fn lower_layers<'a>(lines: &[Line<'a>], tcp: usize, dir: &str) -> Result<Lower<'a>, String> {
+    let at = |offset: isize| -> Result<&Line<'a>, String> {
         tcp.checked_add_signed(offset)
             .and_then(|i| lines.get(i))
             .ok_or_else(|| format!("the trace ends around the {dir} TCP line"))
     };
     let step: isize = if dir == "rx" { -1 } else { 1 };
-    let (ip, eth, virtq) = (at(step)?, at(2 * step)?, at(3 * step)?);
+    let (ip, eth) = (at(step)?, at(2 * step)?);
+    let vnet = Some(at(3 * step)?).filter(|l| l.text.starts_with(&format!("{dir} vnet ")));
+    let virtq = at(if vnet.is_some() { 4 } else { 3 } * step)?;
     for (line, prefix) in [(ip, "ipv4 "), (eth, "eth "), (virtq, "virtq ")] {
         if !line.text.starts_with(&format!("{dir} {prefix}")) {
             return Err(format!("expected a {dir} {prefix}line next to the TCP line, got {:?}", line.text));
@@ -68,17 +83,18 @@ fn lower_layers(lines: &[Line], tcp: usize, dir: &str) -> Result<Vec<usize>, Str
     let frame = eth.text.rsplit_once(", ").and_then(|(_, b)| b.strip_suffix(" bytes")?.parse::<u64>().ok());
     let ip_len = number_after(ip.text, "len");
     let virtq_frame = number_after(virtq.text, "frame");
-    match (frame, ip_len, virtq_frame) {
-        (Some(f), Some(ip), Some(v)) if f == v && f >= ip + 14 => {}
+    let frame = match (frame, ip_len, virtq_frame) {
+        (Some(f), Some(ip), Some(v)) if f == v && f >= ip + 14 => f,
         _ => {
             return Err(format!("lengths disagree: {:?} / {:?} / {:?}", ip.text, eth.text, virtq.text));
         }
-    }
-    let mut order = vec![virtq.index, eth.index, ip.index];
+    };
+    let mut order: Vec<usize> =
+        [Some(virtq), vnet, Some(eth), Some(ip)].into_iter().flatten().map(|l| l.index).collect();
     if dir == "tx" {
         order.reverse();
     }
-    Ok(order)
+    Ok(Lower { order, frame, vnet: vnet.map(|l| l.text), virtq: virtq.text })
 }
 
 /// Whether `line` is a trace record of a target other than the packet trace.
@@ -119,7 +135,7 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
         number_after(t, "len") == Some(bytes) && t.contains('P')
     })
     .ok_or_else(|| format!("no `rx tcp {peer_port} > 80 [P.] ... len {bytes}` line before the socket read"))?;
-    let rx = lower_layers(&trace, tcp_i, "rx")?;
+    let rx = lower_layers(&trace, tcp_i, "rx")?.order;
     let woken = wake_before_syn(&trace, tcp_i, &peer_port)?;
 
     let (answer_i, answer) = find(&trace, app_i, true, &format!("tx app    {socket} "), |_| true)
@@ -138,7 +154,7 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
         number_after(t, "len").is_some_and(|n| n > 0)
     })
     .ok_or_else(|| format!("no `tx tcp 80 > {peer_port} ... len N` line after the socket write"))?;
-    let tx = lower_layers(&trace, out_i, "tx")?;
+    let tx = lower_layers(&trace, out_i, "tx")?.order;
 
     let chain: Vec<usize> = rx
         .iter()
@@ -158,6 +174,94 @@ pub fn check_journey(lines: &[String]) -> Result<String, String> {
         "GET {PATH} traced through {} layers in order, {bytes} bytes in, {queued} out, {:.2} ms from rx descriptor to tx descriptor; {woken}",
         chain.len(),
         (last - first) * 1000.0
+    ))
+}
+
+/// What one big frame's trace lines say.
+struct BigFrame {
+    /// The Ethernet frame's length.
+    frame: u64,
+    /// The TCP payload.
+    payload: u64,
+    /// The header's `gso_size` and `hdr_len`.
+    gso_size: u64,
+    hdr_len: u64,
+    /// Descriptors: the segments the device cuts a TSO frame into, or the
+    /// buffers a coalesced one arrived in.
+    pieces: u64,
+}
+
+/// A TCP line and its lower layers as one big frame: a TSO frame (`tx`)
+/// whose header asks the device to cut it into more than one segment, with
+/// `hdr_len` the length of its headers and the descriptor line saying how
+/// many segments; or a coalesced frame (`rx`) whose header names a GSO type
+/// and `num_buffers` above one, with the descriptor line joining as many.
+fn big_frame(trace: &[Line], tcp: usize, dir: &str) -> Result<BigFrame, String> {
+    let lower = lower_layers(trace, tcp, dir)?;
+    let vnet = lower.vnet.ok_or("no vnet line")?;
+    if !(vnet.contains(", gso TCPV4 ") || vnet.contains(", gso TCPV6 ")) {
+        return Err(format!("no TCP GSO type in {vnet:?}"));
+    }
+    let payload = number_after(trace[tcp].text, "len").ok_or("TCP line without a length")?;
+    let (gso_size, hdr_len) = match (number_after(vnet, "gso_size"), number_after(vnet, "hdr_len")) {
+        (Some(size), Some(len)) if size > 0 => (size, len),
+        _ => return Err(format!("no gso_size or hdr_len in {vnet:?}")),
+    };
+    if payload <= gso_size {
+        return Err(format!("{payload} bytes of payload fit one segment of {gso_size}"));
+    }
+    let pieces = if dir == "tx" {
+        let segments = payload.div_ceil(gso_size);
+        if hdr_len + payload != lower.frame || number_after(lower.virtq, "into") != Some(segments) {
+            return Err(format!("{vnet:?} and {:?} do not describe a {} byte frame", lower.virtq, lower.frame));
+        }
+        segments
+    } else {
+        // The host's hdr_len is a hint (Linux may count some payload in
+        // it), but the buffers must be as many as the header says, joined.
+        let buffers = number_after(vnet, "num_buffers").filter(|&n| n > 1).ok_or("num_buffers 1")?;
+        let joined = lower.virtq.contains("(joined");
+        if !joined || number_after(lower.virtq, "in") != Some(buffers) || hdr_len > lower.frame {
+            return Err(format!("{vnet:?} and {:?} do not describe one joined frame", lower.virtq));
+        }
+        buffers
+    };
+    Ok(BigFrame { frame: lower.frame, payload, gso_size, hdr_len, pieces })
+}
+
+/// Checks that `lines` show segmentation offload at work, each frame at
+/// every layer with lengths that agree: a TSO frame on its way down (TCP,
+/// IPv4, Ethernet, its virtio header with a GSO type, the descriptor) and
+/// a coalesced frame on its way up (the descriptor over several buffers,
+/// the header with `num_buffers`, Ethernet, IPv4, TCP). Says what it found.
+pub fn check_offloads(lines: &[String]) -> Result<String, String> {
+    let trace = trace_lines(lines);
+    let first = |dir: &str| {
+        let mut why = format!("no {dir} tcp line with a payload");
+        for (i, line) in trace.iter().enumerate() {
+            if line.text.starts_with(&format!("{dir} tcp ")) && number_after(line.text, "len").is_some_and(|n| n > 0) {
+                match big_frame(&trace, i, dir) {
+                    Ok(frame) => return Ok(frame),
+                    Err(e) => why = e,
+                }
+            }
+        }
+        Err(why)
+    };
+    let tso = first("tx").map_err(|e| format!("no TSO frame traced through every layer (last: {e})"))?;
+    let coalesced = first("rx").map_err(|e| format!("no coalesced frame traced through every layer (last: {e})"))?;
+    Ok(format!(
+        "a TSO frame of {} bytes ({} of payload, gso_size {}, hdr_len {}: {} segments) and a coalesced frame of {} \
+         bytes ({} of payload, gso_size {}, joined from {} buffers) traced through 5 layers each",
+        tso.frame,
+        tso.payload,
+        tso.gso_size,
+        tso.hdr_len,
+        tso.pieces,
+        coalesced.frame,
+        coalesced.payload,
+        coalesced.gso_size,
+        coalesced.pieces
     ))
 }
 
@@ -185,6 +289,12 @@ fn wake_before_syn(trace: &[Line], tcp: usize, peer_port: &str) -> Result<String
 #[cfg(test)]
 pub fn tests_journey() -> &'static str {
     tests::JOURNEY
+}
+
+/// Real big frames, for tests elsewhere in xtask.
+#[cfg(test)]
+pub fn tests_offloads() -> &'static str {
+    tests::OFFLOADS
 }
 
 #[cfg(test)]
@@ -239,6 +349,89 @@ mod tests {
 [    5.436106] TRACE packet: rx tcp    58510 > 80 [.] seq 768096 ack 3961434790 win 65535 len 0
 [    5.436405] TRACE packet: -- socket http#0 10.0.2.2:58510 close_wait -> closed
 [    5.436604] TRACE packet: sleep   for up to 1000000 us (the stack's next deadline, or the heartbeat)";
+
+    /// Real output of `cargo xtask run --tap --trace` while 100 KiB went
+    /// through the echo (`nc -N 127.0.0.1 8007 < 100k`), copied unabridged
+    /// from the first coalesced frame to the first one after the first TSO frame.
+    pub const OFFLOADS: &str = "\
+[    0.474622] TRACE packet: rx virtq  desc 16 used len 7366 in 5 buffers = header 12 + frame 7354 (joined: MRG_RXBUF), checksum valid
+[    0.474810] TRACE packet: rx vnet   flags NEEDS_CSUM, gso TCPV4 gso_size 1460 hdr_len 54, csum_start 34 csum_offset 16, num_buffers 5
+[    0.475026] TRACE packet: rx eth    22:cd:ee:34:4a:95 > 52:54:00:12:34:56 ipv4, 7354 bytes
+[    0.475115] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 7340, ttl 64
+[    0.475192] TRACE packet: rx tcp    45816 > 7 [P.] seq 570698219 ack 4042216624 win 63 len 7300
+[    0.475409] TRACE packet: rx virtq  desc 21 used len 7366 in 5 buffers = header 12 + frame 7354 (joined: MRG_RXBUF), checksum valid
+[    0.475532] TRACE packet: rx vnet   flags NEEDS_CSUM, gso TCPV4 gso_size 1460 hdr_len 54, csum_start 34 csum_offset 16, num_buffers 5
+[    0.475652] TRACE packet: rx eth    22:cd:ee:34:4a:95 > 52:54:00:12:34:56 ipv4, 7354 bytes
+[    0.475740] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 7340, ttl 64
+[    0.475849] TRACE packet: rx tcp    45816 > 7 [P.] seq 570705519 ack 4042216624 win 63 len 7300
+[    0.476014] TRACE packet: -- socket echo#0 10.0.2.2:45816 syn_received -> established
+[    0.476497] TRACE packet: rx socket echo#0 read 4096 bytes
+[    0.476595] TRACE packet: tx app    echo#0 echoes 4096 bytes
+[    0.476687] TRACE packet: tx socket echo#0 wrote 4096 bytes
+[    0.476772] TRACE packet: rx socket echo#0 read 4096 bytes
+[    0.476828] TRACE packet: tx app    echo#0 echoes 4096 bytes
+[    0.476886] TRACE packet: tx socket echo#0 wrote 4096 bytes
+[    0.476946] TRACE packet: rx socket echo#0 read 4096 bytes
+[    0.477001] TRACE packet: tx app    echo#0 echoes 4096 bytes
+[    0.477058] TRACE packet: tx socket echo#0 wrote 4096 bytes
+[    0.477117] TRACE packet: rx socket echo#0 read 2312 bytes
+[    0.477226] TRACE packet: tx app    echo#0 echoes 2312 bytes
+[    0.477283] TRACE packet: tx socket echo#0 wrote 2312 bytes
+[    0.477409] TRACE packet: tx tcp    7 > 45816 [P.] seq 4042216624 ack 570712819 win 32768 len 14600
+[    0.477503] TRACE packet: tx ipv4   10.0.2.15 > 10.0.2.2 tcp, len 14640, ttl 64
+[    0.477581] TRACE packet: tx eth    52:54:00:12:34:56 > 22:cd:ee:34:4a:95 ipv4, 14654 bytes
+[    0.477678] TRACE packet: tx vnet   flags NEEDS_CSUM, gso TCPV4 gso_size 1460 hdr_len 54, csum_start 34 csum_offset 16
+[    0.477783] TRACE packet: tx virtq  desc 240 len 14666 = header 12 + frame 14654, checksum left to the device, TSO: the device cuts it into 10 segments of up to 1460 bytes
+[    0.478372] TRACE packet: rx virtq  desc 26 used len 14666 in 10 buffers = header 12 + frame 14654 (joined: MRG_RXBUF), checksum valid
+[    0.478497] TRACE packet: rx vnet   flags NEEDS_CSUM, gso TCPV4 gso_size 1460 hdr_len 54, csum_start 34 csum_offset 16, num_buffers 10
+[    0.478619] TRACE packet: rx eth    22:cd:ee:34:4a:95 > 52:54:00:12:34:56 ipv4, 14654 bytes
+[    0.478710] TRACE packet: rx ipv4   10.0.2.2 > 10.0.2.15 tcp, len 14640, ttl 64
+[    0.478870] TRACE packet: rx tcp    45816 > 7 [P.] seq 570712819 ack 4042231224 win 92 len 14600";
+
+    #[test]
+    fn a_tso_frame_and_a_coalesced_frame_pass() {
+        let found = check_offloads(&lines(OFFLOADS)).unwrap();
+        assert!(found.contains("TSO frame of 14654 bytes (14600 of payload, gso_size 1460, hdr_len 54: 10 segments)"));
+        assert!(
+            found.contains("coalesced frame of 7354 bytes (7300 of payload, gso_size 1460, joined from 5 buffers)")
+        );
+        // The user network's journey has neither.
+        assert!(check_offloads(&lines(JOURNEY)).unwrap_err().contains("no TSO frame"));
+    }
+
+    #[test]
+    fn big_frames_must_be_told_whole_and_consistently() {
+        let tso_only = |gone: &str| lines(OFFLOADS).into_iter().filter(|l| !l.contains(gone)).collect::<Vec<_>>();
+        assert!(check_offloads(&tso_only("tx vnet")).unwrap_err().contains("no TSO frame"));
+        assert!(check_offloads(&tso_only("rx vnet")).unwrap_err().contains("no coalesced frame"));
+        // Each edit spoils every frame of its kind in the sample.
+        let edits: [&[(&str, &str)]; 5] = [
+            &[("into 10 segments", "into 9 segments")],
+            &[("hdr_len 54, csum_start 34 csum_offset 16\n", "hdr_len 66, csum_start 34 csum_offset 16\n")],
+            &[("in 5 buffers", "in 4 buffers"), ("in 10 buffers", "in 9 buffers")],
+            &[("num_buffers 5", "num_buffers 1"), ("num_buffers 10", "num_buffers 1")],
+            &[("frame 7354 (joined", "frame 7355 (joined"), ("frame 14654 (joined", "frame 14655 (joined")],
+        ];
+        for edit in edits {
+            let text = edit.iter().fold(OFFLOADS.to_string(), |text, (from, to)| text.replace(from, to));
+            assert_ne!(text, OFFLOADS, "{edit:?}");
+            assert!(check_offloads(&lines(&text)).is_err(), "passed with {edit:?}");
+        }
+    }
+
+    #[test]
+    fn a_journey_over_tap_reads_through_the_vnet_lines() {
+        // On TAP every frame's header says something (NEEDS_CSUM): the
+        // layers are read past its line.
+        let text = JOURNEY
+            .replace("checksum complete", "checksum left to the device")
+            .replace(
+                "\n[    5.427707] TRACE packet: tx virtq",
+                "\n[    5.427700] TRACE packet: tx vnet   flags NEEDS_CSUM, csum_start 34 csum_offset 16\n[    5.427707] TRACE packet: tx virtq",
+            );
+        assert!(text.contains("tx vnet"));
+        assert!(check_journey(&lines(&text)).is_ok());
+    }
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()

@@ -96,6 +96,9 @@ pub struct VirtioNet<H: Hal, T: Transport> {
     transport: T,
     offered: NetFeatures,
     features: NetFeatures,
+    /// `features` as `/stats` shows them, named once: they never change,
+    /// and naming them is a walk over every flag, on every `/stats`.
+    features_text: String,
     mac: [u8; 6],
     mtu: u16,
     link_up: bool,
@@ -220,6 +223,7 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
             transport,
             offered,
             features,
+            features_text: features.to_string(),
             mac,
             mtu,
             link_up,
@@ -358,7 +362,7 @@ impl<H: Hal, T: Transport> NetDevice for VirtioNet<H, T> {
     }
 
     fn features(&self) -> String {
-        self.features.to_string()
+        self.features_text.clone()
     }
 
     fn link_up(&self) -> bool {

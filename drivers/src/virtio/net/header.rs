@@ -112,6 +112,65 @@ impl NetHeader {
     pub fn needs_csum(csum_start: u16, csum_offset: u16) -> NetHeader {
         NetHeader { flags: FLAG_NEEDS_CSUM, csum_start, csum_offset, ..NetHeader::default() }
     }
+
+    /// Whether the header says nothing: no flag, no GSO type, one buffer
+    /// (always so without offloads, as on QEMU's user network). The packet
+    /// trace shows only headers that say something.
+    pub fn is_plain(&self) -> bool {
+        self.flags == 0 && self.gso_type == GSO_NONE && self.num_buffers <= 1
+    }
+}
+
+/// A `gso_type`'s name as the spec writes it (5.1.6: `VIRTIO_NET_HDR_GSO_*`).
+fn gso_name(kind: u8) -> Option<&'static str> {
+    /// `gso_type` values the driver never negotiates, named for the trace.
+    const GSO_UDP: u8 = 3;
+    const GSO_UDP_L4: u8 = 5;
+    match kind {
+        GSO_TCPV4 => Some("TCPV4"),
+        GSO_TCPV6 => Some("TCPV6"),
+        GSO_UDP => Some("UDP"),
+        GSO_UDP_L4 => Some("UDP_L4"),
+        _ => None,
+    }
+}
+
+/// The fields that say something, as the packet trace shows them:
+/// `flags NEEDS_CSUM, gso TCPV4 gso_size 1448 hdr_len 54, csum_start 34 csum_offset 16`.
+impl fmt::Display for NetHeader {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("flags ")?;
+        let names = [(FLAG_NEEDS_CSUM, "NEEDS_CSUM"), (FLAG_DATA_VALID, "DATA_VALID")];
+        let mut first = true;
+        for (_, name) in names.into_iter().filter(|&(flag, _)| self.flags & flag != 0) {
+            write!(f, "{}{name}", if first { "" } else { "|" })?;
+            first = false;
+        }
+        let unknown = self.flags & !(FLAG_NEEDS_CSUM | FLAG_DATA_VALID);
+        if unknown != 0 {
+            write!(f, "{}{unknown:#04x}", if first { "" } else { "|" })?;
+        } else if first {
+            f.write_str("none")?;
+        }
+        if self.gso_type != GSO_NONE {
+            let kind = self.gso_type & !GSO_ECN;
+            match gso_name(kind) {
+                Some(name) => write!(f, ", gso {name}")?,
+                None => write!(f, ", gso {kind:#04x}")?,
+            }
+            if self.gso_type & GSO_ECN != 0 {
+                f.write_str("|ECN")?;
+            }
+            write!(f, " gso_size {} hdr_len {}", self.gso_size, self.hdr_len)?;
+        }
+        if self.flags & FLAG_NEEDS_CSUM != 0 {
+            write!(f, ", csum_start {} csum_offset {}", self.csum_start, self.csum_offset)?;
+        }
+        if self.num_buffers > 1 {
+            write!(f, ", num_buffers {}", self.num_buffers)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -150,5 +209,29 @@ mod test {
     fn short_input_is_an_error() {
         assert_eq!(NetHeader::parse(&[0; 11], MODERN_LEN), Err(HeaderError::Truncated { len: 11, need: 12 }));
         assert_eq!(NetHeader::parse(&[], LEGACY_LEN), Err(HeaderError::Truncated { len: 0, need: 10 }));
+    }
+
+    #[test]
+    fn the_trace_shows_the_fields_that_say_something() {
+        let tso = NetHeader {
+            flags: FLAG_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 1460,
+            csum_start: 34,
+            csum_offset: 16,
+            num_buffers: 0,
+        };
+        assert_eq!(
+            tso.to_string(),
+            "flags NEEDS_CSUM, gso TCPV4 gso_size 1460 hdr_len 54, csum_start 34 csum_offset 16"
+        );
+        let coalesced = NetHeader { flags: FLAG_DATA_VALID, gso_type: GSO_TCPV6 | GSO_ECN, num_buffers: 44, ..tso };
+        assert_eq!(coalesced.to_string(), "flags DATA_VALID, gso TCPV6|ECN gso_size 1460 hdr_len 54, num_buffers 44");
+        let odd = NetHeader { flags: 0x84 | FLAG_DATA_VALID, gso_type: 0x09, ..NetHeader::default() };
+        assert_eq!(odd.to_string(), "flags DATA_VALID|0x84, gso 0x09 gso_size 0 hdr_len 0");
+        assert!(NetHeader { num_buffers: 1, ..NetHeader::default() }.is_plain());
+        assert!(!tso.is_plain() && !coalesced.is_plain());
+        assert_eq!(NetHeader::default().to_string(), "flags none");
     }
 }

@@ -63,6 +63,8 @@ pub struct RxFrame {
     /// The frame joined from several buffers (MRG_RXBUF); `None` if it
     /// lies in buffer `id`.
     joined: Option<Vec<u8>>,
+    /// The virtio header it came with (`num_buffers` 1 unless joined).
+    header: NetHeader,
     /// The checksum's state.
     pub checksum: RxChecksum,
 }
@@ -156,7 +158,9 @@ impl<H: Hal> RxRing<H> {
         let checksum = inspect(data, &header, joined_or_gso(buffers, &header), guest_csum, gso, stats);
         let len = data.len();
         match checksum {
-            Some(checksum) => Some(RxFrame { id, len, joined, checksum }),
+            Some(checksum) => {
+                Some(RxFrame { id, len, joined, header: NetHeader { num_buffers: buffers, ..header }, checksum })
+            }
             None => {
                 match joined {
                     Some(buffer) => self.keep_spare(buffer),
@@ -257,19 +261,24 @@ impl<H: Hal> RxHalf for RxRing<H> {
             if let Some(frame) = self.take(used) {
                 self.stats.rx_frames += 1;
                 self.stats.rx_bytes += frame.len as u64;
+                let (buffers, header_len) = (frame.header.num_buffers, self.header_len);
+                // A joined frame's buffers hold the header once and the frame.
+                let used_len = if frame.is_joined() { header_len + frame.len } else { used.len as usize };
                 log::trace!(
                     target: TRACE_TARGET,
-                    "rx virtq  desc {} used len {} = header {} + frame {}{}, checksum {}",
+                    "rx virtq  desc {} used len {used_len}{} = header {header_len} + frame {}{}, checksum {}",
                     frame.id,
-                    used.len,
-                    self.header_len,
+                    BufferCount(buffers),
                     frame.len,
-                    if frame.is_joined() { " (joined from several buffers: MRG_RXBUF)" } else { "" },
+                    if frame.is_joined() { " (joined: MRG_RXBUF)" } else { "" },
                     match frame.checksum {
                         RxChecksum::Valid => "valid",
                         RxChecksum::Unknown => "unchecked",
                     }
                 );
+                if !frame.header.is_plain() {
+                    log::trace!(target: TRACE_TARGET, "rx vnet   {}", frame.header);
+                }
                 return Some(frame);
             }
         }
@@ -351,5 +360,14 @@ pub fn ip_frame_len(frame: &[u8]) -> Option<usize> {
     match Headers::parse(frame).network {
         Network::Ipv4(ip) | Network::Ipv6(ip) => ip.fields.map(|f| ip.at + f.total_len),
         _ => None,
+    }
+}
+
+/// For the trace: ` in 44 buffers` for a frame over several; nothing for one.
+struct BufferCount(u16);
+
+impl core::fmt::Display for BufferCount {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        if self.0 > 1 { write!(f, " in {} buffers", self.0) } else { Ok(()) }
     }
 }

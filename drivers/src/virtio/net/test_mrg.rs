@@ -110,6 +110,29 @@ fn a_coalesced_frame_over_three_buffers_is_joined_and_its_checksum_completed() {
     assert_eq!((s.rx_merged_frames, s.rx_gso_frames, s.rx_csum_completed, s.rx_frames), (1, 1, 1, 1));
 }
 
+/// Found while writing the journey of a coalesced frame: the trace gave a
+/// joined frame's first buffer's length as its used length
+/// (`used len 1530 = header 12 + frame 4054`, which does not add up), and
+/// showed neither the buffers nor the header's fields.
+#[test]
+fn the_trace_shows_a_joined_frame_whole_and_its_header() {
+    let mut r = rig(GRO);
+    let (header, frame) = coalesced(4000);
+    super::test::trace::start();
+    r.deliver_chain(&[0, 1, 2], header, 3, &frame, None);
+    let (rx, _) = r.net.split();
+    let got = rx.receive().expect("the joined frame");
+    let len = frame.len();
+    assert_eq!(
+        super::test::trace::lines(),
+        [
+            format!("rx virtq  desc 0 used len {} in 3 buffers = header 12 + frame {len} (joined: MRG_RXBUF), checksum valid", len + 12),
+            "rx vnet   flags NEEDS_CSUM, gso TCPV4 gso_size 1448 hdr_len 54, csum_start 34 csum_offset 16, num_buffers 3".into(),
+        ]
+    );
+    rx.recycle(got);
+}
+
 #[test]
 fn a_frame_in_one_buffer_is_lent_in_place() {
     let mut r = rig(GRO);

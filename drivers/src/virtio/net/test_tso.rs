@@ -5,7 +5,10 @@ use super::header::{FLAG_NEEDS_CSUM, GSO_NONE, GSO_TCPV4};
 use super::test::{ALL, QUEUE_SIZE, rig};
 use super::*;
 use crate::virtio::fake::{FakeHal, FakeTransport};
-use skiff_net::checksum::{self, test_frames::tcp4_frame};
+use skiff_net::checksum::{
+    self,
+    test_frames::{tcp4_frame, udp4_frame},
+};
 use skiff_net::device::{NetDevice, TxHalf};
 
 const TSO: NetFeatures = ALL.union(NetFeatures::HOST_TSO4).union(NetFeatures::HOST_TSO6);
@@ -54,6 +57,41 @@ fn a_big_segment_goes_out_with_the_gso_fields_of_spec_5_1_6_2() {
     assert_eq!(checksum::verify(&bytes), Some(true));
     let stats = r.net.stats();
     assert_eq!((stats.tx_tso_frames, stats.tx_tso_bytes), (1, frame.len() as u64));
+}
+
+/// Found while writing the journey of a TSO frame: the trace said "TSO"
+/// for every frame the stack asked to segment, also one the device could
+/// not take segmented (here UDP), which went out whole.
+#[test]
+fn the_trace_says_tso_only_for_frames_the_device_segments() {
+    let mut r = rig(TSO);
+    super::test::trace::start();
+    for (frame, segment) in [(tcp4_frame(&[7u8; 20_000]), true), (udp4_frame(&[7u8; 3000]), false)] {
+        let (_, tx) = r.net.split();
+        let mut buffer = tx.reserve(frame.len()).expect("a large buffer");
+        tx.bytes_mut(&mut buffer).copy_from_slice(&frame);
+        tx.send_segmented(buffer, 1448);
+        r.net.flush();
+        let lines = super::test::trace::lines();
+        let virtq = lines.last().expect("a virtq line");
+        if segment {
+            assert_eq!(
+                lines[0],
+                "tx vnet   flags NEEDS_CSUM, gso TCPV4 gso_size 1448 hdr_len 54, csum_start 34 csum_offset 16"
+            );
+            assert!(
+                virtq.ends_with(
+                    "checksum left to the device, TSO: the device cuts it into 14 segments of up to 1448 bytes"
+                ),
+                "{virtq}"
+            );
+        } else {
+            assert!(!lines.iter().any(|l| l.contains("TSO") || l.contains("gso")), "{lines:?}");
+        }
+        super::test::trace::start();
+        let ids = r.tx.take_avail();
+        r.tx.put_used(u32::from(ids[0]), 0);
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ use virtio_drivers::Hal;
 
 use super::buffers::Buffers;
 use super::gso::{self, Tso};
-use super::header::{FLAG_NEEDS_CSUM, NetHeader};
+use super::header::{FLAG_NEEDS_CSUM, GSO_NONE, NetHeader};
 use super::offload;
 use super::stats::{NetStats, count_bad_used};
 use crate::virtio::queue::{BadUsed, SplitQueue};
@@ -133,8 +133,8 @@ impl<H: Hal> TxRing<H> {
     /// the TCP/UDP checksum is left to the device where it offers CSUM (the
     /// stack left it zero), or computed here where the device cannot
     /// describe the frame. With `segment_size`, the device is asked to cut
-    /// the frame into segments (TSO). Returns whether the device will finish it.
-    fn write_header(&mut self, id: u16, len: usize, segment_size: Option<u16>) -> bool {
+    /// the frame into segments (TSO). Returns the header written.
+    fn write_header(&mut self, id: u16, len: usize, segment_size: Option<u16>) -> NetHeader {
         let (header_len, offload, tso, stats) = (self.header_len, self.offload, self.tso, &mut self.stats);
         // The fields apart (not `slot_mut`), so that `stats` stays usable.
         let slot = match &mut self.large {
@@ -159,34 +159,52 @@ impl<H: Hal> TxRing<H> {
             }
         }
         net_header.emit(header, header_len);
-        net_header.flags & FLAG_NEEDS_CSUM != 0
+        net_header
     }
 
     /// Queues a filled buffer, segmented by the device if `segment_size`.
     fn post(&mut self, frame: TxFrame, segment_size: Option<u16>) {
-        let left_to_device = self.write_header(frame.id, frame.len, segment_size);
+        let header = self.write_header(frame.id, frame.len, segment_size);
         let len = (self.header_len + frame.len) as u32;
         let paddr = self.paddr(frame.id);
         match self.queue.set_buffer(frame.id, paddr, len, false).and_then(|()| self.queue.push(frame.id)) {
             Ok(()) => {
                 self.stats.tx_frames += 1;
                 self.stats.tx_bytes += frame.len as u64;
+                if !header.is_plain() {
+                    log::trace!(target: TRACE_TARGET, "tx vnet   {header}");
+                }
                 log::trace!(
                     target: TRACE_TARGET,
                     "tx virtq  desc {} len {len} = header {} + frame {}, checksum {}{}",
                     frame.id,
                     self.header_len,
                     frame.len,
-                    if left_to_device { "left to the device" } else { "complete" },
-                    match segment_size {
-                        Some(size) => alloc::format!(", TSO: the device cuts it into segments of {size} bytes"),
-                        None => alloc::string::String::new(),
-                    }
+                    if header.flags & FLAG_NEEDS_CSUM != 0 { "left to the device" } else { "complete" },
+                    Segments { header: &header, frame_len: frame.len }
                 );
             }
             // Ids in TxFrame come from the free lists, so they are valid and not in flight.
             Err(e) => unreachable!("transmit buffer {}: {e}", frame.id),
         }
+    }
+}
+
+/// For the trace: what the device makes of a TSO frame (`, TSO: 2
+/// segments of up to 1460 bytes`); nothing for any other.
+struct Segments<'a> {
+    header: &'a NetHeader,
+    frame_len: usize,
+}
+
+impl core::fmt::Display for Segments<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        let (size, headers) = (usize::from(self.header.gso_size), usize::from(self.header.hdr_len));
+        if self.header.gso_type == GSO_NONE || size == 0 {
+            return Ok(());
+        }
+        let segments = self.frame_len.saturating_sub(headers).div_ceil(size);
+        write!(f, ", TSO: the device cuts it into {segments} segments of up to {size} bytes")
     }
 }
 
