@@ -104,6 +104,8 @@ pub fn link(mac_a: [u8; 6], mac_b: [u8; 6]) -> (MemDevice, MemDevice, Queue, Que
 }
 
 #[cfg(test)]
+mod bulk;
+#[cfg(test)]
 mod exercises;
 #[cfg(test)]
 mod harness;

@@ -1,6 +1,7 @@
 //! HTTP/1.1 on port 80: `/` (what Skiff is, and a live view of its
-//! counters), `/stats` (JSON) and
-//! `/stats.html` (the same, as a page that refreshes itself).
+//! counters), `/stats` (JSON),
+//! `/stats.html` (the same, as a page that refreshes itself), and for
+//! throughput, `GET /bytes/N` and `POST /sink` (see [`bulk`]).
 //!
 //! Each connection has a bounded input buffer and a bounded output buffer.
 //! Requests are answered in order (pipelining), one at a time, and only while
@@ -8,6 +9,7 @@
 //! buffer grows without bound. Keep-alive is the default; `Connection: close`,
 //! a framing error, or an idle timeout ends the connection.
 
+pub mod bulk;
 pub mod date;
 pub mod request;
 pub mod target;
@@ -26,8 +28,9 @@ use crate::pool::{Pool, PortSpec};
 use crate::recent::{Follow, RecentConnections};
 use crate::sockets::{self, ServerSocket as Socket, Turn};
 use crate::{stats, trace};
+use bulk::{BytesPath, Generated, Sink};
 use date::HttpDate;
-use request::{MAX_BODY, MAX_HEAD, Method, Parsed, Request, Status};
+use request::{MAX_BODY, MAX_HEAD, Method, Parsed, Request, SINK, Status};
 
 /// The HTTP port.
 pub const PORT: u16 = 80;
@@ -52,6 +55,8 @@ const RESOURCES: [&str; 4] = ["/", "/index.html", "/stats", "/stats.html"];
 /// The methods every resource allows, for `Allow` (RFC 9110 10.2.1) in 405
 /// answers (15.5.6: MUST) and OPTIONS answers (9.3.7).
 pub const ALLOW: &str = "GET, HEAD, OPTIONS";
+/// The methods the upload route ([`SINK`]) allows.
+pub const SINK_ALLOW: &str = "POST, OPTIONS";
 /// The interim answer to `Expect: 100-continue` (RFC 9110 10.1.1, 15.2.1).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -67,6 +72,12 @@ struct Connection {
     request_started: Option<Instant>,
     /// A `100 Continue` was sent for the request at the head of `input`.
     continued: bool,
+    /// A `/bytes/N` body still to write, after `output`; nothing more is
+    /// answered or read until it is all written.
+    generated: Option<Generated>,
+    /// A `POST /sink` body still to read and discard; nothing more is
+    /// parsed until it is all read.
+    sink: Option<Sink>,
 }
 
 /// The HTTP server's sockets and connection state.
@@ -108,6 +119,8 @@ impl HttpServer {
             closing: false,
             request_started: None,
             continued: false,
+            generated: None,
+            sink: None,
         }));
         let pool_stats = pool.stats();
         let mut i = 0;
@@ -127,8 +140,29 @@ impl HttpServer {
             };
             i += 1;
 
-            // Read, while there is room for the request and for its answer.
-            if socket.can_recv() && !conn.closing && conn.output.len() < OUTPUT_HIGH_WATER {
+            // Read, while there is room for the request and for its answer;
+            // an upload's body straight from the socket, to nowhere.
+            let reading = !conn.closing && conn.output.len() < OUTPUT_HIGH_WATER && conn.generated.is_none();
+            if reading && let Some(sink) = &mut conn.sink {
+                let mut read = 0;
+                // Twice at most: the socket's ring may wrap.
+                while socket.can_recv() && !sink.done() {
+                    let n = socket
+                        .recv(|data| {
+                            let n = sink.take(data.len());
+                            (n, n)
+                        })
+                        .unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    read += n;
+                }
+                conn.socket.touch(now);
+                note_read(conn.socket.follow(), recent, read);
+                finish_sink(conn, &origin);
+            }
+            if reading && conn.sink.is_none() && socket.can_recv() {
                 let room = INPUT_LIMIT + 1 - conn.input.len().min(INPUT_LIMIT);
                 let input = &mut conn.input;
                 let read = socket
@@ -139,16 +173,16 @@ impl HttpServer {
                     })
                     .unwrap_or(0);
                 conn.socket.touch(now);
-                let follow = conn.socket.follow();
-                if let Some(record) = follow.record(recent) {
-                    record.bytes_in += read as u64;
-                }
-                trace_socket(trace::Direction::Rx, follow, "read", read);
+                note_read(conn.socket.follow(), recent, read);
             }
 
             // Answer every complete request, in order.
             let mut incomplete = false;
-            while !conn.closing && conn.output.len() < OUTPUT_HIGH_WATER {
+            while !conn.closing
+                && conn.output.len() < OUTPUT_HIGH_WATER
+                && conn.generated.is_none()
+                && conn.sink.is_none()
+            {
                 let before = conn.output.len();
                 let status = match request::parse(&conn.input) {
                     Parsed::Partial => {
@@ -173,7 +207,7 @@ impl HttpServer {
                         *requests += 1;
                         note_request(conn.socket.follow(), recent, &req);
                         let count = *requests;
-                        let status = respond(&mut conn.output, &origin, &req, || {
+                        let (status, _) = respond(&mut conn.output, &origin, &req, || {
                             stats.render(count, sockets, recent, &pool_stats)
                         });
                         conn.input.clear();
@@ -184,15 +218,35 @@ impl HttpServer {
                         *requests += 1;
                         note_request(conn.socket.follow(), recent, &req);
                         let count = *requests;
-                        let status = respond(&mut conn.output, &origin, &req, || {
+                        let (status, generated) = respond(&mut conn.output, &origin, &req, || {
                             stats.render(count, sockets, recent, &pool_stats)
                         });
+                        conn.generated = generated;
                         let keep_alive = req.keep_alive;
                         conn.input.drain(..used);
                         conn.closing = !keep_alive;
                         conn.request_started = None;
                         conn.continued = false;
                         status
+                    }
+                    Parsed::Streamed(req, head, length) => {
+                        // Only `POST /sink` is streamed: its body is read
+                        // from here on, and counted, not kept.
+                        *requests += 1;
+                        note_request(conn.socket.follow(), recent, &req);
+                        let (keep_alive, expect_continue) = (req.keep_alive, req.expect_continue);
+                        conn.input.drain(..head);
+                        let mut sink = Sink::new(length, keep_alive);
+                        let buffered = sink.take(conn.input.len());
+                        conn.input.drain(..buffered);
+                        if expect_continue && !sink.done() {
+                            conn.output.extend_from_slice(CONTINUE);
+                        }
+                        conn.sink = Some(sink);
+                        conn.request_started = None;
+                        conn.continued = false;
+                        finish_sink(conn, &origin);
+                        continue;
                     }
                     Parsed::Error(status) => {
                         *requests += 1;
@@ -222,8 +276,17 @@ impl HttpServer {
                 }
             }
 
-            // Write what fits.
+            // The client closed its side before its upload's end (RFC 9112
+            // 8: an incomplete message): say so, and close.
             let socket = conn.socket.socket(sockets);
+            if conn.sink.is_some() && socket.state() == tcp::State::CloseWait && !socket.can_recv() {
+                conn.sink = None;
+                *requests += 1;
+                error_response(&mut conn.output, &origin, Status::BadRequest);
+                conn.closing = true;
+            }
+
+            // Write what fits.
             if !conn.output.is_empty()
                 && socket.can_send()
                 && let Ok(n) = socket.send_slice(&conn.output)
@@ -236,6 +299,36 @@ impl HttpServer {
                 }
                 trace_socket(trace::Direction::Tx, follow, "wrote", n);
             }
+            // Then a generated body, straight into the socket's buffer.
+            if conn.output.is_empty()
+                && let Some(body) = &mut conn.generated
+            {
+                let mut wrote = 0;
+                // Twice at most: the socket's ring may wrap.
+                while socket.can_send() && !body.done() {
+                    let n = socket
+                        .send(|buf| {
+                            let n = body.fill(buf);
+                            (n, n)
+                        })
+                        .unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    wrote += n;
+                }
+                if body.done() {
+                    conn.generated = None;
+                }
+                if wrote > 0 {
+                    conn.socket.touch(now);
+                    let follow = conn.socket.follow();
+                    if let Some(record) = follow.record(recent) {
+                        record.bytes_out += wrote as u64;
+                    }
+                    trace_socket(trace::Direction::Tx, follow, "wrote", wrote);
+                }
+            }
 
             // The client closed its side: every whole request it sent is
             // answered, and what is left can never become one.
@@ -245,6 +338,7 @@ impl HttpServer {
             // acknowledges ours must not keep the socket.
             if !conn.socket.abort_if_idle(socket, recent, now, idle_timeout)
                 && conn.output.is_empty()
+                && conn.generated.is_none()
                 && (conn.closing || peer_done)
             {
                 sockets::close(socket);
@@ -278,6 +372,25 @@ fn trace_socket(direction: trace::Direction, follow: &Follow, what: &str, bytes:
     }
 }
 
+/// Counts `bytes` read from a connection, and traces them.
+fn note_read(follow: &Follow, recent: &mut RecentConnections, bytes: usize) {
+    if let Some(record) = follow.record(recent) {
+        record.bytes_in += bytes as u64;
+    }
+    trace_socket(trace::Direction::Rx, follow, "read", bytes);
+}
+
+/// Answers the connection's upload once its whole body has been read.
+fn finish_sink(conn: &mut Connection, origin: &Origin) {
+    let Some(sink) = conn.sink.filter(Sink::done) else { return };
+    let before = conn.output.len();
+    let body = sink.answer();
+    write_response(&mut conn.output, origin, Status::Ok, "application/json", body.as_bytes(), true, sink.keep_alive);
+    conn.sink = None;
+    conn.closing = !sink.keep_alive;
+    trace_response(conn.socket.follow(), Status::Ok, conn.output.len() - before);
+}
+
 /// A packet-trace line for an answer the app queued.
 fn trace_response(follow: &Follow, status: Status, bytes: usize) {
     log::trace!(
@@ -297,38 +410,69 @@ fn note_request(follow: &Follow, recent: &mut RecentConnections, req: &Request) 
     log::trace!(target: trace::TARGET, "rx app    {} {} {}", follow.name(), req.method.name(), req.path);
 }
 
-/// The status a request will get: 404 for what Skiff does not serve, 405
-/// for a method no resource allows (`*` is the server itself, for OPTIONS).
-fn route(req: &Request) -> Status {
-    if req.path != "*" && !RESOURCES.contains(&req.path) {
-        Status::NotFound
-    } else if req.method == Method::Unsupported {
-        Status::MethodNotAllowed
-    } else {
-        Status::Ok
+/// The methods `path` allows (for `Allow`), or the status of a path Skiff
+/// does not serve: 404, or 400 for a `/bytes/N` above its limit.
+fn allowed(path: &str) -> Result<&'static str, Status> {
+    match bulk::bytes_path(path) {
+        BytesPath::Size(_) => Ok(ALLOW),
+        BytesPath::TooLarge => Err(Status::BadRequest),
+        BytesPath::NotFound => Err(Status::NotFound),
+        BytesPath::Other if path == SINK => Ok(SINK_ALLOW),
+        // `*` is the server itself, for OPTIONS.
+        BytesPath::Other if path == "*" || RESOURCES.contains(&path) => Ok(ALLOW),
+        BytesPath::Other => Err(Status::NotFound),
     }
 }
 
+/// The status a request will get: 404 for what Skiff does not serve, 405
+/// for a method the resource does not allow.
+fn route(req: &Request) -> Status {
+    let ok = match (allowed(req.path), req.method) {
+        (Err(status), _) => return status,
+        (Ok(_), Method::Options) => true,
+        (Ok(allow), Method::Post) => allow == SINK_ALLOW,
+        (Ok(allow), Method::Get | Method::Head) => allow == ALLOW,
+        (Ok(_), Method::Unsupported) => false,
+    };
+    if ok { Status::Ok } else { Status::MethodNotAllowed }
+}
+
 /// Appends the answer to one request to `out`; `stats_json` renders
-/// `/stats`, for the routes that show it.
-fn respond(out: &mut Vec<u8>, origin: &Origin, req: &Request, stats_json: impl FnOnce() -> String) -> Status {
+/// `/stats`, for the routes that show it. A `GET /bytes/N` gets its head
+/// here and its body as the socket takes it: the second value.
+fn respond(
+    out: &mut Vec<u8>,
+    origin: &Origin,
+    req: &Request,
+    stats_json: impl FnOnce() -> String,
+) -> (Status, Option<Generated>) {
     let status = route(req);
     let keep_alive = req.keep_alive;
+    let allow = allowed(req.path).unwrap_or(ALLOW);
     // HEAD: the same head as GET, Content-Length included, without the body (RFC 9110 9.3.2).
     let with_body = req.method != Method::Head;
+    let bytes = bulk::bytes_path(req.path);
+    if let (Status::Ok, Method::Get | Method::Head, BytesPath::Size(n)) = (status, req.method, bytes) {
+        write_head(out, origin, status, Some(bulk::CONTENT_TYPE), n, keep_alive, allow);
+        return (status, (with_body && n > 0).then(|| Generated::new(n)));
+    }
     let (content_type, body): (&str, String) = match (status, req.method, req.path) {
         (Status::Ok, Method::Options, _) => {
             // RFC 9110 9.3.7: the methods allowed, and no content.
-            write_head(out, origin, status, None, 0, keep_alive);
-            return status;
+            write_head(out, origin, status, None, 0, keep_alive, allow);
+            return (status, None);
         }
         (Status::Ok, _, "/stats") => ("application/json", stats_json()),
         (Status::Ok, _, "/stats.html") => ("text/html; charset=utf-8", stats_page(&stats_json())),
         (Status::Ok, _, _) => ("text/html; charset=utf-8", INDEX_HTML.into()),
+        (Status::BadRequest, _, _) if bytes == BytesPath::TooLarge => ("text/plain", bulk::too_large_body()),
         (status, _, _) => ("text/plain", format!("{} {}\n", status.code(), status.reason())),
     };
-    write_response(out, origin, status, content_type, body.as_bytes(), with_body, keep_alive);
-    status
+    write_head(out, origin, status, Some(content_type), body.len() as u64, keep_alive, allow);
+    if with_body {
+        out.extend_from_slice(body.as_bytes());
+    }
+    (status, None)
 }
 
 fn error_response(out: &mut Vec<u8>, origin: &Origin, status: Status) {
@@ -357,21 +501,23 @@ pub fn write_response(
     with_body: bool,
     keep_alive: bool,
 ) {
-    write_head(out, origin, status, Some(content_type), body.len(), keep_alive);
+    write_head(out, origin, status, Some(content_type), body.len() as u64, keep_alive, ALLOW);
     if with_body {
         out.extend_from_slice(body);
     }
 }
 
-/// Appends a response's status line and headers to `out`: `Allow` on 405
-/// and on 200 without a content type (OPTIONS).
-fn write_head(
+/// Appends a response's status line and headers to `out`: `Allow` (the
+/// resource's methods, `allow`) on 405 and on 200 without a content type
+/// (OPTIONS).
+pub fn write_head(
     out: &mut Vec<u8>,
     origin: &Origin,
     status: Status,
     content_type: Option<&str>,
-    length: usize,
+    length: u64,
     keep_alive: bool,
+    allow: &str,
 ) {
     let head = format!("HTTP/1.1 {} {}\r\nServer: {}\r\n", status.code(), status.reason(), origin.server);
     out.extend_from_slice(head.as_bytes());
@@ -384,7 +530,7 @@ fn write_head(
         out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
     }
     if status == Status::MethodNotAllowed || content_type.is_none() {
-        out.extend_from_slice(format!("Allow: {ALLOW}\r\n").as_bytes());
+        out.extend_from_slice(format!("Allow: {allow}\r\n").as_bytes());
     }
     let connection = if keep_alive { "keep-alive" } else { "close" };
     let tail = format!("Content-Length: {length}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n\r\n");
@@ -438,8 +584,8 @@ mod tests {
         let mut out = Vec::new();
         let req = Request { method: Method::Get, path: "/", keep_alive: true, expect_continue: false };
         let origin = Origin { server: SERVER, date: None };
-        let status = respond(&mut out, &origin, &req, || String::from("{}"));
-        assert_eq!(status, Status::Ok);
+        let (status, body) = respond(&mut out, &origin, &req, || String::from("{}"));
+        assert_eq!((status, body), (Status::Ok, None));
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(text.contains("Content-Type: text/html; charset=utf-8\r\n"));
