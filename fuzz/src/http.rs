@@ -15,10 +15,13 @@
 //!   is `Partial`, and the request alone parses the same.
 //! - The server's input buffer (head and body limits plus one byte) can
 //!   never hold something still `Partial`, or the connection would stall.
+//! - An upload (`POST /sink`, `Parsed::Streamed`) is framed by its head
+//!   alone, whose every shorter prefix is `Partial`; its body, however it
+//!   is cut, is skipped to exactly its Content-Length.
 //! - Pipelined requests cut into chunks at any points are answered exactly
 //!   as when they arrive at once.
 
-use skiff_net::apps::http::request::{self, MAX_BODY, MAX_HEAD, Method, Parsed};
+use skiff_net::apps::http::request::{self, MAX_BODY, MAX_HEAD, Method, Parsed, SINK};
 
 /// The most bytes the server buffers for one request (see `apps::http`).
 const INPUT_LIMIT: usize = MAX_HEAD + MAX_BODY;
@@ -43,6 +46,12 @@ pub fn run(data: &[u8]) {
             assert!(matches!(part, Parsed::Partial | Parsed::AwaitingBody(_)), "prefix of {prefix} bytes: {part:?}");
         }
     }
+    if let Parsed::Streamed(req, head, _) = &whole {
+        assert_eq!((req.method, req.path), (Method::Post, SINK), "streamed a body that is not an upload");
+        let part = request::parse(&input[..head - 1]);
+        assert!(matches!(part, Parsed::Partial), "prefix of the upload's head: {part:?}");
+        assert_eq!(request::parse(&input[..*head]), whole, "the head alone parses differently");
+    }
     let chunk = usize::from(cut) + 1;
     assert_eq!(serve(input, input.len().max(1)), serve(input, chunk), "chunks of {chunk} bytes change the answers");
 }
@@ -51,6 +60,7 @@ pub fn run(data: &[u8]) {
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
     Request { method: Method, path: Vec<u8>, keep_alive: bool, used: usize },
+    Upload { path: Vec<u8>, keep_alive: bool, head: usize, length: u64 },
     Error(u16),
 }
 
@@ -76,6 +86,21 @@ fn serve(input: &[u8], chunk: usize) -> Vec<Answer> {
                     buffer.drain(..used);
                     if !keep_alive {
                         return answers;
+                    }
+                }
+                Parsed::Streamed(req, head, length) => {
+                    let keep_alive = req.keep_alive;
+                    answers.push(Answer::Upload { path: req.path.into(), keep_alive, head, length });
+                    buffer.drain(..head);
+                    // The body is skipped as it comes: from the buffer, then
+                    // from what arrives (the server reads it in any pieces).
+                    let from_buffer = buffer.len().min(usize::try_from(length).unwrap_or(usize::MAX));
+                    buffer.drain(..from_buffer);
+                    let left = length - from_buffer as u64;
+                    let from_rest = rest.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    rest = &rest[from_rest..];
+                    if from_rest as u64 != left || !keep_alive {
+                        return answers; // the client ended before the body did, or asked to close
                     }
                 }
                 Parsed::Error(status) => {
@@ -143,6 +168,7 @@ fn check_framing(input: &[u8], req: &request::Request, used: usize) {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "OPTIONS" => Method::Options,
+        "POST" => Method::Post,
         _ => Method::Unsupported,
     };
     // Origin-form; absolute-form (RFC 9112 3.2.2) past its authority; `*` for OPTIONS.

@@ -37,6 +37,25 @@ pub fn http_request() -> Seeds {
         // Found by the fuzzer: a bad version with spaces after it, cut byte by byte.
         ("bad-version-then-spaces", seed(0, b"GET / HC(GET /o HT")),
         ("unknown-method", seed(4, b"BREW /pot HTTP/1.1\r\nHost: skiff\r\n\r\n")),
+        // The bulk routes: an upload past the buffered-body limit, then a
+        // request; one with more bytes than announced; one without a length;
+        // one cut short; generated bodies, the second too large.
+        ("sink-upload", {
+            let mut text = b"POST /sink HTTP/1.1\r\nHost: skiff\r\nContent-Length: 6000\r\n\r\n".to_vec();
+            text.extend((0..6000u32).map(|i| i as u8));
+            text.extend_from_slice(b"GET /bytes/100 HTTP/1.1\r\nHost: skiff\r\n\r\n");
+            seed(33, &text)
+        }),
+        ("sink-longer-than-announced", seed(7, b"POST /sink HTTP/1.1\r\nHost: skiff\r\nContent-Length: 5\r\n\r\nhello world\r\n\r\n")),
+        ("sink-no-length", seed(16, b"POST /sink HTTP/1.1\r\nHost: skiff\r\n\r\n")),
+        (
+            "sink-cut-short",
+            seed(64, b"POST /sink HTTP/1.1\r\nHost: skiff\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\nabc"),
+        ),
+        (
+            "bytes-then-close",
+            seed(48, b"GET /bytes/1048576 HTTP/1.1\r\nHost: skiff\r\n\r\nHEAD /bytes/99999999999 HTTP/1.1\r\nHost: skiff\r\nConnection: close\r\n\r\n"),
+        ),
     ]
 }
 

@@ -47,6 +47,11 @@ pub enum Verdict {
 pub fn skiff(input: &[u8]) -> Verdict {
     match request::parse(input) {
         Parsed::Request(_, n) => Verdict::Complete(n),
+        // An upload is served as it streams, but framed the same: head and Content-Length.
+        Parsed::Streamed(_, head, length) => match (head as u64).checked_add(length) {
+            Some(total) if input.len() as u64 >= total => Verdict::Complete(total as usize),
+            _ => Verdict::Incomplete,
+        },
         Parsed::Partial | Parsed::AwaitingBody(_) => Verdict::Incomplete,
         Parsed::Error(status) => Verdict::Error(status.code().to_string()),
     }
@@ -120,6 +125,9 @@ pub fn allowed(input: &[u8], skiff: &Verdict, h11: &Verdict) -> Option<&'static 
         // with more than MAX_HEADERS fields (431); h11 has none so small.
         s if *s == code(Status::ContentTooLarge) && framed_by_h11 => Some("413: Skiff's body limit"),
         s if *s == code(Status::HeadersTooLarge) => Some("431: Skiff's head limits"),
+        // The upload route needs Content-Length (RFC 9110 15.5.12); h11
+        // frames a request without one as having no body.
+        s if *s == code(Status::LengthRequired) && framed_by_h11 => Some("411: an upload without Content-Length"),
         // Another major version: Skiff says 505 (RFC 9110 15.6.6) where h11
         // may frame it as HTTP/1.
         s if *s == code(Status::VersionNotSupported) => Some("505: a major version other than 1"),

@@ -1,12 +1,16 @@
 //! The HTTP answers, byte for byte as Skiff's `net/src/apps/http` writes
-//! them (only the `Server` header names this server), and the request rules
-//! are Skiff's own: `skiff_net::apps::http::request::parse`.
+//! them (only the `Server` header names this server): the request rules
+//! are Skiff's own (`skiff_net::apps::http::request::parse`), and so are
+//! the routes (`skiff_net::apps::http::respond`), the bulk ones included:
+//! `GET /bytes/N` and `POST /sink` (`skiff_net::apps::http::bulk`).
 
+use skiff_net::apps::http::bulk::{Generated, Sink};
 use skiff_net::apps::http::date::HttpDate;
-use skiff_net::apps::http::request::{self, Method, Parsed, Status};
-use skiff_net::apps::http::{Origin, write_response};
+use skiff_net::apps::http::request::{self, Parsed, Status};
+use skiff_net::apps::http::{Origin, respond, write_response, write_sink_answer};
 
-/// The page at `/`: Skiff's own file (the bench checks that both serve the same bytes).
+/// The page at `/`: Skiff's own file, which `respond` serves (the test checks the bytes).
+#[cfg(test)]
 pub const INDEX_HTML: &str = include_str!("../../../net/src/apps/http/index.html");
 
 /// What this server calls itself: as long as "Skiff", so heads are the same size.
@@ -26,76 +30,75 @@ pub struct Counters {
     pub connections: u64,
 }
 
-/// Answers every complete request at the start of `input` into `out`;
-/// returns the bytes used and whether the connection must close afterwards.
+/// What a connection owes after the answers `answer` wrote.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// Nothing: more requests may be answered.
+    None,
+    /// A `/bytes/N` body, to write after the output; nothing else is
+    /// answered until it is all written.
+    Bytes(Generated),
+    /// A `POST /sink` body still to read and discard; its answer follows.
+    Sink(Sink),
+}
+
+/// Answers every complete request at the start of `input` into `out`, up to
+/// one that leaves a body pending (an upload's whole body already in `input`
+/// is taken, and answered); returns the bytes used, whether the connection
+/// must close afterwards, and what is pending.
 pub fn answer(
     input: &[u8],
     out: &mut Vec<u8>,
     counters: &mut Counters,
     stats: &dyn Fn(&Counters) -> String,
-) -> (usize, bool) {
+) -> (usize, bool, Pending) {
     let mut used = 0;
     loop {
         match request::parse(&input[used..]) {
             // No 100 Continue here: the bench's clients never expect one.
-            Parsed::Partial | Parsed::AwaitingBody(_) => return (used, false),
+            Parsed::Partial | Parsed::AwaitingBody(_) => return (used, false, Pending::None),
             Parsed::Request(req, n) => {
                 counters.http_requests += 1;
                 used += n;
-                respond(out, req.method, req.path, req.keep_alive, counters, stats);
+                let (_, body) = respond(out, &origin(), &req, || stats(counters));
+                if let Some(body) = body {
+                    return (used, !req.keep_alive, Pending::Bytes(body));
+                }
                 if !req.keep_alive {
-                    return (used, true);
+                    return (used, true, Pending::None);
+                }
+            }
+            Parsed::Streamed(req, head, length) => {
+                counters.http_requests += 1;
+                used += head;
+                let mut sink = Sink::new(length, req.keep_alive);
+                used += sink.take(input.len() - used);
+                if !sink.done() {
+                    return (used, false, Pending::Sink(sink));
+                }
+                write_sink_answer(out, &origin(), &sink);
+                if !sink.keep_alive {
+                    return (used, true, Pending::None);
                 }
             }
             Parsed::Error(status) => {
                 counters.http_requests += 1;
-                let body = format!("{} {}\n", status.code(), status.reason());
-                write_response(out, &origin(), status, "text/plain", body.as_bytes(), true, false);
-                return (input.len(), true);
+                answer_error(out, status);
+                return (input.len(), true, Pending::None);
             }
         }
     }
 }
 
-fn respond(
-    out: &mut Vec<u8>,
-    method: Method,
-    path: &str,
-    keep_alive: bool,
-    counters: &Counters,
-    stats: &dyn Fn(&Counters) -> String,
-) {
-    let with_body = method != Method::Head;
-    match (path, method) {
-        ("/" | "/index.html", Method::Get | Method::Head) => write_response(
-            out,
-            &origin(),
-            Status::Ok,
-            "text/html; charset=utf-8",
-            INDEX_HTML.as_bytes(),
-            with_body,
-            keep_alive,
-        ),
-        ("/stats", Method::Get | Method::Head) => write_response(
-            out,
-            &origin(),
-            Status::Ok,
-            "application/json",
-            stats(counters).as_bytes(),
-            with_body,
-            keep_alive,
-        ),
-        (_, Method::Unsupported) => write_response(
-            out,
-            &origin(),
-            Status::MethodNotAllowed,
-            "text/plain",
-            b"405 Method Not Allowed\n",
-            true,
-            keep_alive,
-        ),
-        _ => write_response(out, &origin(), Status::NotFound, "text/plain", b"404 Not Found\n", with_body, keep_alive),
-    }
+/// Appends an error answer, after which the connection closes.
+pub fn answer_error(out: &mut Vec<u8>, status: Status) {
+    let body = format!("{} {}\n", status.code(), status.reason());
+    write_response(out, &origin(), status, "text/plain", body.as_bytes(), true, false);
+}
+
+/// Appends the answer to an upload whose whole body has now been read.
+pub fn answer_sink(out: &mut Vec<u8>, sink: &Sink) {
+    write_sink_answer(out, &origin(), sink);
 }
 
 /// `/stats`: the counters as JSON, padded with spaces to `size` bytes (the
@@ -118,7 +121,8 @@ mod tests {
     fn run(input: &str) -> (String, usize, bool) {
         let mut out = Vec::new();
         let mut counters = Counters::default();
-        let (used, close) = answer(input.as_bytes(), &mut out, &mut counters, &|c| stats_json(c, 5, 300));
+        let (used, close, pending) = answer(input.as_bytes(), &mut out, &mut counters, &|c| stats_json(c, 5, 300));
+        assert_eq!(pending, Pending::None);
         (String::from_utf8(out).unwrap(), used, close)
     }
 
@@ -156,6 +160,32 @@ mod tests {
         let (out, used, close) = run("GARBAGE\r\n\r\n");
         assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
         assert_eq!((used, close), (11, true));
+    }
+
+    #[test]
+    fn bulk_routes_leave_their_bodies_pending_as_skiff_does() {
+        let mut out = Vec::new();
+        let mut counters = Counters::default();
+        let stats = |c: &Counters| stats_json(c, 5, 300);
+        let input = b"GET /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (used, close, pending) = answer(input, &mut out, &mut counters, &stats);
+        assert_eq!((used, close, pending), (37, false, Pending::Bytes(Generated::new(1000))));
+        let head = String::from_utf8(out).unwrap();
+        assert!(head.contains("Content-Length: 1000\r\n") && head.ends_with("\r\n\r\n"), "{head}");
+
+        let mut out = Vec::new();
+        let input = b"POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc";
+        let (used, close, pending) = answer(input, &mut out, &mut counters, &stats);
+        let mut sink = Sink::new(9, true);
+        sink.take(3);
+        assert_eq!((used, close, pending, out.len()), (input.len(), false, Pending::Sink(sink), 0));
+
+        let input =
+            b"POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (used, close, pending) = answer(input, &mut out, &mut counters, &stats);
+        assert_eq!((used, close, pending), (input.len(), false, Pending::None));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\n\r\n{\"received\":3}\n") && text.contains("HTTP/1.1 404 Not Found"), "{text}");
     }
 
     #[test]

@@ -10,7 +10,10 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use crate::http::{self, Counters};
+use skiff_net::apps::http::bulk::{Generated, Sink};
+use skiff_net::apps::http::request::Status;
+
+use crate::http::{self, Counters, Pending};
 
 const ECHO_PORT: u16 = 7;
 const HTTP_PORT: u16 = 80;
@@ -28,7 +31,18 @@ const EVENTS: usize = 64;
 
 enum Kind {
     Echo,
-    Http { input: Vec<u8>, closing: bool },
+    Http(HttpState),
+}
+
+/// An HTTP connection's requests: as Skiff's (net/src/apps/http), a
+/// generated body is written a chunk at a time as the socket takes it, and
+/// an upload's body is read and dropped as it comes, never buffered.
+#[derive(Default)]
+struct HttpState {
+    input: Vec<u8>,
+    closing: bool,
+    generated: Option<Generated>,
+    sink: Option<Sink>,
 }
 
 struct Connection {
@@ -134,7 +148,7 @@ impl Server {
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            let kind = if http { Kind::Http { input: Vec::new(), closing: false } } else { Kind::Echo };
+            let kind = if http { Kind::Http(HttpState::default()) } else { Kind::Echo };
             let slot = match self.connections.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
@@ -173,28 +187,62 @@ impl Server {
     }
 
     fn step(&mut self, conn: &mut Connection) -> Next {
-        // Pending output first: nothing is read until it is gone.
-        if conn.sent < conn.output.len() {
-            match flush(conn) {
-                Ok(true) => {}
-                Ok(false) => return Next::Write,
-                Err(()) => return Next::Close,
-            }
-        } else {
-            match conn.stream.read(&mut self.buffer) {
-                Ok(0) => conn.eof = true,
-                Ok(n) => self.consume(conn, n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return Next::Close,
-            }
-            match flush(conn) {
-                Ok(true) => {}
-                Ok(false) => return Next::Write,
-                Err(()) => return Next::Close,
-            }
+        // Pending output first (answers, a generated body, the answers
+        // behind it): nothing is read until it is gone.
+        match self.drain(conn) {
+            Ok(true) => {}
+            Ok(false) => return Next::Write,
+            Err(()) => return Next::Close,
         }
-        let closing = matches!(conn.kind, Kind::Http { closing: true, .. });
+        match conn.stream.read(&mut self.buffer) {
+            Ok(0) => {
+                conn.eof = true;
+                // An upload cut short (RFC 9112 8): 400, as Skiff says it.
+                if let Kind::Http(state) = &mut conn.kind
+                    && state.sink.take().is_some()
+                {
+                    conn.output.clear();
+                    conn.sent = 0;
+                    http::answer_error(&mut conn.output, Status::BadRequest);
+                    state.closing = true;
+                }
+            }
+            Ok(n) => self.consume(conn, n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Next::Close,
+        }
+        match self.drain(conn) {
+            Ok(true) => {}
+            Ok(false) => return Next::Write,
+            Err(()) => return Next::Close,
+        }
+        let closing = matches!(&conn.kind, Kind::Http(HttpState { closing: true, .. }));
         if conn.eof || closing { Next::Close } else { Next::Read }
+    }
+
+    /// Writes the output, then a generated body a chunk at a time, then
+    /// answers what waited behind it: `Ok(true)` when all is written,
+    /// `Ok(false)` when the socket is full.
+    fn drain(&mut self, conn: &mut Connection) -> Result<bool, ()> {
+        loop {
+            if !flush(conn)? {
+                return Ok(false);
+            }
+            let Kind::Http(state) = &mut conn.kind else { return Ok(true) };
+            let Some(body) = &mut state.generated else { return Ok(true) };
+            if !body.done() {
+                // The output is empty: the next chunk goes there.
+                conn.output.resize(CHUNK, 0);
+                let n = body.fill(&mut conn.output);
+                conn.output.truncate(n);
+                continue;
+            }
+            state.generated = None;
+            if state.closing {
+                return Ok(true);
+            }
+            self.answer(state, &mut conn.output);
+        }
     }
 
     /// Handles `n` fresh bytes in `self.buffer`.
@@ -206,15 +254,38 @@ impl Server {
                 self.counters.echo_bytes += n as u64;
                 conn.output.extend_from_slice(&self.buffer[..n]);
             }
-            Kind::Http { input, closing } => {
-                input.extend_from_slice(&self.buffer[..n]);
-                let (size, started) = (self.stats_bytes, self.started);
-                let stats = |c: &Counters| http::stats_json(c, started.elapsed().as_millis(), size);
-                let (used, close) = http::answer(input, &mut conn.output, &mut self.counters, &stats);
-                input.drain(..used);
-                // A request that can never fit is answered by closing.
-                *closing = close || input.len() > HTTP_INPUT_LIMIT;
+            Kind::Http(state) => {
+                let mut fresh = &self.buffer[..n];
+                // An upload's body is counted and dropped; the rest is the next request.
+                if let Some(sink) = &mut state.sink {
+                    fresh = &fresh[sink.take(fresh.len())..];
+                    if sink.done() {
+                        http::answer_sink(&mut conn.output, sink);
+                        state.closing = !sink.keep_alive;
+                        state.sink = None;
+                    }
+                }
+                state.input.extend_from_slice(fresh);
+                self.answer(state, &mut conn.output);
             }
+        }
+    }
+
+    /// Answers the whole requests in `state.input`, up to one that leaves a body pending.
+    fn answer(&mut self, state: &mut HttpState, output: &mut Vec<u8>) {
+        if state.closing || state.sink.is_some() || state.generated.is_some() {
+            return;
+        }
+        let (size, started) = (self.stats_bytes, self.started);
+        let stats = |c: &Counters| http::stats_json(c, started.elapsed().as_millis(), size);
+        let (used, close, pending) = http::answer(&state.input, output, &mut self.counters, &stats);
+        state.input.drain(..used);
+        // A request that can never fit is answered by closing.
+        state.closing = close || state.input.len() > HTTP_INPUT_LIMIT;
+        match pending {
+            Pending::None => {}
+            Pending::Bytes(body) => state.generated = Some(body),
+            Pending::Sink(sink) => state.sink = Some(sink),
         }
     }
 }

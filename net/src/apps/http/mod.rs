@@ -384,8 +384,7 @@ fn note_read(follow: &Follow, recent: &mut RecentConnections, bytes: usize) {
 fn finish_sink(conn: &mut Connection, origin: &Origin) {
     let Some(sink) = conn.sink.filter(Sink::done) else { return };
     let before = conn.output.len();
-    let body = sink.answer();
-    write_response(&mut conn.output, origin, Status::Ok, "application/json", body.as_bytes(), true, sink.keep_alive);
+    write_sink_answer(&mut conn.output, origin, &sink);
     conn.sink = None;
     conn.closing = !sink.keep_alive;
     trace_response(conn.socket.follow(), Status::Ok, conn.output.len() - before);
@@ -437,10 +436,18 @@ fn route(req: &Request) -> Status {
     if ok { Status::Ok } else { Status::MethodNotAllowed }
 }
 
+/// Appends the answer to a whole upload (`POST /sink`) to `out`: how many
+/// bytes it had.
+pub fn write_sink_answer(out: &mut Vec<u8>, origin: &Origin, sink: &Sink) {
+    let body = sink.answer();
+    write_response(out, origin, Status::Ok, "application/json", body.as_bytes(), true, sink.keep_alive);
+}
+
 /// Appends the answer to one request to `out`; `stats_json` renders
 /// `/stats`, for the routes that show it. A `GET /bytes/N` gets its head
-/// here and its body as the socket takes it: the second value.
-fn respond(
+/// here and its body as the socket takes it: the second value. (The
+/// bench's Linux guest answers with this too.)
+pub fn respond(
     out: &mut Vec<u8>,
     origin: &Origin,
     req: &Request,
@@ -510,7 +517,7 @@ pub fn write_response(
 /// Appends a response's status line and headers to `out`: `Allow` (the
 /// resource's methods, `allow`) on 405 and on 200 without a content type
 /// (OPTIONS).
-pub fn write_head(
+fn write_head(
     out: &mut Vec<u8>,
     origin: &Origin,
     status: Status,
