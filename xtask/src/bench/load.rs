@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::summary::percentile;
 
 /// How long one socket operation may take before the request counts as failed.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client's pause after a failed request.
 const ERROR_PAUSE: Duration = Duration::from_millis(1);
 /// Bytes per echo write.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::bulk::{self, BULK_LOADS};
 use super::guest::{self, Accel, Kind, Media, Running};
 use super::load::{self, Connections};
 use super::summary::Summary;
@@ -26,14 +27,29 @@ pub struct Settings {
     pub idle: Duration,
     /// The memory bisection's resolution.
     pub memory_step_mib: u32,
+    /// Bytes (in MiB) of each bulk transfer (`bulk.rs`).
+    pub bulk_mib: u64,
 }
 
 /// `cargo xtask bench --quick`: a few minutes, to show the bench works.
-pub const QUICK: Settings =
-    Settings { boots: 2, repeats: 1, load: Duration::from_secs(1), idle: Duration::from_secs(2), memory_step_mib: 16 };
+/// Its bulk transfers are small: a fraction of a second each.
+pub const QUICK: Settings = Settings {
+    boots: 2,
+    repeats: 1,
+    load: Duration::from_secs(1),
+    idle: Duration::from_secs(2),
+    memory_step_mib: 16,
+    bulk_mib: 16,
+};
 /// `cargo xtask bench`.
-pub const FULL: Settings =
-    Settings { boots: 5, repeats: 3, load: Duration::from_secs(5), idle: Duration::from_secs(5), memory_step_mib: 1 };
+pub const FULL: Settings = Settings {
+    boots: 5,
+    repeats: 3,
+    load: Duration::from_secs(5),
+    idle: Duration::from_secs(5),
+    memory_step_mib: 1,
+    bulk_mib: 256,
+};
 
 /// Skiff's memory bisection step (see `memory_step`).
 const SKIFF_MEMORY_STEP_MIB: u32 = 1;
@@ -238,6 +254,7 @@ struct Runs {
     idle: Vec<f64>,
     http: Vec<Vec<load::HttpRun>>,
     echo: Vec<Vec<load::EchoRun>>,
+    bulk: Vec<Vec<bulk::BulkRun>>,
     /// The body of `GET /` and the size of `GET /stats`'s, from the first boot.
     index: Vec<u8>,
     stats_bytes: usize,
@@ -255,6 +272,7 @@ impl Runs {
             idle: Vec::new(),
             http: vec![Vec::new(); HTTP_LOADS.len()],
             echo: vec![Vec::new(); ECHO_LOADS.len()],
+            bulk: vec![Vec::new(); BULK_LOADS.len()],
             index: Vec::new(),
             stats_bytes: 0,
             stats_after: Value::Null,
@@ -286,6 +304,13 @@ impl Runs {
             }
             for (runs, (_, streams)) in self.echo.iter_mut().zip(ECHO_LOADS) {
                 runs.push(load::echo(guest::ECHO, *streams, s.load));
+            }
+            for (runs, (_, direction)) in self.bulk.iter_mut().zip(BULK_LOADS) {
+                let run = bulk::run(guest::HTTP, *direction, s.bulk_mib << 20);
+                if let Some(e) = &run.error {
+                    eprintln!("      {} {}: {e}", name(self.kind), direction.request());
+                }
+                runs.push(run);
             }
             match get_ok("/stats") {
                 Ok(body) => self.stats_after = serde_json::from_slice(&body).unwrap_or_default(),
@@ -355,12 +380,30 @@ impl Runs {
                 (name.to_string(), value)
             })
             .collect();
+        let bulk: serde_json::Map<String, Value> = BULK_LOADS
+            .iter()
+            .zip(&self.bulk)
+            .map(|((name, direction), runs)| {
+                let ok: Vec<f64> =
+                    runs.iter().filter(|r| r.error.is_none()).map(bulk::BulkRun::mib_per_second).collect();
+                let value = json!({
+                    "request": direction.request(),
+                    "mib_each": s.bulk_mib,
+                    "mib_per_s": summary(&ok),
+                    "bytes": runs.iter().map(|r| r.bytes).sum::<u64>(),
+                    "errors": runs.iter().filter(|r| r.error.is_some()).count(),
+                    "first_error": runs.iter().find_map(|r| r.error.clone()),
+                });
+                (name.to_string(), value)
+            })
+            .collect();
         Ok(json!({
             "memory_mib": MEMORY_MIB,
             "boot_to_first_200_ms": boot_summary.to_json(),
             "idle_cpu_percent": summary(&self.idle),
             "http": http,
             "echo": echo,
+            "bulk": bulk,
             "min_memory_mib": min_memory,
             "memory_step_mib": step,
             "index_bytes": self.index.len(),

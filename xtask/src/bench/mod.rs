@@ -12,6 +12,7 @@
 //!    also printed) and SVG plots (`report.rs`) into `target/bench/`
 //!    (`target/bench/quick/` for `--quick`).
 
+mod bulk;
 mod cpio;
 mod guest;
 mod linux;
@@ -161,6 +162,7 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
         "settings": {
             "boots": settings.boots, "repeats": settings.repeats, "load_s": settings.load.as_secs_f64(),
             "idle_s": settings.idle.as_secs_f64(), "memory_step_mib": settings.memory_step_mib,
+            "bulk_mib": settings.bulk_mib,
         },
         "host": {
             "cpu": cpu_model(),

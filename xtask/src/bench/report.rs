@@ -6,6 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde_json::Value;
 
+use super::bulk::{BULK_LOADS, Direction};
 use super::measure::{ECHO_LOADS, HTTP_LOADS};
 use super::summary::Summary;
 use crate::Result;
@@ -142,6 +143,14 @@ fn rows(r: &Value) -> Vec<Row> {
     for (name, streams) in ECHO_LOADS {
         let what = format!("TCP echo, {streams} stream{} (MiB/s)", if *streams == 1 { "" } else { "s" });
         rows.push(summary_row(r, &what, &format!("/echo/{name}/mib_per_s")));
+    }
+    for (name, direction) in BULK_LOADS {
+        let mib = number(r, &format!("/guests/skiff/bulk/{name}/mib_each")).unwrap_or(0.0);
+        let what = match direction {
+            Direction::FromGuest => format!("bulk from the guest, GET /bytes/N, {mib:.0} MiB checked (MiB/s)"),
+            Direction::ToGuest => format!("bulk to the guest, POST /sink, {mib:.0} MiB (MiB/s)"),
+        };
+        rows.push(summary_row(r, &what, &format!("/bulk/{name}/mib_per_s")));
     }
     let step = |guest: &str| number(r, &format!("/guests/{guest}/memory_step_mib")).unwrap_or(1.0);
     rows.push(value_row(
@@ -412,6 +421,10 @@ pub fn check(path: &Path) -> Result<String> {
             need(format!("{g}/echo/{name}/mib_per_s/min"), &|v| v > 0.0, "every run must move data");
             need(format!("{g}/echo/{name}/errors"), &|v| v == 0.0, "every stream must come back whole");
         }
+        for (name, _) in BULK_LOADS {
+            need(format!("{g}/bulk/{name}/mib_per_s/min"), &|v| v > 0.0, "every transfer must move data");
+            need(format!("{g}/bulk/{name}/errors"), &|v| v == 0.0, "every transfer must be whole and right");
+        }
     }
     for guest in ["skiff", "linux"] {
         need(format!("/guests/{guest}/min_memory_mib"), &|v| v > 0.0 && v <= 128.0, "must be found below the default");
@@ -440,7 +453,7 @@ pub fn check(path: &Path) -> Result<String> {
         )
     };
     Ok(format!(
-        "{}: first 200 after {:.0} ms vs Linux {:.0} ms; keep-alive {:.0} vs {:.0} req/s; echo {:.1} vs {:.1} MiB/s; -m {} vs {} MiB{note}",
+        "{}: first 200 after {:.0} ms vs Linux {:.0} ms; keep-alive {:.0} vs {:.0} req/s; echo {:.1} vs {:.1} MiB/s; bulk from/to the guest {:.1}/{:.1} vs {:.1}/{:.1} MiB/s; -m {} vs {} MiB{note}",
         r.pointer("/accel").and_then(Value::as_str).unwrap_or("?").to_uppercase(),
         median("skiff/boot_to_first_200_ms"),
         median("linux/boot_to_first_200_ms"),
@@ -448,6 +461,10 @@ pub fn check(path: &Path) -> Result<String> {
         median("linux/http/keep_alive_1/requests_per_s"),
         median("skiff/echo/streams_1/mib_per_s"),
         median("linux/echo/streams_1/mib_per_s"),
+        median("skiff/bulk/from_guest/mib_per_s"),
+        median("skiff/bulk/to_guest/mib_per_s"),
+        median("linux/bulk/from_guest/mib_per_s"),
+        median("linux/bulk/to_guest/mib_per_s"),
         number(&r, "/guests/skiff/min_memory_mib").unwrap_or(0.0),
         number(&r, "/guests/linux/min_memory_mib").unwrap_or(0.0),
     ))
@@ -476,8 +493,13 @@ mod tests {
                 .iter()
                 .map(|(name, _)| (name.to_string(), json!({"mib_per_s": summary(10.0), "errors": 0})))
                 .collect();
+            let bulk: serde_json::Map<String, Value> = BULK_LOADS
+                .iter()
+                .map(|(name, _)| (name.to_string(), json!({"mib_per_s": summary(80.0), "errors": 0, "mib_each": 16})))
+                .collect();
             json!({
                 "boot_to_first_200_ms": summary(900.0), "idle_cpu_percent": summary(0.2), "http": http, "echo": echo,
+                "bulk": bulk,
                 "min_memory_mib": 21, "memory_step_mib": 1, "stalled_boots": [],
             })
         };
