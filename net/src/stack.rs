@@ -233,6 +233,12 @@ impl Stack {
         self.http.buffered()
     }
 
+    /// HTTP connections holding a grown buffer (for tests).
+    #[cfg(test)]
+    pub(crate) fn http_grown(&self) -> usize {
+        self.http.grown()
+    }
+
     /// TCP sockets in `state` (for tests).
     #[cfg(test)]
     pub(crate) fn sockets_in(&self, state: smoltcp::socket::tcp::State) -> usize {
@@ -243,6 +249,19 @@ impl Stack {
     #[cfg(test)]
     pub(crate) fn list_room(&self) -> usize {
         self.pool.room() + self.echo.room() + self.http.room()
+    }
+
+    /// The largest receive and send buffers among the connected sockets of
+    /// local `port`, (0, 0) if none (for tests).
+    #[cfg(test)]
+    pub(crate) fn largest_buffers(&self, port: u16) -> (usize, usize) {
+        let tcp = self.sockets.iter().filter_map(|(_, s)| match s {
+            smoltcp::socket::Socket::Tcp(t) if t.local_endpoint().is_some_and(|e| e.port == port) => {
+                Some((t.recv_capacity(), t.send_capacity()))
+            }
+            _ => None,
+        });
+        tcp.fold((0, 0), |(r, t), (rx, tx)| (r.max(rx), t.max(tx)))
     }
 
     /// TCP sockets in the set, whatever their state (for tests).

@@ -9,7 +9,8 @@ use alloc::vec::Vec;
 use smoltcp::iface::SocketHandle;
 
 use super::harness::*;
-use crate::apps::http::bulk::{MAX_GENERATED, pattern_byte};
+use crate::apps::http::BUFFERS;
+use crate::apps::http::bulk::{BULK_BUFFER, MAX_GENERATED, pattern_byte};
 use crate::apps::http::request::{MAX_BODY, MAX_HEAD};
 
 /// The most heap the HTTP app may hold for one connection whatever the
@@ -236,4 +237,65 @@ fn a_client_not_reading_a_generated_body_gets_back_pressure_not_heap() {
     let mut reply = Vec::new();
     read_into(net.socket(h), &mut reply);
     assert!(reply.len() <= 4096, "more than the window came: {}", reply.len());
+}
+
+/// The HTTP sockets' 4 KiB receive buffer held an upload to a few KiB per
+/// round trip (8 MiB/s over the bench's TAP, a quarter of the Linux
+/// guest's): an upload's socket now receives into a `BULK_BUFFER`, which
+/// stays until the connection ends. (Simulated time: each step is 1 ms, and
+/// the small window let through 4 KiB a step.)
+#[test]
+fn an_upload_gets_a_large_receive_buffer_and_moves_faster_for_it() {
+    const N: usize = 4 << 20;
+    let mut net = Net::new(0, 0);
+    let h = net.connect_with_rx_buffer(80, 43700, 1024);
+    let mut request = format!("POST /sink HTTP/1.1\r\nHost: s\r\nContent-Length: {N}\r\n\r\n").into_bytes();
+    request.resize(request.len() + N, b'u');
+    let started = net.now;
+    let (reply, _) = transfer(&mut net, h, &request, |r| has_responses(r, 1));
+    let (_, body, _) = split_response(&reply).expect("the answer");
+    assert_eq!(body, format!("{{\"received\":{N}}}\n").as_bytes());
+    let ms = (net.now - started).as_millis() as usize;
+    assert_eq!(net.server.largest_buffers(80).0, BULK_BUFFER, "the receive buffer did not grow");
+    // At 4 KiB per simulated millisecond, 4 MiB took over a second.
+    assert!(ms < N / BUFFERS.0 / 2, "{N} bytes took {ms} simulated ms");
+    net.socket(h).close();
+    for _ in 0..2000 {
+        net.step();
+    }
+    assert_eq!(net.server.largest_buffers(80), (0, 0), "the connection did not end");
+    assert_eq!(net.server.http_grown(), 0, "its slot was not given back");
+}
+
+/// A generated body goes out of a `BULK_BUFFER`, and the send buffer is
+/// back to its size once the body is out.
+#[test]
+fn a_generated_body_gets_a_large_send_buffer_then_gives_it_back() {
+    const N: usize = 4 << 20;
+    let mut net = Net::new(0, 0);
+    let h = net.connect(80, 43701);
+    let request = format!("GET /bytes/{N} HTTP/1.1\r\nHost: s\r\n\r\n");
+    let mut largest = 0;
+    let mut reply = Vec::new();
+    let mut sent = false;
+    for _ in 0..20_000 {
+        net.step();
+        largest = largest.max(net.server.largest_buffers(80).1);
+        let s = net.socket(h);
+        if !sent && s.can_send() {
+            sent = s.send_slice(request.as_bytes()).is_ok();
+        }
+        read_into(s, &mut reply);
+        if has_responses(&reply, 1) {
+            break;
+        }
+    }
+    let (_, body, _) = split_response(&reply).expect("the answer");
+    assert!(body == pattern(N), "the body is not the pattern");
+    assert_eq!(largest, BULK_BUFFER, "the send buffer did not grow");
+    for _ in 0..100 {
+        net.step();
+    }
+    assert_eq!(net.server.largest_buffers(80), BUFFERS, "the grown send buffer was kept");
+    assert_eq!(net.server.http_grown(), 0, "its slot was not given back");
 }

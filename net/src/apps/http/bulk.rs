@@ -12,9 +12,54 @@
 //!   are not taken (501). The answer is `{"received":N}`, the bytes read.
 //!
 //! Both keep the connection open after them as any request does.
+//!
+//! An HTTP socket's buffers are small (`super::BUFFERS`: a request and a
+//! page), which would hold one transfer to a few KiB per round trip. So the
+//! direction a large transfer uses is swapped for a [`BULK_BUFFER`] while it
+//! runs (smoltcp's `replace_*_buffer`, third_party/smoltcp/SKIFF.md patch
+//! 8), for at most [`BULK_SLOTS`] connections at once and only if the heap
+//! has room; the others go on at the small buffers' pace. A send buffer goes
+//! back to its small size once the body is out; a receive buffer cannot
+//! shrink under the window it advertised, and stays until the connection ends.
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
+
+use smoltcp::socket::tcp;
+
+/// A transfer's socket buffer: the echo app's largest, which fills the link
+/// with one connection (docs/performance.md). The window scale is agreed
+/// for the small buffer at the handshake, so 64 KiB is also the largest
+/// receive window the peer can be offered.
+pub const BULK_BUFFER: usize = super::super::echo::MAX_BUFFER;
+/// Connections with a grown buffer at once: at most this many times
+/// [`BULK_BUFFER`] of heap more than the HTTP sockets' own.
+pub const BULK_SLOTS: usize = 4;
+
+/// Which of a socket's buffers a transfer grew.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grown {
+    /// The receive buffer, for an upload: kept until the connection ends.
+    Rx,
+    /// The send buffer, for a generated body: shrunk back once it is out.
+    Tx,
+}
+
+/// Gives `socket`'s buffer `which` a new size, keeping its data, if the heap
+/// has room and the data fits (a receive buffer only grows); whether it did.
+pub fn resize_buffer(socket: &mut tcp::Socket<'static>, which: Grown, size: usize) -> bool {
+    let mut storage = Vec::new();
+    if storage.try_reserve_exact(size).is_err() {
+        return false;
+    }
+    storage.resize(size, 0);
+    let buffer = tcp::SocketBuffer::new(storage);
+    match which {
+        Grown::Rx => socket.replace_recv_buffer(buffer).is_ok(),
+        Grown::Tx => socket.replace_send_buffer(buffer).is_ok(),
+    }
+}
 
 /// The generated bodies' media type: bytes, not text (RFC 2046 4.5.1).
 pub const CONTENT_TYPE: &str = "application/octet-stream";

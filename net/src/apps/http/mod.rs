@@ -9,13 +9,12 @@
 //! buffer grows without bound. Keep-alive is the default; `Connection: close`,
 //! a framing error, or an idle timeout ends the connection.
 
+mod answer;
 pub mod bulk;
 pub mod date;
 pub mod request;
 pub mod target;
 
-use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -28,9 +27,11 @@ use crate::pool::{Pool, PortSpec};
 use crate::recent::{Follow, RecentConnections};
 use crate::sockets::{self, ServerSocket as Socket, Turn};
 use crate::{stats, trace};
-use bulk::{BytesPath, Generated, Sink};
+pub use answer::{ALLOW, Origin, SINK_ALLOW, respond, write_response, write_sink_answer};
+use answer::{error_response, route};
+use bulk::{Generated, Grown, Sink};
 use date::HttpDate;
-use request::{MAX_BODY, MAX_HEAD, Method, Parsed, Request, SINK, Status};
+use request::{MAX_BODY, MAX_HEAD, Parsed, Request, Status};
 
 /// The HTTP port.
 pub const PORT: u16 = 80;
@@ -46,17 +47,6 @@ const OUTPUT_HIGH_WATER: usize = 32 * 1024;
 
 /// The `Server` header Skiff sends.
 const SERVER: &str = "Skiff";
-/// The page at `/`: a live view of `/stats` (link, address, counters,
-/// interrupt rate, recent connections), refreshed in place every second by a
-/// few lines of script; no external resources.
-const INDEX_HTML: &str = include_str!("index.html");
-/// The resources Skiff serves; each allows the methods in `ALLOW`.
-const RESOURCES: [&str; 4] = ["/", "/index.html", "/stats", "/stats.html"];
-/// The methods every resource allows, for `Allow` (RFC 9110 10.2.1) in 405
-/// answers (15.5.6: MUST) and OPTIONS answers (9.3.7).
-pub const ALLOW: &str = "GET, HEAD, OPTIONS";
-/// The methods the upload route ([`SINK`]) allows.
-pub const SINK_ALLOW: &str = "POST, OPTIONS";
 /// The interim answer to `Expect: 100-continue` (RFC 9110 10.1.1, 15.2.1).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -78,6 +68,8 @@ struct Connection {
     /// A `POST /sink` body still to read and discard; nothing more is
     /// parsed until it is all read.
     sink: Option<Sink>,
+    /// A buffer of the socket grown for a transfer (one of the `BULK_SLOTS`).
+    grown: Option<Grown>,
 }
 
 /// The HTTP server's sockets and connection state.
@@ -85,6 +77,8 @@ pub struct HttpServer {
     connections: Vec<Connection>,
     idle_timeout: Duration,
     requests: u64,
+    /// Connections with a grown buffer (`bulk::BULK_SLOTS` at most).
+    grown: usize,
 }
 
 impl HttpServer {
@@ -92,7 +86,7 @@ impl HttpServer {
     pub fn new(sockets: &mut SocketSet<'static>, pool: &mut Pool, idle_timeout: Duration) -> Self {
         let (rx, tx) = BUFFERS;
         pool.add_port(sockets, PortSpec { port: PORT, app: "http", rx, tx, max: usize::MAX });
-        HttpServer { connections: Vec::new(), idle_timeout, requests: 0 }
+        HttpServer { connections: Vec::new(), idle_timeout, requests: 0, grown: 0 }
     }
 
     /// Takes the new connections from `pool`, moves every connection
@@ -110,7 +104,7 @@ impl HttpServer {
         date: Option<HttpDate>,
     ) {
         let origin = Origin { server: SERVER, date };
-        let HttpServer { connections, idle_timeout, requests } = self;
+        let HttpServer { connections, idle_timeout, requests, grown } = self;
         let idle_timeout = smoltcp::time::Duration::from_micros(idle_timeout.as_micros() as u64);
         connections.extend(pool.accept(PORT).map(|socket| Connection {
             socket,
@@ -121,6 +115,7 @@ impl HttpServer {
             continued: false,
             generated: None,
             sink: None,
+            grown: None,
         }));
         let pool_stats = pool.stats();
         let mut i = 0;
@@ -129,7 +124,9 @@ impl HttpServer {
             let socket = match conn.socket.begin(sockets, recent, now, pool.step_number()) {
                 Turn::Connected(socket) => socket,
                 Turn::Ended => {
-                    pool.release(sockets, PORT, connections.swap_remove(i).socket);
+                    let conn = connections.swap_remove(i);
+                    *grown -= usize::from(conn.grown.is_some());
+                    pool.release(sockets, PORT, conn.socket);
                     continue;
                 }
                 Turn::Idle => {
@@ -224,6 +221,9 @@ impl HttpServer {
                         conn.generated = generated;
                         let keep_alive = req.keep_alive;
                         conn.input.drain(..used);
+                        if generated.is_some() {
+                            grow(conn, sockets, grown, Grown::Tx);
+                        }
                         conn.closing = !keep_alive;
                         conn.request_started = None;
                         conn.continued = false;
@@ -245,6 +245,9 @@ impl HttpServer {
                         conn.sink = Some(sink);
                         conn.request_started = None;
                         conn.continued = false;
+                        if !sink.done() {
+                            grow(conn, sockets, grown, Grown::Rx);
+                        }
                         finish_sink(conn, &origin);
                         continue;
                     }
@@ -329,6 +332,16 @@ impl HttpServer {
                     trace_socket(trace::Direction::Tx, follow, "wrote", wrote);
                 }
             }
+            // The body is out: the send buffer back to its size, once what
+            // waits for acknowledgement fits.
+            if conn.grown == Some(Grown::Tx)
+                && conn.generated.is_none()
+                && socket.send_queue() <= BUFFERS.1
+                && bulk::resize_buffer(socket, Grown::Tx, BUFFERS.1)
+            {
+                conn.grown = None;
+                *grown -= 1;
+            }
 
             // The client closed its side: every whole request it sent is
             // answered, and what is left can never become one.
@@ -351,6 +364,12 @@ impl HttpServer {
     #[cfg(test)]
     pub(crate) fn room(&self) -> usize {
         self.connections.capacity()
+    }
+
+    /// Connections holding a grown buffer (for tests).
+    #[cfg(test)]
+    pub(crate) fn grown(&self) -> usize {
+        self.grown
     }
 
     /// Heap held by the connections' input and output buffers.
@@ -380,6 +399,18 @@ fn note_read(follow: &Follow, recent: &mut RecentConnections, bytes: usize) {
     trace_socket(trace::Direction::Rx, follow, "read", bytes);
 }
 
+/// Grows the connection's buffer `which` for a transfer, if a slot is free
+/// and the heap has room (see `bulk`).
+fn grow(conn: &mut Connection, sockets: &mut SocketSet<'static>, grown: &mut usize, which: Grown) {
+    if conn.grown.is_none()
+        && *grown < bulk::BULK_SLOTS
+        && bulk::resize_buffer(conn.socket.socket(sockets), which, bulk::BULK_BUFFER)
+    {
+        conn.grown = Some(which);
+        *grown += 1;
+    }
+}
+
 /// Answers the connection's upload once its whole body has been read.
 fn finish_sink(conn: &mut Connection, origin: &Origin) {
     let Some(sink) = conn.sink.filter(Sink::done) else { return };
@@ -407,195 +438,4 @@ fn note_request(follow: &Follow, recent: &mut RecentConnections, req: &Request) 
         record.requests += 1;
     }
     log::trace!(target: trace::TARGET, "rx app    {} {} {}", follow.name(), req.method.name(), req.path);
-}
-
-/// The methods `path` allows (for `Allow`), or the status of a path Skiff
-/// does not serve: 404, or 400 for a `/bytes/N` above its limit.
-fn allowed(path: &str) -> Result<&'static str, Status> {
-    match bulk::bytes_path(path) {
-        BytesPath::Size(_) => Ok(ALLOW),
-        BytesPath::TooLarge => Err(Status::BadRequest),
-        BytesPath::NotFound => Err(Status::NotFound),
-        BytesPath::Other if path == SINK => Ok(SINK_ALLOW),
-        // `*` is the server itself, for OPTIONS.
-        BytesPath::Other if path == "*" || RESOURCES.contains(&path) => Ok(ALLOW),
-        BytesPath::Other => Err(Status::NotFound),
-    }
-}
-
-/// The status a request will get: 404 for what Skiff does not serve, 405
-/// for a method the resource does not allow.
-fn route(req: &Request) -> Status {
-    let ok = match (allowed(req.path), req.method) {
-        (Err(status), _) => return status,
-        (Ok(_), Method::Options) => true,
-        (Ok(allow), Method::Post) => allow == SINK_ALLOW,
-        (Ok(allow), Method::Get | Method::Head) => allow == ALLOW,
-        (Ok(_), Method::Unsupported) => false,
-    };
-    if ok { Status::Ok } else { Status::MethodNotAllowed }
-}
-
-/// Appends the answer to a whole upload (`POST /sink`) to `out`: how many
-/// bytes it had.
-pub fn write_sink_answer(out: &mut Vec<u8>, origin: &Origin, sink: &Sink) {
-    let body = sink.answer();
-    write_response(out, origin, Status::Ok, "application/json", body.as_bytes(), true, sink.keep_alive);
-}
-
-/// Appends the answer to one request to `out`; `stats_json` renders
-/// `/stats`, for the routes that show it. A `GET /bytes/N` gets its head
-/// here and its body as the socket takes it: the second value. (The
-/// bench's Linux guest answers with this too.)
-pub fn respond(
-    out: &mut Vec<u8>,
-    origin: &Origin,
-    req: &Request,
-    stats_json: impl FnOnce() -> String,
-) -> (Status, Option<Generated>) {
-    let status = route(req);
-    let keep_alive = req.keep_alive;
-    let allow = allowed(req.path).unwrap_or(ALLOW);
-    // HEAD: the same head as GET, Content-Length included, without the body (RFC 9110 9.3.2).
-    let with_body = req.method != Method::Head;
-    let bytes = bulk::bytes_path(req.path);
-    if let (Status::Ok, Method::Get | Method::Head, BytesPath::Size(n)) = (status, req.method, bytes) {
-        write_head(out, origin, status, Some(bulk::CONTENT_TYPE), n, keep_alive, allow);
-        return (status, (with_body && n > 0).then(|| Generated::new(n)));
-    }
-    let (content_type, body): (&str, String) = match (status, req.method, req.path) {
-        (Status::Ok, Method::Options, _) => {
-            // RFC 9110 9.3.7: the methods allowed, and no content.
-            write_head(out, origin, status, None, 0, keep_alive, allow);
-            return (status, None);
-        }
-        (Status::Ok, _, "/stats") => ("application/json", stats_json()),
-        (Status::Ok, _, "/stats.html") => ("text/html; charset=utf-8", stats_page(&stats_json())),
-        (Status::Ok, _, _) => ("text/html; charset=utf-8", INDEX_HTML.into()),
-        (Status::BadRequest, _, _) if bytes == BytesPath::TooLarge => ("text/plain", bulk::too_large_body()),
-        (status, _, _) => ("text/plain", format!("{} {}\n", status.code(), status.reason())),
-    };
-    write_head(out, origin, status, Some(content_type), body.len() as u64, keep_alive, allow);
-    if with_body {
-        out.extend_from_slice(body.as_bytes());
-    }
-    (status, None)
-}
-
-fn error_response(out: &mut Vec<u8>, origin: &Origin, status: Status) {
-    let body = format!("{} {}\n", status.code(), status.reason());
-    write_response(out, origin, status, "text/plain", body.as_bytes(), true, false);
-}
-
-/// Who answers, and when: the fields every response carries.
-#[derive(Clone, Copy, Debug)]
-pub struct Origin<'a> {
-    /// The `Server` header (the bench's Linux guest sends the same bytes under its own name).
-    pub server: &'a str,
-    /// The `Date` header (RFC 9110 6.6.1), or none without a reliable clock.
-    pub date: Option<HttpDate>,
-}
-
-/// Appends one response to `out`: the status line, the headers, and the
-/// body unless `with_body` is false (HEAD). RFC 9112 4 (status line),
-/// RFC 9110 8.6 (Content-Length).
-pub fn write_response(
-    out: &mut Vec<u8>,
-    origin: &Origin,
-    status: Status,
-    content_type: &str,
-    body: &[u8],
-    with_body: bool,
-    keep_alive: bool,
-) {
-    write_head(out, origin, status, Some(content_type), body.len() as u64, keep_alive, ALLOW);
-    if with_body {
-        out.extend_from_slice(body);
-    }
-}
-
-/// Appends a response's status line and headers to `out`: `Allow` (the
-/// resource's methods, `allow`) on 405 and on 200 without a content type
-/// (OPTIONS).
-fn write_head(
-    out: &mut Vec<u8>,
-    origin: &Origin,
-    status: Status,
-    content_type: Option<&str>,
-    length: u64,
-    keep_alive: bool,
-    allow: &str,
-) {
-    let head = format!("HTTP/1.1 {} {}\r\nServer: {}\r\n", status.code(), status.reason(), origin.server);
-    out.extend_from_slice(head.as_bytes());
-    if let Some(date) = &origin.date {
-        out.extend_from_slice(b"Date: ");
-        out.extend_from_slice(date.as_str().as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if let Some(content_type) = content_type {
-        out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
-    }
-    if status == Status::MethodNotAllowed || content_type.is_none() {
-        out.extend_from_slice(format!("Allow: {allow}\r\n").as_bytes());
-    }
-    let connection = if keep_alive { "keep-alive" } else { "close" };
-    let tail = format!("Content-Length: {length}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n\r\n");
-    out.extend_from_slice(tail.as_bytes());
-}
-
-/// `/stats.html`: the JSON, shown as a page that reloads every two seconds.
-fn stats_page(json: &str) -> String {
-    let escaped = json.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Skiff: stats</title></head>\n\
-<body style=\"font-family: sans-serif; margin: 1em\"><h1>Skiff</h1><p><a href=\"/\">home</a> · refreshes every 2 s · \
-<a href=\"/stats\">JSON</a></p>\n<pre id=\"stats\">{escaped}</pre></body></html>\n"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_live_page_is_self_contained_and_fits_a_phone() {
-        let page = INDEX_HTML;
-        assert!(page.contains(r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#));
-        // Nothing from elsewhere: no scripts, styles, fonts or images to fetch.
-        for external in ["http://", "https://", "src=", "@import", "url("] {
-            assert!(!page.contains(external), "the page refers to something outside: {external}");
-        }
-        assert!(page.contains("fetch('/stats'"), "the page does not poll /stats");
-        assert!(page.len() < 8 * 1024, "the page grew to {} bytes", page.len());
-    }
-
-    #[test]
-    fn every_element_the_script_fills_exists() {
-        let page = INDEX_HTML;
-        let mut rest = page;
-        let mut ids = 0;
-        while let Some(at) = rest.find("$('") {
-            let name = &rest[at + 3..];
-            let name = &name[..name.find('\'').unwrap()];
-            assert!(page.contains(&format!("id=\"{name}\"")), "the script fills #{name}, which the page lacks");
-            ids += 1;
-            rest = &rest[at + 3..];
-        }
-        assert!(ids >= 10, "only {ids} elements filled");
-    }
-
-    #[test]
-    fn the_root_answers_with_the_live_page() {
-        let mut out = Vec::new();
-        let req = Request { method: Method::Get, path: "/", keep_alive: true, expect_continue: false };
-        let origin = Origin { server: SERVER, date: None };
-        let (status, body) = respond(&mut out, &origin, &req, || String::from("{}"));
-        assert_eq!((status, body), (Status::Ok, None));
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
-        assert!(text.contains("Content-Type: text/html; charset=utf-8\r\n"));
-        assert!(text.ends_with(INDEX_HTML));
-    }
 }

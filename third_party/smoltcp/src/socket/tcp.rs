@@ -608,6 +608,16 @@ const DEFAULT_MSS: usize = 536;
 /// timestamps) so that every segment carries some payload.
 const MIN_REMOTE_MSS: usize = 48;
 
+/// Skiff patch 8: appends the data in `from`, in order, to the empty `to`, which has room.
+fn move_contents(from: &SocketBuffer<'_>, to: &mut SocketBuffer<'_>) {
+    let mut offset = 0;
+    while offset < from.len() {
+        // At most two pieces: the ring may wrap.
+        let piece = from.get_allocated(offset, from.len() - offset);
+        offset += to.enqueue_slice(piece);
+    }
+}
+
 impl<'a> Socket<'a> {
     #[allow(unused_comparisons)] // small usize platforms always pass rx_capacity check
     /// Create a socket using the given buffers.
@@ -775,6 +785,40 @@ impl<'a> Socket<'a> {
     /// Return the loss-recovery events of this socket since it was made (Skiff patch 5).
     pub fn recovery_counters(&self) -> RecoveryCounters {
         self.recovery
+    }
+
+    /// Replace the transmit buffer with `buffer`, keeping the data in it, sent and not yet
+    /// acknowledged as well as not yet sent, in order (Skiff patch 8). Returns the old buffer,
+    /// or `buffer` itself if that data does not fit in it. The transmit buffer's size is not
+    /// advertised, so it may shrink as well as grow.
+    pub fn replace_send_buffer(
+        &mut self,
+        mut buffer: SocketBuffer<'a>,
+    ) -> Result<SocketBuffer<'a>, SocketBuffer<'a>> {
+        if buffer.capacity() < self.tx_buffer.len() {
+            return Err(buffer);
+        }
+        buffer.clear();
+        move_contents(&self.tx_buffer, &mut buffer);
+        Ok(mem::replace(&mut self.tx_buffer, buffer))
+    }
+
+    /// Replace the receive buffer with `buffer`, keeping the data in it (Skiff patch 8).
+    /// Returns the old buffer, or `buffer` itself if it is smaller (the window already
+    /// advertised must not shrink, RFC 9293 3.8.6.2.1) or if out-of-order data waits in the
+    /// old one (the assembler's ranges lie in its free space; try again once they are filled).
+    /// The window grows with the buffer, up to what the window scale agreed at the handshake
+    /// can express.
+    pub fn replace_recv_buffer(
+        &mut self,
+        mut buffer: SocketBuffer<'a>,
+    ) -> Result<SocketBuffer<'a>, SocketBuffer<'a>> {
+        if buffer.capacity() < self.rx_buffer.capacity() || !self.assembler.is_empty() {
+            return Err(buffer);
+        }
+        buffer.clear();
+        move_contents(&self.rx_buffer, &mut buffer);
+        Ok(mem::replace(&mut self.rx_buffer, buffer))
     }
 
     /// Return the timeout duration.
@@ -10123,6 +10167,77 @@ mod test {
         });
         assert_eq!(s.fast_recovery_end, None);
         recv_nothing!(s, time 1041);
+    }
+
+    #[test]
+    fn test_skiff_replaced_buffers_keep_their_data_and_the_window_grows() {
+        let mut s = socket_established_with_buffer_sizes(6, 6);
+        // Unsent data that wraps around the transmit ring, and received data.
+        s.send_slice(b"abcd").unwrap();
+        recv!(s, time 10, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"abcd"[..],
+            window_len: 6,
+            ..RECV_TEMPL
+        }));
+        send!(s, time 20, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 4),
+            payload: &b"xyz"[..],
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"efgh").unwrap();
+        assert_eq!(
+            s.replace_send_buffer(SocketBuffer::new(vec![0; 3])).err().map(|b| b.capacity()),
+            Some(3),
+            "too small for what waits"
+        );
+        let old = s.replace_send_buffer(SocketBuffer::new(vec![0; 64])).unwrap();
+        assert_eq!(old.capacity(), 6);
+        assert_eq!(
+            s.replace_recv_buffer(SocketBuffer::new(vec![0; 4])).err().map(|b| b.capacity()),
+            Some(4),
+            "smaller than the window advertised"
+        );
+        s.replace_recv_buffer(SocketBuffer::new(vec![0; 64])).unwrap();
+        // The unsent data goes out whole, and the window is the new buffer's room.
+        recv!(s, time 30, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 4,
+            ack_number: Some(REMOTE_SEQ + 1 + 3),
+            payload: &b"efgh"[..],
+            window_len: 61,
+            ..RECV_TEMPL
+        }));
+        let mut got = [0; 8];
+        assert_eq!(s.recv_slice(&mut got), Ok(3));
+        assert_eq!(&got[..3], b"xyz");
+    }
+
+    #[test]
+    fn test_skiff_recv_buffer_is_not_replaced_while_data_waits_out_of_order() {
+        let mut s = socket_established_with_buffer_sizes(64, 64);
+        // Data beyond a hole: kept in the assembler, and a duplicate ACK at once.
+        let out_of_order = send(&mut s, Instant::from_millis(10), &TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 3,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"def"[..],
+            ..SEND_TEMPL
+        });
+        assert_eq!(out_of_order.map(|r| r.ack_number), Some(Some(REMOTE_SEQ + 1)));
+        assert!(s.replace_recv_buffer(SocketBuffer::new(vec![0; 128])).is_err());
+        // The hole filled: everything is acknowledged at once, and the assembler is empty.
+        let filled = send(&mut s, Instant::from_millis(20), &TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abc"[..],
+            ..SEND_TEMPL
+        });
+        assert_eq!(filled.map(|r| r.ack_number), Some(Some(REMOTE_SEQ + 1 + 6)));
+        assert!(s.replace_recv_buffer(SocketBuffer::new(vec![0; 128])).is_ok());
+        let mut got = [0; 8];
+        assert_eq!(s.recv_slice(&mut got), Ok(6));
+        assert_eq!(&got[..6], b"abcdef");
     }
 
     #[test]
