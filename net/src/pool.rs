@@ -123,6 +123,10 @@ pub struct PortSpec {
     pub rx: usize,
     /// Each socket's send buffer, in bytes.
     pub tx: usize,
+    /// The receive buffer a connection may be given later (0: none larger
+    /// than `rx`): its window scale is offered at the handshake, the only
+    /// time it can be (smoltcp patch 9).
+    pub rx_may_grow_to: usize,
     /// Connections at once on this port, within the pool's limit (an app
     /// with large buffers caps its share).
     pub max: usize,
@@ -261,6 +265,7 @@ impl Pool {
     fn listener(&self, spec: &PortSpec) -> tcp::Socket<'static> {
         let mut socket = server_socket(spec.rx, spec.tx, spec.port);
         socket.set_nagle_enabled(self.nagle);
+        socket.set_window_scale_for(spec.rx_may_grow_to);
         socket
     }
 

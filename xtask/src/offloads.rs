@@ -2,7 +2,9 @@
 //! headers, the card offers TSO and receive coalescing and the driver must
 //! use them; over QEMU's user network it offers neither and nothing changes.
 //! Each boot streams a large echo, compares every byte, and reads `/stats`
-//! (its features and the driver's counters).
+//! (its features and the driver's counters). A third boot, over TAP, moves
+//! one bulk transfer each way through the HTTP app (`GET /bytes/N`, every
+//! byte checked; `POST /sink`, the count checked).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +18,8 @@ use crate::{Result, forward, testnet};
 pub const TAP_ECHO_BYTES: usize = 100 << 20;
 /// Over the user network: enough to need many segments, quick under slirp.
 const USER_ECHO_BYTES: usize = 8 << 20;
+/// Each bulk transfer of `serve-bulk-tap`.
+const BULK_BYTES: u64 = 32 << 20;
 /// How long the guest may take to answer at all.
 const SERVING_WITHIN: Duration = Duration::from_secs(60);
 /// Features the TAP boot must show, and the user boot must not.
@@ -30,7 +34,7 @@ const DROPS: [&str; 6] = [
     "tx_drop_no_buffer",
 ];
 
-/// `serve-offloads-tap` and `serve-offloads-user`.
+/// `serve-offloads-tap`, `serve-offloads-user` and `serve-bulk-tap`.
 pub fn cases(timeout: Duration) -> Vec<Case> {
     let tap = Case {
         name: "serve-offloads-tap",
@@ -57,8 +61,52 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
         timeout: timeout.max(Duration::from_secs(120)),
         client: Some(Box::new(move |_| check(ports, false, USER_ECHO_BYTES))),
     };
+    let bulk = Case {
+        name: "serve-bulk-tap",
+        boot: crate::stress::hostile_boot(true),
+        expect: Expect::Serves,
+        timeout: timeout.max(Duration::from_secs(180)),
+        client: Some(Box::new(|guest| {
+            let netns = guest.netns.as_deref().ok_or("the TAP boot has no namespace")?;
+            let ports = Ports { http: free_port(), echo: free_port() };
+            let guest_at = |port| SocketAddr::from((testnet::GUEST_IP, port));
+            forward::spawn(ports.http, netns, guest_at(testnet::HTTP_PORT))?;
+            forward::spawn(ports.echo, netns, guest_at(testnet::ECHO_PORT))?;
+            check_bulk(ports)
+        })),
+    };
     debug_assert!(matches!(tap.boot.nic, Some(Nic { backend: Backend::Tap, offload: true, .. })));
-    vec![tap, user]
+    vec![tap, user, bulk]
+}
+
+/// One `GET /bytes/N` and one `POST /sink` of `BULK_BYTES`, checked, then
+/// `/stats`: TSO and coalescing used, no drops.
+fn check_bulk(ports: Ports) -> Result<String> {
+    use crate::bench::bulk::{self, Direction};
+    clients::wait_until_serving(ports.http, SERVING_WITHIN)?;
+    let http = SocketAddr::from(([127, 0, 0, 1], ports.http));
+    let mut rates = Vec::new();
+    for direction in [Direction::FromGuest, Direction::ToGuest] {
+        let run = bulk::run(http, direction, BULK_BYTES);
+        if let Some(e) = run.error {
+            return Err(format!("{}: {e}", direction.request()));
+        }
+        rates.push(run.mib_per_second());
+    }
+    let stats = clients::stats(ports)?;
+    let counter = |name: &str| stats.pointer(&format!("/device/{name}")).and_then(|v| v.as_u64()).unwrap_or(0);
+    let (tso, gso) = (counter("tx_tso_frames"), counter("rx_gso_frames"));
+    if tso == 0 || gso == 0 {
+        return Err(format!("offloads unused by the transfers: tx_tso_frames {tso}, rx_gso_frames {gso}"));
+    }
+    if let Some(drop) = DROPS.iter().find(|d| counter(d) != 0) {
+        return Err(format!("{drop} is {} in a clean run", counter(drop)));
+    }
+    Ok(format!(
+        "GET /bytes/{BULK_BYTES} checked byte for byte at {:.0} MiB/s, POST /sink of as many counted at {:.0} MiB/s \
+         (through xtask's port forward); TSO frames {tso}, coalesced frames {gso}",
+        rates[0], rates[1]
+    ))
 }
 
 /// Echo `bytes` byte for byte, then `/stats`: the offload features and
@@ -107,6 +155,6 @@ mod tests {
     fn the_tap_case_boots_on_tap_with_offloads_and_the_user_one_on_slirp() {
         let cases = cases(Duration::from_secs(1));
         let backends: Vec<_> = cases.iter().map(|c| c.boot.nic.as_ref().map(|n| (n.backend, n.offload))).collect();
-        assert_eq!(backends, [Some((Backend::Tap, true)), Some((Backend::User, true))]);
+        assert_eq!(backends, [Some((Backend::Tap, true)), Some((Backend::User, true)), Some((Backend::Tap, true))]);
     }
 }

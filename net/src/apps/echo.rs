@@ -46,7 +46,10 @@ impl EchoServer {
     /// Serves the echo port from `pool`, each connection with `buffer`
     /// bytes of receive and of send buffer.
     pub fn new(sockets: &mut SocketSet<'static>, pool: &mut Pool, buffer: usize) -> Self {
-        pool.add_port(sockets, PortSpec { port: PORT, app: "echo", rx: buffer, tx: buffer, max: CONNECTIONS });
+        pool.add_port(
+            sockets,
+            PortSpec { port: PORT, app: "echo", rx: buffer, tx: buffer, rx_may_grow_to: 0, max: CONNECTIONS },
+        );
         EchoServer { connections: Vec::new(), bytes: 0 }
     }
 

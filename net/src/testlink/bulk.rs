@@ -10,7 +10,7 @@ use smoltcp::iface::SocketHandle;
 
 use super::harness::*;
 use crate::apps::http::BUFFERS;
-use crate::apps::http::bulk::{BULK_BUFFER, MAX_GENERATED, pattern_byte};
+use crate::apps::http::bulk::{BULK_RX, BULK_TX, MAX_GENERATED, pattern_byte};
 use crate::apps::http::request::{MAX_BODY, MAX_HEAD};
 
 /// The most heap the HTTP app may hold for one connection whatever the
@@ -241,7 +241,7 @@ fn a_client_not_reading_a_generated_body_gets_back_pressure_not_heap() {
 
 /// The HTTP sockets' 4 KiB receive buffer held an upload to a few KiB per
 /// round trip (8 MiB/s over the bench's TAP, a quarter of the Linux
-/// guest's): an upload's socket now receives into a `BULK_BUFFER`, which
+/// guest's): an upload's socket now receives into a `BULK_RX`, which
 /// stays until the connection ends. (Simulated time: each step is 1 ms, and
 /// the small window let through 4 KiB a step.)
 #[test]
@@ -256,7 +256,7 @@ fn an_upload_gets_a_large_receive_buffer_and_moves_faster_for_it() {
     let (_, body, _) = split_response(&reply).expect("the answer");
     assert_eq!(body, format!("{{\"received\":{N}}}\n").as_bytes());
     let ms = (net.now - started).as_millis() as usize;
-    assert_eq!(net.server.largest_buffers(80).0, BULK_BUFFER, "the receive buffer did not grow");
+    assert_eq!(net.server.largest_buffers(80).0, BULK_RX, "the receive buffer did not grow");
     // At 4 KiB per simulated millisecond, 4 MiB took over a second.
     assert!(ms < N / BUFFERS.0 / 2, "{N} bytes took {ms} simulated ms");
     net.socket(h).close();
@@ -267,7 +267,7 @@ fn an_upload_gets_a_large_receive_buffer_and_moves_faster_for_it() {
     assert_eq!(net.server.http_grown(), 0, "its slot was not given back");
 }
 
-/// A generated body goes out of a `BULK_BUFFER`, and the send buffer is
+/// A generated body goes out of a `BULK_TX`, and the send buffer is
 /// back to its size once the body is out.
 #[test]
 fn a_generated_body_gets_a_large_send_buffer_then_gives_it_back() {
@@ -292,7 +292,7 @@ fn a_generated_body_gets_a_large_send_buffer_then_gives_it_back() {
     }
     let (_, body, _) = split_response(&reply).expect("the answer");
     assert!(body == pattern(N), "the body is not the pattern");
-    assert_eq!(largest, BULK_BUFFER, "the send buffer did not grow");
+    assert_eq!(largest, BULK_TX, "the send buffer did not grow");
     for _ in 0..100 {
         net.step();
     }

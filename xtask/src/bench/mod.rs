@@ -12,7 +12,7 @@
 //!    also printed) and SVG plots (`report.rs`) into `target/bench/`
 //!    (`target/bench/quick/` for `--quick`).
 
-mod bulk;
+pub(crate) mod bulk;
 mod cpio;
 mod guest;
 mod linux;

@@ -85,7 +85,10 @@ impl HttpServer {
     /// Serves the HTTP port from `pool`.
     pub fn new(sockets: &mut SocketSet<'static>, pool: &mut Pool, idle_timeout: Duration) -> Self {
         let (rx, tx) = BUFFERS;
-        pool.add_port(sockets, PortSpec { port: PORT, app: "http", rx, tx, max: usize::MAX });
+        pool.add_port(
+            sockets,
+            PortSpec { port: PORT, app: "http", rx, tx, rx_may_grow_to: bulk::BULK_RX, max: usize::MAX },
+        );
         HttpServer { connections: Vec::new(), idle_timeout, requests: 0, grown: 0 }
     }
 
@@ -404,7 +407,11 @@ fn note_read(follow: &Follow, recent: &mut RecentConnections, bytes: usize) {
 fn grow(conn: &mut Connection, sockets: &mut SocketSet<'static>, grown: &mut usize, which: Grown) {
     if conn.grown.is_none()
         && *grown < bulk::BULK_SLOTS
-        && bulk::resize_buffer(conn.socket.socket(sockets), which, bulk::BULK_BUFFER)
+        && bulk::resize_buffer(
+            conn.socket.socket(sockets),
+            which,
+            if which == Grown::Rx { bulk::BULK_RX } else { bulk::BULK_TX },
+        )
     {
         conn.grown = Some(which);
         *grown += 1;

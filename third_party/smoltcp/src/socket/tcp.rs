@@ -583,6 +583,8 @@ pub struct Socket<'a> {
 
     /// Skiff patch 5: loss-recovery events since the socket was made.
     recovery: RecoveryCounters,
+    /// Skiff patch 9: the receive buffer this socket may grow to, whose window scale it offers.
+    window_scale_for: usize,
 
     /// 0 if not seen or timestamp not enabled
     last_remote_tsval: u32,
@@ -677,6 +679,7 @@ impl<'a> Socket<'a> {
             last_remote_tsval: 0,
             congestion_controller: congestion::AnyController::new(),
             recovery: RecoveryCounters::default(),
+            window_scale_for: 0,
 
             #[cfg(feature = "async")]
             rx_waker: WakerRegistration::new(),
@@ -785,6 +788,27 @@ impl<'a> Socket<'a> {
     /// Return the loss-recovery events of this socket since it was made (Skiff patch 5).
     pub fn recovery_counters(&self) -> RecoveryCounters {
         self.recovery
+    }
+
+    /// Offer at the handshake the window scale a receive buffer of `capacity` bytes needs,
+    /// though the buffer is smaller now, so that it can be replaced with a larger one later
+    /// (`replace_recv_buffer`) and the larger window advertised (Skiff patch 9). Takes effect
+    /// on a socket that is closed or listening, and at every `listen` or `connect` after.
+    /// The window is then advertised in units of the scale: a free space that is not a
+    /// multiple of it is rounded down.
+    pub fn set_window_scale_for(&mut self, capacity: usize) {
+        self.window_scale_for = capacity;
+        if matches!(self.state, State::Closed | State::Listen) {
+            self.remote_win_shift = self.window_shift();
+        }
+    }
+
+    /// The window scale (RFC 7323 2.3) to offer: the one the larger of the receive buffer and
+    /// `window_scale_for` needs, at most 14 (Skiff patch 9; before it, the receive buffer's).
+    fn window_shift(&self) -> u8 {
+        let capacity = self.rx_buffer.capacity().max(self.window_scale_for).min(1 << 30);
+        let log2 = mem::size_of::<usize>() * 8 - capacity.leading_zeros() as usize;
+        log2.saturating_sub(16) as u8
     }
 
     /// Replace the transmit buffer with `buffer`, keeping the data in it, sent and not yet
@@ -997,8 +1021,6 @@ impl<'a> Socket<'a> {
     }
 
     fn reset(&mut self) {
-        let rx_cap_log2 =
-            mem::size_of::<usize>() * 8 - self.rx_buffer.capacity().leading_zeros() as usize;
 
         self.state = State::Closed;
         self.timer = Timer::new();
@@ -1016,7 +1038,7 @@ impl<'a> Socket<'a> {
         self.remote_last_win = 0;
         self.remote_win_len = 0;
         self.remote_win_scale = None;
-        self.remote_win_shift = rx_cap_log2.saturating_sub(16) as u8;
+        self.remote_win_shift = self.window_shift();
         self.remote_mss = DEFAULT_MSS;
         self.remote_last_ts = None;
         self.ack_delay_timer = AckDelayTimer::Idle;
@@ -10212,6 +10234,57 @@ mod test {
         let mut got = [0; 8];
         assert_eq!(s.recv_slice(&mut got), Ok(3));
         assert_eq!(&got[..3], b"xyz");
+    }
+
+    #[test]
+    fn test_skiff_a_small_buffer_offers_the_window_scale_of_the_one_it_may_grow_to() {
+        let mut s = socket_listen();
+        s.set_window_scale_for(256 * 1024);
+        send!(s, TcpRepr {
+            control: TcpControl::Syn,
+            seq_number: REMOTE_SEQ,
+            ack_number: None,
+            window_scale: Some(0),
+            ..SEND_TEMPL
+        });
+        // The scale 256 KiB needs by smoltcp's rule (the buffer size's bit length less 16:
+        // 3); a SYN's own window is never scaled (RFC 7323 2.2).
+        recv!(s, [TcpRepr {
+            control: TcpControl::Syn,
+            seq_number: LOCAL_SEQ,
+            ack_number: Some(REMOTE_SEQ + 1),
+            max_seg_size: Some(BASE_MSS),
+            window_scale: Some(3),
+            window_len: 64,
+            ..RECV_TEMPL
+        }]);
+        send!(s, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.replace_recv_buffer(SocketBuffer::new(vec![0; 256 * 1024])).unwrap();
+        s.send_slice(b"x").unwrap();
+        recv!(s, [TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"x"[..],
+            // 256 KiB in units of 8.
+            window_len: 32768,
+            ..RECV_TEMPL
+        }]);
+        // A peer without window scaling gets none, and windows of at most 64 KiB.
+        let mut s = socket_listen();
+        s.set_window_scale_for(256 * 1024);
+        send!(s, TcpRepr { control: TcpControl::Syn, seq_number: REMOTE_SEQ, ack_number: None, ..SEND_TEMPL });
+        recv!(s, [TcpRepr {
+            control: TcpControl::Syn,
+            seq_number: LOCAL_SEQ,
+            ack_number: Some(REMOTE_SEQ + 1),
+            max_seg_size: Some(BASE_MSS),
+            window_len: 64,
+            ..RECV_TEMPL
+        }]);
     }
 
     #[test]
