@@ -134,7 +134,11 @@ pub fn run_inside(plan_path: &Path) -> Result<()> {
     };
     let mut media =
         guest::Media { skiff, vmlinuz: path("/linux/vmlinuz")?, initramfs: path("/linux/initramfs")?, stats_bytes: 0 };
-    let settings = if quick { measure::QUICK } else { measure::FULL };
+    let mut settings = if quick { measure::QUICK } else { measure::FULL };
+    // `SKIFF_BENCH_BULK_MIB=256` gives a quick run the full run's bulk transfers.
+    if let Some(mib) = std::env::var("SKIFF_BENCH_BULK_MIB").ok().and_then(|v| v.parse().ok()) {
+        settings.bulk_mib = mib;
+    }
     let load_before = load_average();
     let started = Instant::now();
     if plan.get("only_lossy").and_then(Value::as_bool).unwrap_or(false) {
