@@ -88,9 +88,14 @@ pub fn respond(
         (Status::BadRequest, _, _) if bytes == BytesPath::TooLarge => ("text/plain", bulk::too_large_body()),
         (status, _, _) => ("text/plain", format!("{} {}\n", status.code(), status.reason())),
     };
-    write_head(out, origin, status, Some(content_type), body.len() as u64, keep_alive, allow);
-    if with_body {
-        out.extend_from_slice(body.as_bytes());
+    if allow == ALLOW {
+        write_response(out, origin, status, content_type, body.as_bytes(), with_body, keep_alive);
+    } else {
+        // `/sink`'s 405 names its own methods.
+        write_head(out, origin, status, Some(content_type), body.len() as u64, keep_alive, allow);
+        if with_body {
+            out.extend_from_slice(body.as_bytes());
+        }
     }
     (status, None)
 }
