@@ -299,3 +299,28 @@ fn a_generated_body_gets_a_large_send_buffer_then_gives_it_back() {
     assert_eq!(net.server.largest_buffers(80), BUFFERS, "the grown send buffer was kept");
     assert_eq!(net.server.http_grown(), 0, "its slot was not given back");
 }
+
+/// Found in review: the app counted every turn of an upload as activity,
+/// read or not, so an upload that stopped halfway held its connection (and
+/// its grown buffer) for ever instead of ending at the idle timeout.
+#[test]
+fn an_upload_that_stalls_is_ended_by_the_idle_timeout() {
+    let idle = core::time::Duration::from_secs(1);
+    let mut net = Net::with_config(0, 0, |c| c.http_idle = idle);
+    let h = net.connect(80, 43800);
+    for _ in 0..100 {
+        net.step();
+    }
+    let mut request = b"POST /sink HTTP/1.1\r\nHost: s\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    request.resize(request.len() + 1000, b's');
+    net.socket(h).send_slice(&request).expect("queue");
+    let limit = net.now + idle * 5;
+    while net.now < limit && net.socket(h).is_open() {
+        net.step();
+    }
+    assert!(!net.socket(h).is_open(), "the stalled upload still holds its connection after {:?}", idle * 5);
+    for _ in 0..100 {
+        net.step();
+    }
+    assert_eq!(net.server.http_grown(), 0, "its grown buffer is still held");
+}

@@ -158,11 +158,15 @@ impl HttpServer {
                     }
                     read += n;
                 }
-                conn.socket.touch(now);
-                note_read(conn.socket.follow(), recent, read);
+                // Only bytes that came count as activity (the idle clock).
+                if read > 0 {
+                    conn.socket.touch(now);
+                    note_read(conn.socket.follow(), recent, read);
+                }
                 finish_sink(conn, &origin);
             }
-            if reading && conn.sink.is_none() && socket.can_recv() {
+            // What follows an upload's body is read now too: no later event may come for it.
+            if reading && !conn.closing && conn.sink.is_none() && socket.can_recv() {
                 let room = INPUT_LIMIT + 1 - conn.input.len().min(INPUT_LIMIT);
                 let input = &mut conn.input;
                 let read = socket
