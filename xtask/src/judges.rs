@@ -177,8 +177,25 @@ pub fn allowed(input: &[u8], skiff: &Verdict, h11: &Verdict) -> Option<&'static 
         {
             Some("a Content-Length longer than h11's 20 digits")
         }
+        // RFC 9110 5.5: a field value with a control character other than
+        // HTAB is invalid; a recipient MAY keep it, and Skiff refuses (400)
+        // where h11 keeps it.
+        s if *s == code(Status::BadRequest) && has_control_in_field(input) => {
+            Some("400: a control character in a field")
+        }
         _ => None,
     }
+}
+
+/// Whether a field line of `input`'s head holds a control character other
+/// than HTAB (RFC 5234's CTL: 0x00-0x1F and DEL), its line ending aside.
+fn has_control_in_field(input: &[u8]) -> bool {
+    input
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .any(|line| line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7F))
 }
 
 /// The most digits h11 takes in a Content-Length (`CONTENT_LENGTH_MAX_DIGITS`).
@@ -302,6 +319,10 @@ mod tests {
         assert!(allowed(b"GET a:80 HTTP/1.1\r\n", &Verdict::Error("400".into()), &h11_ok).is_some());
         assert!(allowed(b"GET / HTTP/1.5\r\n\r\n", &Verdict::Error("400".into()), &h11_ok).is_some());
         assert!(allowed(b"GET / HTTP/1.5\r\nHost: a\r\n\r\n", &Verdict::Error("400".into()), &h11_ok).is_none());
+        // A control character in a field value (seen by the fuzzer): 400 is Skiff's right.
+        let ctl = b"GET / HTTP/1.0\r\nCon: nHLTP/21.0\x03\n\r\n";
+        assert!(allowed(ctl, &Verdict::Error("400".into()), &h11_ok).is_some());
+        assert!(allowed(b"GET / HTTP/1.0\r\nCon: a\tb\r\n\r\n", &Verdict::Error("400".into()), &h11_ok).is_none());
         // Skiff refusing an origin-form request h11 frames, or framing it
         // Found by a fuzz run in a fresh clone: both are RFC-permitted.
         let folded = b"GET / HTTP/1.1\r\nHost: ski\r\nConnection:x\n se\r\n\r\n";
