@@ -125,7 +125,7 @@ pub struct PortSpec {
     pub tx: usize,
     /// The receive buffer a connection may be given later (0: none larger
     /// than `rx`): its window scale is offered at the handshake, the only
-    /// time it can be (smoltcp patch 12).
+    /// time it can be (smoltcp patch 15).
     pub rx_may_grow_to: usize,
     /// Connections at once on this port, within the pool's limit (an app
     /// with large buffers caps its share).

@@ -29,7 +29,7 @@ use crate::testnet::DISCARD_PORT;
 /// made-up neighbours once pushed the client out of smoltcp's 8-entry
 /// cache, and its ARP request then waited behind the SYN flood's half-open
 /// connections: 8 to 11 s. Now the cache holds a whole /24 and the limit is
-/// per address (smoltcp patch 10).
+/// per address (smoltcp patch 13).
 const FLOOD_RECOVERY: Duration = Duration::from_secs(5);
 
 /// Frames the host kernel dropped on the TAP device toward QEMU so far.

@@ -17,12 +17,12 @@
 //! page), which would hold one transfer to a few KiB per round trip. So the
 //! direction a large transfer uses is swapped for a larger one ([`BULK_RX`],
 //! [`BULK_TX`]) while it runs (smoltcp's `replace_*_buffer`,
-//! third_party/smoltcp/SKIFF.md patch 11), for at most [`BULK_SLOTS`]
+//! third_party/smoltcp/SKIFF.md patch 14), for at most [`BULK_SLOTS`]
 //! connections at once and only if the heap has room; the others go on at
 //! the small buffers' pace. A send buffer goes back to its small size once
 //! the body is out; a receive buffer cannot shrink under the window it
 //! advertised, and stays until the connection ends. Every HTTP socket offers
-//! at its handshake the window scale [`BULK_RX`] needs (patch 12), since the
+//! at its handshake the window scale [`BULK_RX`] needs (patch 15), since the
 //! scale cannot change later.
 
 use alloc::format;

@@ -45,7 +45,7 @@ impl Answer {
 #[derive(Debug)]
 pub struct Cache {
     storage: LinearMap<IpAddress, Neighbor, IFACE_NEIGHBOR_CACHE_COUNT>,
-    /// Skiff patch 10: when each address recently asked for may be asked
+    /// Skiff patch 13: when each address recently asked for may be asked
     /// for again. RFC 1122 2.3.2.1 limits ARP requests to one per second
     /// *per destination*; a single deadline for all addresses let one
     /// neighbor that never answers (a spoofed peer, retried by its socket
@@ -107,7 +107,7 @@ impl Cache {
         debug_assert!(protocol_addr.is_unicast());
         debug_assert!(hardware_addr.is_unicast());
 
-        // Skiff patch 10: resolved, so no longer rate limited.
+        // Skiff patch 13: resolved, so no longer rate limited.
         self.silent_until.remove(&protocol_addr);
 
         let neighbor = Neighbor {
@@ -174,7 +174,7 @@ impl Cache {
     }
 
     /// Records that a discovery request for `protocol_addr` was just sent:
-    /// it is not asked for again for `SILENT_TIME` (Skiff patch 10: per
+    /// it is not asked for again for `SILENT_TIME` (Skiff patch 13: per
     /// address, no longer for all addresses at once).
     pub(crate) fn limit_rate(&mut self, protocol_addr: IpAddress, timestamp: Instant) {
         let silent_until = timestamp + Self::SILENT_TIME;

@@ -583,7 +583,7 @@ pub struct Socket<'a> {
 
     /// Skiff patch 5: loss-recovery events since the socket was made.
     recovery: RecoveryCounters,
-    /// Skiff patch 12: the receive buffer this socket may grow to, whose window scale it offers.
+    /// Skiff patch 15: the receive buffer this socket may grow to, whose window scale it offers.
     window_scale_for: usize,
 
     /// 0 if not seen or timestamp not enabled
@@ -610,7 +610,7 @@ const DEFAULT_MSS: usize = 536;
 /// timestamps) so that every segment carries some payload.
 const MIN_REMOTE_MSS: usize = 48;
 
-/// Skiff patch 11: appends the data in `from`, in order, to the empty `to`, which has room.
+/// Skiff patch 14: appends the data in `from`, in order, to the empty `to`, which has room.
 fn move_contents(from: &SocketBuffer<'_>, to: &mut SocketBuffer<'_>) {
     let mut offset = 0;
     while offset < from.len() {
@@ -792,7 +792,7 @@ impl<'a> Socket<'a> {
 
     /// Offer at the handshake the window scale a receive buffer of `capacity` bytes needs,
     /// though the buffer is smaller now, so that it can be replaced with a larger one later
-    /// (`replace_recv_buffer`) and the larger window advertised (Skiff patch 12). Takes effect
+    /// (`replace_recv_buffer`) and the larger window advertised (Skiff patch 15). Takes effect
     /// on a socket that is closed or listening, and at every `listen` or `connect` after.
     /// The window is then advertised in units of the scale: a free space that is not a
     /// multiple of it is rounded down.
@@ -804,7 +804,7 @@ impl<'a> Socket<'a> {
     }
 
     /// The window scale (RFC 7323 2.3) to offer: the one the larger of the receive buffer and
-    /// `window_scale_for` needs, at most 14 (Skiff patch 12; before it, the receive buffer's).
+    /// `window_scale_for` needs, at most 14 (Skiff patch 15; before it, the receive buffer's).
     fn window_shift(&self) -> u8 {
         let capacity = self.rx_buffer.capacity().max(self.window_scale_for).min(1 << 30);
         let log2 = mem::size_of::<usize>() * 8 - capacity.leading_zeros() as usize;
@@ -812,7 +812,7 @@ impl<'a> Socket<'a> {
     }
 
     /// Replace the transmit buffer with `buffer`, keeping the data in it, sent and not yet
-    /// acknowledged as well as not yet sent, in order (Skiff patch 11). Returns the old buffer,
+    /// acknowledged as well as not yet sent, in order (Skiff patch 14). Returns the old buffer,
     /// or `buffer` itself if that data does not fit in it. The transmit buffer's size is not
     /// advertised, so it may shrink as well as grow.
     pub fn replace_send_buffer(
@@ -827,7 +827,7 @@ impl<'a> Socket<'a> {
         Ok(mem::replace(&mut self.tx_buffer, buffer))
     }
 
-    /// Replace the receive buffer with `buffer`, keeping the data in it (Skiff patch 11).
+    /// Replace the receive buffer with `buffer`, keeping the data in it (Skiff patch 14).
     /// Returns the old buffer, or `buffer` itself if it is smaller (the window already
     /// advertised must not shrink, RFC 9293 3.8.6.2.1) or if out-of-order data waits in the
     /// old one (the assembler's ranges lie in its free space; try again once they are filled).

@@ -1202,7 +1202,7 @@ impl InterfaceInner {
         }
 
         // The request got dispatched, limit the rate for this address
-        // (Skiff patch 10: for this address only).
+        // (Skiff patch 13: for this address only).
         self.neighbor_cache.limit_rate(dst_addr, self.now);
         Err(DispatchError::NeighborPending)
     }
