@@ -69,6 +69,7 @@ const TESTS: &[Test] = tests![
     time_before_the_clock_started_is_the_same_whenever_asked,
     clock_agrees_with_pit,
     apic_timer_interrupt_is_delivered,
+    a_timer_that_runs_out_before_the_halt_still_ends_it,
     breakpoint_resumes_with_registers_intact,
     cmdline_parses_words,
     nic_answers_arp_for_the_gateway,
@@ -299,6 +300,37 @@ fn apic_timer_interrupt_is_delivered(_: &mut Context) -> TestResult {
     check!(apic::TIMER_EXPIRED.load(Ordering::Acquire), "the registered timer handler did not run");
     // A timer that fires at once would pass the check above; this one would not.
     check!(elapsed >= DELAY / 2, "timer fired after {elapsed:?}, asked for {DELAY:?}");
+    Ok(())
+}
+
+/// The main loop's sleep (`runloop::arm_and_halt`) must end even when its
+/// timer runs out before the halt: here the vCPU is kept busy past the
+/// deadline between arming and halting, as a host that deschedules it would.
+fn a_timer_that_runs_out_before_the_halt_still_ends_it(_: &mut Context) -> TestResult {
+    const SLEEP: Duration = Duration::from_micros(100);
+    const LATE: Duration = Duration::from_millis(20);
+    let before = interrupts::count(interrupts::TIMER_VECTOR);
+    let mut armed_with_interrupts_on = false;
+    let halted = crate::runloop::arm_and_halt(SLEEP, || {
+        armed_with_interrupts_on = x86_64::instructions::interrupts::are_enabled();
+        let start = clock::now();
+        while clock::now() - start < LATE {
+            core::hint::spin_loop();
+        }
+        // Had the interrupt been taken already, a halt would never end
+        // (nothing else is coming): do not halt, so the checks below report it.
+        interrupts::count(interrupts::TIMER_VECTOR) == before
+    });
+    check!(
+        !armed_with_interrupts_on,
+        "the timer was armed with interrupts on: one that ran out before the halt was lost"
+    );
+    check!(halted.is_some(), "the timer interrupt came before the halt");
+    check!(
+        interrupts::count(interrupts::TIMER_VECTOR) == before + 1,
+        "the pending timer interrupt did not end the halt"
+    );
+    check!(apic::TIMER_EXPIRED.load(Ordering::Acquire), "the timer handler did not run");
     Ok(())
 }
 

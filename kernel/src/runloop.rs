@@ -132,26 +132,23 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
         if sleep.is_zero() {
             continue;
         }
-        apic::TIMER_EXPIRED.store(false, Ordering::Release);
-        apic::arm_timer(sleep);
-        log::trace!(target: TRACE, "sleep   for up to {} us (the stack's next deadline, or the heartbeat)", sleep.as_micros());
-
         // 3. Interrupts back on; look again; sleep.
-        if mode == Mode::Interrupts {
-            adapter.device_mut().set_interrupts(true);
-        }
-        interrupts::disable();
-        if options.race_check && (nic::WORK_PENDING.swap(false, Ordering::AcqRel) || adapter.device().has_work()) {
-            interrupts::enable();
-            SLEEPS_RACED.fetch_add(1, Ordering::Relaxed);
-            log::trace!(target: TRACE, "sleep   skipped: work came in while interrupts were turned back on ({})", nic::take_fired());
-            continue;
-        }
-        // Forget what fired before this point, so that the wake-up line
-        // names only the interrupt that ended the halt.
-        nic::take_fired();
-        let before = clock::rdtsc();
-        interrupts::enable_and_hlt();
+        let halted_since = arm_and_halt(sleep, || {
+            log::trace!(target: TRACE, "sleep   for up to {} us (the stack's next deadline, or the heartbeat)", sleep.as_micros());
+            if mode == Mode::Interrupts {
+                adapter.device_mut().set_interrupts(true);
+            }
+            if options.race_check && (nic::WORK_PENDING.swap(false, Ordering::AcqRel) || adapter.device().has_work()) {
+                SLEEPS_RACED.fetch_add(1, Ordering::Relaxed);
+                log::trace!(target: TRACE, "sleep   skipped: work came in while interrupts were turned back on ({})", nic::take_fired());
+                return false;
+            }
+            // Forget what fired before this point, so that the wake-up line
+            // names only the interrupt that ended the halt.
+            nic::take_fired();
+            true
+        });
+        let Some(before) = halted_since else { continue };
         HALTED_TSC.fetch_add(clock::rdtsc() - before, Ordering::Relaxed);
         let halted = clock::since(before).as_micros();
         if nic::WORK_PENDING.swap(false, Ordering::AcqRel) {
@@ -168,6 +165,31 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
             log::trace!(target: TRACE, "wake    by another interrupt, after {halted} us halted");
         }
     }
+}
+
+/// Arms the timer for `sleep`, runs `ready` and, if it says so, halts until
+/// an interrupt; returns the TSC when the halt began, or `None` if `ready`
+/// said not to halt. Interrupts are on again when it returns.
+///
+/// The order is the point. Interrupts go off *before* the timer is armed, so
+/// a timer that runs out before the halt (a short sleep, or a vCPU the host
+/// descheduled for longer than it) stays pending and ends the halt at once
+/// (`sti; hlt` takes a pending interrupt). Armed with interrupts on, it could
+/// fire before they went off: the halt would then wait for an interrupt that
+/// had already come, and in timer-poll mode, with no card interrupts, nothing
+/// would ever end it (a fresh-clone suite run saw `serve-timer-poll` stop
+/// answering). `ready` runs with interrupts off.
+pub fn arm_and_halt(sleep: Duration, ready: impl FnOnce() -> bool) -> Option<u64> {
+    interrupts::disable();
+    apic::TIMER_EXPIRED.store(false, Ordering::Release);
+    apic::arm_timer(sleep);
+    if !ready() {
+        interrupts::enable();
+        return None;
+    }
+    let before = clock::rdtsc();
+    interrupts::enable_and_hlt();
+    Some(before)
 }
 
 /// A card that has failed cannot serve again without a reset, which would
