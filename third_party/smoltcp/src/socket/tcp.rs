@@ -562,6 +562,9 @@ pub struct Socket<'a> {
     loss_probe_armed: bool,
     /// Skiff patch 7: a loss probe went and no ACK has moved since: no other until one does.
     loss_probe_sent: bool,
+    /// Skiff patch 8: the last ACK selectively acknowledged data above its ACK number, so
+    /// the segment at SND.UNA is a hole (RFC 6675), even if that ACK moved SND.UNA.
+    peer_sacked_above_una: bool,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -659,6 +662,7 @@ impl<'a> Socket<'a> {
             fast_recovery_end: None,
             loss_probe_armed: false,
             loss_probe_sent: false,
+            peer_sacked_above_una: false,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -980,6 +984,7 @@ impl<'a> Socket<'a> {
         self.fast_recovery_end = None;
         self.loss_probe_armed = false;
         self.loss_probe_sent = false;
+        self.peer_sacked_above_una = false;
 
         #[cfg(feature = "async")]
         {
@@ -2205,6 +2210,7 @@ impl<'a> Socket<'a> {
                     .iter()
                     .flatten()
                     .any(|&(_, right)| TcpSeqNumber(right as i32) > ack_number);
+            self.peer_sacked_above_una = sacks_above_ack;
 
             match self.local_rx_last_ack {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
@@ -2615,8 +2621,14 @@ impl<'a> Socket<'a> {
                 self.recovery.loss_probes += 1;
                 self.loss_probe_armed = false;
                 self.loss_probe_sent = true;
-                if self.local_rx_dup_acks > 0 {
+                if self.local_rx_dup_acks > 0 || self.peer_sacked_above_una {
+                    // Skiff patch 8: a hole, shown by a duplicate ACK or by the last ACK's
+                    // SACK blocks (one that moved SND.UNA to the next hole counts too): it
+                    // is a loss, so fast recovery begins (RFC 6675), and the ACK of this
+                    // segment, if short of what was sent, resends the next hole at once
+                    // (patch 2) rather than a probe of a tail the peer already has.
                     self.pending_fast_retransmit = true;
+                    self.fast_recovery_end = Some(self.remote_last_seq);
                 } else {
                     let fin = usize::from(self.fin_in_flight());
                     let back = (self.remote_mss + fin).min(self.flight_size());
@@ -2976,6 +2988,9 @@ impl<'a> Socket<'a> {
             return Ok(());
         }
 
+        // Skiff patch 8: whether this segment carries data never sent before.
+        let new_data = repr.seq_number + repr.segment_len() > self.remote_last_seq;
+
         // We've sent a packet successfully, so we can update the internal state now.
         // Use max() so a fast-retransmit segment (whose seq_number is local_seq_no, well
         // behind the current frontier) doesn't rewind the tracked "highest sent" sequence.
@@ -2998,6 +3013,12 @@ impl<'a> Socket<'a> {
             // retransmission), if the timer is not running, start it running
             // so that it will expire after RTO seconds.
             // Skiff patch 7: or after the probe timeout, if one is due (RFC 8985 7.2).
+            self.arm_retransmit(cx.now());
+        } else if new_data && self.loss_probe_armed {
+            // Skiff patch 8: RFC 8985 7.2 restarts the probe timer when new data is
+            // sent: it counts from the flight's last segment, and with the flight's size.
+            // Armed at the first segment of an answer, alone in flight then, it waited for
+            // the peer's delayed ACK (40 ms) though the peer acknowledges several at once.
             self.arm_retransmit(cx.now());
         }
 
@@ -10302,30 +10323,119 @@ mod test {
             ..RECV_TEMPL
         }));
         assert_eq!(s.recovery_counters().loss_probes, 1);
-        // Its ACK moves to "DDD", now alone in flight: a probe is due again, later, as
-        // the peer may be delaying its ACK of one segment (2 * 5 + 40 ms).
+        // Its ACK moves to "DDD", short of what was sent: a partial ACK in the fast
+        // recovery the probe of a hole began (Skiff patch 8), so "DDD" goes at once.
         send!(s, time 1030, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 10),
             ..SEND_TEMPL
         });
-        recv_nothing!(s, time 1079);
-        recv!(s, time 1080, Ok(TcpRepr {
+        recv!(s, time 1030, Ok(TcpRepr {
             seq_number: LOCAL_SEQ + 10,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"DDD"[..],
             ..RECV_TEMPL
         }));
-        assert_eq!(s.recovery_counters().loss_probes, 2);
-        // That probe is lost too: the RTO (200 ms) follows, with its back-off.
-        recv_nothing!(s, time 1279);
-        recv!(s, time 1281, Ok(TcpRepr {
+        assert_eq!(s.recovery_counters().fast_retransmits, 1);
+        // That is lost too: the RTO (200 ms) follows, with its back-off.
+        recv_nothing!(s, time 1229);
+        recv!(s, time 1231, Ok(TcpRepr {
             seq_number: LOCAL_SEQ + 10,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"DDD"[..],
             ..RECV_TEMPL
         }));
         assert_eq!(s.recovery_counters().timeouts, 1);
+    }
+
+    #[test]
+    fn test_skiff_after_a_probe_repaired_a_hole_a_partial_ack_resends_the_next() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        // "aaa" is acknowledged; "BBB" and "ccc" are lost; "DDD" arrives: one duplicate
+        // ACK, with a SACK block for "DDD".
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        let sack_ddd = [Some(((LOCAL_SEQ + 10).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None];
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: sack_ddd,
+            ..SEND_TEMPL
+        });
+        // The probe resends the first hole, "BBB" (patch 7).
+        recv!(s, time 1017, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        }));
+        // Its ACK moves to "ccc" and still SACKs "DDD": "ccc" is the next hole, and goes
+        // at once, not the tail "DDD" (which the peer has) after another probe timeout.
+        send!(s, time 1018, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            sack_ranges: sack_ddd,
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1018, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 7,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        send!(s, time 1019, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 2000);
+        assert_eq!(s.recovery_counters().loss_probes, 1);
+        assert_eq!(s.recovery_counters().timeouts, 0);
+    }
+
+    #[test]
+    fn test_skiff_probe_timer_restarts_when_new_data_is_sent() {
+        let mut s = socket_established();
+        s.remote_has_sack = true;
+        s.remote_mss = 3;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        // A round trip measured (5 ms). "aaa" goes alone: a probe is due after
+        // 2 * 5 + 40 ms (the peer may delay its ACK of one segment).
+        s.rtte.sample(5);
+        s.send_slice(b"aaa").unwrap();
+        recv!(s, time 1000, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        // The rest of the answer follows a millisecond later: now three segments are in
+        // flight, and the probe is due 2 * 5 + 2 ms after the last (RFC 8985 7.2).
+        s.send_slice(b"bbbccc").unwrap();
+        for (i, chunk) in [&b"bbb"[..], b"ccc"].into_iter().enumerate() {
+            recv!(s, time 1001, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 4 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        recv_nothing!(s, time 1012);
+        recv!(s, time 1013, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 7,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 1);
     }
 
     #[test]
