@@ -313,6 +313,10 @@ const TLP_MIN_EXTRA: Duration = Duration::from_millis(2);
 /// gets one spurious segment; a request-answer peer acknowledges at once with its next
 /// request, and its lost tail is resent after some 50 ms rather than the RTO's 200.
 const TLP_MAX_ACK_DELAY: Duration = Duration::from_millis(40);
+/// Skiff patch 9: the shortest reordering window (RFC 8985 6.2's RACK.reo_wnd is a
+/// quarter of the round trip): the clock's granularity, so that an ACK reordered behind
+/// the SACK that overtook it (they leave the peer together) still comes first.
+const REO_WND_MIN: Duration = Duration::from_millis(1);
 const CLOSE_DELAY: Duration = Duration::from_millis(10_000);
 
 impl Timer {
@@ -2321,6 +2325,25 @@ impl<'a> Socket<'a> {
         if partial_ack {
             net_debug!("partial ACK in fast recovery: retransmitting the next segment");
             self.timer.set_for_fast_retransmit();
+        }
+        // Skiff patch 9: data sent after SND.UNA has arrived (the peer's SACK blocks), so
+        // the segment at SND.UNA is lost, or only reordered: RACK (RFC 8985 6.2) waits a
+        // reordering window, a quarter of the round trip, not a whole probe timeout
+        // (2 * SRTT), before the probe resends it (patch 8) and recovery begins.
+        if self.peer_sacked_above_una
+            && self.rtte.have_measurement
+            && self.fast_recovery_end.is_none()
+            && !self.loss_probe_sent
+            && let Timer::Retransmit { expires_at } = self.timer
+        {
+            let reo_wnd = Duration::from_millis(u64::from(self.rtte.srtt / 4)).max(REO_WND_MIN);
+            if cx.now() + reo_wnd < expires_at {
+                net_debug!("SACK above SND.UNA: probing the hole after the reordering window");
+                self.timer = Timer::Retransmit {
+                    expires_at: cx.now() + reo_wnd,
+                };
+                self.loss_probe_armed = true;
+            }
         }
 
         // start/stop the Zero Window Probe timer.
@@ -10301,8 +10324,9 @@ mod test {
     fn test_skiff_loss_probe_resends_the_hole_the_peer_reports() {
         let mut s = socket_with_four_segments_in_flight();
         s.rtte.sample(5);
-        // "aaa" is acknowledged; "BBB" is lost; "ccc" arrives (a duplicate ACK with its
-        // SACK block); "DDD" is lost too: one duplicate, not the three of fast retransmit.
+        // "aaa" is acknowledged; "BBB" is lost; "ccc" arrives (a duplicate ACK; without
+        // SACK blocks here: with them patch 9 resends sooner); "DDD" is lost too: one
+        // duplicate, not the three of fast retransmit.
         send!(s, time 1005, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 4),
@@ -10311,7 +10335,6 @@ mod test {
         send!(s, time 1006, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 4),
-            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
             ..SEND_TEMPL
         });
         recv_nothing!(s, time 1016);
@@ -10395,6 +10418,72 @@ mod test {
         recv_nothing!(s, time 2000);
         assert_eq!(s.recovery_counters().loss_probes, 1);
         assert_eq!(s.recovery_counters().timeouts, 0);
+    }
+
+    #[test]
+    fn test_skiff_a_sacked_hole_is_resent_after_a_quarter_of_the_round_trip() {
+        let mut s = socket_with_four_segments_in_flight();
+        // A round trip of 20 ms: the probe timeout is 2 * 20 + 2 ms.
+        s.rtte.sample(20);
+        // "aaa" is acknowledged at 1005 (the probe would fire at 1047); "BBB" is lost,
+        // and the peer SACKs "ccc" at 1006.
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        // "BBB" goes again a reordering window after the SACK: a quarter of the round
+        // trip, 19 ms once the ACK's 5 ms sample is in.
+        recv_nothing!(s, time 1009);
+        recv!(s, time 1010, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        }));
+        // Its ACK, short of "DDD" (lost too): recovery goes on with "DDD" at once.
+        send!(s, time 1031, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 10),
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1031, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_skiff_a_sack_reordered_ahead_of_its_ack_is_no_loss() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(20);
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        // "ccc" overtook "BBB", which arrives right after: nothing is resent.
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 2000);
+        assert_eq!(s.recovery_counters().loss_probes, 0);
     }
 
     #[test]
