@@ -28,11 +28,21 @@ pub const MAX_FLOWS: usize = 1 << 16;
 /// guest port), the same key for both directions.
 type Tuple = ([u8; 4], u16, [u8; 4], u16);
 
-/// The connections opened since the mark, each with its number and how
-/// many frames each direction has carried.
+/// A connection opened since the mark.
+struct Flow {
+    number: u32,
+    /// The client's initial sequence number: a SYN with another one for
+    /// the same ends is a new connection (the host reuses a port as soon
+    /// as the last connection on it is closed), not a retransmission.
+    isn: u32,
+    /// Frames carried so far, towards the guest and from it.
+    frames: [u64; 2],
+}
+
+/// The connections opened since the mark, by their ends.
 #[derive(Default)]
 pub struct Flows {
-    by_tuple: HashMap<Tuple, (u32, [u64; 2])>,
+    by_tuple: HashMap<Tuple, Flow>,
     next: u32,
 }
 
@@ -59,15 +69,16 @@ impl Flows {
             (t.dst.octets(), t.dst_port, t.src.octets(), t.src_port)
         };
         let opening = to_guest && t.flags & (SYN | ACK) == SYN;
-        if opening && !self.by_tuple.contains_key(&tuple) && self.by_tuple.len() < MAX_FLOWS {
-            self.by_tuple.insert(tuple, (self.next, [0, 0]));
+        let known = self.by_tuple.get(&tuple).map(|f| f.isn);
+        if opening && known != Some(t.seq) && (known.is_some() || self.by_tuple.len() < MAX_FLOWS) {
+            self.by_tuple.insert(tuple, Flow { number: self.next, isn: t.seq, frames: [0, 0] });
             self.next += 1;
         }
-        let (flow, counts) = self.by_tuple.get_mut(&tuple)?;
-        let slot = &mut counts[usize::from(!to_guest)];
+        let flow = self.by_tuple.get_mut(&tuple)?;
+        let slot = &mut flow.frames[usize::from(!to_guest)];
         let index = *slot;
         *slot += 1;
-        Some((*flow, index))
+        Some((flow.number, index))
     }
 }
 
@@ -82,9 +93,13 @@ mod tests {
     const GUEST: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 
     fn segment(to_guest: bool, client_port: u16, flags: u8) -> Vec<u8> {
+        segment_at(to_guest, client_port, flags, 1)
+    }
+
+    fn segment_at(to_guest: bool, client_port: u16, flags: u8, seq: u32) -> Vec<u8> {
         let (src, dst, sp, dp) =
             if to_guest { (CLIENT, GUEST, client_port, 80) } else { (GUEST, CLIENT, 80, client_port) };
-        let tcp = Tcp { src_port: sp, dst_port: dp, seq: 1, ack: 1, flags, window: 512 };
+        let tcp = Tcp { src_port: sp, dst_port: dp, seq, ack: 1, flags, window: 512 };
         frames::ipv4_frame([1; 6], [2; 6], &Ipv4::new(src, dst, PROTO_TCP), &tcp.build(src, dst, b""))
     }
 
@@ -107,5 +122,10 @@ mod tests {
         assert_eq!(f.place(&segment(false, 6000, SYN), false), None);
         assert_eq!(f.place(&[0u8; 64], true), None);
         assert_eq!(f.count(), 2);
+        // The host reuses port 5000 for a new connection (another initial
+        // sequence number): a new number, its frames counted from 0.
+        assert_eq!(f.place(&segment_at(true, 5000, SYN, 777), true), Some((2, 0)));
+        assert_eq!(f.place(&segment_at(true, 5000, SYN, 777), true), Some((2, 1)));
+        assert_eq!(f.place(&segment(false, 5000, SYN | ACK), false), Some((2, 0)));
     }
 }
