@@ -1845,7 +1845,12 @@ impl<'a> Socket<'a> {
                         }
                     }
                     (true, false) => {
-                        if window_start <= segment_start && segment_start < window_end {
+                        // Skiff patch 10: a segment without data at the window's right
+                        // edge is acceptable too, as on Linux (`tcp_sequence`): it is the
+                        // peer's ACK after its last data, which filled our window and was
+                        // lost. RFC 9293's test rejected every such ACK, and our own
+                        // sending stalled until the peer's retransmission timeout.
+                        if window_start <= segment_start && segment_start <= window_end {
                             true
                         } else {
                             net_debug!("zero-length segment not inside window, will send an ACK.");
@@ -10484,6 +10489,40 @@ mod test {
         });
         recv_nothing!(s, time 2000);
         assert_eq!(s.recovery_counters().loss_probes, 0);
+    }
+
+    #[test]
+    fn test_skiff_an_ack_at_the_right_edge_of_the_window_is_processed() {
+        let mut s = socket_established();
+        s.send_slice(b"abc").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"abc"[..],
+            ..RECV_TEMPL
+        }));
+        // The peer sends 58 octets, which the application does not read: 6 left.
+        send!(s, time 1, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &[b'x'; 58][..],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1 + 58),
+            window_len: 6,
+            ..RECV_TEMPL
+        }));
+        // It sends 6 more, which are lost, then acknowledges "abc" in a segment without
+        // data, whose sequence number is the right edge of our window.
+        send!(s, time 2, TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 64,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.local_seq_no, LOCAL_SEQ + 4, "the ACK was not processed");
+        assert_eq!(s.tx_buffer.len(), 0);
     }
 
     #[test]
