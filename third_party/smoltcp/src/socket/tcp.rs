@@ -569,6 +569,9 @@ pub struct Socket<'a> {
     /// Skiff patch 8: the last ACK selectively acknowledged data above its ACK number, so
     /// the segment at SND.UNA is a hole (RFC 6675), even if that ACK moved SND.UNA.
     peer_sacked_above_una: bool,
+    /// Skiff patch 11: the highest sequence number sent when SND.UNA was last resent in
+    /// fast recovery; SACKed data above it shows that the retransmission was lost.
+    rexmit_high: Option<TcpSeqNumber>,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -667,6 +670,7 @@ impl<'a> Socket<'a> {
             loss_probe_armed: false,
             loss_probe_sent: false,
             peer_sacked_above_una: false,
+            rexmit_high: None,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -989,6 +993,7 @@ impl<'a> Socket<'a> {
         self.loss_probe_armed = false;
         self.loss_probe_sent = false;
         self.peer_sacked_above_una = false;
+        self.rexmit_high = None;
 
         #[cfg(feature = "async")]
         {
@@ -2203,6 +2208,8 @@ impl<'a> Socket<'a> {
         // Skiff patch 2: an ACK that moves SND.UNA but not past the recovery point
         // shows that the next segment was lost too (RFC 6582 3.2, step 5).
         let mut partial_ack = false;
+        // Skiff patch 11: the retransmission of SND.UNA was lost too.
+        let mut rexmit_lost = false;
 
         if let Some(ack_number) = repr.ack_number {
             // TODO: When flow control is implemented,
@@ -2220,6 +2227,21 @@ impl<'a> Socket<'a> {
                     .flatten()
                     .any(|&(_, right)| TcpSeqNumber(right as i32) > ack_number);
             self.peer_sacked_above_una = sacks_above_ack;
+            // Skiff patch 11: RACK's detection of a lost retransmission (RFC 8985 6.2):
+            // in fast recovery, SND.UNA unmoved, and data sent after SND.UNA was resent
+            // has arrived (the SACK blocks reach above what had been sent then): the
+            // retransmission was lost too, so it goes again now, not after the RTO.
+            rexmit_lost = self.fast_recovery_end.is_some()
+                && ack_number == self.local_seq_no
+                && self.rexmit_high.is_some_and(|high| {
+                    repr.sack_ranges
+                        .iter()
+                        .flatten()
+                        .any(|&(_, right)| TcpSeqNumber(right as i32) > high)
+                });
+            if ack_number != self.local_seq_no || rexmit_lost {
+                self.rexmit_high = None;
+            }
 
             match self.local_rx_last_ack {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
@@ -2329,6 +2351,10 @@ impl<'a> Socket<'a> {
         }
         if partial_ack {
             net_debug!("partial ACK in fast recovery: retransmitting the next segment");
+            self.timer.set_for_fast_retransmit();
+        }
+        if rexmit_lost {
+            net_debug!("SACK above a lost retransmission: retransmitting it again");
             self.timer.set_for_fast_retransmit();
         }
         // Skiff patch 9: data sent after SND.UNA has arrived (the peer's SACK blocks), so
@@ -2657,6 +2683,7 @@ impl<'a> Socket<'a> {
                     // (patch 2) rather than a probe of a tail the peer already has.
                     self.pending_fast_retransmit = true;
                     self.fast_recovery_end = Some(self.remote_last_seq);
+                    self.rexmit_high = Some(self.remote_last_seq);
                 } else {
                     let fin = usize::from(self.fin_in_flight());
                     let back = (self.remote_mss + fin).min(self.flight_size());
@@ -2686,6 +2713,7 @@ impl<'a> Socket<'a> {
                 // timeout in a long run of duplicates no fast retransmit could ever come again.
                 self.fast_recovery_end = None;
                 self.local_rx_dup_acks = 0;
+                self.rexmit_high = None;
             } else {
                 // If a fast rentrasmit timer expired, we should resend only the earliest unAcked segment
                 net_debug!("retransmitting for fast-retransmit");
@@ -2698,6 +2726,8 @@ impl<'a> Socket<'a> {
                     .on_loss(cx.now(), in_flight);
 
                 self.pending_fast_retransmit = true;
+                // Skiff patch 11: what had been sent when SND.UNA went again.
+                self.rexmit_high = Some(self.remote_last_seq);
             }
 
             // Clear the `should_retransmit` state. If we can't retransmit right
@@ -10523,6 +10553,53 @@ mod test {
         });
         assert_eq!(s.local_seq_no, LOCAL_SEQ + 4, "the ACK was not processed");
         assert_eq!(s.tx_buffer.len(), 0);
+    }
+
+    #[test]
+    fn test_skiff_a_lost_retransmission_goes_again_when_later_data_is_sacked() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        // "BBB" is lost; the SACK of "ccc" has it resent after the reordering window.
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        let bbb = TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        };
+        recv!(s, time 1007, Ok(bbb.clone()));
+        // New data follows it, "eee".
+        s.send_slice(b"eee").unwrap();
+        recv!(s, time 1008, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 13,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"eee"[..],
+            ..RECV_TEMPL
+        }));
+        // The resent "BBB" is lost again: the peer SACKs "eee", sent after it, and still
+        // asks for "BBB". It goes again at once, not after the RTO (200 ms).
+        send!(s, time 1010, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [
+                Some(((LOCAL_SEQ + 13).0 as u32, (LOCAL_SEQ + 16).0 as u32)),
+                Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)),
+                None,
+            ],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1010, Ok(bbb));
+        assert_eq!(s.recovery_counters().timeouts, 0);
     }
 
     #[test]
