@@ -2331,6 +2331,11 @@ impl<'a> Socket<'a> {
         }
 
         // update timers.
+        // Skiff patch 12: an ACK that moves SND.UNA allows the next probe (patch 7), also
+        // when it acknowledges everything: the next flight may need one of its own.
+        if ack_len > 0 {
+            self.loss_probe_sent = false;
+        }
         match self.timer {
             Timer::Retransmit { .. } | Timer::FastRetransmit => {
                 if ack_all {
@@ -2339,7 +2344,6 @@ impl<'a> Socket<'a> {
                 } else if ack_len > 0 {
                     // (5.3) ACK of new data in ESTABLISHED state restart the retransmit timer.
                     // Skiff patch 7: as a probe timeout when one is due (RFC 8985 7.2).
-                    self.loss_probe_sent = false;
                     self.arm_retransmit(cx.now());
                 }
             }
@@ -2360,11 +2364,11 @@ impl<'a> Socket<'a> {
         // Skiff patch 9: data sent after SND.UNA has arrived (the peer's SACK blocks), so
         // the segment at SND.UNA is lost, or only reordered: RACK (RFC 8985 6.2) waits a
         // reordering window, a quarter of the round trip, not a whole probe timeout
-        // (2 * SRTT), before the probe resends it (patch 8) and recovery begins.
+        // (2 * SRTT), before the probe resends it (patch 8) and recovery begins. Skiff
+        // patch 12: also after a probe of the tail: the SACK it draws is what it is for.
         if self.peer_sacked_above_una
             && self.rtte.have_measurement
             && self.fast_recovery_end.is_none()
-            && !self.loss_probe_sent
             && let Timer::Retransmit { expires_at } = self.timer
         {
             let reo_wnd = Duration::from_millis(u64::from(self.rtte.srtt / 4)).max(REO_WND_MIN);
@@ -10599,6 +10603,81 @@ mod test {
             ..SEND_TEMPL
         });
         recv!(s, time 1010, Ok(bbb));
+        assert_eq!(s.recovery_counters().timeouts, 0);
+    }
+
+    #[test]
+    fn test_skiff_a_flight_after_a_probed_one_gets_its_own_probe() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            ..SEND_TEMPL
+        });
+        // The tail is probed, and the probe's ACK acknowledges everything.
+        recv!(s, time 1017, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+        send!(s, time 1018, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        // The next answer, two segments, loses its tail: it is probed after 2 * 5 + 2 ms
+        // too, not left to the RTO.
+        s.send_slice(b"eeefff").unwrap();
+        for (i, chunk) in [&b"eee"[..], b"fff"].into_iter().enumerate() {
+            recv!(s, time 1020, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 13 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        recv_nothing!(s, time 1031);
+        recv!(s, time 1032, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 16,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"fff"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 2);
+    }
+
+    #[test]
+    fn test_skiff_the_sack_a_tail_probe_draws_resends_the_hole() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            ..SEND_TEMPL
+        });
+        // "ccc" and "DDD" are both lost: no ACK, and the tail is probed.
+        recv!(s, time 1017, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+        // The probe arrives: the peer SACKs it and asks for "ccc", which goes after the
+        // reordering window, not after the RTO.
+        send!(s, time 1018, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            sack_ranges: [Some(((LOCAL_SEQ + 10).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1019, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 7,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
         assert_eq!(s.recovery_counters().timeouts, 0);
     }
 
