@@ -141,10 +141,16 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
             adapter.device_mut().set_interrupts(true);
         }
         interrupts::disable();
-        if options.race_check && (nic::WORK_PENDING.swap(false, Ordering::AcqRel) || adapter.device().has_work()) {
+        let timer_fired = apic::TIMER_EXPIRED.load(Ordering::Acquire);
+        let card_work = || nic::WORK_PENDING.swap(false, Ordering::AcqRel) || adapter.device().has_work();
+        if !may_halt(timer_fired, options.race_check, card_work) {
             interrupts::enable();
-            SLEEPS_RACED.fetch_add(1, Ordering::Relaxed);
-            log::trace!(target: TRACE, "sleep   skipped: work came in while interrupts were turned back on ({})", nic::take_fired());
+            if timer_fired {
+                log::trace!(target: TRACE, "sleep   skipped: the timer fired before the halt");
+            } else {
+                SLEEPS_RACED.fetch_add(1, Ordering::Relaxed);
+                log::trace!(target: TRACE, "sleep   skipped: work came in while interrupts were turned back on ({})", nic::take_fired());
+            }
             continue;
         }
         // Forget what fired before this point, so that the wake-up line
@@ -168,6 +174,17 @@ pub fn run<D: NetDevice>(mut adapter: Adapter<D>, mut stack: Stack, signal: Sign
             log::trace!(target: TRACE, "wake    by another interrupt, after {halted} us halted");
         }
     }
+}
+
+/// Whether the loop may halt now, interrupts off and the timer armed for
+/// this sleep: not if that timer has already fired (interrupts are on until
+/// this step, and a sleep of a millisecond or two, as TCP's loss recovery
+/// asks for, can end before it, more so on a busy host; halting then waits
+/// for the card's next interrupt, however long that is: a retransmission
+/// due in 1 ms waited 30 s), nor, with `race_check`, if the card has work
+/// (the re-enable race; `card_work` is asked only then).
+pub(crate) fn may_halt(timer_fired: bool, race_check: bool, card_work: impl FnOnce() -> bool) -> bool {
+    !(timer_fired || (race_check && card_work()))
 }
 
 /// A card that has failed cannot serve again without a reset, which would
