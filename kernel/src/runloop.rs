@@ -7,8 +7,10 @@
 //!    keep-alive, TIME-WAIT, DHCP), and arm the local APIC timer for then.
 //! 3. Turn queue interrupts back on, then, with interrupts off, look once
 //!    more for work that arrived in between — the re-enable race: a buffer
-//!    used just before step 3 raised no interrupt — and only then halt, with
-//!    `sti; hlt` as one step so that no interrupt slips in before the halt.
+//!    used just before step 3 raised no interrupt — and for the timer having
+//!    fired already (a short sleep can end before the halt), and only then
+//!    halt, with `sti; hlt` as one step so that no interrupt slips in before
+//!    the halt.
 //!
 //! Handlers only record that work is pending (`nic::WORK_PENDING`,
 //! `apic::TIMER_EXPIRED`); the stack runs here, never in a handler.
