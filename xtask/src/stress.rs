@@ -3,7 +3,8 @@
 //! of echo in the soak), booted `rounds` times, checksum offload on and off
 //! in turn, after each cargo-fuzz target has run for five minutes.
 //! `cargo xtask qemu` runs the same code at `hostile::QUICK` size. Last, the
-//! damaged-link case at issue 14's full loads (`impair/`).
+//! damaged-link cases at issue 14's full loads (`impair/`): issue 14's link,
+//! then 10 % loss.
 
 use std::time::{Duration, Instant};
 
@@ -119,22 +120,29 @@ pub fn run(rounds: usize, fuzz_per_target: Duration) -> Result<()> {
 }
 
 /// Issue 14's damaged link at its full loads (`impair::client::LONG`: 300
-/// `GET /`, 4 × 4 MiB of echo, a 1 MiB echo), with its 2 s stall bar.
+/// `GET /`, 4 × 4 MiB of echo, a 1 MiB echo), with its 2 s stall bar; then
+/// the same loads at 10 % loss, where the bar is that everything completes
+/// intact.
 fn lossy_long(artifacts: &build::Artifacts) -> Result<()> {
+    use crate::impair::case::{HEAVY_LOSS, ISSUE_14};
     use crate::impair::{Impairment, Spec, case, client};
-    let name = "stress-lossy";
-    let spec = Spec::parse(case::ISSUE_14)?;
-    let imp = Impairment::both(spec, case::seed());
-    let step = ui::Step::start(format!("{name}: issue 14's damaged link at full size ({imp})"));
-    let check = move |guest: &Guest| case::check(name, guest, client::LONG, imp, Some(client::MAX_STALL));
-    let report = qemu::run_captured(artifacts, &case::boot(imp), &qemu::workdir(name), STRESS_TIMEOUT, Some(&check))?;
-    match (&report.client, report.outcome) {
-        (Some(Ok(what)), Outcome::Stopped) => {
-            step.done();
-            eprintln!("    {what}");
-            Ok(())
+    let runs = [("stress-lossy", ISSUE_14, Some(client::MAX_STALL)), ("stress-lossy-10pct", HEAVY_LOSS, None)];
+    for (name, spec, max_stall) in runs {
+        let imp = Impairment::both(Spec::parse(spec)?, case::seed());
+        let step = ui::Step::start(format!("{name}: a damaged link at full size ({imp})"));
+        let check = move |guest: &Guest| case::check(name, guest, client::LONG, imp, max_stall);
+        let report =
+            qemu::run_captured(artifacts, &case::boot(imp), &qemu::workdir(name), STRESS_TIMEOUT, Some(&check))?;
+        match (&report.client, report.outcome) {
+            (Some(Ok(what)), Outcome::Stopped) => {
+                step.done();
+                eprintln!("    {what}");
+            }
+            (Some(Err(e)), _) => {
+                return Err(format!("{name}: {e}\n    re-run by hand with:\n    {}", report.command_line));
+            }
+            (_, outcome) => return Err(format!("{name}: the guest did not keep serving: {outcome}")),
         }
-        (Some(Err(e)), _) => Err(format!("{name}: {e}\n    re-run by hand with:\n    {}", report.command_line)),
-        (_, outcome) => Err(format!("{name}: the guest did not keep serving: {outcome}")),
     }
+    Ok(())
 }

@@ -36,9 +36,6 @@ fn seeds() -> Vec<u64> {
 /// A guest behind the link serves its first 200 within this (a lost SYN
 /// costs 1, 3, 7 s).
 const BOOT_LIMIT: Duration = Duration::from_secs(120);
-/// Skiff's HTTP idle timeout on these boots (as in the suite's lossy case):
-/// longer than any recovery.
-const SKIFF_EXTRA: &str = "http.idle_ms=10000";
 
 /// Rows in the damaged-link table: the key in `results.json`, what it is.
 pub const ROWS: &[(&str, &str)] = &[
@@ -54,7 +51,9 @@ fn one(media: &Media, kind: Kind, accel: Accel, imp: Impairment, workdir: &Path)
     let dir = workdir.join(format!("{}-seed-{}", if kind == Kind::Linux { "linux" } else { "skiff" }, imp.seed));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let nic = Nic { backend: Backend::Impaired(imp), offload: false, ..Nic::default() };
-    let args = guest::arguments_with(media, kind, super::measure::MEMORY_MIB, accel, &dir, nic, SKIFF_EXTRA)?;
+    // Skiff's HTTP idle timeout as in the suite's damaged-link cases: longer than any recovery.
+    let extra = format!("http.idle_ms={}", case::HTTP_IDLE_MS);
+    let args = guest::arguments_with(media, kind, super::measure::MEMORY_MIB, accel, &dir, nic, &extra)?;
     let mut relay = relay::spawn(None, &imp, &dir)?;
     let result = Running::start(&args, &dir.join("console.log")).and_then(|mut vm| {
         vm.wait_serving(BOOT_LIMIT)?;

@@ -220,6 +220,10 @@ pub fn run_in_namespace(sizes: Sizes, max_stall: Option<Duration>, linux: bool) 
 /// Upper bounds of the GET latency histogram's buckets, in ms: a clean
 /// exchange, one fast recovery, a retransmission timeout at the 200 ms
 /// floor, the initial 1 s RTO, two of them. The last bucket is the rest.
+/// How long the relay gets to take the mark in before the loads' first SYN
+/// (it polls its socket at least every 100 ms, and at once when woken).
+const MARK_PAUSE: Duration = Duration::from_millis(50);
+
 pub const LATENCY_BUCKETS_MS: [u64; 5] = [20, 100, 400, 1_200, 3_500];
 
 /// What the loads measured: the bench's rows behind the damaged link.
@@ -287,6 +291,11 @@ pub fn measure(sizes: Sizes, max_stall: Option<Duration>, linux: bool) -> Result
         ));
     }
     let mut stalls: Vec<(String, Duration)> = Vec::new();
+    // The loads begin: the relay numbers connections from here, so that the
+    // k-th connection of every guest meets the same damage (flows.rs). The
+    // pause lets the mark reach it before the first SYN.
+    super::relay::mark();
+    std::thread::sleep(MARK_PAUSE);
 
     // Sequential GET /, a connection each.
     let t = Instant::now();

@@ -12,6 +12,7 @@
 
 pub mod case;
 pub mod client;
+pub mod flows;
 pub mod h2load;
 pub mod relay;
 
@@ -182,6 +183,10 @@ impl fmt::Display for Counts {
 /// started, passed in, so that the logic is pure and testable.
 pub struct Direction {
     spec: Spec,
+    /// This direction's seed: with a frame's place in its connection, it
+    /// makes the frame's own draws.
+    base: u64,
+    /// The draws of frames that belong to no numbered connection, in turn.
     rng: Rng,
     /// A frame picked for reordering: it leaves right after the next frame,
     /// or at its deadline.
@@ -189,6 +194,12 @@ pub struct Direction {
     /// Frames on their way, in order, each with the time it may leave.
     queue: VecDeque<(u64, Vec<u8>)>,
     counts: Counts,
+}
+
+/// A seed for `b` within `a`, through one SplitMix step, so that nearby
+/// pairs (seeds n and n + 1, connections k and k + 1) give unrelated streams.
+fn mix(a: u64, b: u64) -> u64 {
+    Rng::new(a ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64()
 }
 
 fn micros(d: Duration) -> u64 {
@@ -200,24 +211,35 @@ impl Direction {
     pub fn new(spec: Spec, seed: u64, stream: u64) -> Direction {
         // Mix the stream in through one SplitMix step, so that seeds n and
         // n + 1 do not give overlapping streams.
-        let seed = Rng::new(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64();
-        Direction { spec, rng: Rng::new(seed), held: None, queue: VecDeque::new(), counts: Counts::default() }
+        let base = mix(seed, stream);
+        Direction { spec, base, rng: Rng::new(base), held: None, queue: VecDeque::new(), counts: Counts::default() }
     }
 
     pub fn counts(&self) -> Counts {
         self.counts
     }
 
-    /// A frame arrives at `now`. The same random numbers are drawn for every
-    /// frame, whatever happens to it, so the damage done to frame n depends
-    /// only on the seed and n.
-    pub fn push(&mut self, now: u64, frame: Vec<u8>) {
+    /// A frame arrives at `now`; `place` is its connection and its index in
+    /// this direction of it (`flows::Flows::place`), if it has one. The same
+    /// random numbers are drawn for every frame, whatever happens to it, so
+    /// the damage done to a frame depends only on the seed and its place:
+    /// (connection, index) for a frame of a numbered connection, whatever
+    /// else the link carried; its turn among the others for the rest.
+    pub fn push(&mut self, now: u64, frame: Vec<u8>, place: Option<(u32, u64)>) {
         self.counts.frames_in += 1;
-        let lose = self.rng.chance(self.spec.loss);
-        let duplicate = self.rng.chance(self.spec.duplicate);
-        let reorder = self.rng.chance(self.spec.reorder);
-        let flip = self.rng.chance(self.spec.flip);
-        let bit = self.rng.next_u64();
+        let mut own;
+        let rng = match place {
+            Some((flow, index)) => {
+                own = Rng::new(mix(mix(self.base, u64::from(flow)), index));
+                &mut own
+            }
+            None => &mut self.rng,
+        };
+        let lose = rng.chance(self.spec.loss);
+        let duplicate = rng.chance(self.spec.duplicate);
+        let reorder = rng.chance(self.spec.reorder);
+        let flip = rng.chance(self.spec.flip);
+        let bit = rng.next_u64();
         if lose {
             self.counts.lost += 1;
             return;
@@ -370,7 +392,7 @@ mod tests {
         let mut out = Vec::new();
         let mut now = 0;
         for f in frames {
-            dir.push(now, f);
+            dir.push(now, f, None);
             while let Some(f) = dir.pop_due(now) {
                 out.push(f);
             }
@@ -431,6 +453,41 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_of_a_connection_meets_the_same_fate_whatever_else_the_link_carried() {
+        let spec = Spec::parse("loss=10%").unwrap();
+        // Two guests, one seed: the second sends other frames in between
+        // (more ACKs, another connection), yet the k-th frame of connection
+        // 3 is lost for both or for neither.
+        let lost = |extra: u64| {
+            let mut dir = Direction::new(spec, 14, 1);
+            let mut kept = Vec::new();
+            for i in 0..2000u32 {
+                for _ in 0..extra {
+                    dir.push(0, numbered(u32::MAX), None);
+                }
+                dir.push(0, numbered(i), Some((3, u64::from(i))));
+                while let Some(f) = dir.pop_due(0) {
+                    kept.push(number(&f));
+                }
+            }
+            (0..2000).filter(|i| !kept.contains(i)).collect::<Vec<u32>>()
+        };
+        let a = lost(0);
+        assert!(a.len() > 150 && a.len() < 250, "{}", a.len());
+        assert_eq!(a, lost(2));
+        // Another connection's frames fare otherwise.
+        let mut dir = Direction::new(spec, 14, 1);
+        let mut kept = Vec::new();
+        for i in 0..2000u32 {
+            dir.push(0, numbered(i), Some((4, u64::from(i))));
+            while let Some(f) = dir.pop_due(0) {
+                kept.push(number(&f));
+            }
+        }
+        assert_ne!(a, (0..2000).filter(|i| !kept.contains(i)).collect::<Vec<u32>>());
+    }
+
+    #[test]
     fn rates_are_near_what_was_asked() {
         let spec = Spec::parse("loss=2%,dup=3%,reorder=5%,flip=1%").unwrap();
         let mut dir = Direction::new(spec, 2026, 0);
@@ -467,7 +524,7 @@ mod tests {
     fn a_held_frame_goes_anyway_when_nothing_follows() {
         let spec = Spec { reorder: MILLION, ..Spec::CLEAN };
         let mut dir = Direction::new(spec, 1, 0);
-        dir.push(0, numbered(9));
+        dir.push(0, numbered(9), None);
         assert_eq!(dir.pop_due(0), None);
         let hold = micros(REORDER_HOLD);
         assert_eq!(dir.next_wake(), Some(hold));
@@ -480,8 +537,8 @@ mod tests {
     fn delay_holds_every_frame_and_keeps_order() {
         let spec = Spec { delay: Duration::from_millis(5), ..Spec::CLEAN };
         let mut dir = Direction::new(spec, 1, 0);
-        dir.push(0, numbered(1));
-        dir.push(100, numbered(2));
+        dir.push(0, numbered(1), None);
+        dir.push(100, numbered(2), None);
         assert_eq!(dir.pop_due(4_999), None);
         assert_eq!(dir.pop_due(5_000).map(|f| number(&f)), Some(1));
         assert_eq!(dir.pop_due(5_000), None);

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::flows::Flows;
 use super::{Direction, Impairment, Pcap};
 
 /// Where QEMU's end and the relay's end of the datagram link sit: the
@@ -52,6 +53,20 @@ pub fn netdev(id: &str) -> String {
 /// Where a boot's relay writes its counts and its capture. The capture is
 /// the guest's view of the link, as a capture on its card would be: the
 /// frames it sent before any damage, the frames it received after.
+/// The datagram that tells the relay the loads begin (`mark`): connections
+/// are numbered from the next SYN (see `flows.rs`).
+const MARK: &[u8] = b"skiff impair-relay: the loads begin";
+
+/// Tells the relay in this namespace, if any, that the loads begin: the
+/// connections opened from now on are numbered from 0, so that each guest's
+/// k-th connection meets the same damage (`flows.rs`). Without a relay the
+/// datagram goes nowhere.
+pub fn mark() {
+    if let Ok(socket) = UdpSocket::bind((LOOPBACK, 0)) {
+        let _ = socket.send_to(MARK, (LOOPBACK, RELAY_PORT));
+    }
+}
+
 pub fn report_path(workdir: &Path) -> PathBuf {
     workdir.join("relay-report.txt")
 }
@@ -188,6 +203,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut last_report = Instant::now();
     let mut buf = vec![0u8; FRAME_BUFFER];
     let mut unknown_senders = 0u64;
+    let mut flows = Flows::default();
+    let mut marks = 0u64;
     let mut failed_writes = 0u64;
     // When QEMU's socket dropped frames (towards the guest: it stops reading
     // while the guest has no receive buffers), to tell which load it was.
@@ -207,7 +224,12 @@ pub fn run(args: &Args) -> Result<(), String> {
                     if let Some(p) = pcap.as_mut() {
                         let _ = p.write(t, &buf[..n]);
                     }
-                    from_guest.push(t, buf[..n].to_vec());
+                    let place = flows.place(&buf[..n], false);
+                    from_guest.push(t, buf[..n].to_vec(), place);
+                }
+                Ok((n, _)) if &buf[..n] == MARK => {
+                    flows.mark();
+                    marks += 1;
                 }
                 Ok(_) => unknown_senders += 1,
                 Err(_) => break,
@@ -215,7 +237,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         for _ in 0..BURST {
             match read_fd(&tap, &mut buf) {
-                Some(n) if n > 0 => to_guest.push(now(), buf[..n].to_vec()),
+                Some(n) if n > 0 => {
+                    let place = flows.place(&buf[..n], true);
+                    to_guest.push(now(), buf[..n].to_vec(), place);
+                }
                 _ => break,
             }
         }
@@ -242,10 +267,18 @@ pub fn run(args: &Args) -> Result<(), String> {
         if last_report.elapsed() >= REPORT_EVERY {
             last_report = Instant::now();
             note_qemu_drops(&mut timeline, started.elapsed());
-            write_report(args, &to_guest, &from_guest, unknown_senders, failed_writes, &timeline);
+            write_report(
+                args,
+                &to_guest,
+                &from_guest,
+                unknown_senders,
+                failed_writes,
+                &timeline,
+                (marks, flows.count()),
+            );
         }
     }
-    write_report(args, &to_guest, &from_guest, unknown_senders, failed_writes, &timeline);
+    write_report(args, &to_guest, &from_guest, unknown_senders, failed_writes, &timeline, (marks, flows.count()));
     Ok(())
 }
 
@@ -286,6 +319,7 @@ fn write_report(
     unknown: u64,
     failed_writes: u64,
     timeline: &[(Duration, u64)],
+    (marks, connections): (u64, u32),
 ) {
     if let Some(path) = &args.report {
         let machinery = format!(
@@ -299,7 +333,8 @@ fn write_report(
         let when: Vec<String> = timeline.iter().map(|(t, n)| format!("{:.1} s: {n}", t.as_secs_f64())).collect();
         let text = format!(
             "impairment: {}\nto guest: {}\nfrom guest: {}\n{machinery}\ndatagrams from unknown senders: {unknown}\n\
-             QEMU's socket's drops so far, by the relay's clock: {}\n",
+             QEMU's socket's drops so far, by the relay's clock: {}\n\
+             damage drawn per connection for {connections} connections since the last of {marks} marks\n",
             args.impairment,
             to_guest.counts(),
             from_guest.counts(),

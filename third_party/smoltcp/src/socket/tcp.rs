@@ -313,6 +313,10 @@ const TLP_MIN_EXTRA: Duration = Duration::from_millis(2);
 /// gets one spurious segment; a request-answer peer acknowledges at once with its next
 /// request, and its lost tail is resent after some 50 ms rather than the RTO's 200.
 const TLP_MAX_ACK_DELAY: Duration = Duration::from_millis(40);
+/// Skiff patch 9: the shortest reordering window (RFC 8985 6.2's RACK.reo_wnd is a
+/// quarter of the round trip): the clock's granularity, so that an ACK reordered behind
+/// the SACK that overtook it (they leave the peer together) still comes first.
+const REO_WND_MIN: Duration = Duration::from_millis(1);
 const CLOSE_DELAY: Duration = Duration::from_millis(10_000);
 
 impl Timer {
@@ -562,6 +566,12 @@ pub struct Socket<'a> {
     loss_probe_armed: bool,
     /// Skiff patch 7: a loss probe went and no ACK has moved since: no other until one does.
     loss_probe_sent: bool,
+    /// Skiff patch 8: the last ACK selectively acknowledged data above its ACK number, so
+    /// the segment at SND.UNA is a hole (RFC 6675), even if that ACK moved SND.UNA.
+    peer_sacked_above_una: bool,
+    /// Skiff patch 11: the highest sequence number sent when SND.UNA was last resent in
+    /// fast recovery; SACKed data above it shows that the retransmission was lost.
+    rexmit_high: Option<TcpSeqNumber>,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -671,6 +681,8 @@ impl<'a> Socket<'a> {
             fast_recovery_end: None,
             loss_probe_armed: false,
             loss_probe_sent: false,
+            peer_sacked_above_una: false,
+            rexmit_high: None,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -1046,6 +1058,8 @@ impl<'a> Socket<'a> {
         self.fast_recovery_end = None;
         self.loss_probe_armed = false;
         self.loss_probe_sent = false;
+        self.peer_sacked_above_una = false;
+        self.rexmit_high = None;
 
         #[cfg(feature = "async")]
         {
@@ -1902,7 +1916,12 @@ impl<'a> Socket<'a> {
                         }
                     }
                     (true, false) => {
-                        if window_start <= segment_start && segment_start < window_end {
+                        // Skiff patch 10: a segment without data at the window's right
+                        // edge is acceptable too, as on Linux (`tcp_sequence`): it is the
+                        // peer's ACK after its last data, which filled our window and was
+                        // lost. RFC 9293's test rejected every such ACK, and our own
+                        // sending stalled until the peer's retransmission timeout.
+                        if window_start <= segment_start && segment_start <= window_end {
                             true
                         } else {
                             net_debug!("zero-length segment not inside window, will send an ACK.");
@@ -2255,6 +2274,8 @@ impl<'a> Socket<'a> {
         // Skiff patch 2: an ACK that moves SND.UNA but not past the recovery point
         // shows that the next segment was lost too (RFC 6582 3.2, step 5).
         let mut partial_ack = false;
+        // Skiff patch 11: the retransmission of SND.UNA was lost too.
+        let mut rexmit_lost = false;
 
         if let Some(ack_number) = repr.ack_number {
             // TODO: When flow control is implemented,
@@ -2271,6 +2292,22 @@ impl<'a> Socket<'a> {
                     .iter()
                     .flatten()
                     .any(|&(_, right)| TcpSeqNumber(right as i32) > ack_number);
+            self.peer_sacked_above_una = sacks_above_ack;
+            // Skiff patch 11: RACK's detection of a lost retransmission (RFC 8985 6.2):
+            // in fast recovery, SND.UNA unmoved, and data sent after SND.UNA was resent
+            // has arrived (the SACK blocks reach above what had been sent then): the
+            // retransmission was lost too, so it goes again now, not after the RTO.
+            rexmit_lost = self.fast_recovery_end.is_some()
+                && ack_number == self.local_seq_no
+                && self.rexmit_high.is_some_and(|high| {
+                    repr.sack_ranges
+                        .iter()
+                        .flatten()
+                        .any(|&(_, right)| TcpSeqNumber(right as i32) > high)
+                });
+            if ack_number != self.local_seq_no || rexmit_lost {
+                self.rexmit_high = None;
+            }
 
             match self.local_rx_last_ack {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
@@ -2360,6 +2397,11 @@ impl<'a> Socket<'a> {
         }
 
         // update timers.
+        // Skiff patch 12: an ACK that moves SND.UNA allows the next probe (patch 7), also
+        // when it acknowledges everything: the next flight may need one of its own.
+        if ack_len > 0 {
+            self.loss_probe_sent = false;
+        }
         match self.timer {
             Timer::Retransmit { .. } | Timer::FastRetransmit => {
                 if ack_all {
@@ -2368,7 +2410,6 @@ impl<'a> Socket<'a> {
                 } else if ack_len > 0 {
                     // (5.3) ACK of new data in ESTABLISHED state restart the retransmit timer.
                     // Skiff patch 7: as a probe timeout when one is due (RFC 8985 7.2).
-                    self.loss_probe_sent = false;
                     self.arm_retransmit(cx.now());
                 }
             }
@@ -2381,6 +2422,29 @@ impl<'a> Socket<'a> {
         if partial_ack {
             net_debug!("partial ACK in fast recovery: retransmitting the next segment");
             self.timer.set_for_fast_retransmit();
+        }
+        if rexmit_lost {
+            net_debug!("SACK above a lost retransmission: retransmitting it again");
+            self.timer.set_for_fast_retransmit();
+        }
+        // Skiff patch 9: data sent after SND.UNA has arrived (the peer's SACK blocks), so
+        // the segment at SND.UNA is lost, or only reordered: RACK (RFC 8985 6.2) waits a
+        // reordering window, a quarter of the round trip, not a whole probe timeout
+        // (2 * SRTT), before the probe resends it (patch 8) and recovery begins. Skiff
+        // patch 12: also after a probe of the tail: the SACK it draws is what it is for.
+        if self.peer_sacked_above_una
+            && self.rtte.have_measurement
+            && self.fast_recovery_end.is_none()
+            && let Timer::Retransmit { expires_at } = self.timer
+        {
+            let reo_wnd = Duration::from_millis(u64::from(self.rtte.srtt / 4)).max(REO_WND_MIN);
+            if cx.now() + reo_wnd < expires_at {
+                net_debug!("SACK above SND.UNA: probing the hole after the reordering window");
+                self.timer = Timer::Retransmit {
+                    expires_at: cx.now() + reo_wnd,
+                };
+                self.loss_probe_armed = true;
+            }
         }
 
         // start/stop the Zero Window Probe timer.
@@ -2681,8 +2745,15 @@ impl<'a> Socket<'a> {
                 self.recovery.loss_probes += 1;
                 self.loss_probe_armed = false;
                 self.loss_probe_sent = true;
-                if self.local_rx_dup_acks > 0 {
+                if self.local_rx_dup_acks > 0 || self.peer_sacked_above_una {
+                    // Skiff patch 8: a hole, shown by a duplicate ACK or by the last ACK's
+                    // SACK blocks (one that moved SND.UNA to the next hole counts too): it
+                    // is a loss, so fast recovery begins (RFC 6675), and the ACK of this
+                    // segment, if short of what was sent, resends the next hole at once
+                    // (patch 2) rather than a probe of a tail the peer already has.
                     self.pending_fast_retransmit = true;
+                    self.fast_recovery_end = Some(self.remote_last_seq);
+                    self.rexmit_high = Some(self.remote_last_seq);
                 } else {
                     let fin = usize::from(self.fin_in_flight());
                     let back = (self.remote_mss + fin).min(self.flight_size());
@@ -2712,6 +2783,7 @@ impl<'a> Socket<'a> {
                 // timeout in a long run of duplicates no fast retransmit could ever come again.
                 self.fast_recovery_end = None;
                 self.local_rx_dup_acks = 0;
+                self.rexmit_high = None;
             } else {
                 // If a fast rentrasmit timer expired, we should resend only the earliest unAcked segment
                 net_debug!("retransmitting for fast-retransmit");
@@ -2724,6 +2796,8 @@ impl<'a> Socket<'a> {
                     .on_loss(cx.now(), in_flight);
 
                 self.pending_fast_retransmit = true;
+                // Skiff patch 11: what had been sent when SND.UNA went again.
+                self.rexmit_high = Some(self.remote_last_seq);
             }
 
             // Clear the `should_retransmit` state. If we can't retransmit right
@@ -3042,6 +3116,9 @@ impl<'a> Socket<'a> {
             return Ok(());
         }
 
+        // Skiff patch 8: whether this segment carries data never sent before.
+        let new_data = repr.seq_number + repr.segment_len() > self.remote_last_seq;
+
         // We've sent a packet successfully, so we can update the internal state now.
         // Use max() so a fast-retransmit segment (whose seq_number is local_seq_no, well
         // behind the current frontier) doesn't rewind the tracked "highest sent" sequence.
@@ -3064,6 +3141,12 @@ impl<'a> Socket<'a> {
             // retransmission), if the timer is not running, start it running
             // so that it will expire after RTO seconds.
             // Skiff patch 7: or after the probe timeout, if one is due (RFC 8985 7.2).
+            self.arm_retransmit(cx.now());
+        } else if new_data && self.loss_probe_armed {
+            // Skiff patch 8: RFC 8985 7.2 restarts the probe timer when new data is
+            // sent: it counts from the flight's last segment, and with the flight's size.
+            // Armed at the first segment of an answer, alone in flight then, it waited for
+            // the peer's delayed ACK (40 ms) though the peer acknowledges several at once.
             self.arm_retransmit(cx.now());
         }
 
@@ -10468,8 +10551,9 @@ mod test {
     fn test_skiff_loss_probe_resends_the_hole_the_peer_reports() {
         let mut s = socket_with_four_segments_in_flight();
         s.rtte.sample(5);
-        // "aaa" is acknowledged; "BBB" is lost; "ccc" arrives (a duplicate ACK with its
-        // SACK block); "DDD" is lost too: one duplicate, not the three of fast retransmit.
+        // "aaa" is acknowledged; "BBB" is lost; "ccc" arrives (a duplicate ACK; without
+        // SACK blocks here: with them patch 9 resends sooner); "DDD" is lost too: one
+        // duplicate, not the three of fast retransmit.
         send!(s, time 1005, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 4),
@@ -10478,7 +10562,6 @@ mod test {
         send!(s, time 1006, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 4),
-            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
             ..SEND_TEMPL
         });
         recv_nothing!(s, time 1016);
@@ -10490,30 +10573,341 @@ mod test {
             ..RECV_TEMPL
         }));
         assert_eq!(s.recovery_counters().loss_probes, 1);
-        // Its ACK moves to "DDD", now alone in flight: a probe is due again, later, as
-        // the peer may be delaying its ACK of one segment (2 * 5 + 40 ms).
+        // Its ACK moves to "DDD", short of what was sent: a partial ACK in the fast
+        // recovery the probe of a hole began (Skiff patch 8), so "DDD" goes at once.
         send!(s, time 1030, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 10),
             ..SEND_TEMPL
         });
-        recv_nothing!(s, time 1079);
-        recv!(s, time 1080, Ok(TcpRepr {
+        recv!(s, time 1030, Ok(TcpRepr {
             seq_number: LOCAL_SEQ + 10,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"DDD"[..],
             ..RECV_TEMPL
         }));
-        assert_eq!(s.recovery_counters().loss_probes, 2);
-        // That probe is lost too: the RTO (200 ms) follows, with its back-off.
-        recv_nothing!(s, time 1279);
-        recv!(s, time 1281, Ok(TcpRepr {
+        assert_eq!(s.recovery_counters().fast_retransmits, 1);
+        // That is lost too: the RTO (200 ms) follows, with its back-off.
+        recv_nothing!(s, time 1229);
+        recv!(s, time 1231, Ok(TcpRepr {
             seq_number: LOCAL_SEQ + 10,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"DDD"[..],
             ..RECV_TEMPL
         }));
         assert_eq!(s.recovery_counters().timeouts, 1);
+    }
+
+    #[test]
+    fn test_skiff_after_a_probe_repaired_a_hole_a_partial_ack_resends_the_next() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        // "aaa" is acknowledged; "BBB" and "ccc" are lost; "DDD" arrives: one duplicate
+        // ACK, with a SACK block for "DDD".
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        let sack_ddd = [Some(((LOCAL_SEQ + 10).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None];
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: sack_ddd,
+            ..SEND_TEMPL
+        });
+        // The probe resends the first hole, "BBB" (patch 7).
+        recv!(s, time 1017, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        }));
+        // Its ACK moves to "ccc" and still SACKs "DDD": "ccc" is the next hole, and goes
+        // at once, not the tail "DDD" (which the peer has) after another probe timeout.
+        send!(s, time 1018, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            sack_ranges: sack_ddd,
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1018, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 7,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        send!(s, time 1019, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 2000);
+        assert_eq!(s.recovery_counters().loss_probes, 1);
+        assert_eq!(s.recovery_counters().timeouts, 0);
+    }
+
+    #[test]
+    fn test_skiff_a_sacked_hole_is_resent_after_a_quarter_of_the_round_trip() {
+        let mut s = socket_with_four_segments_in_flight();
+        // A round trip of 20 ms: the probe timeout is 2 * 20 + 2 ms.
+        s.rtte.sample(20);
+        // "aaa" is acknowledged at 1005 (the probe would fire at 1047); "BBB" is lost,
+        // and the peer SACKs "ccc" at 1006.
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        // "BBB" goes again a reordering window after the SACK: a quarter of the round
+        // trip, 19 ms once the ACK's 5 ms sample is in.
+        recv_nothing!(s, time 1009);
+        recv!(s, time 1010, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        }));
+        // Its ACK, short of "DDD" (lost too): recovery goes on with "DDD" at once.
+        send!(s, time 1031, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 10),
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1031, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_skiff_a_sack_reordered_ahead_of_its_ack_is_no_loss() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(20);
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        // "ccc" overtook "BBB", which arrives right after: nothing is resent.
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 2000);
+        assert_eq!(s.recovery_counters().loss_probes, 0);
+    }
+
+    #[test]
+    fn test_skiff_an_ack_at_the_right_edge_of_the_window_is_processed() {
+        let mut s = socket_established();
+        s.send_slice(b"abc").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"abc"[..],
+            ..RECV_TEMPL
+        }));
+        // The peer sends 58 octets, which the application does not read: 6 left.
+        send!(s, time 1, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &[b'x'; 58][..],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1 + 58),
+            window_len: 6,
+            ..RECV_TEMPL
+        }));
+        // It sends 6 more, which are lost, then acknowledges "abc" in a segment without
+        // data, whose sequence number is the right edge of our window.
+        send!(s, time 2, TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 64,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.local_seq_no, LOCAL_SEQ + 4, "the ACK was not processed");
+        assert_eq!(s.tx_buffer.len(), 0);
+    }
+
+    #[test]
+    fn test_skiff_a_lost_retransmission_goes_again_when_later_data_is_sacked() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            ..SEND_TEMPL
+        });
+        // "BBB" is lost; the SACK of "ccc" has it resent after the reordering window.
+        send!(s, time 1006, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        let bbb = TcpRepr {
+            seq_number: LOCAL_SEQ + 4,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        };
+        recv!(s, time 1007, Ok(bbb.clone()));
+        // New data follows it, "eee".
+        s.send_slice(b"eee").unwrap();
+        recv!(s, time 1008, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 13,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"eee"[..],
+            ..RECV_TEMPL
+        }));
+        // The resent "BBB" is lost again: the peer SACKs "eee", sent after it, and still
+        // asks for "BBB". It goes again at once, not after the RTO (200 ms).
+        send!(s, time 1010, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 4),
+            sack_ranges: [
+                Some(((LOCAL_SEQ + 13).0 as u32, (LOCAL_SEQ + 16).0 as u32)),
+                Some(((LOCAL_SEQ + 7).0 as u32, (LOCAL_SEQ + 10).0 as u32)),
+                None,
+            ],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1010, Ok(bbb));
+        assert_eq!(s.recovery_counters().timeouts, 0);
+    }
+
+    #[test]
+    fn test_skiff_a_flight_after_a_probed_one_gets_its_own_probe() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            ..SEND_TEMPL
+        });
+        // The tail is probed, and the probe's ACK acknowledges everything.
+        recv!(s, time 1017, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+        send!(s, time 1018, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        // The next answer, two segments, loses its tail: it is probed after 2 * 5 + 2 ms
+        // too, not left to the RTO.
+        s.send_slice(b"eeefff").unwrap();
+        for (i, chunk) in [&b"eee"[..], b"fff"].into_iter().enumerate() {
+            recv!(s, time 1020, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 13 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        recv_nothing!(s, time 1031);
+        recv!(s, time 1032, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 16,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"fff"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 2);
+    }
+
+    #[test]
+    fn test_skiff_the_sack_a_tail_probe_draws_resends_the_hole() {
+        let mut s = socket_with_four_segments_in_flight();
+        s.rtte.sample(5);
+        send!(s, time 1005, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            ..SEND_TEMPL
+        });
+        // "ccc" and "DDD" are both lost: no ACK, and the tail is probed.
+        recv!(s, time 1017, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 10,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"DDD"[..],
+            ..RECV_TEMPL
+        }));
+        // The probe arrives: the peer SACKs it and asks for "ccc", which goes after the
+        // reordering window, not after the RTO.
+        send!(s, time 1018, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 7),
+            sack_ranges: [Some(((LOCAL_SEQ + 10).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1019, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 7,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().timeouts, 0);
+    }
+
+    #[test]
+    fn test_skiff_probe_timer_restarts_when_new_data_is_sent() {
+        let mut s = socket_established();
+        s.remote_has_sack = true;
+        s.remote_mss = 3;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        // A round trip measured (5 ms). "aaa" goes alone: a probe is due after
+        // 2 * 5 + 40 ms (the peer may delay its ACK of one segment).
+        s.rtte.sample(5);
+        s.send_slice(b"aaa").unwrap();
+        recv!(s, time 1000, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        // The rest of the answer follows a millisecond later: now three segments are in
+        // flight, and the probe is due 2 * 5 + 2 ms after the last (RFC 8985 7.2).
+        s.send_slice(b"bbbccc").unwrap();
+        for (i, chunk) in [&b"bbb"[..], b"ccc"].into_iter().enumerate() {
+            recv!(s, time 1001, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 4 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        recv_nothing!(s, time 1012);
+        recv!(s, time 1013, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 7,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.recovery_counters().loss_probes, 1);
     }
 
     #[test]
