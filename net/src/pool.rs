@@ -16,11 +16,9 @@
 //!   waits in the accept queue, out of the socket set and unanswered, until
 //!   a slot frees (then its SYN-ACK goes out); the client's retransmitted
 //!   SYNs meanwhile are dropped;
-//! - if the queue is full too (`backlog`, or the port's own cap in SYNs
-//!   queued for it): dropped silently (`syn_dropped_full`), as Linux drops a
-//!   SYN when its listener's queue is full: the client retries instead of
-//!   failing. A longer one would only keep a real client behind a flood
-//!   (each queued SYN holds a slot `HALF_OPEN_GRACE` in turn);
+//! - if the queue is full too (`backlog`, or the port's cap in SYNs queued
+//!   for it; more would keep a real client behind a flood): dropped silently
+//!   (`syn_dropped_full`), as Linux does: the client retries, not fails;
 //! - otherwise it waits half-open here until the handshake completes (or for
 //!   `SYN_RECEIVED_TIMEOUT`), then becomes a [`ServerSocket`] its app owns, until
 //!   the app gives it back with [`Pool::release`].
@@ -123,9 +121,8 @@ pub struct PortSpec {
     pub rx: usize,
     /// Each socket's send buffer, in bytes.
     pub tx: usize,
-    /// The receive buffer a connection may be given later (0: none larger
-    /// than `rx`): its window scale is offered at the handshake, the only
-    /// time it can be (smoltcp patch 15).
+    /// The receive buffer a connection may be given later (0: none larger than `rx`):
+    /// its window scale is offered at the handshake, the only time it can be (smoltcp patch 15).
     pub rx_may_grow_to: usize,
     /// Connections at once on this port, within the pool's limit (an app
     /// with large buffers caps its share).
@@ -558,8 +555,7 @@ impl Pool {
         }
     }
 
-    /// The connections freed in TIME-WAIT since the last call, handed to
-    /// `table` (once per poll step, after the apps have given sockets back).
+    /// Hands `table` the connections freed in TIME-WAIT since the last call (once per step).
     pub fn hand_over_time_wait(&mut self, table: &mut TimeWaitTable, now: Instant) {
         self.departures.hand_over(table, now);
     }
