@@ -181,6 +181,7 @@ pub fn init() -> Result<(), ApicError> {
 
 /// The timer's rate measured at boot, and one measured now (for the
 /// in-kernel tests); zero before `init`.
+#[cfg(feature = "ktest")]
 pub fn timer_hz() -> (u64, u64) {
     APIC.get().map_or((0, 0), |apic| (apic.timer_hz, apic.measure_timer_hz()))
 }
