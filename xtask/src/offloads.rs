@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::clients::{self, Ports};
-use crate::qemu::{Backend, Boot, Forward, Nic};
+use crate::qemu::{Backend, Boot, Forward, Guest, Nic};
 use crate::suite::{Case, Expect, free_port};
 use crate::{Result, forward, testnet};
 
@@ -34,6 +34,16 @@ const DROPS: [&str; 6] = [
     "tx_drop_no_buffer",
 ];
 
+/// Host ports forwarded into a TAP boot's namespace, to its HTTP and echo ports.
+fn tap_forwards(guest: &Guest) -> Result<Ports> {
+    let netns = guest.netns.as_deref().ok_or("the TAP boot has no namespace")?;
+    let ports = Ports { http: free_port(), echo: free_port() };
+    let guest_at = |port| SocketAddr::from((testnet::GUEST_IP, port));
+    forward::spawn(ports.http, netns, guest_at(testnet::HTTP_PORT))?;
+    forward::spawn(ports.echo, netns, guest_at(testnet::ECHO_PORT))?;
+    Ok(ports)
+}
+
 /// `serve-offloads-tap`, `serve-offloads-user` and `serve-bulk-tap`.
 pub fn cases(timeout: Duration) -> Vec<Case> {
     let tap = Case {
@@ -41,14 +51,7 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
         boot: crate::stress::hostile_boot(true),
         expect: Expect::Serves,
         timeout: timeout.max(Duration::from_secs(240)),
-        client: Some(Box::new(|guest| {
-            let netns = guest.netns.as_deref().ok_or("the TAP boot has no namespace")?;
-            let ports = Ports { http: free_port(), echo: free_port() };
-            let guest_at = |port| SocketAddr::from((testnet::GUEST_IP, port));
-            forward::spawn(ports.http, netns, guest_at(testnet::HTTP_PORT))?;
-            forward::spawn(ports.echo, netns, guest_at(testnet::ECHO_PORT))?;
-            check(ports, true, TAP_ECHO_BYTES)
-        })),
+        client: Some(Box::new(|guest| check(tap_forwards(guest)?, true, TAP_ECHO_BYTES))),
     };
     let ports = Ports { http: free_port(), echo: free_port() };
     let user = Case {
@@ -66,14 +69,7 @@ pub fn cases(timeout: Duration) -> Vec<Case> {
         boot: crate::stress::hostile_boot(true),
         expect: Expect::Serves,
         timeout: timeout.max(Duration::from_secs(180)),
-        client: Some(Box::new(|guest| {
-            let netns = guest.netns.as_deref().ok_or("the TAP boot has no namespace")?;
-            let ports = Ports { http: free_port(), echo: free_port() };
-            let guest_at = |port| SocketAddr::from((testnet::GUEST_IP, port));
-            forward::spawn(ports.http, netns, guest_at(testnet::HTTP_PORT))?;
-            forward::spawn(ports.echo, netns, guest_at(testnet::ECHO_PORT))?;
-            check_bulk(ports)
-        })),
+        client: Some(Box::new(|guest| check_bulk(tap_forwards(guest)?))),
     };
     debug_assert!(matches!(tap.boot.nic, Some(Nic { backend: Backend::Tap, offload: true, .. })));
     vec![tap, user, bulk]

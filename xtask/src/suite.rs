@@ -709,33 +709,11 @@ fn lint() -> Result<()> {
         "-D",
         "warnings",
     ])?;
-    run(&[
-        "clippy",
-        "--quiet",
-        "--package",
-        "skiff-kernel",
-        "--target",
-        build::KERNEL_TARGET,
-        "--release",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
-    // The test build (feature `ktest`) too: it is the other half of the kernel.
-    run(&[
-        "clippy",
-        "--quiet",
-        "--package",
-        "skiff-kernel",
-        "--target",
-        build::KERNEL_TARGET,
-        "--release",
-        "--features",
-        "ktest",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
+    // The kernel as served, and its test build (feature `ktest`): the other half.
+    for features in [&[][..], &["--features", "ktest"]] {
+        let target = ["clippy", "--quiet", "--package", "skiff-kernel", "--target", build::KERNEL_TARGET, "--release"];
+        run(&[&target[..], features, &["--", "-D", "warnings"]].concat())?;
+    }
     // Rustdoc, warnings as errors: docs build and every intra-doc link resolves
     // (missing_docs is denied in drivers and net themselves).
     for extra in [
