@@ -49,6 +49,11 @@ pub fn server_socket(rx: usize, tx: usize, port: u16) -> tcp::Socket<'static> {
     // which a client delays (up to 40 ms on Linux): a keep-alive client then
     // gets a few dozen answers a second instead of thousands.
     socket.set_nagle_enabled(false);
+    // TCP Timestamps (RFC 7323) from the interface's clock, when the peer offers
+    // them: their echo measures the round trip even after a retransmission,
+    // where Karn's rule leaves none (a connection whose SYN-ACK was lost then
+    // had no loss probe and a 2 s timeout: issue 14, smoltcp patch 16).
+    socket.set_timestamps_from_clock(true);
     if socket.listen(port).is_err() {
         log::warn!("cannot listen on port {port}");
     }

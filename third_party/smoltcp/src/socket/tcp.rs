@@ -479,6 +479,17 @@ pub enum CongestionControl {
     Cubic,
 }
 
+/// Skiff patch 16: where a socket's timestamp values (TSval, RFC 7323) come from.
+#[derive(Debug, Clone, Copy)]
+enum Tsval {
+    /// The application's generator, in a unit smoltcp does not know, so no round trip
+    /// is measured from the peer's echoes of it.
+    Generator(TcpTimestampGenerator),
+    /// The interface's clock in milliseconds plus an offset drawn at random for each
+    /// connection, so that the clock itself is not shown (RFC 7323 7.1).
+    Clock { offset: u32 },
+}
+
 /// Skiff patch 5: how a socket recovered from loss, over its whole life (not cleared when
 /// it closes or listens again), so that an application can show loss recovery at work.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -589,7 +600,8 @@ pub struct Socket<'a> {
     congestion_controller: congestion::AnyController,
 
     /// tsval generator - if some, tcp timestamp is enabled
-    tsval_generator: Option<TcpTimestampGenerator>,
+    /// (Skiff patch 16: a generator or the interface's clock)
+    tsval_generator: Option<Tsval>,
 
     /// Skiff patch 5: loss-recovery events since the socket was made.
     recovery: RecoveryCounters,
@@ -705,7 +717,43 @@ impl<'a> Socket<'a> {
 
     /// Enable or disable TCP Timestamp.
     pub fn set_tsval_generator(&mut self, generator: Option<TcpTimestampGenerator>) {
-        self.tsval_generator = generator;
+        self.tsval_generator = generator.map(Tsval::Generator);
+    }
+
+    /// Skiff patch 16: enable or disable TCP Timestamps whose values come from the
+    /// interface's clock, in milliseconds, plus an offset drawn at random for each
+    /// connection (RFC 7323 5.4, 7.1). Unlike a generator's, their unit is known, so the
+    /// peer's echoes of them measure the round trip (RFC 7323 4.1): also after a
+    /// retransmission, where Karn's rule leaves the sequence-based measurement none.
+    pub fn set_timestamps_from_clock(&mut self, enabled: bool) {
+        self.tsval_generator = enabled.then_some(Tsval::Clock { offset: 0 });
+    }
+
+    /// Skiff patch 16: the TSval to send at `now`, if timestamps are on.
+    fn tsval(&self, now: Instant) -> Option<u32> {
+        Some(match self.tsval_generator? {
+            Tsval::Generator(generator) => generator(),
+            Tsval::Clock { offset } => (now.total_millis() as u32).wrapping_add(offset),
+        })
+    }
+
+    /// Skiff patch 16: a new connection's clock offset (RFC 7323 5.4).
+    fn draw_tsval_offset(&mut self, cx: &mut Context) {
+        if let Some(Tsval::Clock { offset }) = &mut self.tsval_generator {
+            *offset = cx.rand().rand_u32();
+        }
+    }
+
+    /// Skiff patch 16: the round trip, in milliseconds, that `repr`'s timestamp echo
+    /// measures at `now` (RFC 7323 4.1), if timestamps come from the clock. An echo
+    /// of 0, or one from the future or older than the longest RTO, is no measurement.
+    fn tsecr_rtt(&self, now: Instant, repr: &TcpRepr) -> Option<u32> {
+        let Some(Tsval::Clock { .. }) = self.tsval_generator else {
+            return None;
+        };
+        let tsecr = repr.timestamp?.tsecr;
+        let rtt = self.tsval(now)?.wrapping_sub(tsecr);
+        (tsecr != 0 && rtt <= RTTE_MAX_RTO).then_some(rtt)
     }
 
     /// Return whether TCP Timestamp is enabled.
@@ -1197,6 +1245,7 @@ impl<'a> Socket<'a> {
         let seq = Self::random_seq_no(cx);
         self.local_seq_no = seq;
         self.remote_last_seq = seq;
+        self.draw_tsval_offset(cx);
         Ok(())
     }
 
@@ -1638,11 +1687,16 @@ impl<'a> Socket<'a> {
         (ip_reply_repr, reply_repr)
     }
 
-    fn ack_reply(&mut self, ip_repr: &IpRepr, repr: &TcpRepr) -> (IpRepr, TcpRepr<'static>) {
+    fn ack_reply(
+        &mut self,
+        now: Instant,
+        ip_repr: &IpRepr,
+        repr: &TcpRepr,
+    ) -> (IpRepr, TcpRepr<'static>) {
         let (mut ip_reply_repr, mut reply_repr) = Self::reply(ip_repr, repr);
         reply_repr.timestamp = repr
             .timestamp
-            .and_then(|tcp_ts| tcp_ts.generate_reply(self.tsval_generator));
+            .and_then(|tcp_ts| Some(TcpTimestampRepr::new(self.tsval(now)?, tcp_ts.tsval)));
 
         // From RFC 793:
         // [...] an empty acknowledgment segment containing the current send-sequence number
@@ -1715,7 +1769,7 @@ impl<'a> Socket<'a> {
         // Rate-limit to 1 per second max.
         self.challenge_ack_timer = cx.now() + Duration::from_secs(1);
 
-        Some(self.ack_reply(ip_repr, repr))
+        Some(self.ack_reply(cx.now(), ip_repr, repr))
     }
 
     pub(crate) fn accepts(&self, _cx: &mut Context, ip_repr: &IpRepr, repr: &TcpRepr) -> bool {
@@ -2007,7 +2061,7 @@ impl<'a> Socket<'a> {
                             TcpControl::None | TcpControl::Psh | TcpControl::Fin
                         )
                     {
-                        return Some(self.ack_reply(ip_repr, repr));
+                        return Some(self.ack_reply(cx.now(), ip_repr, repr));
                     }
 
                     return self.challenge_ack_reply(cx, ip_repr, repr);
@@ -2100,6 +2154,7 @@ impl<'a> Socket<'a> {
                     remote: IpEndpoint::new(ip_repr.src_addr(), repr.src_port),
                 });
                 self.local_seq_no = Self::random_seq_no(cx);
+                self.draw_tsval_offset(cx);
                 self.remote_seq_no = repr.seq_number + 1;
                 self.remote_last_seq = self.local_seq_no;
                 self.remote_has_sack = repr.sack_permitted;
@@ -2366,7 +2421,19 @@ impl<'a> Socket<'a> {
                     }
 
                     // Notify of fresh ACK
-                    self.rtte.on_ack(cx.now(), ack_number);
+                    // Skiff patch 16: when no segment is being timed (Karn's rule stopped
+                    // it at a retransmission), an ACK that moves SND.UNA measures the round
+                    // trip from its timestamp echo (RFC 7323 4.1), as Linux does when it
+                    // has no sequence-based sample: a connection whose SYN-ACK was resent
+                    // would otherwise have no RTT, so no loss probe and a backed-off RTO.
+                    match self.tsecr_rtt(cx.now(), repr) {
+                        Some(rtt)
+                            if self.rtte.timestamp.is_none() && ack_number > self.local_seq_no =>
+                        {
+                            self.rtte.sample(rtt)
+                        }
+                        _ => self.rtte.on_ack(cx.now(), ack_number),
+                    }
                     let new_flight_size = self.flight_size().saturating_sub(ack_len);
                     self.congestion_controller.inner_mut().on_ack(
                         cx.now(),
@@ -2545,7 +2612,7 @@ impl<'a> Socket<'a> {
             // This is fine because smoltcp assumes that it can always transmit zero or one
             // packets for every packet it receives.
             tcp_trace!("ACKing incoming segment");
-            Some(self.ack_reply(ip_repr, repr))
+            Some(self.ack_reply(cx.now(), ip_repr, repr))
         } else {
             None
         }
@@ -2560,7 +2627,9 @@ impl<'a> Socket<'a> {
 
     fn seq_to_transmit(&self, cx: &mut Context) -> bool {
         // Fast retransmits should always send, even if later congestion checks would disallow
-        if self.pending_fast_retransmit && !self.tx_buffer.is_empty() {
+        // Skiff patch 17: also when all that is unacknowledged is the FIN: the timer
+        // that asked for it has been cleared, so not sending it now stalled the close.
+        if self.pending_fast_retransmit && (!self.tx_buffer.is_empty() || self.fin_in_flight()) {
             return true;
         }
 
@@ -2865,10 +2934,9 @@ impl<'a> Socket<'a> {
             max_seg_size: None,
             sack_permitted: false,
             sack_ranges: [None, None, None],
-            timestamp: TcpTimestampRepr::generate_reply_with_tsval(
-                self.tsval_generator,
-                self.last_remote_tsval,
-            ),
+            timestamp: self
+                .tsval(cx.now())
+                .map(|tsval| TcpTimestampRepr::new(tsval, self.last_remote_tsval)),
             payload: &[],
         };
 
@@ -10209,6 +10277,60 @@ mod test {
     }
 
     #[test]
+    fn test_skiff_a_lost_fin_alone_unacknowledged_goes_again() {
+        // The first of four segments is lost, the last carries the FIN. The peer (a
+        // smoltcp one does this) keeps the later data but drops the FIN that came
+        // ahead of the hole; once the hole is filled it acknowledges all the data.
+        let mut s = socket_established();
+        s.remote_has_sack = true;
+        s.remote_mss = 3;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDD").unwrap();
+        s.close();
+        for (i, chunk) in [&b"aaa"[..], b"BBB", b"ccc", b"DDD"].into_iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                control: if i == 3 { TcpControl::Fin } else { TcpControl::None },
+                seq_number: LOCAL_SEQ + 1 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        for i in 0..3 {
+            send!(s, time 1010 + i, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                sack_ranges: [Some(((LOCAL_SEQ + 4).0 as u32, (LOCAL_SEQ + 13).0 as u32)), None, None],
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 1020, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        send!(s, time 1030, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 13),
+            ..SEND_TEMPL
+        });
+        // Only the FIN is unacknowledged now: this partial ACK (patch 2) resends it at
+        // once. It waited for nothing: the fast-retransmit timer was cleared and, with
+        // no data left, nothing was sent, so the connection never closed.
+        recv!(s, time 1031, [TcpRepr {
+            control: TcpControl::Fin,
+            seq_number: LOCAL_SEQ + 13,
+            ack_number: Some(REMOTE_SEQ + 1),
+            ..RECV_TEMPL
+        }]);
+    }
+
+    #[test]
     fn test_skiff_fast_retransmit_on_sack_bearing_data_segments() {
         // "aaa" is lost. The peer is sending too (an echo client): its three next
         // segments carry data, the same ACK, and a SACK block for what arrived.
@@ -10473,6 +10595,74 @@ mod test {
         // ... and its ACK is no round-trip sample (Karn): measured from the first
         // SYN-ACK it would be 510 ms, and the first data's timeout 1.5 s.
         assert_eq!(s.rtte.retransmission_timeout(), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn test_skiff_timestamp_echo_measures_the_round_trip_after_a_resent_syn_ack() {
+        let mut s = socket_listen();
+        s.set_timestamps_from_clock(true);
+        send!(s, time 0, TcpRepr {
+            control: TcpControl::Syn,
+            seq_number: REMOTE_SEQ,
+            ack_number: None,
+            timestamp: Some(TcpTimestampRepr::new(500, 0)),
+            ..SEND_TEMPL
+        });
+        let tsval_at = |s: &mut TestSocket, t: i64| {
+            let mut tsval = None;
+            recv(s, Instant::from_millis(t), |r| {
+                let r = r.unwrap();
+                assert_eq!(r.control, TcpControl::Syn);
+                let ts = r.timestamp.unwrap();
+                assert_eq!(ts.tsecr, 500);
+                tsval = Some(ts.tsval);
+            });
+            tsval.unwrap()
+        };
+        let first = tsval_at(&mut s, 0);
+        // The SYN-ACK is lost and goes again at the retransmission timeout, its TSval
+        // the clock's milliseconds on the same offset.
+        let again = tsval_at(&mut s, 1000);
+        assert_eq!(again.wrapping_sub(first), 1000);
+        // The peer echoes the second; its ACK arrives 20 ms after it was sent.
+        send!(s, time 1020, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            timestamp: Some(TcpTimestampRepr::new(501, again)),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.state, State::Established);
+        // Karn's rule leaves the sequence-based estimator no sample here; the echo is one.
+        assert!(s.rtte.have_measurement);
+        assert_eq!(s.rtte.srtt, 20);
+        assert_eq!(s.rtte.retransmission_timeout(), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn test_skiff_timestamps_from_the_clock_hide_it_behind_an_offset_per_connection() {
+        let syn = TcpRepr {
+            control: TcpControl::Syn,
+            seq_number: REMOTE_SEQ,
+            ack_number: None,
+            timestamp: Some(TcpTimestampRepr::new(500, 0)),
+            ..SEND_TEMPL
+        };
+        let mut s = socket_listen();
+        s.set_timestamps_from_clock(true);
+        let mut tsval_of_syn_ack = || {
+            send!(s, time 0, syn);
+            let mut tsval = None;
+            recv(&mut s, Instant::from_millis(0), |r| {
+                tsval = r.unwrap().timestamp.map(|ts| ts.tsval)
+            });
+            // The connection ends; the socket listens for the next one.
+            s.reset();
+            s.listen(LOCAL_PORT).unwrap();
+            tsval.unwrap()
+        };
+        let (a, b) = (tsval_of_syn_ack(), tsval_of_syn_ack());
+        assert_ne!(a, 0, "the clock's value (0 ms) is shown");
+        assert_ne!(a, b, "two connections share an offset");
     }
 
     #[test]
