@@ -1884,6 +1884,13 @@ impl<'a> Socket<'a> {
             {
                 net_debug!("retransmitted SYN: sending the SYN-ACK again");
                 self.remote_last_seq = self.local_seq_no;
+                // Skiff patch 16: and it echoes this SYN's timestamp (TS.Recent: RFC 7323
+                // 4.3, SEG.SEQ <= Last.ACK.sent). Echoing the first SYN's, the peer measured
+                // a round trip that included its own SYN timeout, 1 s, and waited 2-3 s to
+                // resend a lost request.
+                if let Some(timestamp) = repr.timestamp {
+                    self.last_remote_tsval = timestamp.tsval;
+                }
                 // Karn: the ACK of a SYN-ACK sent twice is no round-trip sample.
                 self.rtte.on_retransmit();
                 return None;
@@ -10636,6 +10643,32 @@ mod test {
         assert!(s.rtte.have_measurement);
         assert_eq!(s.rtte.srtt, 20);
         assert_eq!(s.rtte.retransmission_timeout(), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn test_skiff_a_syn_ack_sent_again_for_a_resent_syn_echoes_that_syn() {
+        let mut s = socket_listen();
+        s.set_timestamps_from_clock(true);
+        let syn = |tsval| TcpRepr {
+            control: TcpControl::Syn,
+            seq_number: REMOTE_SEQ,
+            ack_number: None,
+            timestamp: Some(TcpTimestampRepr::new(tsval, 0)),
+            ..SEND_TEMPL
+        };
+        let echo_at = |s: &mut TestSocket, t: i64| {
+            let mut tsecr = None;
+            recv(s, Instant::from_millis(t), |r| {
+                tsecr = r.unwrap().timestamp.map(|ts| ts.tsecr)
+            });
+            tsecr.unwrap()
+        };
+        send!(s, time 0, syn(500));
+        assert_eq!(echo_at(&mut s, 0), 500);
+        // That SYN-ACK is lost; the peer sends its SYN again 1 s later.
+        send!(s, time 1000, syn(1500));
+        // The echo is of this SYN: the peer measures one round trip, not 1 s.
+        assert_eq!(echo_at(&mut s, 1001), 1500);
     }
 
     #[test]
