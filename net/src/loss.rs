@@ -135,7 +135,6 @@ mod handshake_tests {
     const TCP_FLAGS: usize = 14 + 20 + 13;
     const SYN_ACK: u8 = 0x12;
 
-
     /// How a connection through [`serve_get`]'s link went.
     struct Served {
         /// The client socket's state at the end.

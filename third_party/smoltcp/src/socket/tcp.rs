@@ -2428,11 +2428,11 @@ impl<'a> Socket<'a> {
                     }
 
                     // Notify of fresh ACK
-                    // Skiff patch 16: when no segment is being timed (Karn's rule stopped
-                    // it at a retransmission), an ACK that moves SND.UNA measures the round
-                    // trip from its timestamp echo (RFC 7323 4.1), as Linux does when it
-                    // has no sequence-based sample: a connection whose SYN-ACK was resent
-                    // would otherwise have no RTT, so no loss probe and a backed-off RTO.
+                    // Skiff patch 16: when no segment is being timed (the last timing ended,
+                    // or Karn's rule stopped it at a retransmission), an ACK that moves
+                    // SND.UNA measures the round trip from its timestamp echo (RFC 7323
+                    // 4.1), as Linux does when it has no sequence-based sample: a connection
+                    // whose SYN-ACK was resent had no RTT, so no loss probe and a backed-off RTO.
                     match self.tsecr_rtt(cx.now(), repr) {
                         Some(rtt)
                             if self.rtte.timestamp.is_none() && ack_number > self.local_seq_no =>
