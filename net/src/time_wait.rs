@@ -22,11 +22,13 @@
 
 use alloc::vec::Vec;
 
+use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ETHERNET_HEADER_LEN, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IPV4_HEADER_LEN, IpAddress,
-    IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TCP_HEADER_LEN, TcpPacket, TcpSeqNumber,
+    IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TCP_HEADER_LEN, TcpControl, TcpPacket, TcpRepr,
+    TcpSeqNumber, TcpTimestampRepr,
 };
 
 use crate::checksum;
@@ -45,8 +47,11 @@ const HOP_LIMIT: u8 = 64;
 /// The receive window the answer advertises: the connection is over; the
 /// window is irrelevant to a peer in LAST-ACK.
 const WINDOW: u16 = 0;
-/// Ethernet, IPv4 and TCP headers, no options: the answer's length.
-pub const ANSWER_LEN: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + TCP_HEADER_LEN;
+/// The timestamp option as sent: two NOPs, then kind, length, TSval and
+/// TSecr (RFC 7323 3.2 and its appendix A's layout).
+const TIMESTAMP_OPTION_LEN: usize = 12;
+/// Ethernet, IPv4 and TCP headers and the timestamp option: the longest answer.
+pub const ANSWER_LEN: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + TCP_HEADER_LEN + TIMESTAMP_OPTION_LEN;
 
 /// One connection that Skiff closed first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +63,10 @@ struct Record {
     /// (its sequence number, and what it acknowledged of ours): a
     /// retransmission carries the same.
     fin: Option<(TcpSeqNumber, TcpSeqNumber)>,
+    /// The connection's TCP timestamp offset, if it used timestamps: its
+    /// answers must carry them too (RFC 7323 3.2), with a TSval no older
+    /// than the connection's last.
+    ts_offset: Option<u32>,
 }
 
 /// The table, with its counters for `/stats`.
@@ -81,7 +90,7 @@ impl Default for TimeWaitTable {
 /// looks at the sockets that are still open.
 #[derive(Debug, Default)]
 pub struct Departures {
-    connections: Vec<(IpEndpoint, IpEndpoint)>,
+    connections: Vec<(IpEndpoint, IpEndpoint, Option<u32>)>,
 }
 
 impl Departures {
@@ -90,7 +99,7 @@ impl Departures {
         if socket.state() == tcp::State::TimeWait
             && let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
         {
-            self.connections.push((local, remote));
+            self.connections.push((local, remote, socket.timestamp_clock_offset()));
         }
     }
 
@@ -112,8 +121,8 @@ impl Departures {
 
     /// Hands every connection noted to `table`, as of `now`.
     pub fn hand_over(&mut self, table: &mut TimeWaitTable, now: Instant) {
-        for (local, remote) in self.connections.drain(..) {
-            table.insert(local, remote, now);
+        for (local, remote, ts_offset) in self.connections.drain(..) {
+            table.insert(local, remote, ts_offset, now);
         }
         // A crowd closing at once must not pin its size.
         crate::room::shrink_when_sparse(&mut self.connections);
@@ -121,14 +130,15 @@ impl Departures {
 }
 
 impl TimeWaitTable {
-    /// Remembers one connection (again: its record's lifetime starts over).
-    pub fn insert(&mut self, local: IpEndpoint, remote: IpEndpoint, now: Instant) {
+    /// Remembers one connection (again: its record's lifetime starts over),
+    /// with its TCP timestamp offset if it used timestamps.
+    pub fn insert(&mut self, local: IpEndpoint, remote: IpEndpoint, ts_offset: Option<u32>, now: Instant) {
         let expires = now + LIFETIME;
         if let Some(r) = self.records.iter_mut().flatten().find(|r| r.local == local && r.remote == remote) {
             r.expires = expires;
             return;
         }
-        let record = Some(Record { local, remote, expires, fin: None });
+        let record = Some(Record { local, remote, expires, fin: None, ts_offset });
         if let Some(free) = self.records.iter_mut().find(|r| r.is_none_or(|r| r.expires <= now)) {
             *free = record;
             return;
@@ -203,7 +213,13 @@ impl TimeWaitTable {
         record.expires = now + LIFETIME;
         let payload = tcp.payload().len();
         let acknowledged = tcp.seq_number() + payload + 1; // the data, then the FIN
-        let len = write_ack(out, &eth, ip.dst_addr(), ip.src_addr(), &tcp, acknowledged)?;
+        // Its timestamp echoed, with our clock's TSval on the connection's offset.
+        let timestamp = record.ts_offset.and_then(|offset| {
+            let (src, dst) = (IpAddress::Ipv4(ip.src_addr()), IpAddress::Ipv4(ip.dst_addr()));
+            let theirs = TcpRepr::parse(&tcp, &src, &dst, &ChecksumCapabilities::ignored()).ok()?.timestamp?;
+            Some(TcpTimestampRepr::new((now.total_millis() as u32).wrapping_add(offset), theirs.tsval))
+        });
+        let len = write_ack(out, &eth, ip.dst_addr(), ip.src_addr(), &tcp, acknowledged, timestamp)?;
         self.answered += 1;
         Some(len)
     }
@@ -235,8 +251,24 @@ fn write_ack(
     peer: Ipv4Address,
     fin: &TcpPacket<&[u8]>,
     acknowledged: TcpSeqNumber,
+    timestamp: Option<TcpTimestampRepr>,
 ) -> Option<usize> {
-    let out = out.get_mut(..ANSWER_LEN)?;
+    let tcp_repr = TcpRepr {
+        src_port: fin.dst_port(),
+        dst_port: fin.src_port(),
+        control: TcpControl::None,
+        seq_number: fin.ack_number(),
+        ack_number: Some(acknowledged),
+        window_len: WINDOW,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp,
+        payload: &[],
+    };
+    let len = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + tcp_repr.buffer_len();
+    let out = out.get_mut(..len)?;
     out.fill(0);
     let eth_repr =
         EthernetRepr { src_addr: eth.dst_addr(), dst_addr: eth.src_addr(), ethertype: EthernetProtocol::Ipv4 };
@@ -245,35 +277,27 @@ fn write_ack(
     }
     let mut frame = EthernetFrame::new_unchecked(&mut *out);
     eth_repr.emit(&mut frame);
-    let tcp_len = TCP_HEADER_LEN;
     let ip_repr = Ipv4Repr {
         src_addr: us,
         dst_addr: peer,
         next_header: IpProtocol::Tcp,
-        payload_len: tcp_len,
+        payload_len: tcp_repr.buffer_len(),
         hop_limit: HOP_LIMIT,
     };
     let mut ip = Ipv4Packet::new_unchecked(frame.payload_mut());
-    ip_repr.emit(&mut ip, &smoltcp::phy::ChecksumCapabilities::default());
+    ip_repr.emit(&mut ip, &ChecksumCapabilities::default());
     let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
-    tcp.set_src_port(fin.dst_port());
-    tcp.set_dst_port(fin.src_port());
-    tcp.set_seq_number(fin.ack_number());
-    tcp.set_ack_number(acknowledged);
-    tcp.set_header_len(20);
-    tcp.clear_flags();
-    tcp.set_ack(true);
-    tcp.set_window_len(WINDOW);
+    // The checksum is filled in below, as for the stack's own frames.
+    tcp_repr.emit(&mut tcp, &us.into(), &peer.into(), &ChecksumCapabilities::ignored());
     if !checksum::fill_in_software(out) {
         return None;
     }
-    Some(ANSWER_LEN)
+    Some(len)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smoltcp::wire::{TcpControl, TcpRepr};
 
     const US: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
     const PEER: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
@@ -286,6 +310,17 @@ mod tests {
 
     /// A frame from the peer: `control` with ACK of `ack`, at `seq`.
     fn segment(control: TcpControl, seq: u32, ack: Option<u32>, payload: &[u8]) -> Vec<u8> {
+        segment_with_timestamp(control, seq, ack, payload, None)
+    }
+
+    /// As `segment`, with the timestamp option if `timestamp` is given.
+    fn segment_with_timestamp(
+        control: TcpControl,
+        seq: u32,
+        ack: Option<u32>,
+        payload: &[u8],
+        timestamp: Option<TcpTimestampRepr>,
+    ) -> Vec<u8> {
         let tcp = TcpRepr {
             src_port: 40_000,
             dst_port: 80,
@@ -297,7 +332,7 @@ mod tests {
             max_seg_size: None,
             sack_permitted: false,
             sack_ranges: [None; 3],
-            timestamp: None,
+            timestamp,
             payload,
         };
         let ip = Ipv4Repr {
@@ -335,7 +370,7 @@ mod tests {
         let mut table = TimeWaitTable::default();
         let (local, remote) = endpoints();
         let now = Instant::from_secs(100);
-        table.insert(local, remote, now);
+        table.insert(local, remote, None, now);
         let fin = segment(TcpControl::Fin, 5000, Some(9000), b"");
         let mut out = [0u8; 64];
         let len = table.answer(&fin, now + Duration::from_millis(300), &mut out).expect("answered");
@@ -353,11 +388,40 @@ mod tests {
         assert_eq!(table.answered, 3);
     }
 
+    /// Found in review: once a connection has negotiated TCP Timestamps,
+    /// every segment must carry them (RFC 7323 3.2), and a peer may drop
+    /// one without; the bare ACK from here would then never end its LAST-ACK.
+    #[test]
+    fn the_ack_of_a_connection_with_timestamps_carries_them() {
+        let (local, remote) = endpoints();
+        let now = Instant::from_millis(5_000);
+        let offset = 0xFFFF_F000;
+        let fin = segment_with_timestamp(TcpControl::Fin, 5000, Some(9000), b"", Some(TcpTimestampRepr::new(777, 1)));
+        let mut out = [0u8; ANSWER_LEN];
+        let mut table = TimeWaitTable::default();
+        table.insert(local, remote, Some(offset), now);
+        let len = table.answer(&fin, now, &mut out).expect("answered");
+        assert_eq!(len, ANSWER_LEN);
+        let ack = parse(&out[..len]).2;
+        assert_eq!(ack.ack_number, Some(TcpSeqNumber(5001)));
+        // Our clock's milliseconds on the connection's offset (wrapping), their TSval echoed.
+        assert_eq!(ack.timestamp, Some(TcpTimestampRepr::new(5_000u32.wrapping_add(offset), 777)));
+        // A connection without timestamps, or a FIN without them: none.
+        let mut plain = TimeWaitTable::default();
+        plain.insert(local, remote, None, now);
+        let len = plain.answer(&fin, now, &mut out).expect("answered");
+        assert_eq!(parse(&out[..len]).2.timestamp, None);
+        let mut table = TimeWaitTable::default();
+        table.insert(local, remote, Some(offset), now);
+        let len = table.answer(&segment(TcpControl::Fin, 5000, Some(9000), b""), now, &mut out).expect("answered");
+        assert_eq!(parse(&out[..len]).2.timestamp, None);
+    }
+
     #[test]
     fn a_fin_with_data_is_acknowledged_past_the_data() {
         let mut table = TimeWaitTable::default();
         let (local, remote) = endpoints();
-        table.insert(local, remote, Instant::ZERO);
+        table.insert(local, remote, None, Instant::ZERO);
         let mut out = [0u8; 64];
         let len = table.answer(&segment(TcpControl::Fin, 100, Some(7), b"bye"), Instant::ZERO, &mut out).unwrap();
         assert_eq!(parse(&out[..len]).2.ack_number, Some(TcpSeqNumber(104)));
@@ -368,7 +432,7 @@ mod tests {
         let mut table = TimeWaitTable::default();
         let (local, remote) = endpoints();
         let now = Instant::from_secs(1);
-        table.insert(local, remote, now);
+        table.insert(local, remote, None, now);
         let mut out = [0u8; 64];
         // A new connection from the same port (a SYN), a reset, plain data, a FIN without ACK.
         for frame in [
@@ -400,7 +464,7 @@ mod tests {
         let mut table = TimeWaitTable::default();
         let (local, remote) = endpoints();
         let now = Instant::from_secs(1);
-        table.insert(local, remote, now);
+        table.insert(local, remote, None, now);
         let mut out = [0u8; 64];
         assert!(!table.candidate(&segment(TcpControl::Syn, 77_000, None, b""), now));
         let fin = segment(TcpControl::Fin, 77_100, Some(3), b"");
@@ -415,7 +479,7 @@ mod tests {
         let local = IpEndpoint::new(US.into(), 80);
         for i in 0..CAPACITY as u16 + 5 {
             let now = Instant::from_millis(i64::from(i));
-            table.insert(local, IpEndpoint::new(PEER.into(), 1000 + i), now);
+            table.insert(local, IpEndpoint::new(PEER.into(), 1000 + i), None, now);
         }
         let now = Instant::from_millis(CAPACITY as i64 + 5);
         assert_eq!(table.len(now), CAPACITY);
@@ -433,7 +497,7 @@ mod tests {
         assert_eq!(table.answer(&fin(1000), now, &mut out), None);
         assert!(table.answer(&fin(1000 + CAPACITY as u16 + 4), now, &mut out).is_some());
         // Expired records make room without eviction.
-        table.insert(local, remote_at(1), now + LIFETIME + LIFETIME);
+        table.insert(local, remote_at(1), None, now + LIFETIME + LIFETIME);
         assert_eq!(table.evicted, 5);
     }
 

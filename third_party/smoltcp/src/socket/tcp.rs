@@ -729,6 +729,18 @@ impl<'a> Socket<'a> {
         self.tsval_generator = enabled.then_some(Tsval::Clock { offset: 0 });
     }
 
+    /// Skiff patch 16: the offset this connection adds to the clock's milliseconds for
+    /// its TSvals, if it uses timestamps from the clock (set, and offered by the peer).
+    /// An application that answers for the connection after its socket is gone (a
+    /// TIME-WAIT kept outside smoltcp) needs it: once negotiated, every segment carries
+    /// a timestamp (RFC 7323 3.2), and the peer drops one older than it has seen.
+    pub fn timestamp_clock_offset(&self) -> Option<u32> {
+        match self.tsval_generator? {
+            Tsval::Clock { offset } => Some(offset),
+            Tsval::Generator(_) => None,
+        }
+    }
+
     /// Skiff patch 16: the TSval to send at `now`, if timestamps are on.
     fn tsval(&self, now: Instant) -> Option<u32> {
         Some(match self.tsval_generator? {
