@@ -725,6 +725,7 @@ impl<'a> Socket<'a> {
     /// connection (RFC 7323 5.4, 7.1). Unlike a generator's, their unit is known, so the
     /// peer's echoes of them measure the round trip (RFC 7323 4.1): also after a
     /// retransmission, where Karn's rule leaves the sequence-based measurement none.
+    /// Call it before `listen` or `connect`: the offset is drawn as a connection begins.
     pub fn set_timestamps_from_clock(&mut self, enabled: bool) {
         self.tsval_generator = enabled.then_some(Tsval::Clock { offset: 0 });
     }
@@ -2648,7 +2649,11 @@ impl<'a> Socket<'a> {
         // Fast retransmits should always send, even if later congestion checks would disallow
         // Skiff patch 17: also when all that is unacknowledged is the FIN: the timer
         // that asked for it has been cleared, so not sending it now stalled the close.
-        if self.pending_fast_retransmit && (!self.tx_buffer.is_empty() || self.fin_in_flight()) {
+        let fin_unacknowledged = matches!(
+            self.state,
+            State::FinWait1 | State::Closing | State::LastAck
+        ) && self.fin_in_flight();
+        if self.pending_fast_retransmit && (!self.tx_buffer.is_empty() || fin_unacknowledged) {
             return true;
         }
 
