@@ -20,6 +20,9 @@
 #![deny(missing_docs)]
 
 extern crate alloc;
+// `testlink::capture` keeps each test thread's trace lines (thread-local).
+#[cfg(all(feature = "testing", not(test)))]
+extern crate std;
 
 pub mod apps;
 pub mod checksum;

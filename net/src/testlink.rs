@@ -2,7 +2,8 @@
 //! back, frames carried between them by whoever drives the test.
 //!
 //! The device ([`MemDevice`], [`link`]) is public with the `testing`
-//! feature, for the fuzz targets in `fuzz/`. The host tests that use it are
+//! feature, for the fuzz targets in `fuzz/`, and so is the trace collector
+//! ([`capture`]), for the drivers' tests. The host tests that use it are
 //! in `harness` (Skiff's stack and a client interface on a wire that can
 //! lose and reorder frames) and `tests`.
 
@@ -105,6 +106,7 @@ pub fn link(mac_a: [u8; 6], mac_b: [u8; 6]) -> (MemDevice, MemDevice, Queue, Que
 
 #[cfg(test)]
 mod bulk;
+pub mod capture;
 #[cfg(test)]
 mod exercises;
 #[cfg(test)]

@@ -23,8 +23,9 @@ use smoltcp::wire::{
 
 use crate::rx_check::{ETHERNET_HEADER, Headers, Network};
 
-/// The `log` target of every trace line (`log=info,packet=trace` turns it on).
-pub const TARGET: &str = "packet";
+/// The `log` target of every trace line (`log=info,packet=trace` turns it
+/// on): the device's, so that the drivers' lines are in the same trace.
+pub const TARGET: &str = crate::device::TRACE_TARGET;
 
 /// Whether the packet trace is on: callers check this before building a line.
 #[inline]

@@ -11,6 +11,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::Ipv4Cidr;
 
+use super::capture;
 use super::harness::*;
 use super::link;
 use crate::config::NetConfig;

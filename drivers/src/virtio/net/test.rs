@@ -41,48 +41,9 @@ pub(super) fn rig(features: NetFeatures) -> Rig {
     Rig { net, t, rx, tx }
 }
 
-/// Collects this thread's packet trace lines (target `packet`).
-pub(super) mod trace {
-    use std::cell::RefCell;
-    use std::string::{String, ToString};
-    use std::vec::Vec;
-
-    struct Capture;
-    static CAPTURE: Capture = Capture;
-
-    std::thread_local! {
-        static LINES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    }
-
-    impl log::Log for Capture {
-        fn enabled(&self, metadata: &log::Metadata) -> bool {
-            metadata.target() == skiff_net::device::TRACE_TARGET
-        }
-        fn log(&self, record: &log::Record) {
-            if self.enabled(record.metadata()) {
-                LINES.with(|l| l.borrow_mut().push(record.args().to_string()));
-            }
-        }
-        fn flush(&self) {}
-    }
-
-    /// Turns the trace on (for the whole test binary); this thread's lines
-    /// since, taken by `lines`.
-    pub fn start() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            if log::set_logger(&CAPTURE).is_ok() {
-                log::set_max_level(log::LevelFilter::Trace);
-            }
-        });
-        LINES.with(|l| l.borrow_mut().clear());
-    }
-
-    /// This thread's lines since `start`.
-    pub fn lines() -> Vec<String> {
-        LINES.with(|l| l.borrow().clone())
-    }
-}
+/// This thread's packet trace lines: the stack's collector (`packet` is
+/// the target drivers log their descriptors to as well).
+pub(super) use skiff_net::testlink::capture as trace;
 
 pub(super) const BASIC: NetFeatures = NetFeatures::VERSION_1.union(NetFeatures::MAC).union(NetFeatures::STATUS);
 pub(super) const ALL: NetFeatures = BASIC.union(NetFeatures::CSUM).union(NetFeatures::GUEST_CSUM);
