@@ -110,6 +110,8 @@ pub mod capture;
 #[cfg(test)]
 mod exercises;
 #[cfg(test)]
+mod handshake;
+#[cfg(test)]
 mod harness;
 #[cfg(test)]
 mod neighbours;

@@ -122,7 +122,17 @@ impl Net {
     /// As `connect`, with a receive buffer of `rx` bytes (a small one makes
     /// a slow reader's window close sooner).
     pub fn connect_with_rx_buffer(&mut self, port: u16, local_port: u16, rx: usize) -> SocketHandle {
+        self.connect_socket(port, local_port, rx, false)
+    }
+
+    /// As `connect`, offering TCP Timestamps, as Linux's clients do.
+    pub fn connect_offering_timestamps(&mut self, port: u16, local_port: u16) -> SocketHandle {
+        self.connect_socket(port, local_port, 65536, true)
+    }
+
+    fn connect_socket(&mut self, port: u16, local_port: u16, rx: usize, timestamps: bool) -> SocketHandle {
         let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; rx]), tcp::SocketBuffer::new(vec![0; 65536]));
+        socket.set_timestamps_from_clock(timestamps);
         socket.connect(self.client.context(), (SERVER_IP, port), local_port).expect("connect");
         self.sockets.add(socket)
     }
@@ -133,7 +143,16 @@ impl Net {
     }
 
     /// As `step`, with `tamper` applied to each frame the client sends.
-    pub fn step_tampered(&mut self, mut tamper: impl FnMut(&mut Vec<u8>)) {
+    pub fn step_tampered(&mut self, tamper: impl FnMut(&mut Vec<u8>)) {
+        self.step_with(tamper, |_, _| false);
+    }
+
+    /// As `step`, each frame the server sends lost if `lose(now, frame)` says so.
+    pub fn step_losing_server_frames(&mut self, lose: impl FnMut(Duration, &[u8]) -> bool) {
+        self.step_with(|_| {}, lose);
+    }
+
+    fn step_with(&mut self, mut tamper: impl FnMut(&mut Vec<u8>), mut lose: impl FnMut(Duration, &[u8]) -> bool) {
         self.now += Duration::from_millis(1);
         self.server.poll(self.now, &mut self.server_dev, &HOST);
         let now = Instant::from_micros(self.now.as_micros() as i64);
@@ -142,6 +161,7 @@ impl Net {
         for frame in b_out.borrow_mut().iter_mut() {
             tamper(frame);
         }
+        a_out.borrow_mut().retain(|frame| !lose(self.now, frame));
         self.wire.carry(a_out, b_in);
         self.wire.carry(b_out, a_in);
     }
